@@ -1,1 +1,5 @@
 //! primer: pre-train, then fine-tune transformer language models on a CPU engine of our own.
+
+pub mod error;
+
+pub use error::{Error, Result};
