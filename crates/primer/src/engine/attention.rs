@@ -1,0 +1,322 @@
+//! Fused multi-head scaled-dot-product attention, forward and backward, for self-attention (causal for GPT,
+//! bidirectional with key padding for BERT) and cross-attention (T5 decoder).
+//!
+//! Each (batch, head) pair is one task: `S = scale·Q·Kᵀ`, masked, softmaxed row by row, `O = P·V`. Only the
+//! per-row log-sum-exp is saved; the backward pass recomputes `P` from it, so no `T×T` buffer is kept per layer.
+//! Attention-probability dropout uses the counter-based RNG, so the backward pass regenerates the same mask.
+
+use super::matmul::gemm_strided;
+use super::rng::uniform_at;
+use super::simd::{self, multiversion};
+use super::SendPtr;
+use rayon::prelude::*;
+
+/// A `[batch, rows, heads·head_dim]` matrix inside a larger buffer: element (b, t, h, d) sits at
+/// `offset + b·batch_stride + t·row_stride + h·head_dim + d`. Q, K and V of GPT-2 all live in one `[B, T, 3C]`
+/// buffer: the same data with offsets 0, C and 2C and row stride 3C.
+#[derive(Clone, Copy, Debug)]
+pub struct View {
+    pub offset: usize,
+    pub row_stride: usize,
+    pub batch_stride: usize,
+}
+
+impl View {
+    /// A view into a `[batch, rows, row_stride]` buffer starting at column `col`.
+    pub fn packed(rows: usize, row_stride: usize, col: usize) -> View {
+        View {
+            offset: col,
+            row_stride,
+            batch_stride: rows * row_stride,
+        }
+    }
+
+    fn at(&self, b: usize, h: usize, head_dim: usize) -> usize {
+        self.offset + b * self.batch_stride + h * head_dim
+    }
+}
+
+/// Sizes and masking of one attention call.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape<'a> {
+    pub batch: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    /// Query rows per sequence.
+    pub tq: usize,
+    /// Key rows per sequence.
+    pub tk: usize,
+    /// Query `i` may see key `j` only when `j <= i + causal_offset` (`offset` = number of cached keys).
+    pub causal: Option<usize>,
+    /// Per sequence, the number of real (non-padding) keys; keys beyond are masked.
+    pub key_lens: Option<&'a [usize]>,
+    pub scale: f32,
+    /// Attention-probability dropout: (probability, seed). Training only.
+    pub dropout: Option<(f32, u64)>,
+}
+
+impl Shape<'_> {
+    /// Number of visible keys for query row `i` of sequence `b`.
+    fn visible(&self, b: usize, i: usize) -> usize {
+        let mut n = self.tk;
+        if let Some(off) = self.causal {
+            n = n.min(i + off + 1);
+        }
+        if let Some(lens) = self.key_lens {
+            n = n.min(lens[b]);
+        }
+        n
+    }
+
+    fn drop_index(&self, b: usize, h: usize, i: usize) -> u64 {
+        (((b * self.heads + h) * self.tq + i) * self.tk) as u64
+    }
+}
+
+multiversion! {
+    /// Softmax of one score row over its first `n` entries (zeros after), returning the log-sum-exp.
+    fn softmax_row(s: &mut [f32], n: usize) -> f32 {
+        if n == 0 {
+            s.fill(0.0);
+            return 0.0;
+        }
+        let m = s[..n].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let mut sum = 0.0f32;
+        for v in s[..n].iter_mut() {
+            *v = simd::exp(*v - m);
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        s[..n].iter_mut().for_each(|v| *v *= inv);
+        s[n..].fill(0.0);
+        m + sum.ln()
+    }
+}
+
+multiversion! {
+    /// Recomputes probabilities of one row from its scores and saved log-sum-exp.
+    fn probs_row(s: &mut [f32], n: usize, lse: f32) {
+        for v in s[..n].iter_mut() {
+            *v = simd::exp(*v - lse);
+        }
+        s[n..].fill(0.0);
+    }
+}
+
+fn dropout_row(p: &mut [f32], n: usize, (prob, seed): (f32, u64), base: u64) {
+    let keep = 1.0 / (1.0 - prob);
+    for (j, v) in p[..n].iter_mut().enumerate() {
+        *v = if uniform_at(seed, base + j as u64) < prob {
+            0.0
+        } else {
+            *v * keep
+        };
+    }
+}
+
+/// `out = softmax(mask(scale·Q·Kᵀ))·V` per head, writing `out` (a `[batch, tq, heads·head_dim]` view) and
+/// the log-sum-exp of every score row into `lse` (`[batch, heads, tq]`, may be empty when not training).
+pub fn forward(
+    out: &mut [f32],
+    out_view: View,
+    lse: &mut [f32],
+    data_q: &[f32],
+    q: View,
+    data_kv: &[f32],
+    k: View,
+    v: View,
+    sh: &Shape,
+) {
+    let (hd, tq, tk) = (sh.head_dim, sh.tq, sh.tk);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let lse_ptr = SendPtr(lse.as_mut_ptr());
+    let save_lse = !lse.is_empty();
+    assert!(!save_lse || lse.len() >= sh.batch * sh.heads * tq);
+    (0..sh.batch * sh.heads).into_par_iter().for_each_init(
+        || vec![0.0f32; tq * tk],
+        |s, bh| {
+            let (b, h) = (bh / sh.heads, bh % sh.heads);
+            let (qo, ko, vo) = (q.at(b, h, hd), k.at(b, h, hd), v.at(b, h, hd));
+            gemm_strided(
+                tq,
+                tk,
+                hd,
+                s.as_mut_ptr(),
+                tk,
+                false,
+                data_q[qo..].as_ptr(),
+                (q.row_stride, 1),
+                data_kv[ko..].as_ptr(),
+                (1, k.row_stride),
+                sh.scale,
+                false,
+            );
+            for i in 0..tq {
+                let n = sh.visible(b, i);
+                let row = &mut s[i * tk..(i + 1) * tk];
+                let l = softmax_row(row, n);
+                if save_lse {
+                    // SAFETY: each (b, h) task writes its own tq entries.
+                    unsafe { *lse_ptr.get().add(bh * tq + i) = l };
+                }
+                if let Some(d) = sh.dropout {
+                    dropout_row(row, n, d, sh.drop_index(b, h, i));
+                }
+            }
+            let oo = out_view.at(b, h, hd);
+            gemm_strided(
+                tq,
+                hd,
+                tk,
+                // SAFETY: each (b, h) task writes its own head columns of its own sequence.
+                unsafe { out_ptr.get().add(oo) },
+                out_view.row_stride,
+                false,
+                s.as_ptr(),
+                (tk, 1),
+                data_kv[vo..].as_ptr(),
+                (v.row_stride, 1),
+                1.0,
+                false,
+            );
+        },
+    );
+}
+
+/// Gradients of [`forward`] with respect to Q, K and V, written (not added) into the `dq`/`dk`/`dv` views of
+/// `dq_buf` and `dkv_buf` (which may be the same buffer for self-attention: pass it once as `dkv_buf = None`).
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    dq_buf: &mut [f32],
+    dkv_buf: Option<&mut [f32]>,
+    (dq, dk, dv): (View, View, View),
+    dout: &[f32],
+    out: &[f32],
+    out_view: View,
+    lse: &[f32],
+    data_q: &[f32],
+    q: View,
+    data_kv: &[f32],
+    k: View,
+    v: View,
+    sh: &Shape,
+) {
+    let (hd, tq, tk) = (sh.head_dim, sh.tq, sh.tk);
+    let dq_ptr = SendPtr(dq_buf.as_mut_ptr());
+    let dkv_ptr = SendPtr(dkv_buf.map_or(dq_buf.as_mut_ptr(), |d| d.as_mut_ptr()));
+    (0..sh.batch * sh.heads).into_par_iter().for_each_init(
+        || (vec![0.0f32; tq * tk], vec![0.0f32; tq * tk]),
+        |(p, dp), bh| {
+            let (b, h) = (bh / sh.heads, bh % sh.heads);
+            let (qo, ko, vo, oo) = (
+                q.at(b, h, hd),
+                k.at(b, h, hd),
+                v.at(b, h, hd),
+                out_view.at(b, h, hd),
+            );
+            // P = softmax(scale·Q·Kᵀ), recomputed from the saved log-sum-exp
+            gemm_strided(
+                tq,
+                tk,
+                hd,
+                p.as_mut_ptr(),
+                tk,
+                false,
+                data_q[qo..].as_ptr(),
+                (q.row_stride, 1),
+                data_kv[ko..].as_ptr(),
+                (1, k.row_stride),
+                sh.scale,
+                false,
+            );
+            // dP' = dO·Vᵀ (gradient of the dropped-out probabilities)
+            gemm_strided(
+                tq,
+                tk,
+                hd,
+                dp.as_mut_ptr(),
+                tk,
+                false,
+                dout[oo..].as_ptr(),
+                (out_view.row_stride, 1),
+                data_kv[vo..].as_ptr(),
+                (1, v.row_stride),
+                1.0,
+                false,
+            );
+            for i in 0..tq {
+                let n = sh.visible(b, i);
+                let (prow, dprow) = (&mut p[i * tk..(i + 1) * tk], &mut dp[i * tk..(i + 1) * tk]);
+                probs_row(prow, n, lse[bh * tq + i]);
+                // D_i = Σ_j P'_ij dP'_ij = dO_i · O_i
+                let orow = &out[oo + i * out_view.row_stride..][..hd];
+                let grow = &dout[oo + i * out_view.row_stride..][..hd];
+                let d: f32 = orow.iter().zip(grow).map(|(a, b)| a * b).sum();
+                if let Some(drop) = sh.dropout {
+                    // dP = dP'·mask/(1-p); P' replaces P for the dV product below; dS = P(dP − D)
+                    let base = sh.drop_index(b, h, i);
+                    let keep = 1.0 / (1.0 - drop.0);
+                    for j in 0..n {
+                        let kept = uniform_at(drop.1, base + j as u64) >= drop.0;
+                        let m = if kept { keep } else { 0.0 };
+                        let pj = prow[j];
+                        dprow[j] = pj * (dprow[j] * m - d);
+                        prow[j] = pj * m;
+                    }
+                } else {
+                    for j in 0..n {
+                        dprow[j] = prow[j] * (dprow[j] - d);
+                    }
+                }
+                dprow[n..].fill(0.0);
+            }
+            let (dqo, dko, dvo) = (dq.at(b, h, hd), dk.at(b, h, hd), dv.at(b, h, hd));
+            // SAFETY (all three): each (b, h) task writes its own head columns of its own sequence.
+            // dV = P'ᵀ·dO
+            gemm_strided(
+                tk,
+                hd,
+                tq,
+                unsafe { dkv_ptr.get().add(dvo) },
+                dv.row_stride,
+                false,
+                p.as_ptr(),
+                (1, tk),
+                dout[oo..].as_ptr(),
+                (out_view.row_stride, 1),
+                1.0,
+                false,
+            );
+            // dQ = scale·dS·K
+            gemm_strided(
+                tq,
+                hd,
+                tk,
+                unsafe { dq_ptr.get().add(dqo) },
+                dq.row_stride,
+                false,
+                dp.as_ptr(),
+                (tk, 1),
+                data_kv[ko..].as_ptr(),
+                (k.row_stride, 1),
+                sh.scale,
+                false,
+            );
+            // dK = scale·dSᵀ·Q
+            gemm_strided(
+                tk,
+                hd,
+                tq,
+                unsafe { dkv_ptr.get().add(dko) },
+                dk.row_stride,
+                false,
+                dp.as_ptr(),
+                (1, tk),
+                data_q[qo..].as_ptr(),
+                (q.row_stride, 1),
+                sh.scale,
+                false,
+            );
+        },
+    );
+}
