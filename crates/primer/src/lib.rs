@@ -4,3 +4,6 @@ pub mod error;
 
 pub use error::{Error, Result};
 pub mod engine;
+pub mod hf;
+pub mod models;
+pub mod train;

@@ -61,3 +61,15 @@ impl ParamLayout {
         self.specs.iter().find(|s| s.name == name)
     }
 }
+
+/// Two disjoint mutable ranges of one buffer (a weight's gradient and its bias's, say).
+pub fn split2(buf: &mut [f32], a: Range<usize>, b: Range<usize>) -> (&mut [f32], &mut [f32]) {
+    if a.end <= b.start {
+        let (lo, hi) = buf.split_at_mut(b.start);
+        (&mut lo[a], &mut hi[..b.len()])
+    } else {
+        assert!(b.end <= a.start, "overlapping ranges {a:?} and {b:?}");
+        let (lo, hi) = buf.split_at_mut(a.start);
+        (&mut hi[..a.len()], &mut lo[b])
+    }
+}

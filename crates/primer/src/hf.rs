@@ -1,0 +1,219 @@
+//! Hugging Face model directories: `config.json` and `model.safetensors`, read into and written from a flat
+//! parameter buffer whose tensor names are Hugging Face's.
+
+use crate::engine::params::ParamLayout;
+use crate::error::{Error, Result};
+use crate::train::atomic::write_atomic;
+use safetensors::{Dtype, SafeTensors};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Reads and parses a JSON config; a missing field or a type error names the file, field, line and column.
+pub fn read_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    serde_json::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
+}
+
+/// Writes `value` as pretty JSON, atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| Error::format(path, e.to_string()))?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// Writes the named tensors of `layout` from `params` as one safetensors file, atomically.
+/// `skip` names tensors not to write (e.g. a tied head that shares the embedding's storage).
+pub fn save_safetensors(
+    path: &Path,
+    layout: &ParamLayout,
+    params: &[f32],
+    skip: &[&str],
+) -> Result<()> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = layout
+        .specs()
+        .iter()
+        .filter(|s| !skip.contains(&s.name.as_str()))
+        .map(|s| {
+            let data = params[s.range()]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            (s.name.clone(), data, s.shape.clone())
+        })
+        .collect();
+    save_raw(path, &bytes)
+}
+
+/// Writes `(name, little-endian f32 bytes, shape)` triples as a safetensors file, atomically.
+pub fn save_raw(path: &Path, tensors: &[(String, Vec<u8>, Vec<usize>)]) -> Result<()> {
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(name, data, shape)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::format(path, format!("tensor {name}: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    let out = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::format(path, e.to_string()))?;
+    write_atomic(path, &out)
+}
+
+/// An opened safetensors file (memory-mapped).
+pub struct TensorFile {
+    path: std::path::PathBuf,
+    mmap: memmap2::Mmap,
+}
+
+impl TensorFile {
+    pub fn open(path: &Path) -> Result<TensorFile> {
+        let file = std::fs::File::open(path).map_err(Error::io(path))?;
+        // SAFETY: the file is only read; a concurrent writer would be a user error we cannot prevent.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(path))?;
+        let tf = TensorFile {
+            path: path.to_path_buf(),
+            mmap,
+        };
+        tf.parsed()?;
+        Ok(tf)
+    }
+
+    fn parsed(&self) -> Result<SafeTensors<'_>> {
+        SafeTensors::deserialize(&self.mmap)
+            .map_err(|e| Error::format(&self.path, format!("not a valid safetensors file: {e}")))
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.parsed()
+            .map(|st| st.names().into_iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.parsed().is_ok_and(|st| st.tensor(name).is_ok())
+    }
+
+    /// A tensor converted to f32, with its shape. F32, F16 and BF16 are accepted.
+    pub fn get_f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+        let st = self.parsed()?;
+        let t = st
+            .tensor(name)
+            .map_err(|_| Error::format(&self.path, format!("missing tensor `{name}`")))?;
+        let d = t.data();
+        let v: Vec<f32> = match t.dtype() {
+            Dtype::F32 => d
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::BF16 => d
+                .chunks_exact(2)
+                .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
+                .collect(),
+            Dtype::F16 => d
+                .chunks_exact(2)
+                .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+                .collect(),
+            other => {
+                return Err(Error::format(
+                    &self.path,
+                    format!("tensor `{name}` has dtype {other:?}; expected F32, F16 or BF16"),
+                ))
+            }
+        };
+        Ok((v, t.shape().to_vec()))
+    }
+
+    /// A tensor of integers (I64 or I32) as i64, with its shape.
+    pub fn get_i64(&self, name: &str) -> Result<(Vec<i64>, Vec<usize>)> {
+        let st = self.parsed()?;
+        let t = st
+            .tensor(name)
+            .map_err(|_| Error::format(&self.path, format!("missing tensor `{name}`")))?;
+        let d = t.data();
+        let v = match t.dtype() {
+            Dtype::I64 => d
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+                .collect(),
+            Dtype::I32 => d
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
+                .collect(),
+            other => {
+                return Err(Error::format(
+                    &self.path,
+                    format!("tensor `{name}` has dtype {other:?}; expected I64 or I32"),
+                ))
+            }
+        };
+        Ok((v, t.shape().to_vec()))
+    }
+
+    /// Fills every tensor of `layout` into `params`. `rename` maps a layout name to the names to try in the
+    /// file, in order (e.g. with and without a `transformer.` prefix). Missing tensors and shape mismatches are
+    /// errors naming the tensor.
+    pub fn load_into(
+        &self,
+        layout: &ParamLayout,
+        params: &mut [f32],
+        rename: &dyn Fn(&str) -> Vec<String>,
+    ) -> Result<()> {
+        for spec in layout.specs() {
+            let candidates = rename(&spec.name);
+            let Some(found) = candidates.iter().find(|n| self.contains(n)) else {
+                return Err(Error::format(
+                    &self.path,
+                    format!("checkpoint is missing tensor `{}`", spec.name),
+                ));
+            };
+            let (data, shape) = self.get_f32(found)?;
+            if shape != spec.shape {
+                return Err(Error::format(
+                    &self.path,
+                    format!(
+                        "tensor `{found}` has shape {shape:?}; the config implies {:?}",
+                        spec.shape
+                    ),
+                ));
+            }
+            params[spec.range()].copy_from_slice(&data);
+        }
+        Ok(())
+    }
+}
+
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let man = (h & 0x3ff) as u32;
+    let bits = match (exp, man) {
+        (0, 0) => sign,
+        (0, m) => {
+            // subnormal: normalise
+            let shift = m.leading_zeros() - 21;
+            sign | ((127 - 15 + 1 - shift) << 23) | ((m << shift) & 0x3ff) << 13
+        }
+        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
+        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn f16_conversion() {
+        for (h, f) in [
+            (0x3c00u16, 1.0f32),
+            (0xc000, -2.0),
+            (0x3555, 0.333_251_95),
+            (0x0001, 5.960_464_5e-8),
+            (0x7bff, 65504.0),
+        ] {
+            assert_eq!(super::f16_to_f32(h), f, "{h:#x}");
+        }
+    }
+}

@@ -1,0 +1,1043 @@
+//! GPT-2: token + position embeddings, pre-LayerNorm blocks (causal self-attention, GELU MLP), final LayerNorm,
+//! language-model head (tied to the token embedding or not). Same architecture and tensor names as Hugging Face's
+//! `GPT2LMHeadModel`, so checkpoints go both ways.
+//!
+//! Training runs the layers forward saving what the backward pass needs, then backward in reverse order, as
+//! llm.c does. The head and the loss are computed in row chunks so the `[tokens, vocab]` logits never exist whole.
+
+use crate::engine::attention::{self, View};
+use crate::engine::gelu::{self, Gelu};
+use crate::engine::matmul::{self, Dims, Layout};
+use crate::engine::params::{split2, ParamLayout};
+use crate::engine::rng::{derive_seed, Rng};
+use crate::engine::{dropout, embedding, layernorm, xent};
+use crate::error::{Error, Result};
+use crate::hf::{self, TensorFile};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::path::Path;
+
+/// `config.json` of a GPT-2 model, with Hugging Face's field names and defaults.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GptConfig {
+    pub vocab_size: usize,
+    pub n_positions: usize,
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    #[serde(default = "default_activation")]
+    pub activation_function: String,
+    #[serde(default = "default_eps")]
+    pub layer_norm_epsilon: f32,
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+    #[serde(default = "default_dropout")]
+    pub resid_pdrop: f32,
+    #[serde(default = "default_dropout")]
+    pub embd_pdrop: f32,
+    #[serde(default = "default_dropout")]
+    pub attn_pdrop: f32,
+    #[serde(default = "default_init_range")]
+    pub initializer_range: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bos_token_id: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eos_token_id: Option<u32>,
+    #[serde(default = "default_model_type")]
+    pub model_type: String,
+    #[serde(default = "default_architectures")]
+    pub architectures: Vec<String>,
+}
+
+fn default_activation() -> String {
+    "gelu_new".into()
+}
+fn default_eps() -> f32 {
+    1e-5
+}
+fn default_true() -> bool {
+    true
+}
+fn default_dropout() -> f32 {
+    0.1
+}
+fn default_init_range() -> f32 {
+    0.02
+}
+fn default_model_type() -> String {
+    "gpt2".into()
+}
+fn default_architectures() -> Vec<String> {
+    vec!["GPT2LMHeadModel".into()]
+}
+
+impl GptConfig {
+    /// A config with primer's defaults for pretraining (exact GELU, no dropout, tied head).
+    pub fn new(
+        vocab_size: usize,
+        n_positions: usize,
+        n_layer: usize,
+        n_head: usize,
+        n_embd: usize,
+    ) -> Self {
+        GptConfig {
+            vocab_size,
+            n_positions,
+            n_embd,
+            n_layer,
+            n_head,
+            activation_function: "gelu".into(),
+            layer_norm_epsilon: 1e-5,
+            tie_word_embeddings: true,
+            resid_pdrop: 0.0,
+            embd_pdrop: 0.0,
+            attn_pdrop: 0.0,
+            initializer_range: 0.02,
+            bos_token_id: None,
+            eos_token_id: None,
+            model_type: default_model_type(),
+            architectures: default_architectures(),
+        }
+    }
+
+    /// Checks the values make a model; errors say which value is wrong.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.model_type != "gpt2" {
+            return bad(format!(
+                "model_type is \"{}\"; this loader reads \"gpt2\"",
+                self.model_type
+            ));
+        }
+        for (name, v) in [
+            ("vocab_size", self.vocab_size),
+            ("n_positions", self.n_positions),
+            ("n_embd", self.n_embd),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+        ] {
+            if v == 0 {
+                return bad(format!("{name} must be positive"));
+            }
+        }
+        if self.n_embd % self.n_head != 0 {
+            return bad(format!(
+                "n_embd ({}) is not divisible by n_head ({})",
+                self.n_embd, self.n_head
+            ));
+        }
+        for (name, p) in [
+            ("resid_pdrop", self.resid_pdrop),
+            ("embd_pdrop", self.embd_pdrop),
+            ("attn_pdrop", self.attn_pdrop),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return bad(format!("{name} must be in [0, 1), got {p}"));
+            }
+        }
+        self.gelu().map(|_| ())
+    }
+
+    fn gelu(&self) -> Result<Gelu> {
+        match self.activation_function.as_str() {
+            "gelu" => Ok(Gelu::Erf),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Gelu::Tanh),
+            other => Err(Error::Config(format!(
+                "activation_function \"{other}\" is not supported (gelu, gelu_new, gelu_pytorch_tanh)"
+            ))),
+        }
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+}
+
+/// Where one block's tensors sit in the flat buffer.
+#[derive(Clone, Debug)]
+struct BlockIdx {
+    ln1_w: Range<usize>,
+    ln1_b: Range<usize>,
+    qkv_w: Range<usize>,
+    qkv_b: Range<usize>,
+    attn_proj_w: Range<usize>,
+    attn_proj_b: Range<usize>,
+    ln2_w: Range<usize>,
+    ln2_b: Range<usize>,
+    fc_w: Range<usize>,
+    fc_b: Range<usize>,
+    mlp_proj_w: Range<usize>,
+    mlp_proj_b: Range<usize>,
+}
+
+#[derive(Clone, Debug)]
+struct Index {
+    wte: Range<usize>,
+    wpe: Range<usize>,
+    blocks: Vec<BlockIdx>,
+    lnf_w: Range<usize>,
+    lnf_b: Range<usize>,
+    /// The `[vocab, n_embd]` head; the same range as `wte` when tied.
+    head: Range<usize>,
+}
+
+/// A GPT-2 model: config, parameter layout and the flat parameter buffer.
+#[derive(Clone, Debug)]
+pub struct Gpt {
+    pub config: GptConfig,
+    pub layout: ParamLayout,
+    pub params: Vec<f32>,
+    idx: Index,
+    gelu: Gelu,
+}
+
+const HEAD_NAME: &str = "lm_head.weight";
+
+impl Gpt {
+    /// A model with GPT-2's initialisation: N(0, 0.02) weights, residual projections scaled by 1/√(2·n_layer).
+    pub fn new(config: GptConfig, seed: u64) -> Result<Gpt> {
+        let mut model = Gpt::zeros(config)?;
+        let mut rng = Rng::new(seed);
+        let std = model.config.initializer_range;
+        let proj_std = std / (2.0 * model.config.n_layer as f32).sqrt();
+        for spec in model.layout.specs() {
+            let p = &mut model.params[spec.range()];
+            if spec.name.ends_with("ln_1.weight")
+                || spec.name.ends_with("ln_2.weight")
+                || spec.name.ends_with("ln_f.weight")
+            {
+                p.fill(1.0);
+            } else if spec.shape.len() >= 2 {
+                let s = if spec.name.ends_with("c_proj.weight") {
+                    proj_std
+                } else {
+                    std
+                };
+                p.iter_mut().for_each(|v| *v = rng.normal() * s);
+            }
+        }
+        Ok(model)
+    }
+
+    fn zeros(config: GptConfig) -> Result<Gpt> {
+        config.validate()?;
+        let gelu = config.gelu()?;
+        let (v, c, t) = (config.vocab_size, config.n_embd, config.n_positions);
+        let mut l = ParamLayout::default();
+        let wte = l.push("transformer.wte.weight", &[v, c]);
+        let wpe = l.push("transformer.wpe.weight", &[t, c]);
+        let blocks = (0..config.n_layer)
+            .map(|i| {
+                let p = |n: &str| format!("transformer.h.{i}.{n}");
+                BlockIdx {
+                    ln1_w: l.push(p("ln_1.weight"), &[c]),
+                    ln1_b: l.push(p("ln_1.bias"), &[c]),
+                    qkv_w: l.push(p("attn.c_attn.weight"), &[c, 3 * c]),
+                    qkv_b: l.push(p("attn.c_attn.bias"), &[3 * c]),
+                    attn_proj_w: l.push(p("attn.c_proj.weight"), &[c, c]),
+                    attn_proj_b: l.push(p("attn.c_proj.bias"), &[c]),
+                    ln2_w: l.push(p("ln_2.weight"), &[c]),
+                    ln2_b: l.push(p("ln_2.bias"), &[c]),
+                    fc_w: l.push(p("mlp.c_fc.weight"), &[c, 4 * c]),
+                    fc_b: l.push(p("mlp.c_fc.bias"), &[4 * c]),
+                    mlp_proj_w: l.push(p("mlp.c_proj.weight"), &[4 * c, c]),
+                    mlp_proj_b: l.push(p("mlp.c_proj.bias"), &[c]),
+                }
+            })
+            .collect();
+        let lnf_w = l.push("transformer.ln_f.weight", &[c]);
+        let lnf_b = l.push("transformer.ln_f.bias", &[c]);
+        let head = if config.tie_word_embeddings {
+            wte.clone()
+        } else {
+            l.push(HEAD_NAME, &[v, c])
+        };
+        let params = vec![0.0; l.total()];
+        Ok(Gpt {
+            config,
+            layout: l,
+            params,
+            idx: Index {
+                wte,
+                wpe,
+                blocks,
+                lnf_w,
+                lnf_b,
+                head,
+            },
+            gelu,
+        })
+    }
+
+    /// Loads `config.json` + `model.safetensors` from a directory written by primer or by Hugging Face
+    /// (`GPT2LMHeadModel` or `GPT2Model`, with or without the `transformer.` prefix).
+    pub fn load(dir: &Path) -> Result<Gpt> {
+        let cfg_path = dir.join("config.json");
+        let config: GptConfig = hf::read_config(&cfg_path)?;
+        config
+            .validate()
+            .map_err(|e| Error::format(&cfg_path, e.to_string()))?;
+        let mut model = Gpt::zeros(config)?;
+        let file = TensorFile::open(&dir.join("model.safetensors"))?;
+        let rename = |name: &str| {
+            let bare = name.strip_prefix("transformer.").unwrap_or(name);
+            vec![name.to_string(), bare.to_string()]
+        };
+        file.load_into(&model.layout, &mut model.params, &rename)?;
+        Ok(model)
+    }
+
+    /// Writes `config.json` and `model.safetensors` into `dir` (atomically, file by file).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        hf::write_json(&dir.join("config.json"), &self.config)?;
+        hf::save_safetensors(
+            &dir.join("model.safetensors"),
+            &self.layout,
+            &self.params,
+            &[],
+        )
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.layout.total()
+    }
+
+    fn check_ids(&self, ids: &[u32]) -> Result<()> {
+        match ids.iter().find(|&&i| i as usize >= self.config.vocab_size) {
+            Some(bad) => Err(Error::Config(format!(
+                "token id {bad} is outside the model's vocabulary of {}",
+                self.config.vocab_size
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Activations of one training (or evaluation) pass over a `[batch, seq]` block: what the backward pass needs,
+/// per layer, plus scratch buffers shared by all layers. Allocated once and reused every step.
+pub struct GptActs {
+    batch: usize,
+    seq: usize,
+    /// Residual stream entering each block, and leaving the last: `(n_layer + 1) × [B·T, C]`.
+    resid: Vec<f32>,
+    /// Residual stream after each block's attention: `n_layer × [B·T, C]`.
+    resid_mid: Vec<f32>,
+    ln1_stats: Vec<f32>,
+    ln2_stats: Vec<f32>,
+    qkv: Vec<f32>,
+    att: Vec<f32>,
+    lse: Vec<f32>,
+    fc: Vec<f32>,
+    lnf_out: Vec<f32>,
+    lnf_stats: Vec<f32>,
+    // scratch, shared across layers
+    ln_out: Vec<f32>,
+    wide: Vec<f32>,
+    narrow: Vec<f32>,
+    dresid: Vec<f32>,
+    dln: Vec<f32>,
+    dqkv: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+/// Rows of logits computed at once by the chunked head (bounded to about 4 M floats).
+fn head_chunk(rows: usize, vocab: usize) -> usize {
+    ((4 << 20) / vocab.max(1)).clamp(1, rows.max(1))
+}
+
+impl GptActs {
+    pub fn new(cfg: &GptConfig, batch: usize, seq: usize) -> GptActs {
+        let (n, c, l) = (batch * seq, cfg.n_embd, cfg.n_layer);
+        let z = |k: usize| vec![0.0f32; k];
+        GptActs {
+            batch,
+            seq,
+            resid: z((l + 1) * n * c),
+            resid_mid: z(l * n * c),
+            ln1_stats: z(l * 2 * n),
+            ln2_stats: z(l * 2 * n),
+            qkv: z(l * n * 3 * c),
+            att: z(l * n * c),
+            lse: z(l * batch * cfg.n_head * seq),
+            fc: z(l * n * 4 * c),
+            lnf_out: z(n * c),
+            lnf_stats: z(2 * n),
+            ln_out: z(n * c),
+            wide: z(n * 4 * c),
+            narrow: z(n * 4 * c),
+            dresid: z(n * c),
+            dln: z(n * c),
+            dqkv: z(n * 3 * c),
+            logits: z(head_chunk(n, cfg.vocab_size) * cfg.vocab_size),
+        }
+    }
+
+    /// Bytes held by these activations.
+    pub fn bytes(&self) -> usize {
+        4 * [
+            &self.resid,
+            &self.resid_mid,
+            &self.ln1_stats,
+            &self.ln2_stats,
+            &self.qkv,
+            &self.att,
+            &self.lse,
+            &self.fc,
+            &self.lnf_out,
+            &self.lnf_stats,
+            &self.ln_out,
+            &self.wide,
+            &self.narrow,
+            &self.dresid,
+            &self.dln,
+            &self.dqkv,
+            &self.logits,
+        ]
+        .iter()
+        .map(|v| v.len())
+        .sum::<usize>()
+    }
+}
+
+/// Seeds for the dropout sites of one micro-step.
+#[derive(Clone, Copy)]
+struct DropSeeds(Option<u64>);
+
+impl DropSeeds {
+    fn site(&self, p: f32, layer: usize, site: u64) -> Option<(f32, u64)> {
+        match self.0 {
+            Some(seed) if p > 0.0 => Some((p, derive_seed(seed, &[layer as u64, site]))),
+            _ => None,
+        }
+    }
+}
+
+fn layer<T>(v: &[T], l: usize, n: usize) -> &[T] {
+    &v[l * n..(l + 1) * n]
+}
+
+fn layer_mut<T>(v: &mut [T], l: usize, n: usize) -> &mut [T] {
+    &mut v[l * n..(l + 1) * n]
+}
+
+impl Gpt {
+    fn attn_shape(
+        &self,
+        batch: usize,
+        tq: usize,
+        tk: usize,
+        offset: usize,
+    ) -> attention::Shape<'static> {
+        attention::Shape {
+            batch,
+            heads: self.config.n_head,
+            head_dim: self.config.head_dim(),
+            tq,
+            tk,
+            causal: Some(offset),
+            key_lens: None,
+            scale: 1.0 / (self.config.head_dim() as f32).sqrt(),
+            dropout: None,
+        }
+    }
+
+    /// Runs the blocks and the final LayerNorm over `ids` (`[batch, seq]`), saving activations into `a`.
+    /// `train_seed` turns dropout on.
+    fn forward_hidden(&self, a: &mut GptActs, ids: &[u32], train_seed: Option<u64>) {
+        let cfg = &self.config;
+        let (bt, c, t) = (a.batch * a.seq, cfg.n_embd, a.seq);
+        let eps = cfg.layer_norm_epsilon;
+        let p = &self.params;
+        let drop = DropSeeds(train_seed);
+        let n = bt * c;
+        embedding::forward(
+            &mut a.resid[..n],
+            ids,
+            &p[self.idx.wte.clone()],
+            Some(&p[self.idx.wpe.clone()]),
+            t,
+            0,
+            c,
+        );
+        if let Some((pr, s)) = drop.site(cfg.embd_pdrop, cfg.n_layer, 0) {
+            dropout::apply(&mut a.resid[..n], pr, s);
+        }
+        let lin = |d_in, d_out| Dims {
+            rows: bt,
+            d_in,
+            d_out,
+            layout: Layout::InOut,
+        };
+        for (l, b) in self.idx.blocks.iter().enumerate() {
+            let (x_in, rest) = a.resid[l * n..].split_at_mut(n);
+            let x_mid = layer_mut(&mut a.resid_mid, l, n);
+            let (m1, r1) = layer_mut(&mut a.ln1_stats, l, 2 * bt).split_at_mut(bt);
+            layernorm::forward(
+                &mut a.ln_out,
+                m1,
+                r1,
+                x_in,
+                &p[b.ln1_w.clone()],
+                &p[b.ln1_b.clone()],
+                c,
+                eps,
+            );
+            let qkv = layer_mut(&mut a.qkv, l, 3 * n);
+            matmul::forward(
+                qkv,
+                &a.ln_out,
+                &p[b.qkv_w.clone()],
+                Some(&p[b.qkv_b.clone()]),
+                lin(c, 3 * c),
+                false,
+            );
+            let att = layer_mut(&mut a.att, l, n);
+            let lse = layer_mut(&mut a.lse, l, a.batch * cfg.n_head * t);
+            let sh = attention::Shape {
+                dropout: drop.site(cfg.attn_pdrop, l, 1),
+                ..self.attn_shape(a.batch, t, t, 0)
+            };
+            let (qv, kv, vv) = (
+                View::packed(t, 3 * c, 0),
+                View::packed(t, 3 * c, c),
+                View::packed(t, 3 * c, 2 * c),
+            );
+            attention::forward(att, View::packed(t, c, 0), lse, qkv, qv, qkv, kv, vv, &sh);
+            residual_branch(
+                x_mid,
+                x_in,
+                &mut a.narrow,
+                att,
+                (&p[b.attn_proj_w.clone()], &p[b.attn_proj_b.clone()]),
+                lin(c, c),
+                drop.site(cfg.resid_pdrop, l, 2),
+            );
+            let (m2, r2) = layer_mut(&mut a.ln2_stats, l, 2 * bt).split_at_mut(bt);
+            layernorm::forward(
+                &mut a.ln_out,
+                m2,
+                r2,
+                x_mid,
+                &p[b.ln2_w.clone()],
+                &p[b.ln2_b.clone()],
+                c,
+                eps,
+            );
+            let fc = layer_mut(&mut a.fc, l, 4 * n);
+            matmul::forward(
+                fc,
+                &a.ln_out,
+                &p[b.fc_w.clone()],
+                Some(&p[b.fc_b.clone()]),
+                lin(c, 4 * c),
+                false,
+            );
+            gelu::forward(&mut a.wide, fc, self.gelu);
+            residual_branch(
+                &mut rest[..n],
+                x_mid,
+                &mut a.narrow,
+                &a.wide,
+                (&p[b.mlp_proj_w.clone()], &p[b.mlp_proj_b.clone()]),
+                lin(4 * c, c),
+                drop.site(cfg.resid_pdrop, l, 3),
+            );
+        }
+        let x_last = layer(&a.resid, cfg.n_layer, n);
+        let (mf, rf) = a.lnf_stats.split_at_mut(bt);
+        layernorm::forward(
+            &mut a.lnf_out,
+            mf,
+            rf,
+            x_last,
+            &p[self.idx.lnf_w.clone()],
+            &p[self.idx.lnf_b.clone()],
+            c,
+            eps,
+        );
+    }
+
+    /// Mean cross-entropy of next-token prediction over the non-ignored `targets`, without gradients.
+    pub fn loss(&self, a: &mut GptActs, ids: &[u32], targets: &[i32]) -> Result<f64> {
+        self.check_ids(ids)?;
+        self.forward_hidden(a, ids, None);
+        let (sum, count) = self.head_loss(a, targets, None);
+        Ok(sum / count.max(1) as f64)
+    }
+
+    /// Forward and backward over one micro-batch: adds `grad_scale ×` the gradient of the summed loss to
+    /// `grads` (pass `1 / (tokens · accumulation steps)` for a mean), returns the mean loss of this micro-batch.
+    /// `train_seed` seeds dropout for this micro-step.
+    pub fn forward_backward(
+        &self,
+        a: &mut GptActs,
+        ids: &[u32],
+        targets: &[i32],
+        grads: &mut [f32],
+        grad_scale: f32,
+        train_seed: u64,
+    ) -> Result<f64> {
+        self.check_ids(ids)?;
+        let seed = Some(train_seed);
+        self.forward_hidden(a, ids, seed);
+        let (sum, count) = self.head_loss(a, targets, Some((grads, grad_scale)));
+        self.backward_blocks(a, ids, grads, DropSeeds(seed));
+        Ok(sum / count.max(1) as f64)
+    }
+
+    /// Chunked head + cross-entropy. With `grads`, also backpropagates through the head into `a.dln`
+    /// (as the gradient of the final LayerNorm's output) and the head weight. Returns (loss sum, target count).
+    fn head_loss(
+        &self,
+        a: &mut GptActs,
+        targets: &[i32],
+        grads: Option<(&mut [f32], f32)>,
+    ) -> (f64, usize) {
+        let (c, v) = (self.config.n_embd, self.config.vocab_size);
+        let rows = a.batch * a.seq;
+        let count = targets.iter().filter(|&&t| t != xent::IGNORE).count();
+        let chunk = head_chunk(rows, v);
+        let w = &self.params[self.idx.head.clone()];
+        let mut sum = 0.0;
+        let mut grads = grads;
+        for r0 in (0..rows).step_by(chunk) {
+            let r1 = (r0 + chunk).min(rows);
+            let d = Dims {
+                rows: r1 - r0,
+                d_in: c,
+                d_out: v,
+                layout: Layout::OutIn,
+            };
+            let x = &a.lnf_out[r0 * c..r1 * c];
+            let logits = &mut a.logits[..(r1 - r0) * v];
+            matmul::forward(logits, x, w, None, d, false);
+            let scale = grads.as_ref().map(|(_, s)| *s);
+            sum += xent::forward_backward(logits, &targets[r0..r1], v, scale);
+            if let Some((g, _)) = grads.as_mut() {
+                let dw = &mut g[self.idx.head.clone()];
+                matmul::backward(
+                    Some(&mut a.dln[r0 * c..r1 * c]),
+                    false,
+                    dw,
+                    None,
+                    logits,
+                    x,
+                    w,
+                    d,
+                );
+            }
+        }
+        (sum, count)
+    }
+
+    fn backward_blocks(&self, a: &mut GptActs, ids: &[u32], g: &mut [f32], drop: DropSeeds) {
+        let cfg = &self.config;
+        let (bt, c, t) = (a.batch * a.seq, cfg.n_embd, a.seq);
+        let n = bt * c;
+        let p = &self.params;
+        let i = &self.idx;
+        a.dresid.fill(0.0);
+        let (mf, rf) = a.lnf_stats.split_at(bt);
+        let (dw, db) = split2(g, i.lnf_w.clone(), i.lnf_b.clone());
+        layernorm::backward(
+            &mut a.dresid,
+            dw,
+            db,
+            &a.dln,
+            layer(&a.resid, cfg.n_layer, n),
+            &p[i.lnf_w.clone()],
+            mf,
+            rf,
+        );
+        let lin = |d_in, d_out| Dims {
+            rows: bt,
+            d_in,
+            d_out,
+            layout: Layout::InOut,
+        };
+        for (l, b) in i.blocks.iter().enumerate().rev() {
+            let x_in = layer(&a.resid, l, n);
+            let x_mid = layer(&a.resid_mid, l, n);
+            // MLP branch: x_out = x_mid + drop(proj(gelu(fc(ln2(x_mid)))))
+            let dbranch = branch_grad(&a.dresid, &mut a.ln_out, drop.site(cfg.resid_pdrop, l, 3));
+            let fc = layer(&a.fc, l, 4 * n);
+            gelu::forward(&mut a.wide, fc, self.gelu);
+            let (dw, db) = split2(g, b.mlp_proj_w.clone(), b.mlp_proj_b.clone());
+            matmul::backward(
+                Some(&mut a.narrow),
+                false,
+                dw,
+                Some(db),
+                dbranch,
+                &a.wide,
+                &p[b.mlp_proj_w.clone()],
+                lin(4 * c, c),
+            );
+            gelu::backward(&mut a.wide, fc, &a.narrow, self.gelu);
+            let (m2, r2) = layer(&a.ln2_stats, l, 2 * bt).split_at(bt);
+            layernorm::apply(
+                &mut a.ln_out,
+                x_mid,
+                &p[b.ln2_w.clone()],
+                &p[b.ln2_b.clone()],
+                m2,
+                r2,
+                c,
+            );
+            let (dw, db) = split2(g, b.fc_w.clone(), b.fc_b.clone());
+            matmul::backward(
+                Some(&mut a.dln),
+                false,
+                dw,
+                Some(db),
+                &a.wide,
+                &a.ln_out,
+                &p[b.fc_w.clone()],
+                lin(c, 4 * c),
+            );
+            let (dw, db) = split2(g, b.ln2_w.clone(), b.ln2_b.clone());
+            layernorm::backward(
+                &mut a.dresid,
+                dw,
+                db,
+                &a.dln,
+                x_mid,
+                &p[b.ln2_w.clone()],
+                m2,
+                r2,
+            );
+            // attention branch: x_mid = x_in + drop(proj(attn(qkv(ln1(x_in)))))
+            let dbranch = branch_grad(&a.dresid, &mut a.ln_out, drop.site(cfg.resid_pdrop, l, 2));
+            let att = layer(&a.att, l, n);
+            let (dw, db) = split2(g, b.attn_proj_w.clone(), b.attn_proj_b.clone());
+            matmul::backward(
+                Some(&mut a.narrow),
+                false,
+                dw,
+                Some(db),
+                dbranch,
+                att,
+                &p[b.attn_proj_w.clone()],
+                lin(c, c),
+            );
+            let qkv = layer(&a.qkv, l, 3 * n);
+            let sh = attention::Shape {
+                dropout: drop.site(cfg.attn_pdrop, l, 1),
+                ..self.attn_shape(a.batch, t, t, 0)
+            };
+            let (qv, kv, vv) = (
+                View::packed(t, 3 * c, 0),
+                View::packed(t, 3 * c, c),
+                View::packed(t, 3 * c, 2 * c),
+            );
+            attention::backward(
+                &mut a.dqkv,
+                None,
+                (qv, kv, vv),
+                &a.narrow[..n],
+                att,
+                View::packed(t, c, 0),
+                layer(&a.lse, l, a.batch * cfg.n_head * t),
+                qkv,
+                qv,
+                qkv,
+                kv,
+                vv,
+                &sh,
+            );
+            let (m1, r1) = layer(&a.ln1_stats, l, 2 * bt).split_at(bt);
+            layernorm::apply(
+                &mut a.ln_out,
+                x_in,
+                &p[b.ln1_w.clone()],
+                &p[b.ln1_b.clone()],
+                m1,
+                r1,
+                c,
+            );
+            let (dw, db) = split2(g, b.qkv_w.clone(), b.qkv_b.clone());
+            matmul::backward(
+                Some(&mut a.dln),
+                false,
+                dw,
+                Some(db),
+                &a.dqkv,
+                &a.ln_out,
+                &p[b.qkv_w.clone()],
+                lin(c, 3 * c),
+            );
+            let (dw, db) = split2(g, b.ln1_w.clone(), b.ln1_b.clone());
+            layernorm::backward(
+                &mut a.dresid,
+                dw,
+                db,
+                &a.dln,
+                x_in,
+                &p[b.ln1_w.clone()],
+                m1,
+                r1,
+            );
+        }
+        if let Some((pr, s)) = drop.site(cfg.embd_pdrop, cfg.n_layer, 0) {
+            dropout::apply(&mut a.dresid, pr, s);
+        }
+        let (dwte, dwpe) = split2(g, i.wte.clone(), i.wpe.clone());
+        embedding::backward(dwte, Some(dwpe), &a.dresid, ids, t, c);
+    }
+}
+
+/// `x_out = x_in + drop(branch·W + b)`; without dropout the product is added in place.
+fn residual_branch(
+    x_out: &mut [f32],
+    x_in: &[f32],
+    tmp: &mut [f32],
+    branch: &[f32],
+    (w, b): (&[f32], &[f32]),
+    d: Dims,
+    drop: Option<(f32, u64)>,
+) {
+    let n = x_in.len();
+    match drop {
+        None => {
+            x_out.copy_from_slice(x_in);
+            matmul::forward(x_out, branch, w, Some(b), d, true);
+        }
+        Some((pr, s)) => {
+            matmul::forward(tmp, branch, w, Some(b), d, false);
+            dropout::apply(&mut tmp[..n], pr, s);
+            x_out
+                .iter_mut()
+                .zip(x_in.iter().zip(&tmp[..n]))
+                .for_each(|(o, (x, y))| *o = x + y);
+        }
+    }
+}
+
+/// The gradient flowing into a residual branch: the residual gradient itself, or (with dropout) a masked copy
+/// made in `tmp`.
+fn branch_grad<'a>(dresid: &'a [f32], tmp: &'a mut [f32], drop: Option<(f32, u64)>) -> &'a [f32] {
+    match drop {
+        None => dresid,
+        Some((pr, s)) => {
+            let n = dresid.len();
+            tmp[..n].copy_from_slice(dresid);
+            dropout::apply(&mut tmp[..n], pr, s);
+            &tmp[..n]
+        }
+    }
+}
+
+/// Keys and values of every layer for the tokens seen so far, for generation one token at a time.
+pub struct KvCache {
+    /// Per layer, `[max_len, 2·C]`: keys in the first C columns, values in the last C.
+    kv: Vec<Vec<f32>>,
+    len: usize,
+    max_len: usize,
+}
+
+impl KvCache {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.max_len
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+impl Gpt {
+    pub fn new_cache(&self) -> KvCache {
+        let c = self.config.n_embd;
+        KvCache {
+            kv: (0..self.config.n_layer)
+                .map(|_| vec![0.0; self.config.n_positions * 2 * c])
+                .collect(),
+            len: 0,
+            max_len: self.config.n_positions,
+        }
+    }
+
+    /// Feeds `ids` after the tokens already in `cache` and returns the logits of the last one (`[vocab]`).
+    /// Errors when the cache would exceed the model's context (`n_positions`).
+    pub fn step(&self, cache: &mut KvCache, ids: &[u32]) -> Result<Vec<f32>> {
+        self.check_ids(ids)?;
+        let cfg = &self.config;
+        let (n, c, pos0) = (ids.len(), cfg.n_embd, cache.len);
+        if n == 0 || pos0 + n > cache.max_len {
+            return Err(Error::Config(format!(
+                "context of {} tokens exceeds the model's n_positions ({})",
+                pos0 + n,
+                cache.max_len
+            )));
+        }
+        let p = &self.params;
+        let eps = cfg.layer_norm_epsilon;
+        let lin = |d_in, d_out| Dims {
+            rows: n,
+            d_in,
+            d_out,
+            layout: Layout::InOut,
+        };
+        let mut x = vec![0.0; n * c];
+        let mut h = vec![0.0; n * c];
+        let mut qkv = vec![0.0; n * 3 * c];
+        let mut att = vec![0.0; n * c];
+        let mut wide = vec![0.0; n * 4 * c];
+        let mut act = vec![0.0; n * 4 * c];
+        let (mut mean, mut rstd) = (vec![0.0; n], vec![0.0; n]);
+        embedding::forward(
+            &mut x,
+            ids,
+            &p[self.idx.wte.clone()],
+            Some(&p[self.idx.wpe.clone()]),
+            n,
+            pos0,
+            c,
+        );
+        for (l, b) in self.idx.blocks.iter().enumerate() {
+            layernorm::forward(
+                &mut h,
+                &mut mean,
+                &mut rstd,
+                &x,
+                &p[b.ln1_w.clone()],
+                &p[b.ln1_b.clone()],
+                c,
+                eps,
+            );
+            matmul::forward(
+                &mut qkv,
+                &h,
+                &p[b.qkv_w.clone()],
+                Some(&p[b.qkv_b.clone()]),
+                lin(c, 3 * c),
+                false,
+            );
+            let kv = &mut cache.kv[l];
+            for (r, row) in qkv.chunks_exact(3 * c).enumerate() {
+                kv[(pos0 + r) * 2 * c..(pos0 + r + 1) * 2 * c].copy_from_slice(&row[c..]);
+            }
+            let kv_view = |col| View {
+                offset: col,
+                row_stride: 2 * c,
+                batch_stride: 0,
+            };
+            let sh = self.attn_shape(1, n, pos0 + n, pos0);
+            attention::forward(
+                &mut att,
+                View::packed(n, c, 0),
+                &mut [],
+                &qkv,
+                View::packed(n, 3 * c, 0),
+                kv,
+                kv_view(0),
+                kv_view(c),
+                &sh,
+            );
+            matmul::forward(
+                &mut x,
+                &att,
+                &p[b.attn_proj_w.clone()],
+                Some(&p[b.attn_proj_b.clone()]),
+                lin(c, c),
+                true,
+            );
+            layernorm::forward(
+                &mut h,
+                &mut mean,
+                &mut rstd,
+                &x,
+                &p[b.ln2_w.clone()],
+                &p[b.ln2_b.clone()],
+                c,
+                eps,
+            );
+            matmul::forward(
+                &mut wide,
+                &h,
+                &p[b.fc_w.clone()],
+                Some(&p[b.fc_b.clone()]),
+                lin(c, 4 * c),
+                false,
+            );
+            gelu::forward(&mut act, &wide, self.gelu);
+            matmul::forward(
+                &mut x,
+                &act,
+                &p[b.mlp_proj_w.clone()],
+                Some(&p[b.mlp_proj_b.clone()]),
+                lin(4 * c, c),
+                true,
+            );
+        }
+        cache.len += n;
+        let last = &x[(n - 1) * c..];
+        layernorm::forward(
+            &mut h[..c],
+            &mut mean[..1],
+            &mut rstd[..1],
+            last,
+            &p[self.idx.lnf_w.clone()],
+            &p[self.idx.lnf_b.clone()],
+            c,
+            eps,
+        );
+        let mut logits = vec![0.0; cfg.vocab_size];
+        let d = Dims {
+            rows: 1,
+            d_in: c,
+            d_out: cfg.vocab_size,
+            layout: Layout::OutIn,
+        };
+        matmul::forward(
+            &mut logits,
+            &h[..c],
+            &p[self.idx.head.clone()],
+            None,
+            d,
+            false,
+        );
+        Ok(logits)
+    }
+
+    /// Logits for every position of `ids` (`[batch, seq]` → `[batch, seq, vocab]`), in evaluation mode.
+    pub fn logits(&self, ids: &[u32], batch: usize) -> Result<Vec<f32>> {
+        self.check_ids(ids)?;
+        let seq = ids.len() / batch.max(1);
+        if seq == 0 || seq * batch != ids.len() || seq > self.config.n_positions {
+            return Err(Error::Config(format!(
+                "{} ids do not form {batch} sequences of at most {} tokens",
+                ids.len(),
+                self.config.n_positions
+            )));
+        }
+        let mut a = GptActs::new(&self.config, batch, seq);
+        self.forward_hidden(&mut a, ids, None);
+        let (c, v) = (self.config.n_embd, self.config.vocab_size);
+        let mut out = vec![0.0; batch * seq * v];
+        let d = Dims {
+            rows: batch * seq,
+            d_in: c,
+            d_out: v,
+            layout: Layout::OutIn,
+        };
+        matmul::forward(
+            &mut out,
+            &a.lnf_out,
+            &self.params[self.idx.head.clone()],
+            None,
+            d,
+            false,
+        );
+        Ok(out)
+    }
+}

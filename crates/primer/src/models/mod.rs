@@ -1,0 +1,4 @@
+//! Model architectures, each in one file: configuration (Hugging Face compatible), parameter layout with
+//! Hugging Face tensor names, forward and backward passes.
+
+pub mod gpt;
