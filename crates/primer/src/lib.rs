@@ -7,3 +7,4 @@ pub mod engine;
 pub mod hf;
 pub mod models;
 pub mod train;
+pub mod bench;
