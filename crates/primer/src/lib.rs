@@ -1,5 +1,6 @@
 //! primer: pre-train, then fine-tune transformer language models on a CPU engine of our own.
 
 pub mod error;
+pub mod train;
 
 pub use error::{Error, Result};
