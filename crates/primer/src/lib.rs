@@ -2,5 +2,6 @@
 
 pub mod error;
 pub mod train;
+pub mod viz;
 
 pub use error::{Error, Result};
