@@ -1,0 +1,3 @@
+//! Charts of training runs, written as PNG or SVG.
+
+pub mod plot;

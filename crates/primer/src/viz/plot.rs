@@ -1,0 +1,618 @@
+//! Line charts as PNG or SVG (picked by the output file's extension), drawn with plotters.
+//!
+//! Text uses the DejaVu Sans font embedded in the binary, so rendering needs no system font
+//! library. Files are replaced atomically: a crash never leaves a half-written image.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::{Error, Result};
+use crate::train::atomic::{write_atomic, write_atomic_via};
+use crate::train::metrics::read_metrics;
+
+/// Image size in pixels.
+const SIZE: (u32, u32) = (1000, 600);
+/// The font family name plotters looks up for all our text.
+const FONT: &str = "sans-serif";
+/// Series with at most this many points also get a marker on each point.
+const MARKER_MAX_POINTS: usize = 40;
+
+/// One named line of a chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// What to draw: titles and the series.
+#[derive(Debug, Clone, Copy)]
+pub struct Chart<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    /// Logarithmic x axis (for sweeps over sizes); points with x <= 0 are then skipped.
+    pub log_x: bool,
+    pub series: &'a [Series],
+}
+
+/// Draws `chart` as a 1000x600 line chart with a legend into `path`, which must end in
+/// `.png` or `.svg`. Points with a NaN or infinite coordinate are skipped, as are series left
+/// with no points. Axis ranges follow the data with a small margin.
+pub fn line_chart(path: &Path, chart: &Chart) -> Result<()> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let format = match ext.as_deref() {
+        Some("png") => Format::Png,
+        Some("svg") => Format::Svg,
+        _ => {
+            return Err(Error::Config(format!(
+                "{}: unsupported chart format; the file name must end in .png or .svg",
+                path.display()
+            )))
+        }
+    };
+    register_fonts()?;
+    let series = clean_series(chart);
+    let render_err = |e: String| Error::format(path, format!("cannot draw chart: {e}"));
+    match format {
+        Format::Png => write_atomic_via(path, |tmp| {
+            let root = BitMapBackend::new(tmp, SIZE).into_drawing_area();
+            draw(&root, chart, &series).map_err(render_err)?;
+            root.present()
+                .map_err(|e| Error::format(tmp, e.to_string()))
+        }),
+        Format::Svg => {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+                draw(&root, chart, &series).map_err(render_err)?;
+                root.present().map_err(|e| render_err(e.to_string()))?;
+            }
+            write_atomic(path, svg.as_bytes())
+        }
+    }
+}
+
+/// Plots `y_keys` against `x_key` from a metrics.jsonl file (see [`crate::train::metrics`]), one
+/// series per y key. Records lacking a key, or holding a non-numeric value for it (`null` is
+/// how NaN gets logged), are skipped for that series.
+pub fn plot_jsonl(
+    metrics: &Path,
+    out: &Path,
+    x_key: &str,
+    y_keys: &[&str],
+    title: &str,
+) -> Result<()> {
+    let records = read_metrics(metrics)?;
+    let series: Vec<Series> = y_keys
+        .iter()
+        .map(|&key| Series {
+            name: key.to_string(),
+            points: records
+                .iter()
+                .filter_map(|r| Some((r.get(x_key)?.as_f64()?, r.get(key)?.as_f64()?)))
+                .collect(),
+        })
+        .collect();
+    let y_label = match y_keys {
+        [one] => one,
+        _ => "value",
+    };
+    line_chart(
+        out,
+        &Chart {
+            title,
+            x_label: x_key,
+            y_label,
+            log_x: false,
+            series: &series,
+        },
+    )
+}
+
+enum Format {
+    Png,
+    Svg,
+}
+
+/// Registers the embedded DejaVu Sans fonts with plotters, once per process.
+fn register_fonts() -> Result<()> {
+    static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            let fonts = [
+                (FontStyle::Normal, dejavu::sans::regular()),
+                (FontStyle::Bold, dejavu::sans::bold()),
+                (FontStyle::Oblique, dejavu::sans::oblique()),
+                (FontStyle::Italic, dejavu::sans::oblique()),
+            ];
+            for (style, bytes) in fonts {
+                plotters::style::register_font(FONT, style, bytes).map_err(|_| {
+                    format!(
+                        "embedded DejaVu Sans ({}) is not a valid font",
+                        style.as_str()
+                    )
+                })?;
+            }
+            Ok(())
+        })
+        .clone()
+        .map_err(Error::Config)
+}
+
+/// The series with their unplottable points removed, and empty series dropped.
+fn clean_series(chart: &Chart) -> Vec<(usize, Series)> {
+    chart
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let points = s
+                .points
+                .iter()
+                .copied()
+                .filter(|&(x, y)| x.is_finite() && y.is_finite() && (!chart.log_x || x > 0.0))
+                .collect();
+            (
+                i,
+                Series {
+                    name: s.name.clone(),
+                    points,
+                },
+            )
+        })
+        .filter(|(_, s)| !s.points.is_empty())
+        .collect()
+}
+
+/// Draws the whole chart. `series` carry their index in the caller's slice so a series keeps
+/// its colour whether or not others were dropped.
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+    series: &[(usize, Series)],
+) -> std::result::Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let xs = || {
+        series
+            .iter()
+            .flat_map(|(_, s)| s.points.iter().map(|p| p.0))
+    };
+    let ys = || {
+        series
+            .iter()
+            .flat_map(|(_, s)| s.points.iter().map(|p| p.1))
+    };
+    let y_range = padded_linear(ys());
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(chart.title, (FONT, 28))
+        .margin(20)
+        .x_label_area_size(55)
+        .y_label_area_size(85);
+    if chart.log_x {
+        let ctx = builder
+            .build_cartesian_2d(padded_log(xs()).log_scale(), y_range)
+            .map_err(|e| e.to_string())?;
+        draw_in(ctx, chart, series)
+    } else {
+        let ctx = builder
+            .build_cartesian_2d(padded_linear(xs()), y_range)
+            .map_err(|e| e.to_string())?;
+        draw_in(ctx, chart, series)
+    }
+}
+
+/// Mesh, lines, markers and legend, for either kind of x axis.
+fn draw_in<'a, DB, X>(
+    mut ctx: ChartContext<'a, DB, Cartesian2d<X, RangedCoordf64>>,
+    chart: &Chart,
+    series: &[(usize, Series)],
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    ctx.configure_mesh()
+        .x_desc(chart.x_label)
+        .y_desc(chart.y_label)
+        .x_labels(10)
+        .y_labels(10)
+        .x_label_formatter(&|v| tick_label(*v))
+        .y_label_formatter(&|v| tick_label(*v))
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 18))
+        .max_light_lines(4)
+        .light_line_style(RGBColor(235, 235, 235))
+        .bold_line_style(RGBColor(200, 200, 200))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (index, s) in series {
+        let colour = colour(*index);
+        let style = colour.stroke_width(2);
+        ctx.draw_series(LineSeries::new(s.points.iter().copied(), style))
+            .map_err(|e| e.to_string())?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
+        if s.points.len() <= MARKER_MAX_POINTS {
+            ctx.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    if !series.is_empty() {
+        ctx.configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font((FONT, 16))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(120, 120, 120))
+            .draw()
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Colour of the series at `index`: ten well-separated colours, then plotters' palette.
+fn colour(index: usize) -> RGBColor {
+    const TEN: [(u8, u8, u8); 10] = [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ];
+    match TEN.get(index) {
+        Some(&(r, g, b)) => RGBColor(r, g, b),
+        None => {
+            let (r, g, b) = Palette99::pick(index).rgb();
+            RGBColor(r, g, b)
+        }
+    }
+}
+
+/// Min..max of `values` widened by 5% on each side; a single value gets a window of at least
+/// one unit.
+/// No values at all give 0..1.
+fn padded_linear(values: impl Iterator<Item = f64>) -> Range<f64> {
+    let Some((lo, hi)) = min_max(values) else {
+        return 0.0..1.0;
+    };
+    let span = hi - lo;
+    let pad = if span > 0.0 {
+        0.05 * span
+    } else {
+        0.5 * lo.abs().max(1.0)
+    };
+    let (start, end) = (lo - pad, hi + pad);
+    if start.is_finite() && end.is_finite() {
+        start..end
+    } else {
+        // Values near f64::MAX: no room for a margin.
+        lo..hi
+    }
+}
+
+/// Like [`padded_linear`] for positive values on a log axis: the margin is a factor.
+fn padded_log(values: impl Iterator<Item = f64>) -> Range<f64> {
+    let Some((lo, hi)) = min_max(values) else {
+        return 1.0..10.0;
+    };
+    let factor = if hi > lo { (hi / lo).powf(0.05) } else { 2.0 };
+    (lo / factor)..(hi * factor)
+}
+
+fn min_max(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    values.fold(None, |acc, v| match acc {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+    })
+}
+
+/// Short tick text: plain decimals, k/M/G/T suffixes for large values (token and step
+/// counts), scientific notation for tiny or huge ones.
+fn tick_label(v: f64) -> String {
+    const SUFFIXES: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    let a = v.abs();
+    if a == 0.0 {
+        return "0".to_string();
+    }
+    if !(1e-3..1e15).contains(&a) {
+        return format!("{v:.1e}");
+    }
+    if a >= 1e4 {
+        if let Some(&(scale, suffix)) = SUFFIXES.iter().find(|(scale, _)| a >= *scale) {
+            return format!("{}{suffix}", trimmed(v / scale));
+        }
+    }
+    trimmed(v)
+}
+
+/// `v` with at most four decimals and no trailing zeros.
+fn trimmed(v: f64) -> String {
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::path::PathBuf;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("primer-plot-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn sample_series() -> Vec<Series> {
+        vec![
+            Series {
+                name: "train_loss".into(),
+                points: (0..200)
+                    .map(|i| (i as f64, 4.0 * (-(i as f64) / 60.0).exp() + 1.0))
+                    .collect(),
+            },
+            Series {
+                name: "val_loss".into(),
+                points: vec![
+                    (0.0, 5.1),
+                    (50.0, 2.4),
+                    (100.0, f64::NAN),
+                    (150.0, 1.6),
+                    (199.0, 1.5),
+                ],
+            },
+            Series {
+                name: "never_logged".into(),
+                points: vec![],
+            },
+            Series {
+                name: "only_nan".into(),
+                points: vec![(1.0, f64::NAN), (f64::INFINITY, 2.0)],
+            },
+            Series {
+                name: "single".into(),
+                points: vec![(100.0, 3.0)],
+            },
+        ]
+    }
+
+    fn chart(series: &[Series]) -> Chart<'_> {
+        Chart {
+            title: "Loss curves",
+            x_label: "step",
+            y_label: "loss",
+            log_x: false,
+            series,
+        }
+    }
+
+    /// The text of every `<text>` element of an SVG document.
+    fn svg_texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let body = &t[t.find('>')? + 1..];
+                Some(body[..body.find("</text>")?].trim().to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn png_is_written_with_the_right_size() {
+        let dir = scratch("png");
+        let path = dir.join("loss.png");
+        let series = sample_series();
+        line_chart(&path, &chart(&series)).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(&bytes[12..16], b"IHDR");
+        let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+        let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+        assert_eq!((width, height), (1000, 600));
+        // Only the chart is left: the temporary file was renamed.
+        assert_eq!(files_in(&dir), vec!["loss.png".to_string()]);
+
+        // Text reaches the pixels: a different title gives a different image.
+        let other = dir.join("other.png");
+        line_chart(
+            &other,
+            &Chart {
+                title: "Other title",
+                ..chart(&series)
+            },
+        )
+        .unwrap();
+        assert_ne!(fs::read(&other).unwrap(), bytes);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn svg_has_title_labels_and_legend_of_plottable_series() {
+        let dir = scratch("svg");
+        let path = dir.join("loss.SVG");
+        let series = sample_series();
+        line_chart(&path, &chart(&series)).unwrap();
+        let svg = fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(100)]);
+        let texts = svg_texts(&svg);
+        for expected in [
+            "Loss curves",
+            "step",
+            "loss",
+            "train_loss",
+            "val_loss",
+            "single",
+        ] {
+            assert!(
+                texts.iter().any(|t| t == expected),
+                "missing <text>{expected}</text> in {texts:?}"
+            );
+        }
+        for skipped in ["never_logged", "only_nan"] {
+            assert!(
+                !texts.iter().any(|t| t == skipped),
+                "{skipped} should not be in the legend"
+            );
+        }
+        // Distinct colours for the drawn series (first two of the palette).
+        assert!(
+            svg.contains("#1F77B4") || svg.contains("#1f77b4"),
+            "first series colour missing"
+        );
+        assert!(
+            svg.contains("#FF7F0E") || svg.contains("#ff7f0e"),
+            "second series colour missing"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn log_x_and_degenerate_inputs_render() {
+        let dir = scratch("log");
+        let sweep = vec![Series {
+            name: "final loss".into(),
+            points: vec![(0.0, 9.0), (1e3, 4.0), (1e4, 3.1), (1e5, 2.6), (1e6, 2.3)],
+        }];
+        let path = dir.join("sweep.svg");
+        line_chart(
+            &path,
+            &Chart {
+                log_x: true,
+                ..chart(&sweep)
+            },
+        )
+        .unwrap();
+        let texts = svg_texts(&fs::read_to_string(&path).unwrap());
+        assert!(texts.iter().any(|t| t == "final loss"));
+        // Ticks span the decades of the data.
+        assert!(
+            texts.iter().any(|t| t == "1.0e3" || t == "1000"),
+            "{texts:?}"
+        );
+
+        // Nothing plottable at all still gives a chart (axes and title).
+        let nothing = vec![Series {
+            name: "empty".into(),
+            points: vec![],
+        }];
+        let path = dir.join("empty.png");
+        line_chart(&path, &chart(&nothing)).unwrap();
+        assert_eq!(&fs::read(&path).unwrap()[..4], b"\x89PNG");
+        line_chart(&dir.join("none.svg"), &chart(&[])).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unsupported_extension_is_a_clear_error() {
+        let dir = scratch("ext");
+        let series = sample_series();
+        for name in ["loss.jpg", "loss"] {
+            let path = dir.join(name);
+            let msg = line_chart(&path, &chart(&series)).unwrap_err().to_string();
+            assert!(
+                msg.contains(name) && msg.contains(".png") && msg.contains(".svg"),
+                "{msg}"
+            );
+        }
+        assert!(files_in(&dir).is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn plot_jsonl_plots_present_keys_and_reports_bad_lines() {
+        let dir = scratch("jsonl");
+        let metrics = dir.join("metrics.jsonl");
+        fs::write(
+            &metrics,
+            "{\"step\": 0, \"loss\": 3.0}\n\
+             {\"step\": 1, \"loss\": 2.5, \"val_loss\": 2.7}\n\
+             {\"step\": 2, \"loss\": null}\n\
+             {\"event\": \"checkpoint\"}\n\
+             {\"step\": 3, \"loss\": 2.0, \"val_loss\": 2.2}\n",
+        )
+        .unwrap();
+        let out = dir.join("loss.svg");
+        plot_jsonl(
+            &metrics,
+            &out,
+            "step",
+            &["loss", "val_loss", "absent"],
+            "Run 1",
+        )
+        .unwrap();
+        let texts = svg_texts(&fs::read_to_string(&out).unwrap());
+        for expected in ["Run 1", "step", "value", "loss", "val_loss"] {
+            assert!(
+                texts.iter().any(|t| t == expected),
+                "missing {expected} in {texts:?}"
+            );
+        }
+        assert!(!texts.iter().any(|t| t == "absent"));
+
+        fs::write(
+            &metrics,
+            "{\"step\": 0, \"loss\": 3.0}\nnot json\n{\"step\": 1}\n",
+        )
+        .unwrap();
+        let msg = plot_jsonl(&metrics, &out, "step", &["loss"], "Run 1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("metrics.jsonl") && msg.contains("line 2"),
+            "{msg}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ranges_have_margins() {
+        let r = padded_linear([0.0, 100.0].into_iter());
+        assert_eq!((r.start, r.end), (-5.0, 105.0));
+        let r = padded_linear([3.0].into_iter());
+        assert!(r.start < 3.0 && r.end > 3.0);
+        let r = padded_linear([-f64::MAX, f64::MAX].into_iter());
+        assert!(r.start.is_finite() && r.end.is_finite());
+        let r = padded_log([10.0, 1e6].into_iter());
+        assert!(
+            r.start < 10.0 && r.start > 5.0 && r.end > 1e6 && r.end < 2e6,
+            "{r:?}"
+        );
+        assert_eq!(tick_label(0.25), "0.25");
+        assert_eq!(tick_label(1500.0), "1500");
+        assert_eq!(tick_label(25_000.0), "25k");
+        assert_eq!(tick_label(1e6), "1M");
+        assert_eq!(tick_label(2.5e9), "2.5G");
+        assert_eq!(tick_label(-0.0001), "-1.0e-4");
+        assert_eq!(tick_label(3e20), "3.0e20");
+    }
+}
