@@ -1,1 +1,76 @@
-fn main() {}
+//! The `primer` command-line tool: a thin layer that parses arguments and calls the library.
+
+mod generate;
+mod pretrain;
+mod quickstart;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "primer", version, about = "Pre-train, then fine-tune transformer language models")]
+struct Cli {
+    /// Worker threads (default: all cores, or RAYON_NUM_THREADS).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a corpus, train a tokenizer and a small GPT on it, and sample from it (a few minutes).
+    Quickstart(quickstart::Args),
+    /// Pretrain a model on a text corpus.
+    #[command(subcommand)]
+    Pretrain(pretrain::Model),
+    /// Generate text from a GPT directory (primer's or Hugging Face's).
+    Generate(generate::Args),
+    /// Benchmarks against the PyTorch reference.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Training throughput on the workload of scripts/torch_gpt_train.py.
+    Train {
+        /// small or big
+        #[arg(long, default_value = "small")]
+        preset: String,
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("setting up the thread pool")?;
+    }
+    match cli.command {
+        Command::Quickstart(a) => quickstart::run(a),
+        Command::Pretrain(m) => pretrain::run(m),
+        Command::Generate(a) => generate::run(a),
+        Command::Bench(Bench::Train { preset, steps, warmup }) => {
+            let r = primer::bench::train(&preset, steps, warmup)?;
+            println!(
+                "params={} threads={} loss_first={:.4} loss_last={:.4}",
+                r.params,
+                rayon::current_num_threads(),
+                r.loss_first,
+                r.loss_last
+            );
+            println!(
+                "median_step_ms={:.2} tokens_per_s={:.0} peak_rss_mib={:.1}",
+                r.median_step_ms, r.tokens_per_s, r.peak_rss_mib
+            );
+            Ok(())
+        }
+    }
+}

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod engine;
 pub mod error;
 pub mod hf;
+pub mod infer;
 pub mod models;
 pub mod train;
 pub mod viz;

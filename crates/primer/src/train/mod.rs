@@ -1,4 +1,6 @@
-//! Training support: metrics logs and crash-safe file writes.
+//! Training: the pretraining loops, learning-rate schedule, checkpoints, metrics logs and crash-safe writes.
 
 pub mod atomic;
 pub mod metrics;
+pub mod pretrain_gpt;
+pub mod schedule;

@@ -1,0 +1,96 @@
+//! `primer generate`: stream text from a GPT directory.
+
+use anyhow::{Context, Result};
+use primer::infer::generate::{generate, Sampling};
+use primer::models::gpt::Gpt;
+use primer::tokenize::TextTokenizer;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory with config.json, model.safetensors and tokenizer.json.
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, default_value = "")]
+    prompt: String,
+    #[arg(long, default_value_t = 200)]
+    max_new_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    /// 0 = off.
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// 1.0 = off.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// 1.0 = off.
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let model = Gpt::load(&a.model)?;
+    let tok = TextTokenizer::from_dir(&a.model)?;
+    let s = Sampling {
+        max_new_tokens: a.max_new_tokens,
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        repetition_penalty: a.repetition_penalty,
+        stop_token: tok.eos_id(),
+        seed: a.seed,
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    write!(out, "{}", a.prompt)?;
+    out.flush()?;
+    complete(&model, &tok, &a.prompt, &s, |piece| {
+        write!(out, "{piece}")?;
+        out.flush()?;
+        Ok(())
+    })?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Generates after `prompt` and streams the decoded text piece by piece to `emit`; returns the whole
+/// continuation. Text is emitted only up to the last complete character (byte-level tokens can split one).
+pub fn complete(
+    model: &Gpt,
+    tok: &TextTokenizer,
+    prompt: &str,
+    s: &Sampling,
+    mut emit: impl FnMut(&str) -> Result<()>,
+) -> Result<String> {
+    let mut ids = tok.encode(prompt)?;
+    if ids.is_empty() {
+        let start = tok
+            .eos_id()
+            .or_else(|| tok.token_to_id("\n"))
+            .context("the prompt is empty and the tokenizer has no <|endoftext|> or newline token to start from")?;
+        ids.push(start);
+    }
+    let mut new_ids = Vec::new();
+    let mut shown = 0;
+    let mut err = None;
+    generate(model, &ids, s, |t| {
+        new_ids.push(t);
+        let text = tok.decode(&new_ids)?;
+        let complete_len = text.trim_end_matches('\u{fffd}').len();
+        if complete_len > shown {
+            if let Err(e) = emit(&text[shown..complete_len]) {
+                err = Some(e);
+            }
+            shown = complete_len;
+        }
+        Ok(())
+    })?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    Ok(tok.decode(&new_ids)?)
+}

@@ -1,0 +1,3 @@
+//! Using trained models: text generation.
+
+pub mod generate;

@@ -1,0 +1,346 @@
+//! `primer pretrain gpt`: causal language modelling on packed blocks of a tokenized corpus, nanoGPT style.
+//!
+//! The corpus is tokenized once into `OUT/tokens.bin` and read memory-mapped; the last `val_fraction` of the
+//! tokens is the validation split. Every `eval_interval` steps (and at the end) the run estimates train and
+//! validation loss, appends a line to `OUT/metrics.jsonl`, redraws `OUT/loss.png` and writes a checkpoint:
+//! `config.json` + `model.safetensors` (Hugging Face GPT-2) and the trainer state that `--resume` continues from.
+
+use crate::data::tokens::{encode_corpus, TokenFile};
+use crate::engine::adamw::{clip_grad_norm, AdamW, AdamWConfig};
+use crate::engine::rng::{derive_seed, Rng};
+use crate::error::{Error, Result};
+use crate::hf::{self, TensorFile};
+use crate::models::gpt::{Gpt, GptActs, GptConfig};
+use crate::tokenize::TextTokenizer;
+use crate::train::metrics::{truncate_after_step, MetricsWriter};
+use crate::train::schedule::cosine_lr;
+use crate::viz::plot::plot_jsonl;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Everything that defines a GPT pretraining run. Read from `--config FILE.toml` (same field names) and
+/// overridden by command-line flags; saved as `OUT/train_config.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GptTrainConfig {
+    /// `char` or `bpe`.
+    pub tokenizer: String,
+    /// Vocabulary size of a trained BPE tokenizer.
+    pub vocab_size: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub block_size: usize,
+    pub dropout: f32,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub max_iters: usize,
+    pub lr: f32,
+    pub min_lr: f32,
+    pub warmup_iters: usize,
+    /// Step at which the cosine decay reaches `min_lr`; `0` means `max_iters`.
+    pub lr_decay_iters: usize,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    /// Clip the global gradient norm to this; `0` disables clipping.
+    pub grad_clip: f32,
+    pub eval_interval: usize,
+    pub eval_iters: usize,
+    pub val_fraction: f64,
+    pub seed: u64,
+}
+
+impl Default for GptTrainConfig {
+    fn default() -> Self {
+        GptTrainConfig {
+            tokenizer: "char".into(),
+            vocab_size: 2048,
+            n_layer: 4,
+            n_head: 4,
+            n_embd: 128,
+            block_size: 64,
+            dropout: 0.0,
+            batch_size: 12,
+            grad_accum: 1,
+            max_iters: 2000,
+            lr: 1e-3,
+            min_lr: 1e-4,
+            warmup_iters: 100,
+            lr_decay_iters: 0,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.99,
+            grad_clip: 1.0,
+            eval_interval: 250,
+            eval_iters: 20,
+            val_fraction: 0.1,
+            seed: 1337,
+        }
+    }
+}
+
+impl GptTrainConfig {
+    /// Reads a TOML file of `GptTrainConfig` fields (unknown fields are errors naming the file).
+    pub fn from_toml(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+        toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Config(m.to_string()));
+        if self.tokenizer != "char" && self.tokenizer != "bpe" {
+            return bad("--tokenizer must be char or bpe");
+        }
+        if self.batch_size == 0 || self.grad_accum == 0 || self.block_size == 0 {
+            return bad("batch size, grad-accum and block size must be positive");
+        }
+        if !(0.0..0.5).contains(&self.val_fraction) || self.val_fraction == 0.0 {
+            return bad("--val-fraction must be in (0, 0.5)");
+        }
+        if self.eval_interval == 0 || self.eval_iters == 0 {
+            return bad("--eval-interval and --eval-iters must be positive");
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad("--dropout must be in [0, 1)");
+        }
+        if self.lr <= 0.0 || self.min_lr < 0.0 {
+            return bad("--lr must be positive and --min-lr not negative");
+        }
+        Ok(())
+    }
+
+    fn model_config(&self, vocab_size: usize) -> GptConfig {
+        let mut c = GptConfig::new(vocab_size, self.block_size, self.n_layer, self.n_head, self.n_embd);
+        c.resid_pdrop = self.dropout;
+        c.embd_pdrop = self.dropout;
+        c.attn_pdrop = self.dropout;
+        c
+    }
+
+    fn decay_iters(&self) -> usize {
+        if self.lr_decay_iters == 0 {
+            self.max_iters
+        } else {
+            self.lr_decay_iters
+        }
+    }
+}
+
+/// What a resumed run needs beyond the model and optimizer moments.
+#[derive(Debug, Serialize, Deserialize)]
+struct TrainerState {
+    step: usize,
+    rng_state: u64,
+    adam_t: u64,
+    corpus: PathBuf,
+    tokens_seen: u64,
+    elapsed_s: f64,
+}
+
+/// A finished (or interrupted-and-saved) run: final losses and where it lives.
+pub struct RunSummary {
+    pub steps: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub tokens_per_sec: f64,
+    pub elapsed_s: f64,
+}
+
+/// Train and validation token ranges of the token file.
+struct Splits {
+    tokens: TokenFile,
+    train_end: usize,
+}
+
+impl Splits {
+    fn open(path: &Path, val_fraction: f64, block: usize, corpus: &Path) -> Result<Splits> {
+        let tokens = TokenFile::open(path)?;
+        let n = tokens.len();
+        let train_end = ((n as f64) * (1.0 - val_fraction)) as usize;
+        let need = block + 2;
+        if train_end < need || n - train_end < need {
+            return Err(Error::format(
+                corpus,
+                format!(
+                    "corpus has {n} tokens: too short for blocks of {block} (each split needs at least {need}; \
+                     lower --block-size or use a longer corpus)"
+                ),
+            ));
+        }
+        Ok(Splits { tokens, train_end })
+    }
+
+    /// Fills `x` and `y` (`[batch, block]`) with random windows of the given split.
+    fn batch(&self, val: bool, rng: &mut Rng, block: usize, x: &mut [u32], y: &mut [i32]) {
+        let (lo, hi) = if val { (self.train_end, self.tokens.len()) } else { (0, self.train_end) };
+        let mut buf = vec![0u32; block + 1];
+        for (xb, yb) in x.chunks_exact_mut(block).zip(y.chunks_exact_mut(block)) {
+            let start = lo + rng.below((hi - lo - block - 1) as u64) as usize;
+            self.tokens.read(start, &mut buf);
+            xb.copy_from_slice(&buf[..block]);
+            yb.iter_mut().zip(&buf[1..]).for_each(|(y, &t)| *y = t as i32);
+        }
+    }
+}
+
+/// Runs (or resumes) GPT pretraining on `corpus`, writing everything into `out`.
+pub fn pretrain(corpus: &Path, out: &Path, cfg: &GptTrainConfig, resume: bool) -> Result<RunSummary> {
+    cfg.validate()?;
+    std::fs::create_dir_all(out).map_err(Error::io(out))?;
+    let tok_path = out.join("tokenizer.json");
+    let bin_path = out.join("tokens.bin");
+    let state_path = out.join("trainer_state.json");
+    let (tokenizer, state) = if resume {
+        let state: TrainerState = hf::read_config(&state_path)?;
+        (TextTokenizer::from_file(&tok_path)?, Some(state))
+    } else {
+        let files = [corpus.to_path_buf()];
+        let t = if cfg.tokenizer == "char" {
+            TextTokenizer::train_char(&files)?
+        } else {
+            TextTokenizer::train_bpe(&files, cfg.vocab_size)?
+        };
+        t.save(&tok_path)?;
+        let info = encode_corpus(corpus, &t, &bin_path)?;
+        eprintln!("tokenized {}: {} bytes -> {} tokens (vocab {})", corpus.display(), info.bytes, info.tokens, t.vocab_size());
+        (t, None)
+    };
+    let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
+    let mut model = if resume {
+        let m = Gpt::load(out)?;
+        if m.config.n_layer != cfg.n_layer || m.config.n_embd != cfg.n_embd || m.config.n_head != cfg.n_head
+            || m.config.n_positions != cfg.block_size
+        {
+            return Err(Error::Config("the model shape differs from the checkpoint's; a resumed run keeps its shape".into()));
+        }
+        m
+    } else {
+        let mut mc = cfg.model_config(tokenizer.vocab_size());
+        mc.eos_token_id = tokenizer.eos_id();
+        mc.bos_token_id = tokenizer.eos_id();
+        Gpt::new(mc, cfg.seed)?
+    };
+    hf::write_json(&out.join("train_config.json"), cfg)?;
+    let adam_cfg = AdamWConfig { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay };
+    let mut opt = AdamW::new(adam_cfg, model.num_params());
+    let mut rng = Rng::new(derive_seed(cfg.seed, &[1]));
+    let (mut step, mut tokens_seen, mut elapsed0) = (0usize, 0u64, 0.0f64);
+    if let Some(s) = &state {
+        let f = TensorFile::open(&out.join("optimizer.safetensors"))?;
+        opt.m = f.get_f32("exp_avg")?.0;
+        opt.v = f.get_f32("exp_avg_sq")?.0;
+        if opt.m.len() != model.num_params() || opt.v.len() != model.num_params() {
+            return Err(Error::format(&out.join("optimizer.safetensors"), "moments do not match the model's size"));
+        }
+        opt.t = s.adam_t;
+        rng = Rng::new(s.rng_state);
+        (step, tokens_seen, elapsed0) = (s.step, s.tokens_seen, s.elapsed_s);
+        eprintln!("resuming from step {step}");
+    }
+    let metrics_path = out.join("metrics.jsonl");
+    if resume {
+        truncate_after_step(&metrics_path, step as u64)?;
+    }
+    let mut metrics = MetricsWriter::open(&metrics_path, !resume)?;
+
+    let (b, t) = (cfg.batch_size, cfg.block_size);
+    let mut acts = GptActs::new(&model.config, b, t);
+    let mut grads = vec![0.0f32; model.num_params()];
+    let (mut x, mut y) = (vec![0u32; b * t], vec![0i32; b * t]);
+    let tokens_per_step = (b * t * cfg.grad_accum) as u64;
+    let bar = ProgressBar::new(cfg.max_iters as u64).with_position(step as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+            .map_err(|e| Error::Config(e.to_string()))?,
+    );
+    let start = Instant::now();
+    let mut window = (Instant::now(), 0u64);
+    let mut last = (f64::NAN, f64::NAN, 0.0);
+    while step < cfg.max_iters {
+        let lr = cosine_lr(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.decay_iters());
+        grads.fill(0.0);
+        let mut loss = 0.0;
+        for micro in 0..cfg.grad_accum {
+            splits.batch(false, &mut rng, t, &mut x, &mut y);
+            let seed = derive_seed(cfg.seed, &[2, step as u64, micro as u64]);
+            let scale = 1.0 / (b * t * cfg.grad_accum) as f32;
+            loss += model.forward_backward(&mut acts, &x, &y, &mut grads, scale, seed)? / cfg.grad_accum as f64;
+        }
+        if !loss.is_finite() {
+            return Err(Error::Config(format!("loss became {loss} at step {step}; try a lower --lr")));
+        }
+        let gnorm = clip_grad_norm(&mut grads, cfg.grad_clip);
+        let layout = &model.layout;
+        opt.step(&mut model.params, &grads, layout, lr);
+        step += 1;
+        tokens_seen += tokens_per_step;
+        window.1 += tokens_per_step;
+        let tps = window.1 as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
+        bar.set_position(step as u64);
+        bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {tps:.0} tok/s"));
+        if step % cfg.eval_interval == 0 || step == cfg.max_iters {
+            let (tl, vl) = estimate_loss(&model, &mut acts, &splits, cfg, &mut x, &mut y)?;
+            let elapsed = elapsed0 + start.elapsed().as_secs_f64();
+            metrics.write(&serde_json::json!({
+                "step": step, "train_loss": tl, "val_loss": vl, "lr": lr, "tokens_per_sec": tps,
+                "grad_norm": gnorm, "tokens": tokens_seen, "elapsed_s": elapsed,
+            }))?;
+            bar.println(format!("step {step}: train loss {tl:.4}, val loss {vl:.4}, {tps:.0} tok/s"));
+            let state = TrainerState {
+                step,
+                rng_state: rng.state(),
+                adam_t: opt.t,
+                corpus: corpus.to_path_buf(),
+                tokens_seen,
+                elapsed_s: elapsed,
+            };
+            save_checkpoint(out, &model, &opt, &state)?;
+            plot_jsonl(&metrics_path, &out.join("loss.png"), "step", &["train_loss", "val_loss"], "GPT pretraining loss")?;
+            last = (tl, vl, tps);
+            window = (Instant::now(), 0);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(RunSummary {
+        steps: step,
+        train_loss: last.0,
+        val_loss: last.1,
+        tokens_per_sec: last.2,
+        elapsed_s: elapsed0 + start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Mean loss over `eval_iters` batches of each split; the batches are the same at every evaluation.
+fn estimate_loss(
+    model: &Gpt,
+    acts: &mut GptActs,
+    splits: &Splits,
+    cfg: &GptTrainConfig,
+    x: &mut [u32],
+    y: &mut [i32],
+) -> Result<(f64, f64)> {
+    let mut out = [0.0; 2];
+    for (i, val) in [false, true].into_iter().enumerate() {
+        let mut rng = Rng::new(derive_seed(cfg.seed, &[3, i as u64]));
+        for _ in 0..cfg.eval_iters {
+            splits.batch(val, &mut rng, cfg.block_size, x, y);
+            out[i] += model.loss(acts, x, y)? / cfg.eval_iters as f64;
+        }
+    }
+    Ok((out[0], out[1]))
+}
+
+/// Each file is written atomically; the trainer state, which names the step, goes last.
+fn save_checkpoint(out: &Path, model: &Gpt, opt: &AdamW, state: &TrainerState) -> Result<()> {
+    model.save(out)?;
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let n = opt.m.len();
+    hf::save_raw(
+        &out.join("optimizer.safetensors"),
+        &[("exp_avg".into(), bytes(&opt.m), vec![n]), ("exp_avg_sq".into(), bytes(&opt.v), vec![n])],
+    )?;
+    hf::write_json(&out.join("trainer_state.json"), state)
+}

@@ -1,0 +1,31 @@
+//! Learning-rate schedule: linear warm-up, then cosine decay to a floor (nanoGPT's).
+
+/// Learning rate at `step`: linear warm-up over `warmup` steps to `lr`, cosine decay to `min_lr` at
+/// `decay_steps`, `min_lr` after.
+pub fn cosine_lr(step: usize, lr: f32, min_lr: f32, warmup: usize, decay_steps: usize) -> f32 {
+    if step < warmup {
+        return lr * (step + 1) as f32 / (warmup + 1) as f32;
+    }
+    if step >= decay_steps {
+        return min_lr;
+    }
+    let ratio = (step - warmup) as f32 / (decay_steps - warmup).max(1) as f32;
+    let coeff = 0.5 * (1.0 + (std::f32::consts::PI * ratio).cos());
+    min_lr + coeff * (lr - min_lr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cosine_lr;
+
+    #[test]
+    fn warmup_peak_and_floor() {
+        let f = |s| cosine_lr(s, 1.0, 0.1, 10, 110);
+        assert!((f(0) - 1.0 / 11.0).abs() < 1e-6);
+        assert!(f(5) < f(9) && f(9) < 1.0);
+        assert!((f(10) - 1.0).abs() < 1e-6);
+        assert!((f(60) - 0.55).abs() < 1e-6, "halfway is the mean of lr and min_lr");
+        assert!((f(110) - 0.1).abs() < 1e-6 && (f(500) - 0.1).abs() < 1e-6);
+        assert!((10..110).all(|s| f(s + 1) <= f(s)));
+    }
+}
