@@ -1,0 +1,261 @@
+//! Text tokenizers: a thin wrapper over the Hugging Face `tokenizers` crate.
+//!
+//! Two tokenizers can be trained from corpus files: a per-character one (like nanoGPT's
+//! shakespeare_char) and a GPT-2 style byte-level BPE. Both are saved as ordinary `tokenizer.json`
+//! files, so Python `tokenizers`/`transformers` load them too.
+
+use crate::data::atomic_file::write_atomic;
+use crate::data::text_chunks::{check_not_blank, TextChunks, DEFAULT_CHUNK_BYTES};
+use crate::error::{Error, Result};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::models::bpe::{BpeTrainer, BPE};
+use tokenizers::models::wordlevel::WordLevel;
+use tokenizers::models::{ModelWrapper, TrainerWrapper};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
+
+/// GPT-2's end-of-text special token.
+pub const EOS_TOKEN: &str = "<|endoftext|>";
+
+/// Unknown-token name the per-character model is given; it is not in its vocabulary, so an
+/// unknown character is an error rather than a silent substitution.
+const CHAR_UNK: &str = "<unk>";
+
+/// A trained or loaded tokenizer.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+}
+
+fn tok_err(e: impl std::fmt::Display) -> Error {
+    Error::Tokenizer(e.to_string())
+}
+
+impl TextTokenizer {
+    /// Character-level vocabulary (like nanoGPT shakespeare_char): one token per Unicode char
+    /// seen in the corpus files, ids in sorted char order.
+    pub fn train_char(files: &[PathBuf]) -> Result<Self> {
+        let mut chars = BTreeSet::new();
+        for file in files {
+            check_not_blank(file)?;
+            for chunk in TextChunks::open(file, DEFAULT_CHUNK_BYTES)? {
+                chars.extend(chunk?.text.chars());
+            }
+        }
+        if chars.is_empty() {
+            return Err(Error::Config("no corpus file given".into()));
+        }
+        let vocab = chars
+            .iter()
+            .enumerate()
+            .map(|(id, c)| (c.to_string(), id as u32))
+            .collect();
+        let model = WordLevel::builder()
+            .vocab(vocab)
+            .unk_token(CHAR_UNK.into())
+            .build()
+            .map_err(tok_err)?;
+        // `[\s\S]` matches any one character, newline included, in every regex dialect.
+        let split = Split::new(
+            SplitPattern::Regex(r"[\s\S]".into()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(tok_err)?;
+        let mut inner = Tokenizer::new(model);
+        inner
+            .with_pre_tokenizer(Some(split))
+            .with_decoder(Some(Fuse::new()));
+        Ok(Self { inner })
+    }
+
+    /// Byte-level BPE (GPT-2 style: ByteLevel pre-tokenizer/decoder, all 256 bytes in the
+    /// initial alphabet, special token "<|endoftext|>") trained with the crate's trainer.
+    ///
+    /// The vocabulary has `vocab_size` tokens, or fewer when the corpus has fewer distinct
+    /// pairs to merge. The files are fed in the same chunks [`crate::data::tokens`] encodes.
+    pub fn train_bpe(files: &[PathBuf], vocab_size: usize) -> Result<Self> {
+        let alphabet = ByteLevel::alphabet();
+        if vocab_size <= alphabet.len() {
+            return Err(Error::Config(format!(
+                "BPE vocab size {vocab_size} is too small: the 256 byte tokens and {EOS_TOKEN} \
+                 need at least {}",
+                alphabet.len() + 1
+            )));
+        }
+        if files.is_empty() {
+            return Err(Error::Config("no corpus file given".into()));
+        }
+        for file in files {
+            check_not_blank(file)?;
+        }
+        let byte_level = ByteLevel::new(false, true, true);
+        let mut inner = Tokenizer::new(BPE::default());
+        inner
+            .with_pre_tokenizer(Some(byte_level))
+            .with_decoder(Some(byte_level))
+            .with_post_processor(Some(byte_level));
+        let mut trainer = TrainerWrapper::BpeTrainer(
+            BpeTrainer::builder()
+                .vocab_size(vocab_size)
+                .min_frequency(0)
+                .show_progress(false)
+                .initial_alphabet(alphabet.into_iter().collect())
+                .special_tokens(vec![AddedToken::from(EOS_TOKEN, true)])
+                .build(),
+        );
+        let mut failure = None;
+        let texts = files
+            .iter()
+            .flat_map(|file| {
+                let (chunks, open_error) = match TextChunks::open(file, DEFAULT_CHUNK_BYTES) {
+                    Ok(chunks) => (Some(chunks), None),
+                    Err(e) => (None, Some(Err(e))),
+                };
+                chunks.into_iter().flatten().chain(open_error)
+            })
+            .map_while(|chunk| match chunk {
+                Ok(chunk) => Some(chunk.text),
+                Err(e) => {
+                    failure = Some(e);
+                    None
+                }
+            });
+        let trained = inner.train(&mut trainer, texts).map(|_| ());
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        trained.map_err(tok_err)?;
+        Ok(Self { inner })
+    }
+
+    /// Loads a `tokenizer.json` (Hugging Face format).
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let json = std::fs::read_to_string(path).map_err(Error::io(path))?;
+        let inner = Tokenizer::from_str(&json)
+            .map_err(|e| Error::format(path, format!("not a valid tokenizer.json: {e}")))?;
+        Ok(Self { inner })
+    }
+
+    /// Loads a model directory: its `tokenizer.json`, or GPT-2's `vocab.json` + `merges.txt`
+    /// when that is all there is.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let json = dir.join("tokenizer.json");
+        if json.is_file() {
+            return Self::from_file(&json);
+        }
+        let vocab = dir.join("vocab.json");
+        let merges = dir.join("merges.txt");
+        if !vocab.is_file() || !merges.is_file() {
+            return Err(Error::format(
+                dir,
+                "has neither tokenizer.json nor vocab.json + merges.txt",
+            ));
+        }
+        let (Some(vocab_s), Some(merges_s)) = (vocab.to_str(), merges.to_str()) else {
+            return Err(Error::format(dir, "the path is not valid UTF-8"));
+        };
+        let model = BPE::from_file(vocab_s, merges_s)
+            .build()
+            .map_err(|e| Error::format(dir, format!("vocab.json/merges.txt: {e}")))?;
+        let byte_level = ByteLevel::new(false, true, true);
+        let mut inner = Tokenizer::new(model);
+        inner
+            .with_pre_tokenizer(Some(byte_level))
+            .with_decoder(Some(byte_level))
+            .with_post_processor(Some(byte_level));
+        if inner.token_to_id(EOS_TOKEN).is_some() {
+            inner.add_special_tokens(&[AddedToken::from(EOS_TOKEN, true)]);
+        }
+        Ok(Self { inner })
+    }
+
+    /// Saves as `tokenizer.json` (written to a temporary file, then renamed over `path`).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = self.inner.to_string(true).map_err(tok_err)?;
+        write_atomic(path, |file| {
+            file.write_all(json.as_bytes()).map_err(Error::io(path))
+        })
+    }
+
+    /// Token ids of `text`, without special tokens added.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode_at(text).map_err(|e| match e {
+            EncodeError::UnknownChar { offset, c } => Error::Tokenizer(format!(
+                "character {c:?} (U+{:04X}) at byte {offset} of the text is not in the \
+                 tokenizer's vocabulary",
+                c as u32
+            )),
+            EncodeError::Other(msg) => Error::Tokenizer(msg),
+        })
+    }
+
+    /// Like [`Self::encode`], with an unknown character reported by position so a caller can
+    /// name the place in its file.
+    pub(crate) fn encode_at(&self, text: &str) -> std::result::Result<Vec<u32>, EncodeError> {
+        match self.inner.encode_fast(text, false) {
+            Ok(encoding) => Ok(encoding.get_ids().to_vec()),
+            Err(e) => Err(self
+                .unknown_char(text)
+                .map(|(offset, c)| EncodeError::UnknownChar { offset, c })
+                .unwrap_or(EncodeError::Other(e.to_string()))),
+        }
+    }
+
+    /// For a per-character (word-level) model: the first character of `text` it lacks.
+    fn unknown_char(&self, text: &str) -> Option<(usize, char)> {
+        if !matches!(self.inner.get_model(), ModelWrapper::WordLevel(_)) {
+            return None;
+        }
+        let mut buf = [0u8; 4];
+        text.char_indices()
+            .find(|(_, c)| self.inner.token_to_id(c.encode_utf8(&mut buf)).is_none())
+    }
+
+    /// The text of `ids` (special tokens included). An id outside the vocabulary is an error.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        if let Some(bad) = ids.iter().find(|&&id| self.inner.id_to_token(id).is_none()) {
+            return Err(Error::Tokenizer(format!(
+                "token id {bad} is not in the vocabulary (size {})",
+                self.vocab_size()
+            )));
+        }
+        self.inner.decode(ids, false).map_err(tok_err)
+    }
+
+    /// Number of tokens, special tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The id of token `tok`, if it is in the vocabulary.
+    pub fn token_to_id(&self, tok: &str) -> Option<u32> {
+        self.inner.token_to_id(tok)
+    }
+
+    /// The id of "<|endoftext|>", if the vocabulary has it.
+    pub fn eos_id(&self) -> Option<u32> {
+        self.token_to_id(EOS_TOKEN)
+    }
+
+    /// The wrapped `tokenizers` tokenizer.
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+}
+
+/// Why encoding failed.
+pub(crate) enum EncodeError {
+    /// `c`, at byte `offset` of the text, is not in a per-character vocabulary.
+    UnknownChar { offset: usize, c: char },
+    /// Any other failure reported by the `tokenizers` crate.
+    Other(String),
+}
+
+#[cfg(test)]
+mod tests;

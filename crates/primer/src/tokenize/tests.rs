@@ -1,0 +1,205 @@
+use super::*;
+use std::collections::BTreeSet;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("primer-tokenize-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Deterministic pseudo-English: words drawn from syllables by a small LCG.
+fn generated_text(words: usize) -> String {
+    const SYLLABLES: [&str; 12] = [
+        "th", "e", "an", "qu", "ing", "or", "st", "le", "ver", "is", "ka", "mo",
+    ];
+    let mut state = 12345u64;
+    let mut next = |n: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize % n
+    };
+    let mut text = String::new();
+    for i in 0..words {
+        for _ in 0..1 + next(3) {
+            text.push_str(SYLLABLES[next(SYLLABLES.len())]);
+        }
+        text.push(if i % 13 == 12 { '\n' } else { ' ' });
+    }
+    text
+}
+
+const CHAR_CORPUS: &str = "Hello, world!\nCafé — naïve 🙂\n\n  spaced\ttab\r\nend";
+
+#[test]
+fn char_vocabulary_is_the_sorted_characters_and_round_trips() {
+    let dir = temp_dir("char");
+    let a = write(&dir, "a.txt", CHAR_CORPUS);
+    let b = write(&dir, "b.txt", "zzz ÿ\n");
+    let tok = TextTokenizer::train_char(&[a, b]).unwrap();
+    let chars: BTreeSet<char> = CHAR_CORPUS.chars().chain("zzz ÿ\n".chars()).collect();
+    assert_eq!(tok.vocab_size(), chars.len());
+    for (id, c) in chars.iter().enumerate() {
+        assert_eq!(tok.token_to_id(&c.to_string()), Some(id as u32), "{c:?}");
+    }
+    assert_eq!(tok.eos_id(), None);
+
+    for text in [CHAR_CORPUS, "\n\n🙂é—\r\n  z ÿ", ""] {
+        let ids = tok.encode(text).unwrap();
+        assert_eq!(ids.len(), text.chars().count());
+        assert_eq!(tok.decode(&ids).unwrap(), text);
+    }
+    let newline = tok.token_to_id("\n").unwrap();
+    assert_eq!(tok.encode("\n\n").unwrap(), [newline, newline]);
+}
+
+#[test]
+fn unknown_character_is_an_error_naming_it() {
+    let dir = temp_dir("unknown");
+    let tok = TextTokenizer::train_char(&[write(&dir, "c.txt", CHAR_CORPUS)]).unwrap();
+    let err = tok.encode("Hello Q").unwrap_err().to_string();
+    assert!(err.contains("'Q'") && err.contains("U+0051"), "{err}");
+    assert!(err.contains("byte 6"), "{err}");
+    let err = tok.encode("Hé€").unwrap_err().to_string();
+    assert!(err.contains("'€'") && err.contains("byte 3"), "{err}");
+    let err = tok.decode(&[0, 999]).unwrap_err().to_string();
+    assert!(err.contains("999"), "{err}");
+}
+
+#[test]
+fn training_rejects_blank_corpora_and_tiny_vocabularies() {
+    let dir = temp_dir("reject");
+    let blank = write(&dir, "blank.txt", " \n\n\t");
+    let err = TextTokenizer::train_char(std::slice::from_ref(&blank))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("blank.txt") && err.contains("empty"), "{err}");
+    assert!(TextTokenizer::train_bpe(&[blank], 300).is_err());
+    let text = write(&dir, "text.txt", "some text\n");
+    assert!(TextTokenizer::train_bpe(std::slice::from_ref(&text), 257).is_ok());
+    let err = TextTokenizer::train_bpe(&[text], 256)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("256"), "{err}");
+}
+
+#[test]
+fn bpe_trains_to_the_requested_size_and_round_trips() {
+    let dir = temp_dir("bpe");
+    let corpus = write(&dir, "corpus.txt", &generated_text(20_000));
+    let tok = TextTokenizer::train_bpe(std::slice::from_ref(&corpus), 400).unwrap();
+    assert_eq!(tok.vocab_size(), 400);
+    let eos = tok.eos_id().unwrap();
+    assert!((eos as usize) < 400);
+
+    let sample = generated_text(300);
+    let ids = tok.encode(&sample).unwrap();
+    assert!(
+        ids.len() * 2 < sample.len(),
+        "{} tokens for {} bytes: merges are not used",
+        ids.len(),
+        sample.len()
+    );
+    assert!(!ids.contains(&eos));
+    assert_eq!(tok.decode(&ids).unwrap(), sample);
+    // Byte-level: text never seen in training still round-trips.
+    let unseen = "Zebra ÿ — 🙂\n\n\tX<|endoftext|>";
+    let ids = tok.encode(unseen).unwrap();
+    assert_eq!(ids.last(), Some(&eos));
+    assert_eq!(tok.decode(&ids).unwrap(), unseen);
+
+    let again = TextTokenizer::train_bpe(&[corpus], 400).unwrap();
+    assert_eq!(
+        again.inner().to_string(false).unwrap(),
+        tok.inner().to_string(false).unwrap(),
+        "training is not deterministic"
+    );
+}
+
+#[test]
+fn bpe_vocabulary_is_smaller_when_the_corpus_runs_out_of_pairs() {
+    let dir = temp_dir("bpe-small");
+    let corpus = write(&dir, "tiny.txt", "abab abab\n");
+    let tok = TextTokenizer::train_bpe(&[corpus], 1000).unwrap();
+    // 256 bytes + <|endoftext|> + the few merges this text allows.
+    assert!(
+        (258..270).contains(&tok.vocab_size()),
+        "{}",
+        tok.vocab_size()
+    );
+    assert_eq!(tok.encode("abab").unwrap().len(), 1);
+}
+
+#[test]
+fn saved_tokenizers_load_back_identically() {
+    let dir = temp_dir("save");
+    let corpus = write(&dir, "corpus.txt", &generated_text(5_000));
+    let sample = generated_text(200) + "Café 🙂\n";
+    let bpe = TextTokenizer::train_bpe(std::slice::from_ref(&corpus), 300).unwrap();
+    let chars = TextTokenizer::train_char(&[write(&dir, "c.txt", &sample)]).unwrap();
+    for (name, tok) in [("bpe.json", &bpe), ("char.json", &chars)] {
+        let path = dir.join(name);
+        tok.save(&path).unwrap();
+        let loaded = TextTokenizer::from_file(&path).unwrap();
+        assert_eq!(loaded.vocab_size(), tok.vocab_size());
+        assert_eq!(loaded.eos_id(), tok.eos_id());
+        assert_eq!(
+            loaded.encode(&sample).unwrap(),
+            tok.encode(&sample).unwrap()
+        );
+        let model_dir = dir.join(format!("{name}-dir"));
+        std::fs::create_dir_all(&model_dir).unwrap();
+        tok.save(&model_dir.join("tokenizer.json")).unwrap();
+        let from_dir = TextTokenizer::from_dir(&model_dir).unwrap();
+        assert_eq!(
+            from_dir.encode(&sample).unwrap(),
+            tok.encode(&sample).unwrap()
+        );
+    }
+}
+
+#[test]
+fn gpt2_style_vocab_and_merges_load_from_a_directory() {
+    let dir = temp_dir("gpt2-dir");
+    let corpus = write(&dir, "corpus.txt", &generated_text(5_000));
+    let bpe = TextTokenizer::train_bpe(&[corpus], 300).unwrap();
+    let model_dir = dir.join("model");
+    std::fs::create_dir_all(&model_dir).unwrap();
+    use tokenizers::Model;
+    bpe.inner().get_model().save(&model_dir, None).unwrap();
+    assert!(model_dir.join("vocab.json").is_file() && model_dir.join("merges.txt").is_file());
+    let loaded = TextTokenizer::from_dir(&model_dir).unwrap();
+    let sample = generated_text(100) + "<|endoftext|>é";
+    assert_eq!(
+        loaded.encode(&sample).unwrap(),
+        bpe.encode(&sample).unwrap()
+    );
+    assert_eq!(loaded.eos_id(), bpe.eos_id());
+    assert_eq!(loaded.vocab_size(), 300);
+}
+
+#[test]
+fn loading_errors_name_the_path() {
+    let dir = temp_dir("load-errors");
+    let err = TextTokenizer::from_dir(&dir).err().unwrap().to_string();
+    assert!(
+        err.contains("load-errors") && err.contains("tokenizer.json"),
+        "{err}"
+    );
+    let bad = write(&dir, "bad.json", "{\"model\": 3}");
+    let err = TextTokenizer::from_file(&bad).err().unwrap().to_string();
+    assert!(err.contains("bad.json"), "{err}");
+    let err = TextTokenizer::from_file(&dir.join("missing.json"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("missing.json"), "{err}");
+}
