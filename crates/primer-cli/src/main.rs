@@ -8,7 +8,11 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "primer", version, about = "Pre-train, then fine-tune transformer language models")]
+#[command(
+    name = "primer",
+    version,
+    about = "Pre-train, then fine-tune transformer language models"
+)]
 struct Cli {
     /// Worker threads (default: all cores, or RAYON_NUM_THREADS).
     #[arg(long, global = true)]
@@ -57,7 +61,11 @@ fn main() -> Result<()> {
         Command::Quickstart(a) => quickstart::run(a),
         Command::Pretrain(m) => pretrain::run(m),
         Command::Generate(a) => generate::run(a),
-        Command::Bench(Bench::Train { preset, steps, warmup }) => {
+        Command::Bench(Bench::Train {
+            preset,
+            steps,
+            warmup,
+        }) => {
             let r = primer::bench::train(&preset, steps, warmup)?;
             println!(
                 "params={} threads={} loss_first={:.4} loss_last={:.4}",

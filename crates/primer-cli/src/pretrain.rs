@@ -108,9 +108,30 @@ impl GptArgs {
             GptTrainConfig::default()
         };
         overlay!(
-            c, self, tokenizer, vocab_size, n_layer, n_head, n_embd, block_size, dropout, batch_size, grad_accum,
-            max_iters, lr, min_lr, warmup_iters, lr_decay_iters, weight_decay, beta1, beta2, grad_clip,
-            eval_interval, eval_iters, val_fraction, seed
+            c,
+            self,
+            tokenizer,
+            vocab_size,
+            n_layer,
+            n_head,
+            n_embd,
+            block_size,
+            dropout,
+            batch_size,
+            grad_accum,
+            max_iters,
+            lr,
+            min_lr,
+            warmup_iters,
+            lr_decay_iters,
+            weight_decay,
+            beta1,
+            beta2,
+            grad_clip,
+            eval_interval,
+            eval_iters,
+            val_fraction,
+            seed
         );
         Ok(c)
     }

@@ -11,7 +11,9 @@ pub fn preset(name: &str) -> Result<(usize, usize, usize, usize, usize, usize)> 
     match name {
         "small" => Ok((65, 64, 12, 4, 4, 128)),
         "big" => Ok((8192, 128, 16, 6, 8, 256)),
-        other => Err(Error::Config(format!("unknown preset \"{other}\" (small, big)"))),
+        other => Err(Error::Config(format!(
+            "unknown preset \"{other}\" (small, big)"
+        ))),
     }
 }
 
@@ -20,7 +22,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -58,7 +63,12 @@ pub fn train(preset_name: &str, steps: usize, warmup: usize) -> Result<BenchResu
     let mut layout = model.layout.clone();
     layout.specs_mut().iter_mut().for_each(|s| s.decay = true);
     let mut opt = AdamW::new(
-        AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 },
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
         model.num_params(),
     );
     let data = corpus(vocab, 200_000);
@@ -78,7 +88,14 @@ pub fn train(preset_name: &str, steps: usize, warmup: usize) -> Result<BenchResu
             }
         }
         grads.fill(0.0);
-        let loss = model.forward_backward(&mut acts, &x, &y, &mut grads, 1.0 / (batch * block) as f32, i as u64)?;
+        let loss = model.forward_backward(
+            &mut acts,
+            &x,
+            &y,
+            &mut grads,
+            1.0 / (batch * block) as f32,
+            i as u64,
+        )?;
         opt.step(&mut model.params, &grads, &layout, 1e-3);
         let dt = t0.elapsed().as_secs_f64();
         if i == 0 {
@@ -106,9 +123,11 @@ pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }

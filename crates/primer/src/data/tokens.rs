@@ -4,14 +4,14 @@
 //! size, u64 token count, all little-endian — then the tokens, little-endian, u16 when the
 //! vocabulary has at most 65536 tokens and u32 otherwise.
 
-use crate::data::atomic_file::write_atomic;
 use crate::data::text_chunks::{check_not_blank, TextChunk, TextChunks, DEFAULT_CHUNK_BYTES};
 use crate::error::{Error, Result};
 use crate::tokenize::{EncodeError, TextTokenizer};
+use crate::train::atomic::write_atomic_with;
 use memmap2::Mmap;
 use rayon::prelude::*;
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"PRIMTOK1";
@@ -47,14 +47,13 @@ fn encode_corpus_in_chunks(
         .map_err(|_| Error::Config(format!("vocab size {} is too large", tok.vocab_size())))?;
     let width = token_width(vocab);
     let batch = 2 * rayon::current_num_threads().max(1);
-    write_atomic(out, |file| {
-        let mut writer = BufWriter::with_capacity(1 << 20, &mut *file);
+    let mut info = TokenFileInfo {
+        tokens: 0,
+        bytes: 0,
+    };
+    write_atomic_with(out, |writer| {
         let io_out = Error::io(out);
         writer.write_all(&header(width, vocab, 0)).map_err(io_out)?;
-        let mut info = TokenFileInfo {
-            tokens: 0,
-            bytes: 0,
-        };
         let mut chunks = TextChunks::open(corpus, chunk_bytes)?;
         let mut bytes = Vec::new();
         loop {
@@ -86,12 +85,12 @@ fn encode_corpus_in_chunks(
             }
         }
         writer.flush().map_err(Error::io(out))?;
-        drop(writer);
+        let file = writer.get_mut();
         file.seek(SeekFrom::Start(0)).map_err(Error::io(out))?;
         file.write_all(&header(width, vocab, info.tokens))
-            .map_err(Error::io(out))?;
-        Ok(info)
-    })
+            .map_err(Error::io(out))
+    })?;
+    Ok(info)
 }
 
 fn encode_chunk(corpus: &Path, tok: &TextTokenizer, chunk: &TextChunk) -> Result<Vec<u32>> {

@@ -31,7 +31,9 @@ impl Sampling {
             return Err(Error::Config("--top-p must be in (0, 1]".into()));
         }
         if self.repetition_penalty <= 0.0 {
-            return Err(Error::Config("--repetition-penalty must be positive".into()));
+            return Err(Error::Config(
+                "--repetition-penalty must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -47,13 +49,23 @@ pub fn pick(logits: &mut [f32], context: &[u32], s: &Sampling, rng: &mut Rng) ->
             }
         }
         for (l, _) in logits.iter_mut().zip(&seen).filter(|(_, &s)| s) {
-            *l = if *l > 0.0 { *l / s.repetition_penalty } else { *l * s.repetition_penalty };
+            *l = if *l > 0.0 {
+                *l / s.repetition_penalty
+            } else {
+                *l * s.repetition_penalty
+            };
         }
     }
     let argmax = |l: &[f32]| {
         l.iter()
             .enumerate()
-            .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+            .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                if v > best.1 {
+                    (i, v)
+                } else {
+                    best
+                }
+            })
             .0 as u32
     };
     if s.temperature == 0.0 {
@@ -152,13 +164,22 @@ mod tests {
     fn greedy_topk_topp_and_penalty() {
         let logits = [1.0f32, 3.0, 2.0, 0.5];
         let mut rng = Rng::new(1);
-        let greedy = Sampling { temperature: 0.0, ..sampling() };
+        let greedy = Sampling {
+            temperature: 0.0,
+            ..sampling()
+        };
         assert_eq!(pick(&mut logits.clone(), &[], &greedy, &mut rng), 1);
         // penalty 10 on token 1 (positive logit 3 -> 0.3): token 2 wins
-        let pen = Sampling { repetition_penalty: 10.0, ..greedy.clone() };
+        let pen = Sampling {
+            repetition_penalty: 10.0,
+            ..greedy.clone()
+        };
         assert_eq!(pick(&mut logits.clone(), &[1], &pen, &mut rng), 2);
         // top-k 2 only ever samples tokens 1 and 2
-        let k2 = Sampling { top_k: 2, ..sampling() };
+        let k2 = Sampling {
+            top_k: 2,
+            ..sampling()
+        };
         let mut counts = [0usize; 4];
         for _ in 0..4000 {
             counts[pick(&mut logits.clone(), &[], &k2, &mut rng) as usize] += 1;
@@ -168,7 +189,10 @@ mod tests {
         let ratio = counts[1] as f64 / counts[2] as f64;
         assert!((ratio - std::f64::consts::E).abs() < 0.3, "ratio {ratio}");
         // top-p 0.5: token 1 alone has probability 0.64 ≥ 0.5
-        let p = Sampling { top_p: 0.5, ..sampling() };
+        let p = Sampling {
+            top_p: 0.5,
+            ..sampling()
+        };
         assert!((0..200).all(|_| pick(&mut logits.clone(), &[], &p, &mut rng) == 1));
     }
 }

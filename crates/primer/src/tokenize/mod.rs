@@ -4,11 +4,10 @@
 //! shakespeare_char) and a GPT-2 style byte-level BPE. Both are saved as ordinary `tokenizer.json`
 //! files, so Python `tokenizers`/`transformers` load them too.
 
-use crate::data::atomic_file::write_atomic;
 use crate::data::text_chunks::{check_not_blank, TextChunks, DEFAULT_CHUNK_BYTES};
 use crate::error::{Error, Result};
+use crate::train::atomic::write_atomic;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use tokenizers::decoders::fuse::Fuse;
@@ -178,9 +177,7 @@ impl TextTokenizer {
     /// Saves as `tokenizer.json` (written to a temporary file, then renamed over `path`).
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = self.inner.to_string(true).map_err(tok_err)?;
-        write_atomic(path, |file| {
-            file.write_all(json.as_bytes()).map_err(Error::io(path))
-        })
+        write_atomic(path, json.as_bytes())
     }
 
     /// Token ids of `text`, without special tokens added.

@@ -113,7 +113,13 @@ impl GptTrainConfig {
     }
 
     fn model_config(&self, vocab_size: usize) -> GptConfig {
-        let mut c = GptConfig::new(vocab_size, self.block_size, self.n_layer, self.n_head, self.n_embd);
+        let mut c = GptConfig::new(
+            vocab_size,
+            self.block_size,
+            self.n_layer,
+            self.n_head,
+            self.n_embd,
+        );
         c.resid_pdrop = self.dropout;
         c.embd_pdrop = self.dropout;
         c.attn_pdrop = self.dropout;
@@ -175,19 +181,30 @@ impl Splits {
 
     /// Fills `x` and `y` (`[batch, block]`) with random windows of the given split.
     fn batch(&self, val: bool, rng: &mut Rng, block: usize, x: &mut [u32], y: &mut [i32]) {
-        let (lo, hi) = if val { (self.train_end, self.tokens.len()) } else { (0, self.train_end) };
+        let (lo, hi) = if val {
+            (self.train_end, self.tokens.len())
+        } else {
+            (0, self.train_end)
+        };
         let mut buf = vec![0u32; block + 1];
         for (xb, yb) in x.chunks_exact_mut(block).zip(y.chunks_exact_mut(block)) {
             let start = lo + rng.below((hi - lo - block - 1) as u64) as usize;
             self.tokens.read(start, &mut buf);
             xb.copy_from_slice(&buf[..block]);
-            yb.iter_mut().zip(&buf[1..]).for_each(|(y, &t)| *y = t as i32);
+            yb.iter_mut()
+                .zip(&buf[1..])
+                .for_each(|(y, &t)| *y = t as i32);
         }
     }
 }
 
 /// Runs (or resumes) GPT pretraining on `corpus`, writing everything into `out`.
-pub fn pretrain(corpus: &Path, out: &Path, cfg: &GptTrainConfig, resume: bool) -> Result<RunSummary> {
+pub fn pretrain(
+    corpus: &Path,
+    out: &Path,
+    cfg: &GptTrainConfig,
+    resume: bool,
+) -> Result<RunSummary> {
     cfg.validate()?;
     std::fs::create_dir_all(out).map_err(Error::io(out))?;
     let tok_path = out.join("tokenizer.json");
@@ -205,16 +222,27 @@ pub fn pretrain(corpus: &Path, out: &Path, cfg: &GptTrainConfig, resume: bool) -
         };
         t.save(&tok_path)?;
         let info = encode_corpus(corpus, &t, &bin_path)?;
-        eprintln!("tokenized {}: {} bytes -> {} tokens (vocab {})", corpus.display(), info.bytes, info.tokens, t.vocab_size());
+        eprintln!(
+            "tokenized {}: {} bytes -> {} tokens (vocab {})",
+            corpus.display(),
+            info.bytes,
+            info.tokens,
+            t.vocab_size()
+        );
         (t, None)
     };
     let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
     let mut model = if resume {
         let m = Gpt::load(out)?;
-        if m.config.n_layer != cfg.n_layer || m.config.n_embd != cfg.n_embd || m.config.n_head != cfg.n_head
+        if m.config.n_layer != cfg.n_layer
+            || m.config.n_embd != cfg.n_embd
+            || m.config.n_head != cfg.n_head
             || m.config.n_positions != cfg.block_size
         {
-            return Err(Error::Config("the model shape differs from the checkpoint's; a resumed run keeps its shape".into()));
+            return Err(Error::Config(
+                "the model shape differs from the checkpoint's; a resumed run keeps its shape"
+                    .into(),
+            ));
         }
         m
     } else {
@@ -224,7 +252,12 @@ pub fn pretrain(corpus: &Path, out: &Path, cfg: &GptTrainConfig, resume: bool) -
         Gpt::new(mc, cfg.seed)?
     };
     hf::write_json(&out.join("train_config.json"), cfg)?;
-    let adam_cfg = AdamWConfig { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay };
+    let adam_cfg = AdamWConfig {
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: 1e-8,
+        weight_decay: cfg.weight_decay,
+    };
     let mut opt = AdamW::new(adam_cfg, model.num_params());
     let mut rng = Rng::new(derive_seed(cfg.seed, &[1]));
     let (mut step, mut tokens_seen, mut elapsed0) = (0usize, 0u64, 0.0f64);
@@ -233,7 +266,10 @@ pub fn pretrain(corpus: &Path, out: &Path, cfg: &GptTrainConfig, resume: bool) -
         opt.m = f.get_f32("exp_avg")?.0;
         opt.v = f.get_f32("exp_avg_sq")?.0;
         if opt.m.len() != model.num_params() || opt.v.len() != model.num_params() {
-            return Err(Error::format(&out.join("optimizer.safetensors"), "moments do not match the model's size"));
+            return Err(Error::format(
+                &out.join("optimizer.safetensors"),
+                "moments do not match the model's size",
+            ));
         }
         opt.t = s.adam_t;
         rng = Rng::new(s.rng_state);
@@ -253,24 +289,35 @@ pub fn pretrain(corpus: &Path, out: &Path, cfg: &GptTrainConfig, resume: bool) -
     let tokens_per_step = (b * t * cfg.grad_accum) as u64;
     let bar = ProgressBar::new(cfg.max_iters as u64).with_position(step as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-            .map_err(|e| Error::Config(e.to_string()))?,
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .map_err(|e| Error::Config(e.to_string()))?,
     );
     let start = Instant::now();
     let mut window = (Instant::now(), 0u64);
     let mut last = (f64::NAN, f64::NAN, 0.0);
     while step < cfg.max_iters {
-        let lr = cosine_lr(step, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.decay_iters());
+        let lr = cosine_lr(
+            step,
+            cfg.lr,
+            cfg.min_lr,
+            cfg.warmup_iters,
+            cfg.decay_iters(),
+        );
         grads.fill(0.0);
         let mut loss = 0.0;
         for micro in 0..cfg.grad_accum {
             splits.batch(false, &mut rng, t, &mut x, &mut y);
             let seed = derive_seed(cfg.seed, &[2, step as u64, micro as u64]);
             let scale = 1.0 / (b * t * cfg.grad_accum) as f32;
-            loss += model.forward_backward(&mut acts, &x, &y, &mut grads, scale, seed)? / cfg.grad_accum as f64;
+            loss += model.forward_backward(&mut acts, &x, &y, &mut grads, scale, seed)?
+                / cfg.grad_accum as f64;
         }
         if !loss.is_finite() {
-            return Err(Error::Config(format!("loss became {loss} at step {step}; try a lower --lr")));
+            return Err(Error::Config(format!(
+                "loss became {loss} at step {step}; try a lower --lr"
+            )));
         }
         let gnorm = clip_grad_norm(&mut grads, cfg.grad_clip);
         let layout = &model.layout;
@@ -288,7 +335,9 @@ pub fn pretrain(corpus: &Path, out: &Path, cfg: &GptTrainConfig, resume: bool) -
                 "step": step, "train_loss": tl, "val_loss": vl, "lr": lr, "tokens_per_sec": tps,
                 "grad_norm": gnorm, "tokens": tokens_seen, "elapsed_s": elapsed,
             }))?;
-            bar.println(format!("step {step}: train loss {tl:.4}, val loss {vl:.4}, {tps:.0} tok/s"));
+            bar.println(format!(
+                "step {step}: train loss {tl:.4}, val loss {vl:.4}, {tps:.0} tok/s"
+            ));
             let state = TrainerState {
                 step,
                 rng_state: rng.state(),
@@ -298,7 +347,13 @@ pub fn pretrain(corpus: &Path, out: &Path, cfg: &GptTrainConfig, resume: bool) -
                 elapsed_s: elapsed,
             };
             save_checkpoint(out, &model, &opt, &state)?;
-            plot_jsonl(&metrics_path, &out.join("loss.png"), "step", &["train_loss", "val_loss"], "GPT pretraining loss")?;
+            plot_jsonl(
+                &metrics_path,
+                &out.join("loss.png"),
+                "step",
+                &["train_loss", "val_loss"],
+                "GPT pretraining loss",
+            )?;
             last = (tl, vl, tps);
             window = (Instant::now(), 0);
         }
@@ -340,7 +395,10 @@ fn save_checkpoint(out: &Path, model: &Gpt, opt: &AdamW, state: &TrainerState) -
     let n = opt.m.len();
     hf::save_raw(
         &out.join("optimizer.safetensors"),
-        &[("exp_avg".into(), bytes(&opt.m), vec![n]), ("exp_avg_sq".into(), bytes(&opt.v), vec![n])],
+        &[
+            ("exp_avg".into(), bytes(&opt.m), vec![n]),
+            ("exp_avg_sq".into(), bytes(&opt.v), vec![n]),
+        ],
     )?;
     hf::write_json(&out.join("trainer_state.json"), state)
 }

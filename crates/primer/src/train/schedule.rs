@@ -24,7 +24,10 @@ mod tests {
         assert!((f(0) - 1.0 / 11.0).abs() < 1e-6);
         assert!(f(5) < f(9) && f(9) < 1.0);
         assert!((f(10) - 1.0).abs() < 1e-6);
-        assert!((f(60) - 0.55).abs() < 1e-6, "halfway is the mean of lr and min_lr");
+        assert!(
+            (f(60) - 0.55).abs() < 1e-6,
+            "halfway is the mean of lr and min_lr"
+        );
         assert!((f(110) - 0.1).abs() < 1e-6 && (f(500) - 0.1).abs() < 1e-6);
         assert!((10..110).all(|s| f(s + 1) <= f(s)));
     }
