@@ -1,0 +1,3 @@
+//! Data generation and loading.
+
+pub mod synth;
