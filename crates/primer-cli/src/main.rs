@@ -27,7 +27,7 @@ enum Command {
     Quickstart(quickstart::Args),
     /// Pretrain a model on a text corpus.
     #[command(subcommand)]
-    Pretrain(pretrain::Model),
+    Pretrain(Box<pretrain::Model>),
     /// Generate text from a GPT directory (primer's or Hugging Face's).
     Generate(generate::Args),
     /// Benchmarks against the PyTorch reference.
@@ -59,7 +59,7 @@ fn main() -> Result<()> {
     }
     match cli.command {
         Command::Quickstart(a) => quickstart::run(a),
-        Command::Pretrain(m) => pretrain::run(m),
+        Command::Pretrain(m) => pretrain::run(*m),
         Command::Generate(a) => generate::run(a),
         Command::Bench(Bench::Train {
             preset,

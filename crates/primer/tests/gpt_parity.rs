@@ -4,7 +4,7 @@
 use primer::engine::adamw::{AdamW, AdamWConfig};
 use primer::hf::TensorFile;
 use primer::models::gpt::{Gpt, GptActs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,7 +20,7 @@ struct Reference {
     seq: usize,
 }
 
-fn reference(dir: &PathBuf) -> Reference {
+fn reference(dir: &Path) -> Reference {
     let file = TensorFile::open(&dir.join("reference.safetensors")).unwrap();
     let (ids, shape) = file.get_i64("input_ids").unwrap();
     let (targets, _) = file.get_i64("targets").unwrap();

@@ -11,7 +11,7 @@ pub enum Gelu {
     Tanh,
 }
 
-const SQRT_2_OVER_PI: f32 = 0.797_884_56;
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const CHUNK: usize = ROW_CHUNK * 1024;
 
 multiversion! {

@@ -3,7 +3,9 @@
 //! Weights come in two layouts because checkpoints do: GPT-2's Conv1D stores `[in, out]`, while
 //! `nn.Linear` (BERT, T5, GPT-2's lm_head) stores `[out, in]`. Transposes are free: only strides change.
 
+use super::SendPtr;
 use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
 
 /// How a weight matrix is laid out in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,14 +25,6 @@ pub struct Dims {
     pub layout: Layout,
 }
 
-fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
-    if m * n * k >= 48 * 48 * 48 && rayon::current_num_threads() > 1 {
-        Parallelism::Rayon(0)
-    } else {
-        Parallelism::None
-    }
-}
-
 /// `dst[m×n] (+)= beta · lhs[m×k] · rhs[k×n]` with explicit (row, column) strides.
 /// `accumulate` adds to `dst`; otherwise `dst` is overwritten.
 #[allow(clippy::too_many_arguments)]
@@ -48,36 +42,109 @@ pub(crate) fn gemm_strided(
     beta: f32,
     par: bool,
 ) {
-    let par = if par {
-        parallelism(m, n, k)
+    let threads = if par { rayon::current_num_threads() } else { 1 };
+    // Split the output into row blocks (or column blocks when it is wide and short), one single-threaded
+    // gemm per block: for the skinny matrices of a transformer this beats gemm's own threading.
+    if threads > 1 && m * n * k >= 32 * 32 * 32 {
+        let dst = SendPtr(dst);
+        let (lhs, rhs) = (SendPtr(lhs as *mut f32), SendPtr(rhs as *mut f32));
+        let by_rows = m >= n || m >= 64 * threads;
+        let (total, unit) = if by_rows { (m, 16) } else { (n, 16) };
+        let per = total.div_ceil(threads).div_ceil(unit) * unit;
+        (0..total.div_ceil(per)).into_par_iter().for_each(|i| {
+            let (start, len) = (i * per, per.min(total - i * per));
+            // SAFETY: blocks write disjoint rows (or columns) of `dst`; inputs are only read.
+            unsafe {
+                if by_rows {
+                    gemm_raw(
+                        len,
+                        n,
+                        k,
+                        dst.get().add(start * dst_rs),
+                        dst_rs,
+                        accumulate,
+                        lhs.get().add(start * lhs_rs),
+                        (lhs_rs, lhs_cs),
+                        rhs.get(),
+                        (rhs_rs, rhs_cs),
+                        beta,
+                    );
+                } else {
+                    gemm_raw(
+                        m,
+                        len,
+                        k,
+                        dst.get().add(start),
+                        dst_rs,
+                        accumulate,
+                        lhs.get(),
+                        (lhs_rs, lhs_cs),
+                        rhs.get().add(start * rhs_cs),
+                        (rhs_rs, rhs_cs),
+                        beta,
+                    );
+                }
+            }
+        });
     } else {
-        Parallelism::None
-    };
-    // SAFETY: callers pass pointers into buffers that hold every element the strides reach (checked by the
-    // safe wrappers below through slice lengths) and `dst` does not alias `lhs` or `rhs`.
-    unsafe {
-        gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            accumulate,
-            lhs,
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs,
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            beta,
-            false,
-            false,
-            false,
-            par,
-        )
+        // SAFETY: as above, one block.
+        unsafe {
+            gemm_raw(
+                m,
+                n,
+                k,
+                dst,
+                dst_rs,
+                accumulate,
+                lhs,
+                (lhs_rs, lhs_cs),
+                rhs,
+                (rhs_rs, rhs_cs),
+                beta,
+            )
+        }
     }
+}
+
+/// One single-threaded gemm call.
+///
+/// # Safety
+/// The pointers must reach every element the sizes and strides address; `dst` must not alias the inputs.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: *const f32,
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: *const f32,
+    (rhs_rs, rhs_cs): (usize, usize),
+    beta: f32,
+) {
+    gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        accumulate,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        1.0,
+        beta,
+        false,
+        false,
+        false,
+        Parallelism::None,
+    )
 }
 
 /// (row stride, column stride) of W viewed as a `[d_in, d_out]` matrix.
