@@ -15,7 +15,7 @@ pub struct Args {
     #[arg(long, default_value = "runs/quickstart")]
     out: PathBuf,
     /// Training steps (the default fits in a few minutes on 2 cores).
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 1000)]
     max_iters: usize,
     /// Size of the generated corpus in bytes.
     #[arg(long, default_value_t = 3_000_000)]

@@ -294,6 +294,11 @@ pub fn pretrain(
         )
         .map_err(|e| Error::Config(e.to_string()))?,
     );
+    if step == 0 {
+        let (tl, vl) = estimate_loss(&model, &mut acts, &splits, cfg, &mut x, &mut y)?;
+        metrics.write(&serde_json::json!({"step": 0, "train_loss": tl, "val_loss": vl, "tokens": 0}))?;
+        report(&bar, format!("step 0: train loss {tl:.4}, val loss {vl:.4}"));
+    }
     let start = Instant::now();
     let mut window = (Instant::now(), 0u64);
     let mut last = (f64::NAN, f64::NAN, 0.0);
@@ -352,7 +357,8 @@ pub fn pretrain(
                 &out.join("loss.png"),
                 "step",
                 &["train_loss", "val_loss"],
-                "GPT pretraining loss",
+                "GPT pretraining",
+                "cross-entropy loss (nats/token)",
             )?;
             last = (tl, vl, tps);
             window = (Instant::now(), 0);
@@ -366,6 +372,15 @@ pub fn pretrain(
         tokens_per_sec: last.2,
         elapsed_s: elapsed0 + start.elapsed().as_secs_f64(),
     })
+}
+
+/// Prints an evaluation line above the progress bar, or plainly when there is no terminal to draw it on.
+fn report(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 /// Mean loss over `eval_iters` batches of each split; the batches are the same at every evaluation.

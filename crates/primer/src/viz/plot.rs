@@ -83,7 +83,7 @@ pub fn line_chart(path: &Path, chart: &Chart) -> Result<()> {
 }
 
 /// Plots `y_keys` against `x_key` from a metrics.jsonl file (see [`crate::train::metrics`]), one
-/// series per y key. Records lacking a key, or holding a non-numeric value for it (`null` is
+/// series per y key, under the y-axis label `y_label`. Records lacking a key, or holding a non-numeric value for it (`null` is
 /// how NaN gets logged), are skipped for that series.
 pub fn plot_jsonl(
     metrics: &Path,
@@ -91,6 +91,7 @@ pub fn plot_jsonl(
     x_key: &str,
     y_keys: &[&str],
     title: &str,
+    y_label: &str,
 ) -> Result<()> {
     let records = read_metrics(metrics)?;
     let series: Vec<Series> = y_keys
@@ -103,10 +104,6 @@ pub fn plot_jsonl(
                 .collect(),
         })
         .collect();
-    let y_label = match y_keys {
-        [one] => one,
-        _ => "value",
-    };
     line_chart(
         out,
         &Chart {
@@ -568,6 +565,7 @@ mod tests {
             "step",
             &["loss", "val_loss", "absent"],
             "Run 1",
+            "value",
         )
         .unwrap();
         let texts = svg_texts(&fs::read_to_string(&out).unwrap());
@@ -584,7 +582,7 @@ mod tests {
             "{\"step\": 0, \"loss\": 3.0}\nnot json\n{\"step\": 1}\n",
         )
         .unwrap();
-        let msg = plot_jsonl(&metrics, &out, "step", &["loss"], "Run 1")
+        let msg = plot_jsonl(&metrics, &out, "step", &["loss"], "Run 1", "loss")
             .unwrap_err()
             .to_string();
         assert!(
