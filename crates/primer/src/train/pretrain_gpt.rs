@@ -17,6 +17,7 @@ use crate::train::schedule::cosine_lr;
 use crate::viz::plot::plot_jsonl;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -287,7 +288,11 @@ pub fn pretrain(
     let mut grads = vec![0.0f32; model.num_params()];
     let (mut x, mut y) = (vec![0u32; b * t], vec![0i32; b * t]);
     let tokens_per_step = (b * t * cfg.grad_accum) as u64;
-    let bar = ProgressBar::new(cfg.max_iters as u64).with_position(step as u64);
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(cfg.max_iters as u64).with_position(step as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template(
             "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
