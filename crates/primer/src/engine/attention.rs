@@ -80,12 +80,8 @@ multiversion! {
             s.fill(0.0);
             return 0.0;
         }
-        let m = s[..n].iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let mut sum = 0.0f32;
-        for v in s[..n].iter_mut() {
-            *v = simd::exp(*v - m);
-            sum += *v;
-        }
+        let m = simd::max(&s[..n]);
+        let sum = simd::exp_sub_sum(&mut s[..n], m);
         let inv = 1.0 / sum;
         s[..n].iter_mut().for_each(|v| *v *= inv);
         s[n..].fill(0.0);
@@ -251,7 +247,7 @@ pub fn backward(
                 // D_i = Σ_j P'_ij dP'_ij = dO_i · O_i
                 let orow = &out[oo + i * out_view.row_stride..][..hd];
                 let grow = &dout[oo + i * out_view.row_stride..][..hd];
-                let d: f32 = orow.iter().zip(grow).map(|(a, b)| a * b).sum();
+                let d = simd::dot(orow, grow);
                 if let Some(drop) = sh.dropout {
                     // dP = dP'·mask/(1-p); P' replaces P for the dV product below; dS = P(dP − D)
                     let base = sh.drop_index(b, h, i);

@@ -1,18 +1,21 @@
 //! LayerNorm over the last dimension: forward (saving mean and 1/std), re-normalise from saved statistics, and
 //! backward.
 
-use super::simd::multiversion;
+use super::simd::{self, multiversion};
 use super::ROW_CHUNK;
 use rayon::prelude::*;
 
 multiversion! {
     fn forward_row(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], eps: f32) -> (f32, f32) {
         let c = x.len() as f32;
-        let mean = x.iter().sum::<f32>() / c;
-        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c;
+        let mean = simd::sum(x) / c;
+        for (o, x) in out.iter_mut().zip(x) {
+            *o = x - mean;
+        }
+        let var = simd::dot(out, out) / c;
         let rstd = 1.0 / (var + eps).sqrt();
-        for (((o, x), w), b) in out.iter_mut().zip(x).zip(w).zip(b) {
-            *o = (x - mean) * rstd * w + b;
+        for ((o, w), b) in out.iter_mut().zip(w).zip(b) {
+            *o = *o * rstd * w + b;
         }
         (mean, rstd)
     }
@@ -77,14 +80,11 @@ pub fn apply(
 multiversion! {
     fn backward_row(dx: &mut [f32], dwb: &mut [f32], dout: &[f32], x: &[f32], w: &[f32], mean: f32, rstd: f32) {
         let c = x.len();
-        let (mut sum_g, mut sum_gx) = (0.0f32, 0.0f32);
-        for ((g, x), w) in dout.iter().zip(x).zip(w) {
-            let xhat = (x - mean) * rstd;
-            sum_g += g * w;
-            sum_gx += g * w * xhat;
-        }
-        let (mg, mgx) = (sum_g / c as f32, sum_gx / c as f32);
         let (dw, db) = dwb.split_at_mut(c);
+        // Σ g·w·x̂ = rstd·(Σ g·w·x − mean·Σ g·w)
+        let sum_gw = simd::dot(dout, w);
+        let sum_gwxhat = rstd * (simd::dot3(dout, w, x) - mean * sum_gw);
+        let (mg, mgx) = (sum_gw / c as f32, sum_gwxhat / c as f32);
         for i in 0..c {
             let xhat = (x[i] - mean) * rstd;
             dx[i] += rstd * (dout[i] * w[i] - mg - xhat * mgx);

@@ -212,7 +212,7 @@ pub fn backward(
     assert_eq!(w.len(), d.d_in * d.d_out);
     assert_eq!(dw.len(), d.d_in * d.d_out);
     let (w_rs, w_cs) = w_strides(&d);
-    if let Some(dx) = dx {
+    let grad_x = |dx: &mut [f32]| {
         assert!(dx.len() >= d.rows * d.d_in);
         // dx[rows×in] = dout[rows×out] · Wᵀ[out×in]
         gemm_strided(
@@ -229,8 +229,8 @@ pub fn backward(
             1.0,
             true,
         );
-    }
-    match d.layout {
+    };
+    let grad_w = |dw: &mut [f32]| match d.layout {
         // dW[in×out] += xᵀ[in×rows] · dout[rows×out]
         Layout::InOut => gemm_strided(
             d.d_in,
@@ -261,7 +261,11 @@ pub fn backward(
             1.0,
             true,
         ),
+    };
+    if let Some(dx) = dx {
+        grad_x(dx);
     }
+    grad_w(dw);
     if let Some(db) = dbias {
         assert_eq!(db.len(), d.d_out);
         for row in dout[..d.rows * d.d_out].chunks_exact(d.d_out) {

@@ -74,6 +74,111 @@ pub fn tanh(x: f32) -> f32 {
     ((1.0 - e) / (1.0 + e)).copysign(x)
 }
 
+/// Lanes of the independent accumulators below: floating-point sums are only vectorised when the code itself
+/// keeps separate partial sums (the compiler may not reorder additions).
+const LANES: usize = 16;
+
+/// Σ x, vectorised.
+#[inline(always)]
+pub fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += c[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Σ a·b, vectorised.
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Σ a·b·c, vectorised.
+#[inline(always)]
+pub fn dot3(a: &[f32], b: &[f32], c: &[f32]) -> f32 {
+    let n = a.len().min(b.len()).min(c.len());
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
+    let mut acc = [0.0f32; LANES];
+    let full = n - n % LANES;
+    for j in (0..full).step_by(LANES) {
+        for i in 0..LANES {
+            acc[i] += a[j + i] * b[j + i] * c[j + i];
+        }
+    }
+    let tail: f32 = (full..n).map(|i| a[i] * b[i] * c[i]).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// max x (−∞ for an empty slice), vectorised.
+#[inline(always)]
+pub fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+        }
+    }
+    acc.iter().fold(tail, |a, &b| if b > a { b } else { a })
+}
+
+/// Replaces each x by e^(x − m) and returns their sum, vectorised.
+#[inline(always)]
+pub fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut chunks = x.chunks_exact_mut(LANES);
+    for c in chunks.by_ref() {
+        for i in 0..LANES {
+            c[i] = exp(c[i] - m);
+            acc[i] += c[i];
+        }
+    }
+    let mut tail = 0.0;
+    for v in chunks.into_remainder() {
+        *v = exp(*v - m);
+        tail += *v;
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Σ e^(x − m) without changing x, vectorised.
+#[inline(always)]
+pub fn exp_sub_sum_ro(x: &[f32], m: f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|&v| exp(v - m)).sum();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += exp(c[i] - m);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     #[test]
@@ -92,6 +197,40 @@ pub(crate) mod tests {
         assert!(worst[2] < 5e-7, "tanh abs err {}", worst[2]);
         assert_eq!(super::exp(-200.0), super::exp(-87.0));
         assert!(super::exp(-87.0) > 0.0 && super::exp(100.0).is_finite());
+    }
+
+    #[test]
+    fn reductions_match_sequential() {
+        for n in [0usize, 1, 15, 16, 17, 100, 1000] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let y: Vec<f32> = (0..n)
+                .map(|i| ((i * 13 % 29) as f32 - 14.0) / 3.0)
+                .collect();
+            let close = |a: f32, b: f64| (a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs());
+            assert!(close(super::sum(&x), x.iter().map(|&v| v as f64).sum()));
+            assert!(close(
+                super::dot(&x, &y),
+                x.iter().zip(&y).map(|(&a, &b)| a as f64 * b as f64).sum()
+            ));
+            let d3: f64 = x
+                .iter()
+                .zip(&y)
+                .map(|(&a, &b)| a as f64 * b as f64 * a as f64)
+                .sum();
+            assert!(close(super::dot3(&x, &y, &x), d3));
+            let m = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(super::max(&x), m);
+            let want: f64 = x.iter().map(|&v| ((v - m) as f64).exp()).sum();
+            assert!(close(super::exp_sub_sum_ro(&x, m), want));
+            let mut e = x.clone();
+            assert!(close(super::exp_sub_sum(&mut e, m), want));
+            assert!(e
+                .iter()
+                .zip(&x)
+                .all(|(a, &b)| close(*a, ((b - m) as f64).exp())));
+        }
     }
 
     /// erf by its Taylor series / continued fraction in f64, accurate to ~1e-15 on [-40, 40].

@@ -11,12 +11,8 @@ multiversion! {
     /// Returns −log softmax(row)[target]; when `grad_scale` is given, overwrites `row` with
     /// `grad_scale · (softmax(row) − onehot(target))`.
     fn row_loss(row: &mut [f32], target: usize, grad_scale: Option<f32>) -> f32 {
-        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let mut sum = 0.0f32;
-        for &v in row.iter() {
-            sum += simd::exp(v - m);
-        }
-        let lse = m + sum.ln();
+        let m = simd::max(row);
+        let lse = m + simd::exp_sub_sum_ro(row, m).ln();
         let loss = lse - row[target];
         if let Some(g) = grad_scale {
             for v in row.iter_mut() {

@@ -301,8 +301,13 @@ pub fn pretrain(
     );
     if step == 0 {
         let (tl, vl) = estimate_loss(&model, &mut acts, &splits, cfg, &mut x, &mut y)?;
-        metrics.write(&serde_json::json!({"step": 0, "train_loss": tl, "val_loss": vl, "tokens": 0}))?;
-        report(&bar, format!("step 0: train loss {tl:.4}, val loss {vl:.4}"));
+        metrics.write(
+            &serde_json::json!({"step": 0, "train_loss": tl, "val_loss": vl, "tokens": 0}),
+        )?;
+        report(
+            &bar,
+            format!("step 0: train loss {tl:.4}, val loss {vl:.4}"),
+        );
     }
     let start = Instant::now();
     let mut window = (Instant::now(), 0u64);
