@@ -1,0 +1,136 @@
+//! The `primer` binary as a user runs it: pretrain from flags and a TOML config, generate, and clear errors.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn primer() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_primer"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("primer-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn pretrain_with_config_then_generate() {
+    let d = tmp("run");
+    let corpus = d.join("corpus.txt");
+    let text: String = (0..400)
+        .map(|i| format!("the cat sat on mat number {}.\n", i % 10))
+        .collect();
+    std::fs::write(&corpus, text).unwrap();
+    let config = d.join("tiny.toml");
+    std::fs::write(
+        &config,
+        "n_layer = 1\nn_head = 2\nn_embd = 16\nblock_size = 16\nbatch_size = 4\nmax_iters = 60\neval_interval = 100\n\
+         eval_iters = 2\nlr = 1e-2\nwarmup_iters = 5\n",
+    )
+    .unwrap();
+    let out = d.join("model");
+    let run = primer()
+        .args(["pretrain", "gpt", "--corpus"])
+        .arg(&corpus)
+        .arg("--out")
+        .arg(&out)
+        .arg("--config")
+        .arg(&config)
+        .args(["--max-iters", "300", "--threads", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("done: 300 steps"),
+        "the flag overrides the file: {stdout}"
+    );
+    let saved = std::fs::read_to_string(out.join("train_config.json")).unwrap();
+    assert!(
+        saved.contains("\"n_embd\": 16") && saved.contains("\"max_iters\": 300"),
+        "{saved}"
+    );
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        metrics.lines().count(),
+        4,
+        "evaluations at 0, 100, 200, 300: {metrics}"
+    );
+
+    let gen = primer()
+        .args(["generate", "--model"])
+        .arg(&out)
+        .args([
+            "--prompt",
+            "the cat",
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            "12",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let text = String::from_utf8_lossy(&gen.stdout);
+    assert!(
+        text.starts_with("the cat sat on"),
+        "a model trained on this corpus continues it: {text:?}"
+    );
+
+    let bad = primer()
+        .args(["generate", "--model"])
+        .arg(&out)
+        .args(["--prompt", "the dog"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("'d'") && !err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn missing_files_are_errors_not_panics() {
+    let d = tmp("missing");
+    let run = primer()
+        .args(["pretrain", "gpt", "--corpus"])
+        .arg(d.join("nope.txt"))
+        .arg("--out")
+        .arg(d.join("out"))
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("nope.txt") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    let gen = primer()
+        .args(["generate", "--model"])
+        .arg(d.join("none"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&gen.stderr);
+    assert!(
+        !gen.status.success() && err.contains("config.json") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    let bench = primer()
+        .args(["bench", "train", "--preset", "huge"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bench.stderr);
+    assert!(!bench.status.success() && err.contains("huge"), "{err}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
