@@ -350,9 +350,10 @@ pub fn pretrain(
                 "step": step, "train_loss": tl, "val_loss": vl, "lr": lr, "tokens_per_sec": tps,
                 "grad_norm": gnorm, "tokens": tokens_seen, "elapsed_s": elapsed,
             }))?;
-            bar.println(format!(
-                "step {step}: train loss {tl:.4}, val loss {vl:.4}, {tps:.0} tok/s"
-            ));
+            report(
+                &bar,
+                format!("step {step}: train loss {tl:.4}, val loss {vl:.4}, {tps:.0} tok/s"),
+            );
             let state = TrainerState {
                 step,
                 rng_state: rng.state(),
