@@ -110,6 +110,20 @@ fn dropout_row(p: &mut [f32], n: usize, (prob, seed): (f32, u64), base: u64) {
     }
 }
 
+/// Query rows processed together. Causal and padded rows see only a prefix of the keys, so each block of
+/// queries multiplies only against the keys its last row can see: a causal pass does about 60 % of the work.
+const QB: usize = 32;
+
+/// Zeroes rows `0..rows` of one head's columns (`hd` wide) starting at `ptr`, with row stride `rs`.
+///
+/// # Safety
+/// Every addressed element must be inside the buffer and owned by the calling task.
+unsafe fn zero_rows(ptr: *mut f32, rows: usize, rs: usize, hd: usize) {
+    for r in 0..rows {
+        std::slice::from_raw_parts_mut(ptr.add(r * rs), hd).fill(0.0);
+    }
+}
+
 /// `out = softmax(mask(scale·Q·Kᵀ))·V` per head, writing `out` (a `[batch, tq, heads·head_dim]` view) and
 /// the log-sum-exp of every score row into `lse` (`[batch, heads, tq]`, may be empty when not training).
 pub fn forward(
@@ -129,52 +143,65 @@ pub fn forward(
     let save_lse = !lse.is_empty();
     assert!(!save_lse || lse.len() >= sh.batch * sh.heads * tq);
     (0..sh.batch * sh.heads).into_par_iter().for_each_init(
-        || vec![0.0f32; tq * tk],
+        || vec![0.0f32; QB.min(tq) * tk],
         |s, bh| {
             let (b, h) = (bh / sh.heads, bh % sh.heads);
-            let (qo, ko, vo) = (q.at(b, h, hd), k.at(b, h, hd), v.at(b, h, hd));
-            gemm_strided(
-                tq,
-                tk,
-                hd,
-                s.as_mut_ptr(),
-                tk,
-                false,
-                data_q[qo..].as_ptr(),
-                (q.row_stride, 1),
-                data_kv[ko..].as_ptr(),
-                (1, k.row_stride),
-                sh.scale,
-                false,
+            let (qo, ko, vo, oo) = (
+                q.at(b, h, hd),
+                k.at(b, h, hd),
+                v.at(b, h, hd),
+                out_view.at(b, h, hd),
             );
-            for i in 0..tq {
-                let n = sh.visible(b, i);
-                let row = &mut s[i * tk..(i + 1) * tk];
-                let l = softmax_row(row, n);
-                if save_lse {
-                    // SAFETY: each (b, h) task writes its own tq entries.
-                    unsafe { *lse_ptr.get().add(bh * tq + i) = l };
+            for i0 in (0..tq).step_by(QB) {
+                let m = QB.min(tq - i0);
+                let kn = sh.visible(b, i0 + m - 1);
+                // SAFETY: each (b, h) task writes its own head columns of its own sequence, and its own lse rows.
+                let o_blk = unsafe { out_ptr.get().add(oo + i0 * out_view.row_stride) };
+                if kn == 0 {
+                    unsafe { zero_rows(o_blk, m, out_view.row_stride, hd) };
+                    continue;
                 }
-                if let Some(d) = sh.dropout {
-                    dropout_row(row, n, d, sh.drop_index(b, h, i));
+                gemm_strided(
+                    m,
+                    kn,
+                    hd,
+                    s.as_mut_ptr(),
+                    kn,
+                    false,
+                    data_q[qo + i0 * q.row_stride..].as_ptr(),
+                    (q.row_stride, 1),
+                    data_kv[ko..].as_ptr(),
+                    (1, k.row_stride),
+                    sh.scale,
+                    false,
+                );
+                for r in 0..m {
+                    let i = i0 + r;
+                    let n = sh.visible(b, i);
+                    let row = &mut s[r * kn..(r + 1) * kn];
+                    let l = softmax_row(row, n);
+                    if save_lse {
+                        unsafe { *lse_ptr.get().add(bh * tq + i) = l };
+                    }
+                    if let Some(d) = sh.dropout {
+                        dropout_row(row, n, d, sh.drop_index(b, h, i));
+                    }
                 }
+                gemm_strided(
+                    m,
+                    hd,
+                    kn,
+                    o_blk,
+                    out_view.row_stride,
+                    false,
+                    s.as_ptr(),
+                    (kn, 1),
+                    data_kv[vo..].as_ptr(),
+                    (v.row_stride, 1),
+                    1.0,
+                    false,
+                );
             }
-            let oo = out_view.at(b, h, hd);
-            gemm_strided(
-                tq,
-                hd,
-                tk,
-                // SAFETY: each (b, h) task writes its own head columns of its own sequence.
-                unsafe { out_ptr.get().add(oo) },
-                out_view.row_stride,
-                false,
-                s.as_ptr(),
-                (tk, 1),
-                data_kv[vo..].as_ptr(),
-                (v.row_stride, 1),
-                1.0,
-                false,
-            );
         },
     );
 }
@@ -201,7 +228,7 @@ pub fn backward(
     let dq_ptr = SendPtr(dq_buf.as_mut_ptr());
     let dkv_ptr = SendPtr(dkv_buf.map_or(dq_buf.as_mut_ptr(), |d| d.as_mut_ptr()));
     (0..sh.batch * sh.heads).into_par_iter().for_each_init(
-        || (vec![0.0f32; tq * tk], vec![0.0f32; tq * tk]),
+        || (vec![0.0f32; QB.min(tq) * tk], vec![0.0f32; QB.min(tq) * tk]),
         |(p, dp), bh| {
             let (b, h) = (bh / sh.heads, bh % sh.heads);
             let (qo, ko, vo, oo) = (
@@ -210,109 +237,129 @@ pub fn backward(
                 v.at(b, h, hd),
                 out_view.at(b, h, hd),
             );
-            // P = softmax(scale·Q·Kᵀ), recomputed from the saved log-sum-exp
-            gemm_strided(
-                tq,
-                tk,
-                hd,
-                p.as_mut_ptr(),
-                tk,
-                false,
-                data_q[qo..].as_ptr(),
-                (q.row_stride, 1),
-                data_kv[ko..].as_ptr(),
-                (1, k.row_stride),
-                sh.scale,
-                false,
-            );
-            // dP' = dO·Vᵀ (gradient of the dropped-out probabilities)
-            gemm_strided(
-                tq,
-                tk,
-                hd,
-                dp.as_mut_ptr(),
-                tk,
-                false,
-                dout[oo..].as_ptr(),
-                (out_view.row_stride, 1),
-                data_kv[vo..].as_ptr(),
-                (1, v.row_stride),
-                1.0,
-                false,
-            );
-            for i in 0..tq {
-                let n = sh.visible(b, i);
-                let (prow, dprow) = (&mut p[i * tk..(i + 1) * tk], &mut dp[i * tk..(i + 1) * tk]);
-                probs_row(prow, n, lse[bh * tq + i]);
-                // D_i = Σ_j P'_ij dP'_ij = dO_i · O_i
-                let orow = &out[oo + i * out_view.row_stride..][..hd];
-                let grow = &dout[oo + i * out_view.row_stride..][..hd];
-                let d = simd::dot(orow, grow);
-                if let Some(drop) = sh.dropout {
-                    // dP = dP'·mask/(1-p); P' replaces P for the dV product below; dS = P(dP − D)
-                    let base = sh.drop_index(b, h, i);
-                    let keep = 1.0 / (1.0 - drop.0);
-                    for j in 0..n {
-                        let kept = uniform_at(drop.1, base + j as u64) >= drop.0;
-                        let m = if kept { keep } else { 0.0 };
-                        let pj = prow[j];
-                        dprow[j] = pj * (dprow[j] * m - d);
-                        prow[j] = pj * m;
-                    }
-                } else {
-                    for j in 0..n {
-                        dprow[j] = prow[j] * (dprow[j] - d);
-                    }
-                }
-                dprow[n..].fill(0.0);
-            }
             let (dqo, dko, dvo) = (dq.at(b, h, hd), dk.at(b, h, hd), dv.at(b, h, hd));
-            // SAFETY (all three): each (b, h) task writes its own head columns of its own sequence.
-            // dV = P'ᵀ·dO
-            gemm_strided(
-                tk,
-                hd,
-                tq,
-                unsafe { dkv_ptr.get().add(dvo) },
-                dv.row_stride,
-                false,
-                p.as_ptr(),
-                (1, tk),
-                dout[oo..].as_ptr(),
-                (out_view.row_stride, 1),
-                1.0,
-                false,
-            );
-            // dQ = scale·dS·K
-            gemm_strided(
-                tq,
-                hd,
-                tk,
-                unsafe { dq_ptr.get().add(dqo) },
-                dq.row_stride,
-                false,
-                dp.as_ptr(),
-                (tk, 1),
-                data_kv[ko..].as_ptr(),
-                (k.row_stride, 1),
-                sh.scale,
-                false,
-            );
-            // dK = scale·dSᵀ·Q
-            gemm_strided(
-                tk,
-                hd,
-                tq,
-                unsafe { dkv_ptr.get().add(dko) },
-                dk.row_stride,
-                false,
-                dp.as_ptr(),
-                (1, tk),
-                data_q[qo..].as_ptr(),
-                (q.row_stride, 1),
-                sh.scale,
-                false,
-            );
+            // SAFETY (every write below): each (b, h) task writes its own head columns of its own sequence.
+            let (dk_ptr, dv_ptr) = unsafe { (dkv_ptr.get().add(dko), dkv_ptr.get().add(dvo)) };
+            unsafe {
+                zero_rows(dk_ptr, tk, dk.row_stride, hd);
+                zero_rows(dv_ptr, tk, dv.row_stride, hd);
+            }
+            for i0 in (0..tq).step_by(QB) {
+                let m = QB.min(tq - i0);
+                let kn = sh.visible(b, i0 + m - 1);
+                let dq_blk = unsafe { dq_ptr.get().add(dqo + i0 * dq.row_stride) };
+                if kn == 0 {
+                    unsafe { zero_rows(dq_blk, m, dq.row_stride, hd) };
+                    continue;
+                }
+                let (q_blk, do_blk) = (
+                    &data_q[qo + i0 * q.row_stride..],
+                    &dout[oo + i0 * out_view.row_stride..],
+                );
+                // P = softmax(scale·Q·Kᵀ), recomputed from the saved log-sum-exp
+                gemm_strided(
+                    m,
+                    kn,
+                    hd,
+                    p.as_mut_ptr(),
+                    kn,
+                    false,
+                    q_blk.as_ptr(),
+                    (q.row_stride, 1),
+                    data_kv[ko..].as_ptr(),
+                    (1, k.row_stride),
+                    sh.scale,
+                    false,
+                );
+                // dP' = dO·Vᵀ (gradient of the dropped-out probabilities)
+                gemm_strided(
+                    m,
+                    kn,
+                    hd,
+                    dp.as_mut_ptr(),
+                    kn,
+                    false,
+                    do_blk.as_ptr(),
+                    (out_view.row_stride, 1),
+                    data_kv[vo..].as_ptr(),
+                    (1, v.row_stride),
+                    1.0,
+                    false,
+                );
+                for r in 0..m {
+                    let i = i0 + r;
+                    let n = sh.visible(b, i);
+                    let (prow, dprow) =
+                        (&mut p[r * kn..(r + 1) * kn], &mut dp[r * kn..(r + 1) * kn]);
+                    probs_row(prow, n, lse[bh * tq + i]);
+                    // D_i = Σ_j P'_ij dP'_ij = dO_i · O_i
+                    let orow = &out[oo + i * out_view.row_stride..][..hd];
+                    let grow = &dout[oo + i * out_view.row_stride..][..hd];
+                    let d = simd::dot(orow, grow);
+                    if let Some(drop) = sh.dropout {
+                        // dP = dP'·mask/(1-p); P' replaces P for the dV product below; dS = P(dP − D)
+                        let base = sh.drop_index(b, h, i);
+                        let keep = 1.0 / (1.0 - drop.0);
+                        for j in 0..n {
+                            let kept = uniform_at(drop.1, base + j as u64) >= drop.0;
+                            let mk = if kept { keep } else { 0.0 };
+                            let pj = prow[j];
+                            dprow[j] = pj * (dprow[j] * mk - d);
+                            prow[j] = pj * mk;
+                        }
+                    } else {
+                        for j in 0..n {
+                            dprow[j] = prow[j] * (dprow[j] - d);
+                        }
+                    }
+                    dprow[n..].fill(0.0);
+                }
+                // dV[..kn] += P'ᵀ·dO
+                gemm_strided(
+                    kn,
+                    hd,
+                    m,
+                    dv_ptr,
+                    dv.row_stride,
+                    true,
+                    p.as_ptr(),
+                    (1, kn),
+                    do_blk.as_ptr(),
+                    (out_view.row_stride, 1),
+                    1.0,
+                    false,
+                );
+                // dQ = scale·dS·K
+                gemm_strided(
+                    m,
+                    hd,
+                    kn,
+                    dq_blk,
+                    dq.row_stride,
+                    false,
+                    dp.as_ptr(),
+                    (kn, 1),
+                    data_kv[ko..].as_ptr(),
+                    (k.row_stride, 1),
+                    sh.scale,
+                    false,
+                );
+                // dK[..kn] += scale·dSᵀ·Q
+                gemm_strided(
+                    kn,
+                    hd,
+                    m,
+                    dk_ptr,
+                    dk.row_stride,
+                    true,
+                    dp.as_ptr(),
+                    (1, kn),
+                    q_blk.as_ptr(),
+                    (q.row_stride, 1),
+                    sh.scale,
+                    false,
+                );
+            }
         },
     );
 }

@@ -316,6 +316,39 @@ fn attention_cross_and_cached_offset() {
 }
 
 #[test]
+fn attention_several_query_blocks() {
+    // more query rows than one block of the kernel, so key prefixes and dK/dV accumulation across blocks count
+    let long = |tq, tk| attention::Shape {
+        heads: 2,
+        head_dim: 3,
+        ..shape(tq, tk)
+    };
+    check_attention(
+        attention::Shape {
+            causal: Some(0),
+            dropout: Some((0.2, 5)),
+            ..long(40, 40)
+        },
+        11,
+    );
+    check_attention(
+        attention::Shape {
+            key_lens: Some(&[40, 21]),
+            ..long(40, 40)
+        },
+        12,
+    );
+    check_attention(
+        attention::Shape {
+            causal: Some(0),
+            key_lens: Some(&[36, 0]),
+            ..long(36, 36)
+        },
+        13,
+    );
+}
+
+#[test]
 fn attention_with_dropout() {
     check_attention(
         attention::Shape {
