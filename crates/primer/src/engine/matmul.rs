@@ -268,8 +268,12 @@ pub fn backward(
     grad_w(dw);
     if let Some(db) = dbias {
         assert_eq!(db.len(), d.d_out);
-        for row in dout[..d.rows * d.d_out].chunks_exact(d.d_out) {
-            db.iter_mut().zip(row).for_each(|(b, g)| *b += g);
-        }
+        // column sums, in parallel over column blocks (each block sums its rows in order)
+        db.par_chunks_mut(64).enumerate().for_each(|(blk, db)| {
+            let c0 = blk * 64;
+            for row in dout[..d.rows * d.d_out].chunks_exact(d.d_out) {
+                db.iter_mut().zip(&row[c0..]).for_each(|(b, g)| *b += g);
+            }
+        });
     }
 }

@@ -329,6 +329,8 @@ pub struct GptActs {
     att: Vec<f32>,
     lse: Vec<f32>,
     fc: Vec<f32>,
+    /// GELU of `fc`, kept so the backward pass need not recompute it: `n_layer × [B·T, 4C]`.
+    act: Vec<f32>,
     lnf_out: Vec<f32>,
     lnf_stats: Vec<f32>,
     // scratch, shared across layers
@@ -361,6 +363,7 @@ impl GptActs {
             att: z(l * n * c),
             lse: z(l * batch * cfg.n_head * seq),
             fc: z(l * n * 4 * c),
+            act: z(l * n * 4 * c),
             lnf_out: z(n * c),
             lnf_stats: z(2 * n),
             ln_out: z(n * c),
@@ -384,6 +387,7 @@ impl GptActs {
             &self.att,
             &self.lse,
             &self.fc,
+            &self.act,
             &self.lnf_out,
             &self.lnf_stats,
             &self.ln_out,
@@ -533,12 +537,13 @@ impl Gpt {
                 lin(c, 4 * c),
                 false,
             );
-            gelu::forward(&mut a.wide, fc, self.gelu);
+            let act = layer_mut(&mut a.act, l, 4 * n);
+            gelu::forward(act, fc, self.gelu);
             residual_branch(
                 &mut rest[..n],
                 x_mid,
                 &mut a.narrow,
-                &a.wide,
+                act,
                 (&p[b.mlp_proj_w.clone()], &p[b.mlp_proj_b.clone()]),
                 lin(4 * c, c),
                 drop.site(cfg.resid_pdrop, l, 3),
@@ -662,7 +667,6 @@ impl Gpt {
             // MLP branch: x_out = x_mid + drop(proj(gelu(fc(ln2(x_mid)))))
             let dbranch = branch_grad(&a.dresid, &mut a.ln_out, drop.site(cfg.resid_pdrop, l, 3));
             let fc = layer(&a.fc, l, 4 * n);
-            gelu::forward(&mut a.wide, fc, self.gelu);
             let (dw, db) = split2(g, b.mlp_proj_w.clone(), b.mlp_proj_b.clone());
             matmul::backward(
                 Some(&mut a.narrow),
@@ -670,7 +674,7 @@ impl Gpt {
                 dw,
                 Some(db),
                 dbranch,
-                &a.wide,
+                layer(&a.act, l, 4 * n),
                 &p[b.mlp_proj_w.clone()],
                 lin(4 * c, c),
             );
