@@ -1,6 +1,6 @@
 //! `primer generate`: stream text from a GPT directory.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use primer::infer::generate::{generate, Sampling};
 use primer::models::gpt::Gpt;
 use primer::tokenize::TextTokenizer;
@@ -68,29 +68,36 @@ pub fn complete(
 ) -> Result<String> {
     let mut ids = tok.encode(prompt)?;
     if ids.is_empty() {
-        let start = tok
-            .eos_id()
-            .or_else(|| tok.token_to_id("\n"))
-            .context("the prompt is empty and the tokenizer has no <|endoftext|> or newline token to start from")?;
-        ids.push(start);
+        // an empty prompt starts at a line break, which every corpus has; else at <|endoftext|>
+        ids = tok.encode("\n").unwrap_or_default();
+        if ids.is_empty() {
+            ids.extend(tok.eos_id());
+        }
+        anyhow::ensure!(
+            !ids.is_empty(),
+            "the prompt is empty and the tokenizer cannot encode a line break"
+        );
     }
     let mut new_ids = Vec::new();
     let mut shown = 0;
     let mut err = None;
-    generate(model, &ids, s, |t| {
+    let result = generate(model, &ids, s, |t| {
         new_ids.push(t);
         let text = tok.decode(&new_ids)?;
         let complete_len = text.trim_end_matches('\u{fffd}').len();
         if complete_len > shown {
             if let Err(e) = emit(&text[shown..complete_len]) {
                 err = Some(e);
+                // stop generating: nobody reads the rest
+                return Err(primer::Error::Config("output closed".into()));
             }
             shown = complete_len;
         }
         Ok(())
-    })?;
+    });
     if let Some(e) = err {
         return Err(e);
     }
+    result?;
     Ok(tok.decode(&new_ids)?)
 }

@@ -52,6 +52,7 @@ enum Bench {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use primer::train::pretrain_gpt::{pretrain, GptTrainConfig};
+use primer::train::pretrain_gpt::{pretrain, saved_corpus, GptTrainConfig};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -14,17 +14,18 @@ pub enum Model {
 /// Flags left out keep the value from `--config` (or, with `--resume`, the run's saved config), else the default.
 #[derive(clap::Args)]
 pub struct GptArgs {
-    /// UTF-8 text file to train on.
-    #[arg(long)]
-    corpus: PathBuf,
+    /// UTF-8 text file to train on (with --resume: the run's own, unless given).
+    #[arg(long, required_unless_present = "resume")]
+    corpus: Option<PathBuf>,
     /// Output directory: checkpoint, tokenizer, metrics.jsonl, loss.png.
     #[arg(long)]
     out: PathBuf,
     /// TOML file with any of the settings below (snake_case names, e.g. n_layer = 4).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Continue the run saved in --out.
-    #[arg(long)]
+    /// Continue the run saved in --out (with its saved settings; --max-iters and the evaluation and optimizer
+    /// flags may change).
+    #[arg(long, conflicts_with = "config")]
     resume: bool,
     /// char or bpe [default: char]
     #[arg(long)]
@@ -141,7 +142,11 @@ pub fn run(m: Model) -> Result<()> {
     match m {
         Model::Gpt(a) => {
             let cfg = a.config()?;
-            let s = pretrain(&a.corpus, &a.out, &cfg, a.resume)?;
+            let corpus = match &a.corpus {
+                Some(c) => c.clone(),
+                None => saved_corpus(&a.out)?,
+            };
+            let s = pretrain(&corpus, &a.out, &cfg, a.resume)?;
             println!(
                 "done: {} steps, train loss {:.4}, val loss {:.4}, {:.0} tok/s, {:.1} s; model in {}",
                 s.steps,

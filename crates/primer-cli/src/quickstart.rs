@@ -45,7 +45,7 @@ pub fn run(a: Args) -> Result<()> {
         lr: 2e-3,
         min_lr: 2e-4,
         warmup_iters: 50,
-        eval_interval: (a.max_iters / 6).max(1),
+        eval_interval: (a.max_iters / 5).max(1),
         eval_iters: 10,
         seed: a.seed,
         ..GptTrainConfig::default()

@@ -22,18 +22,17 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
-/// Writes the named tensors of `layout` from `params` as one safetensors file, atomically.
-/// `skip` names tensors not to write (e.g. a tied head that shares the embedding's storage).
+/// Writes the named tensors of `layout` from `params` as one safetensors file, atomically, with extra
+/// `metadata` entries in its header.
 pub fn save_safetensors(
     path: &Path,
     layout: &ParamLayout,
     params: &[f32],
-    skip: &[&str],
+    metadata: &[(&str, String)],
 ) -> Result<()> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = layout
         .specs()
         .iter()
-        .filter(|s| !skip.contains(&s.name.as_str()))
         .map(|s| {
             let data = params[s.range()]
                 .iter()
@@ -42,11 +41,15 @@ pub fn save_safetensors(
             (s.name.clone(), data, s.shape.clone())
         })
         .collect();
-    save_raw(path, &bytes)
+    save_raw(path, &bytes, metadata)
 }
 
 /// Writes `(name, little-endian f32 bytes, shape)` triples as a safetensors file, atomically.
-pub fn save_raw(path: &Path, tensors: &[(String, Vec<u8>, Vec<usize>)]) -> Result<()> {
+pub fn save_raw(
+    path: &Path,
+    tensors: &[(String, Vec<u8>, Vec<usize>)],
+    metadata: &[(&str, String)],
+) -> Result<()> {
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(name, data, shape)| {
@@ -57,6 +60,9 @@ pub fn save_raw(path: &Path, tensors: &[(String, Vec<u8>, Vec<usize>)]) -> Resul
         .collect::<Result<_>>()?;
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
+    for (k, v) in metadata {
+        meta.insert(k.to_string(), v.clone());
+    }
     let out = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::format(path, e.to_string()))?;
     write_atomic(path, &out)
@@ -86,10 +92,20 @@ impl TensorFile {
             .map_err(|e| Error::format(&self.path, format!("not a valid safetensors file: {e}")))
     }
 
-    pub fn names(&self) -> Vec<String> {
-        self.parsed()
-            .map(|st| st.names().into_iter().map(|s| s.to_string()).collect())
-            .unwrap_or_default()
+    pub fn names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .parsed()?
+            .names()
+            .into_iter()
+            .map(|s| s.to_string())
+            .collect())
+    }
+
+    /// A value of the file's header metadata.
+    pub fn metadata(&self, key: &str) -> Result<Option<String>> {
+        let (_, meta) = SafeTensors::read_metadata(&self.mmap)
+            .map_err(|e| Error::format(&self.path, format!("not a valid safetensors file: {e}")))?;
+        Ok(meta.metadata().as_ref().and_then(|m| m.get(key).cloned()))
     }
 
     pub fn contains(&self, name: &str) -> bool {

@@ -8,8 +8,8 @@
 //! The same grammar yields labelled examples (sentiment; intent with BIO slot tags), so a model
 //! pretrained on the corpus has already seen their words. Everything is deterministic by seed.
 
-use crate::error::{Error, Result};
-use std::path::{Path, PathBuf};
+use crate::error::Result;
+use std::path::Path;
 
 /// SplitMix64: a tiny, fast generator, plenty for text generation.
 struct Rng(u64);
@@ -704,15 +704,9 @@ pub fn generate_corpus(seed: u64, target_bytes: usize) -> String {
     out
 }
 
-/// Writes [`generate_corpus`]`(seed, target_bytes)` to `path` atomically: to `path` + ".tmp",
-/// then renamed over `path`.
+/// Writes [`generate_corpus`]`(seed, target_bytes)` to `path` atomically.
 pub fn write_corpus(path: &Path, seed: u64, target_bytes: usize) -> Result<()> {
-    let text = generate_corpus(seed, target_bytes);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text).map_err(Error::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(Error::io(path))
+    crate::train::atomic::write_atomic(path, generate_corpus(seed, target_bytes).as_bytes())
 }
 
 /// One sentence labelled "positive" or "negative". The label follows from the words alone:
@@ -1055,7 +1049,11 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             generate_corpus(11, 10_000)
         );
-        assert!(!dir.join("corpus.txt.tmp").exists());
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary file is left"
+        );
         let bad = dir.join("no-such-dir").join("corpus.txt");
         let err = write_corpus(&bad, 11, 100).unwrap_err().to_string();
         assert!(err.contains("no-such-dir"), "{err}");

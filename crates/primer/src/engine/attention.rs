@@ -225,8 +225,9 @@ pub fn backward(
     sh: &Shape,
 ) {
     let (hd, tq, tk) = (sh.head_dim, sh.tq, sh.tk);
-    let dq_ptr = SendPtr(dq_buf.as_mut_ptr());
-    let dkv_ptr = SendPtr(dkv_buf.map_or(dq_buf.as_mut_ptr(), |d| d.as_mut_ptr()));
+    let base = dq_buf.as_mut_ptr();
+    let dq_ptr = SendPtr(base);
+    let dkv_ptr = SendPtr(dkv_buf.map_or(base, |d| d.as_mut_ptr()));
     (0..sh.batch * sh.heads).into_par_iter().for_each_init(
         || (vec![0.0f32; QB.min(tq) * tk], vec![0.0f32; QB.min(tq) * tk]),
         |(p, dp), bh| {

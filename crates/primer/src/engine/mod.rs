@@ -2,7 +2,8 @@
 //!
 //! Parameters live in one flat buffer described by a [`params::ParamLayout`]; gradients and optimizer moments
 //! use the same layout. Matrix products go through `gemm`; everything else is fused here and parallelised with
-//! `rayon` over rows or (batch, head) pairs, in fixed-size chunks so results do not depend on the thread count.
+//! `rayon` over rows or (batch, head) pairs. Reductions use fixed-size chunks; matrix products are split into one
+//! block per thread, so results are deterministic for a given thread count (not across thread counts).
 
 pub mod adamw;
 pub mod attention;

@@ -30,7 +30,7 @@ impl Sampling {
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(Error::Config("--top-p must be in (0, 1]".into()));
         }
-        if self.repetition_penalty <= 0.0 {
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
             return Err(Error::Config(
                 "--repetition-penalty must be positive".into(),
             ));
@@ -83,6 +83,10 @@ pub fn pick(logits: &mut [f32], context: &[u32], s: &Sampling, rng: &mut Rng) ->
     let m = order[0].1;
     let mut probs: Vec<f32> = order.iter().map(|&(_, l)| (l - m).exp()).collect();
     let total: f32 = probs.iter().sum();
+    if !total.is_finite() {
+        // a temperature so small that the scaled logits overflow: that is greedy decoding
+        return order[0].0;
+    }
     probs.iter_mut().for_each(|p| *p /= total);
     if s.top_p < 1.0 {
         let mut cum = 0.0;

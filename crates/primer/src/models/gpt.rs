@@ -43,6 +43,12 @@ pub struct GptConfig {
     pub bos_token_id: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos_token_id: Option<u32>,
+    /// MLP width; Hugging Face's `null` means 4·n_embd, the only width primer implements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_inner: Option<usize>,
+    /// A GPT-2 variant primer does not implement; must be false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scale_attn_by_inverse_layer_idx: bool,
     #[serde(default = "default_model_type")]
     pub model_type: String,
     #[serde(default = "default_architectures")]
@@ -95,6 +101,8 @@ impl GptConfig {
             initializer_range: 0.02,
             bos_token_id: None,
             eos_token_id: None,
+            n_inner: None,
+            scale_attn_by_inverse_layer_idx: false,
             model_type: default_model_type(),
             architectures: default_architectures(),
         }
@@ -125,6 +133,15 @@ impl GptConfig {
                 "n_embd ({}) is not divisible by n_head ({})",
                 self.n_embd, self.n_head
             ));
+        }
+        if self.n_inner.is_some_and(|w| w != 4 * self.n_embd) {
+            return bad(format!(
+                "n_inner other than 4·n_embd ({}) is not supported",
+                4 * self.n_embd
+            ));
+        }
+        if self.scale_attn_by_inverse_layer_idx {
+            return bad("scale_attn_by_inverse_layer_idx = true is not supported".into());
         }
         for (name, p) in [
             ("resid_pdrop", self.resid_pdrop),
@@ -287,20 +304,48 @@ impl Gpt {
         Ok(model)
     }
 
-    /// Writes `config.json` and `model.safetensors` into `dir` (atomically, file by file).
-    pub fn save(&self, dir: &Path) -> Result<()> {
+    /// Writes `config.json` and `model.safetensors` into `dir` (atomically, file by file). `metadata` goes
+    /// into the safetensors header (the trainer records its step there).
+    pub fn save(&self, dir: &Path, metadata: &[(&str, String)]) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
         hf::write_json(&dir.join("config.json"), &self.config)?;
         hf::save_safetensors(
             &dir.join("model.safetensors"),
             &self.layout,
             &self.params,
-            &[],
+            metadata,
         )
     }
 
     pub fn num_params(&self) -> usize {
         self.layout.total()
+    }
+
+    /// Checks a training batch: ids and targets in the vocabulary, sequences within the context.
+    fn check_batch(&self, a: &GptActs, ids: &[u32], targets: &[i32]) -> Result<()> {
+        let v = self.config.vocab_size as i32;
+        if a.seq > self.config.n_positions
+            || ids.len() != a.batch * a.seq
+            || targets.len() != ids.len()
+        {
+            return Err(Error::Config(format!(
+                "a batch of {} ids and {} targets does not fit [batch {}, seq {}] within n_positions {}",
+                ids.len(),
+                targets.len(),
+                a.batch,
+                a.seq,
+                self.config.n_positions
+            )));
+        }
+        if let Some(t) = targets
+            .iter()
+            .find(|&&t| t != xent::IGNORE && !(0..v).contains(&t))
+        {
+            return Err(Error::Config(format!(
+                "target {t} is outside the vocabulary of {v}"
+            )));
+        }
+        self.check_ids(ids)
     }
 
     fn check_ids(&self, ids: &[u32]) -> Result<()> {
@@ -336,7 +381,7 @@ pub struct GptActs {
     // scratch, shared across layers
     ln_out: Vec<f32>,
     wide: Vec<f32>,
-    narrow: Vec<f32>,
+    tmp_wide: Vec<f32>,
     dresid: Vec<f32>,
     dln: Vec<f32>,
     dqkv: Vec<f32>,
@@ -368,39 +413,12 @@ impl GptActs {
             lnf_stats: z(2 * n),
             ln_out: z(n * c),
             wide: z(n * 4 * c),
-            narrow: z(n * 4 * c),
+            tmp_wide: z(n * 4 * c),
             dresid: z(n * c),
             dln: z(n * c),
             dqkv: z(n * 3 * c),
             logits: z(head_chunk(n, cfg.vocab_size) * cfg.vocab_size),
         }
-    }
-
-    /// Bytes held by these activations.
-    pub fn bytes(&self) -> usize {
-        4 * [
-            &self.resid,
-            &self.resid_mid,
-            &self.ln1_stats,
-            &self.ln2_stats,
-            &self.qkv,
-            &self.att,
-            &self.lse,
-            &self.fc,
-            &self.act,
-            &self.lnf_out,
-            &self.lnf_stats,
-            &self.ln_out,
-            &self.wide,
-            &self.narrow,
-            &self.dresid,
-            &self.dln,
-            &self.dqkv,
-            &self.logits,
-        ]
-        .iter()
-        .map(|v| v.len())
-        .sum::<usize>()
     }
 }
 
@@ -511,7 +529,7 @@ impl Gpt {
             residual_branch(
                 x_mid,
                 x_in,
-                &mut a.narrow,
+                &mut a.tmp_wide,
                 att,
                 (&p[b.attn_proj_w.clone()], &p[b.attn_proj_b.clone()]),
                 lin(c, c),
@@ -542,7 +560,7 @@ impl Gpt {
             residual_branch(
                 &mut rest[..n],
                 x_mid,
-                &mut a.narrow,
+                &mut a.tmp_wide,
                 act,
                 (&p[b.mlp_proj_w.clone()], &p[b.mlp_proj_b.clone()]),
                 lin(4 * c, c),
@@ -565,7 +583,7 @@ impl Gpt {
 
     /// Mean cross-entropy of next-token prediction over the non-ignored `targets`, without gradients.
     pub fn loss(&self, a: &mut GptActs, ids: &[u32], targets: &[i32]) -> Result<f64> {
-        self.check_ids(ids)?;
+        self.check_batch(a, ids, targets)?;
         self.forward_hidden(a, ids, None);
         let (sum, count) = self.head_loss(a, targets, None);
         Ok(sum / count.max(1) as f64)
@@ -583,7 +601,7 @@ impl Gpt {
         grad_scale: f32,
         train_seed: u64,
     ) -> Result<f64> {
-        self.check_ids(ids)?;
+        self.check_batch(a, ids, targets)?;
         let seed = Some(train_seed);
         self.forward_hidden(a, ids, seed);
         let (sum, count) = self.head_loss(a, targets, Some((grads, grad_scale)));
@@ -669,7 +687,7 @@ impl Gpt {
             let fc = layer(&a.fc, l, 4 * n);
             let (dw, db) = split2(g, b.mlp_proj_w.clone(), b.mlp_proj_b.clone());
             matmul::backward(
-                Some(&mut a.narrow),
+                Some(&mut a.tmp_wide),
                 false,
                 dw,
                 Some(db),
@@ -678,7 +696,7 @@ impl Gpt {
                 &p[b.mlp_proj_w.clone()],
                 lin(4 * c, c),
             );
-            gelu::backward(&mut a.wide, fc, &a.narrow, self.gelu);
+            gelu::backward(&mut a.wide, fc, &a.tmp_wide, self.gelu);
             let (m2, r2) = layer(&a.ln2_stats, l, 2 * bt).split_at(bt);
             layernorm::apply(
                 &mut a.ln_out,
@@ -716,7 +734,7 @@ impl Gpt {
             let att = layer(&a.att, l, n);
             let (dw, db) = split2(g, b.attn_proj_w.clone(), b.attn_proj_b.clone());
             matmul::backward(
-                Some(&mut a.narrow),
+                Some(&mut a.tmp_wide),
                 false,
                 dw,
                 Some(db),
@@ -739,7 +757,7 @@ impl Gpt {
                 &mut a.dqkv,
                 None,
                 (qv, kv, vv),
-                &a.narrow[..n],
+                &a.tmp_wide[..n],
                 att,
                 View::packed(t, c, 0),
                 layer(&a.lse, l, a.batch * cfg.n_head * t),

@@ -57,11 +57,6 @@ impl MetricsWriter {
             .and_then(|()| self.file.flush())
             .map_err(Error::io(&self.path))
     }
-
-    /// The file this writer appends to.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// Reads every record of a metrics file. Blank lines and a torn last line (no newline and not

@@ -107,8 +107,20 @@ impl GptTrainConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("--dropout must be in [0, 1)");
         }
-        if self.lr <= 0.0 || self.min_lr < 0.0 {
-            return bad("--lr must be positive and --min-lr not negative");
+        if !(self.lr > 0.0 && self.lr.is_finite() && self.min_lr >= 0.0 && self.min_lr <= self.lr) {
+            return bad("--lr must be positive and finite, --min-lr in [0, lr]");
+        }
+        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
+            return bad("--beta1 and --beta2 must be in [0, 1)");
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad("--weight-decay must be a finite value ≥ 0");
+        }
+        if !(self.grad_clip >= 0.0 && self.grad_clip.is_finite()) {
+            return bad("--grad-clip must be a finite value ≥ 0 (0 = off)");
+        }
+        if self.max_iters == 0 {
+            return bad("--max-iters must be positive");
         }
         Ok(())
     }
@@ -167,7 +179,7 @@ impl Splits {
         let tokens = TokenFile::open(path)?;
         let n = tokens.len();
         let train_end = ((n as f64) * (1.0 - val_fraction)) as usize;
-        let need = block + 2;
+        let need = block + 1;
         if train_end < need || n - train_end < need {
             return Err(Error::format(
                 corpus,
@@ -189,7 +201,7 @@ impl Splits {
         };
         let mut buf = vec![0u32; block + 1];
         for (xb, yb) in x.chunks_exact_mut(block).zip(y.chunks_exact_mut(block)) {
-            let start = lo + rng.below((hi - lo - block - 1) as u64) as usize;
+            let start = lo + rng.below((hi - lo - block) as u64) as usize;
             self.tokens.read(start, &mut buf);
             xb.copy_from_slice(&buf[..block]);
             yb.iter_mut()
@@ -199,7 +211,36 @@ impl Splits {
     }
 }
 
-/// Runs (or resumes) GPT pretraining on `corpus`, writing everything into `out`.
+/// Settings a resumed run cannot change (they shape the model, the data or the schedule).
+fn fixed_on_resume(saved: &GptTrainConfig, cfg: &GptTrainConfig) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |name, same: bool| {
+        if !same {
+            changed.push(name);
+        }
+    };
+    check("tokenizer", saved.tokenizer == cfg.tokenizer);
+    check("vocab-size", saved.vocab_size == cfg.vocab_size);
+    check("n-layer", saved.n_layer == cfg.n_layer);
+    check("n-head", saved.n_head == cfg.n_head);
+    check("n-embd", saved.n_embd == cfg.n_embd);
+    check("block-size", saved.block_size == cfg.block_size);
+    check("dropout", saved.dropout == cfg.dropout);
+    check("val-fraction", saved.val_fraction == cfg.val_fraction);
+    check("lr-decay-iters", saved.lr_decay_iters == cfg.lr_decay_iters);
+    check("seed", saved.seed == cfg.seed);
+    changed
+}
+
+/// The corpus a run in `out` was started on (for `--resume` without `--corpus`).
+pub fn saved_corpus(out: &Path) -> Result<PathBuf> {
+    let state: TrainerState = hf::read_config(&out.join("trainer_state.json"))?;
+    Ok(state.corpus)
+}
+
+/// Runs (or resumes) GPT pretraining on `corpus`, writing everything into `out`. A fresh run records the
+/// resolved settings in `OUT/train_config.json`; a resumed run may change only the length of the run and
+/// the evaluation and optimizer settings, not what shapes the model, the data or the schedule.
 pub fn pretrain(
     corpus: &Path,
     out: &Path,
@@ -207,12 +248,33 @@ pub fn pretrain(
     resume: bool,
 ) -> Result<RunSummary> {
     cfg.validate()?;
+    let mut cfg = cfg.clone();
+    if cfg.lr_decay_iters == 0 {
+        cfg.lr_decay_iters = cfg.max_iters;
+    }
+    let cfg = &cfg;
     std::fs::create_dir_all(out).map_err(Error::io(out))?;
     let tok_path = out.join("tokenizer.json");
     let bin_path = out.join("tokens.bin");
     let state_path = out.join("trainer_state.json");
+    let cfg_path = out.join("train_config.json");
     let (tokenizer, state) = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
+        let saved: GptTrainConfig = hf::read_config(&cfg_path)?;
+        let changed = fixed_on_resume(&saved, cfg);
+        if !changed.is_empty() {
+            return Err(Error::Config(format!(
+                "a resumed run keeps its {}; start a new run (another --out) to change them",
+                changed.join(", ")
+            )));
+        }
+        if cfg.max_iters <= state.step {
+            return Err(Error::Config(format!(
+                "the run in {} is at step {}; pass a larger --max-iters to continue it",
+                out.display(),
+                state.step
+            )));
+        }
         (TextTokenizer::from_file(&tok_path)?, Some(state))
     } else {
         let files = [corpus.to_path_buf()];
@@ -234,25 +296,24 @@ pub fn pretrain(
     };
     let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
     let mut model = if resume {
-        let m = Gpt::load(out)?;
-        if m.config.n_layer != cfg.n_layer
-            || m.config.n_embd != cfg.n_embd
-            || m.config.n_head != cfg.n_head
-            || m.config.n_positions != cfg.block_size
-        {
-            return Err(Error::Config(
-                "the model shape differs from the checkpoint's; a resumed run keeps its shape"
-                    .into(),
-            ));
-        }
-        m
+        Gpt::load(out)?
     } else {
         let mut mc = cfg.model_config(tokenizer.vocab_size());
         mc.eos_token_id = tokenizer.eos_id();
         mc.bos_token_id = tokenizer.eos_id();
         Gpt::new(mc, cfg.seed)?
     };
-    hf::write_json(&out.join("train_config.json"), cfg)?;
+    if splits.tokens.vocab_size() as usize != model.config.vocab_size {
+        return Err(Error::format(
+            &bin_path,
+            format!(
+                "token file vocabulary {} differs from the model's {}",
+                splits.tokens.vocab_size(),
+                model.config.vocab_size
+            ),
+        ));
+    }
+    hf::write_json(&cfg_path, cfg)?;
     let adam_cfg = AdamWConfig {
         beta1: cfg.beta1,
         beta2: cfg.beta2,
@@ -263,12 +324,33 @@ pub fn pretrain(
     let mut rng = Rng::new(derive_seed(cfg.seed, &[1]));
     let (mut step, mut tokens_seen, mut elapsed0) = (0usize, 0u64, 0.0f64);
     if let Some(s) = &state {
-        let f = TensorFile::open(&out.join("optimizer.safetensors"))?;
+        let opt_path = out.join("optimizer.safetensors");
+        let f = TensorFile::open(&opt_path)?;
+        for (path, file) in [
+            (
+                out.join("model.safetensors"),
+                TensorFile::open(&out.join("model.safetensors"))?,
+            ),
+            (opt_path.clone(), f),
+        ] {
+            let saved_step = file.metadata("step")?;
+            if saved_step.as_deref() != Some(s.step.to_string().as_str()) {
+                return Err(Error::format(
+                    &path,
+                    format!(
+                        "holds step {}, but trainer_state.json says {}: the last checkpoint was interrupted",
+                        saved_step.unwrap_or_else(|| "none".into()),
+                        s.step
+                    ),
+                ));
+            }
+        }
+        let f = TensorFile::open(&opt_path)?;
         opt.m = f.get_f32("exp_avg")?.0;
         opt.v = f.get_f32("exp_avg_sq")?.0;
         if opt.m.len() != model.num_params() || opt.v.len() != model.num_params() {
             return Err(Error::format(
-                &out.join("optimizer.safetensors"),
+                &opt_path,
                 "moments do not match the model's size",
             ));
         }
@@ -416,7 +498,8 @@ fn estimate_loss(
 
 /// Each file is written atomically; the trainer state, which names the step, goes last.
 fn save_checkpoint(out: &Path, model: &Gpt, opt: &AdamW, state: &TrainerState) -> Result<()> {
-    model.save(out)?;
+    let meta = [("step", state.step.to_string())];
+    model.save(out, &meta)?;
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let n = opt.m.len();
     hf::save_raw(
@@ -425,6 +508,7 @@ fn save_checkpoint(out: &Path, model: &Gpt, opt: &AdamW, state: &TrainerState) -
             ("exp_avg".into(), bytes(&opt.m), vec![n]),
             ("exp_avg_sq".into(), bytes(&opt.v), vec![n]),
         ],
+        &meta,
     )?;
     hf::write_json(&out.join("trainer_state.json"), state)
 }
