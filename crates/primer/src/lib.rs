@@ -14,4 +14,7 @@ pub mod tokenize;
 pub mod train;
 pub mod viz;
 
+#[cfg(test)]
+mod testutil;
+
 pub use error::{Error, Result};

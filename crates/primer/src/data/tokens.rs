@@ -268,9 +268,7 @@ mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("primer-tokens-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::testutil::scratch_dir("tokens", name)
     }
 
     fn read_all(file: &TokenFile) -> Vec<u32> {

@@ -2,9 +2,7 @@ use super::*;
 use std::collections::BTreeSet;
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("primer-tokenize-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::testutil::scratch_dir("tokenize", name)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -167,11 +167,7 @@ mod tests {
     use serde_json::json;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("primer-metrics-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir.join("metrics.jsonl")
+        crate::testutil::scratch_dir("metrics", name).join("metrics.jsonl")
     }
 
     fn steps(path: &Path) -> Vec<u64> {
