@@ -654,6 +654,45 @@ impl Gpt {
         (sum, count)
     }
 
+    /// Backward through `x → LayerNorm → Linear` given the Linear's output gradient `dout`: recomputes the
+    /// LayerNorm output from its saved statistics, accumulates the weight gradients, and adds the gradient
+    /// with respect to `x` to `dresid` (the residual stream the LayerNorm reads).
+    fn ln_linear_backward(
+        &self,
+        g: &mut [f32],
+        x: &[f32],
+        (mean, rstd): (&[f32], &[f32]),
+        (ln_w, ln_b): (&Range<usize>, &Range<usize>),
+        (w, bias): (&Range<usize>, &Range<usize>),
+        dout: &[f32],
+        (ln_out, dln, dresid): (&mut [f32], &mut [f32], &mut [f32]),
+        d: Dims,
+    ) {
+        let p = &self.params;
+        layernorm::apply(
+            ln_out,
+            x,
+            &p[ln_w.clone()],
+            &p[ln_b.clone()],
+            mean,
+            rstd,
+            d.d_in,
+        );
+        let (dw, db) = split2(g, w.clone(), bias.clone());
+        matmul::backward(
+            Some(dln),
+            false,
+            dw,
+            Some(db),
+            dout,
+            ln_out,
+            &p[w.clone()],
+            d,
+        );
+        let (dw, db) = split2(g, ln_w.clone(), ln_b.clone());
+        layernorm::backward(dresid, dw, db, dln, x, &p[ln_w.clone()], mean, rstd);
+    }
+
     fn backward_blocks(&self, a: &mut GptActs, ids: &[u32], g: &mut [f32], drop: DropSeeds) {
         let cfg = &self.config;
         let (bt, c, t) = (a.batch * a.seq, cfg.n_embd, a.seq);
@@ -697,37 +736,17 @@ impl Gpt {
                 lin(4 * c, c),
             );
             gelu::backward(&mut a.wide, fc, &a.tmp_wide, self.gelu);
-            let (m2, r2) = layer(&a.ln2_stats, l, 2 * bt).split_at(bt);
-            layernorm::apply(
-                &mut a.ln_out,
+            let stats = layer(&a.ln2_stats, l, 2 * bt).split_at(bt);
+            let scratch = (&mut a.ln_out[..], &mut a.dln[..], &mut a.dresid[..]);
+            self.ln_linear_backward(
+                g,
                 x_mid,
-                &p[b.ln2_w.clone()],
-                &p[b.ln2_b.clone()],
-                m2,
-                r2,
-                c,
-            );
-            let (dw, db) = split2(g, b.fc_w.clone(), b.fc_b.clone());
-            matmul::backward(
-                Some(&mut a.dln),
-                false,
-                dw,
-                Some(db),
+                stats,
+                (&b.ln2_w, &b.ln2_b),
+                (&b.fc_w, &b.fc_b),
                 &a.wide,
-                &a.ln_out,
-                &p[b.fc_w.clone()],
+                scratch,
                 lin(c, 4 * c),
-            );
-            let (dw, db) = split2(g, b.ln2_w.clone(), b.ln2_b.clone());
-            layernorm::backward(
-                &mut a.dresid,
-                dw,
-                db,
-                &a.dln,
-                x_mid,
-                &p[b.ln2_w.clone()],
-                m2,
-                r2,
             );
             // attention branch: x_mid = x_in + drop(proj(attn(qkv(ln1(x_in)))))
             let dbranch = branch_grad(&a.dresid, &mut a.ln_out, drop.site(cfg.resid_pdrop, l, 2));
@@ -768,37 +787,17 @@ impl Gpt {
                 vv,
                 &sh,
             );
-            let (m1, r1) = layer(&a.ln1_stats, l, 2 * bt).split_at(bt);
-            layernorm::apply(
-                &mut a.ln_out,
+            let stats = layer(&a.ln1_stats, l, 2 * bt).split_at(bt);
+            let scratch = (&mut a.ln_out[..], &mut a.dln[..], &mut a.dresid[..]);
+            self.ln_linear_backward(
+                g,
                 x_in,
-                &p[b.ln1_w.clone()],
-                &p[b.ln1_b.clone()],
-                m1,
-                r1,
-                c,
-            );
-            let (dw, db) = split2(g, b.qkv_w.clone(), b.qkv_b.clone());
-            matmul::backward(
-                Some(&mut a.dln),
-                false,
-                dw,
-                Some(db),
+                stats,
+                (&b.ln1_w, &b.ln1_b),
+                (&b.qkv_w, &b.qkv_b),
                 &a.dqkv,
-                &a.ln_out,
-                &p[b.qkv_w.clone()],
+                scratch,
                 lin(c, 3 * c),
-            );
-            let (dw, db) = split2(g, b.ln1_w.clone(), b.ln1_b.clone());
-            layernorm::backward(
-                &mut a.dresid,
-                dw,
-                db,
-                &a.dln,
-                x_in,
-                &p[b.ln1_w.clone()],
-                m1,
-                r1,
             );
         }
         if let Some((pr, s)) = drop.site(cfg.embd_pdrop, cfg.n_layer, 0) {
