@@ -494,26 +494,10 @@ impl Gpt {
         for (l, b) in self.idx.blocks.iter().enumerate() {
             let (x_in, rest) = a.resid[l * n..].split_at_mut(n);
             let x_mid = layer_mut(&mut a.resid_mid, l, n);
-            let (m1, r1) = layer_mut(&mut a.ln1_stats, l, 2 * bt).split_at_mut(bt);
-            layernorm::forward(
-                &mut a.ln_out,
-                m1,
-                r1,
-                x_in,
-                &p[b.ln1_w.clone()],
-                &p[b.ln1_b.clone()],
-                c,
-                eps,
-            );
+            let stats = layer_mut(&mut a.ln1_stats, l, 2 * bt).split_at_mut(bt);
             let qkv = layer_mut(&mut a.qkv, l, 3 * n);
-            matmul::forward(
-                qkv,
-                &a.ln_out,
-                &p[b.qkv_w.clone()],
-                Some(&p[b.qkv_b.clone()]),
-                lin(c, 3 * c),
-                false,
-            );
+            let (ln, lin_w) = ((&b.ln1_w, &b.ln1_b), (&b.qkv_w, &b.qkv_b));
+            self.ln_linear_forward(x_in, stats, ln, lin_w, &mut a.ln_out, qkv, lin(c, 3 * c));
             let att = layer_mut(&mut a.att, l, n);
             let lse = layer_mut(&mut a.lse, l, a.batch * cfg.n_head * t);
             let sh = attention::Shape {
@@ -535,26 +519,10 @@ impl Gpt {
                 lin(c, c),
                 drop.site(cfg.resid_pdrop, l, 2),
             );
-            let (m2, r2) = layer_mut(&mut a.ln2_stats, l, 2 * bt).split_at_mut(bt);
-            layernorm::forward(
-                &mut a.ln_out,
-                m2,
-                r2,
-                x_mid,
-                &p[b.ln2_w.clone()],
-                &p[b.ln2_b.clone()],
-                c,
-                eps,
-            );
+            let stats = layer_mut(&mut a.ln2_stats, l, 2 * bt).split_at_mut(bt);
             let fc = layer_mut(&mut a.fc, l, 4 * n);
-            matmul::forward(
-                fc,
-                &a.ln_out,
-                &p[b.fc_w.clone()],
-                Some(&p[b.fc_b.clone()]),
-                lin(c, 4 * c),
-                false,
-            );
+            let (ln, lin_w) = ((&b.ln2_w, &b.ln2_b), (&b.fc_w, &b.fc_b));
+            self.ln_linear_forward(x_mid, stats, ln, lin_w, &mut a.ln_out, fc, lin(c, 4 * c));
             let act = layer_mut(&mut a.act, l, 4 * n);
             gelu::forward(act, fc, self.gelu);
             residual_branch(
@@ -652,6 +620,33 @@ impl Gpt {
             }
         }
         (sum, count)
+    }
+
+    /// `out = Linear(LayerNorm(x))`, saving the LayerNorm's mean and 1/std; the normalised input is left in
+    /// `ln_out`. [`Gpt::ln_linear_backward`] is its backward.
+    fn ln_linear_forward(
+        &self,
+        x: &[f32],
+        (mean, rstd): (&mut [f32], &mut [f32]),
+        (ln_w, ln_b): (&Range<usize>, &Range<usize>),
+        (w, bias): (&Range<usize>, &Range<usize>),
+        ln_out: &mut [f32],
+        out: &mut [f32],
+        d: Dims,
+    ) {
+        let p = &self.params;
+        let eps = self.config.layer_norm_epsilon;
+        layernorm::forward(
+            ln_out,
+            mean,
+            rstd,
+            x,
+            &p[ln_w.clone()],
+            &p[ln_b.clone()],
+            d.d_in,
+            eps,
+        );
+        matmul::forward(out, ln_out, &p[w.clone()], Some(&p[bias.clone()]), d, false);
     }
 
     /// Backward through `x → LayerNorm → Linear` given the Linear's output gradient `dout`: recomputes the
