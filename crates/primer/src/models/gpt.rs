@@ -920,24 +920,9 @@ impl Gpt {
             c,
         );
         for (l, b) in self.idx.blocks.iter().enumerate() {
-            layernorm::forward(
-                &mut h,
-                &mut mean,
-                &mut rstd,
-                &x,
-                &p[b.ln1_w.clone()],
-                &p[b.ln1_b.clone()],
-                c,
-                eps,
-            );
-            matmul::forward(
-                &mut qkv,
-                &h,
-                &p[b.qkv_w.clone()],
-                Some(&p[b.qkv_b.clone()]),
-                lin(c, 3 * c),
-                false,
-            );
+            let (ln, w) = ((&b.ln1_w, &b.ln1_b), (&b.qkv_w, &b.qkv_b));
+            let stats = (&mut mean[..], &mut rstd[..]);
+            self.ln_linear_forward(&x, stats, ln, w, &mut h, &mut qkv, lin(c, 3 * c));
             let kv = &mut cache.kv[l];
             for (r, row) in qkv.chunks_exact(3 * c).enumerate() {
                 kv[(pos0 + r) * 2 * c..(pos0 + r + 1) * 2 * c].copy_from_slice(&row[c..]);
@@ -967,24 +952,9 @@ impl Gpt {
                 lin(c, c),
                 true,
             );
-            layernorm::forward(
-                &mut h,
-                &mut mean,
-                &mut rstd,
-                &x,
-                &p[b.ln2_w.clone()],
-                &p[b.ln2_b.clone()],
-                c,
-                eps,
-            );
-            matmul::forward(
-                &mut wide,
-                &h,
-                &p[b.fc_w.clone()],
-                Some(&p[b.fc_b.clone()]),
-                lin(c, 4 * c),
-                false,
-            );
+            let (ln, w) = ((&b.ln2_w, &b.ln2_b), (&b.fc_w, &b.fc_b));
+            let stats = (&mut mean[..], &mut rstd[..]);
+            self.ln_linear_forward(&x, stats, ln, w, &mut h, &mut wide, lin(c, 4 * c));
             gelu::forward(&mut act, &wide, self.gelu);
             matmul::forward(
                 &mut x,
