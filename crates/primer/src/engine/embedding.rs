@@ -54,3 +54,17 @@ pub fn backward(
         }
     }
 }
+
+/// `out[i] += table[ids[i]]` for each row `i` (BERT's token-type embedding). Its backward is [`backward`]
+/// without positions.
+pub fn add(out: &mut [f32], ids: &[u32], table: &[f32], c: usize) {
+    out[..ids.len() * c]
+        .par_chunks_mut(c)
+        .zip(ids.par_iter())
+        .for_each(|(o, &id)| {
+            let id = id as usize;
+            o.iter_mut()
+                .zip(&table[id * c..(id + 1) * c])
+                .for_each(|(o, t)| *o += t);
+        });
+}

@@ -450,3 +450,48 @@ fn dropout_is_its_own_backward() {
         .zip(y.iter().zip(&x))
         .all(|(g, (y, x))| (g - y / x).abs() < 1e-6));
 }
+
+#[test]
+fn token_type_embedding_add() {
+    let mut rng = Rng::new(11);
+    let (v, c) = (2, 5);
+    let ids = [0u32, 1, 1, 0, 1];
+    let table = rand_vec(&mut rng, v * c, 1.0);
+    let base = rand_vec(&mut rng, ids.len() * c, 1.0);
+    let r = rand_vec(&mut rng, ids.len() * c, 1.0);
+    let add_ref = |t: &[f64]| -> Vec<f64> {
+        (0..ids.len() * c)
+            .map(|i| base[i] as f64 + t[ids[i / c] as usize * c + i % c])
+            .collect()
+    };
+    let mut out = base.clone();
+    embedding::add(&mut out, &ids, &table, c);
+    let t64 = to64(&table);
+    assert_close("forward", &out, &add_ref(&t64), 1e-6);
+    let mut dt = vec![0.0; v * c];
+    embedding::backward(&mut dt, None, &r, &ids, 1, c);
+    let nt = numeric_grad(&t64, &|t| dot(&add_ref(t), &r));
+    assert_close("dtable", &dt, &nt, 1e-4);
+}
+
+#[test]
+fn tanh_pooler_activation() {
+    let mut rng = Rng::new(12);
+    let x = rand_vec(&mut rng, 9000, 2.0);
+    let r = rand_vec(&mut rng, 9000, 1.0);
+    let tanh_ref = |x: &[f64]| x.iter().map(|v| v.tanh()).collect::<Vec<_>>();
+    let mut y = vec![0.0; x.len()];
+    tanh::forward(&mut y, &x);
+    let x64 = to64(&x);
+    assert_close("forward", &y, &tanh_ref(&x64), 1e-6);
+    let mut dx = vec![0.0; x.len()];
+    tanh::backward(&mut dx, &y, &r);
+    // d/dx Σ r·tanh(x) is diagonal: check it element-wise against a central difference
+    let h = 1e-5;
+    let num: Vec<f64> = x64
+        .iter()
+        .zip(&r)
+        .map(|(&x, &r)| r as f64 * ((x + h).tanh() - (x - h).tanh()) / (2.0 * h))
+        .collect();
+    assert_close("dx", &dx, &num, 1e-5);
+}

@@ -17,6 +17,7 @@ pub mod matmul;
 pub mod params;
 pub mod rng;
 pub mod simd;
+pub mod tanh;
 pub mod xent;
 
 /// A raw pointer that may cross threads. Kernels use it only to write disjoint regions of one buffer from

@@ -5,11 +5,12 @@
 //! Training runs the layers forward saving what the backward pass needs, then backward in reverse order, as
 //! llm.c does. The head and the loss are computed in row chunks so the `[tokens, vocab]` logits never exist whole.
 
+use super::common::{branch_grad, head_chunk, layer, layer_mut, residual_branch, DropSeeds};
 use crate::engine::attention::{self, View};
 use crate::engine::gelu::{self, Gelu};
 use crate::engine::matmul::{self, Dims, Layout};
 use crate::engine::params::{split2, ParamLayout};
-use crate::engine::rng::{derive_seed, Rng};
+use crate::engine::rng::Rng;
 use crate::engine::{dropout, embedding, layernorm, xent};
 use crate::error::{Error, Result};
 use crate::hf::{self, TensorFile};
@@ -388,11 +389,6 @@ pub struct GptActs {
     logits: Vec<f32>,
 }
 
-/// Rows of logits computed at once by the chunked head (bounded to about 4 M floats).
-fn head_chunk(rows: usize, vocab: usize) -> usize {
-    ((4 << 20) / vocab.max(1)).clamp(1, rows.max(1))
-}
-
 impl GptActs {
     pub fn new(cfg: &GptConfig, batch: usize, seq: usize) -> GptActs {
         let (n, c, l) = (batch * seq, cfg.n_embd, cfg.n_layer);
@@ -420,27 +416,6 @@ impl GptActs {
             logits: z(head_chunk(n, cfg.vocab_size) * cfg.vocab_size),
         }
     }
-}
-
-/// Seeds for the dropout sites of one micro-step.
-#[derive(Clone, Copy)]
-struct DropSeeds(Option<u64>);
-
-impl DropSeeds {
-    fn site(&self, p: f32, layer: usize, site: u64) -> Option<(f32, u64)> {
-        match self.0 {
-            Some(seed) if p > 0.0 => Some((p, derive_seed(seed, &[layer as u64, site]))),
-            _ => None,
-        }
-    }
-}
-
-fn layer<T>(v: &[T], l: usize, n: usize) -> &[T] {
-    &v[l * n..(l + 1) * n]
-}
-
-fn layer_mut<T>(v: &mut [T], l: usize, n: usize) -> &mut [T] {
-    &mut v[l * n..(l + 1) * n]
 }
 
 impl Gpt {
@@ -800,47 +775,6 @@ impl Gpt {
         }
         let (dwte, dwpe) = split2(g, i.wte.clone(), i.wpe.clone());
         embedding::backward(dwte, Some(dwpe), &a.dresid, ids, t, c);
-    }
-}
-
-/// `x_out = x_in + drop(branch·W + b)`; without dropout the product is added in place.
-fn residual_branch(
-    x_out: &mut [f32],
-    x_in: &[f32],
-    tmp: &mut [f32],
-    branch: &[f32],
-    (w, b): (&[f32], &[f32]),
-    d: Dims,
-    drop: Option<(f32, u64)>,
-) {
-    let n = x_in.len();
-    match drop {
-        None => {
-            x_out.copy_from_slice(x_in);
-            matmul::forward(x_out, branch, w, Some(b), d, true);
-        }
-        Some((pr, s)) => {
-            matmul::forward(tmp, branch, w, Some(b), d, false);
-            dropout::apply(&mut tmp[..n], pr, s);
-            x_out
-                .iter_mut()
-                .zip(x_in.iter().zip(&tmp[..n]))
-                .for_each(|(o, (x, y))| *o = x + y);
-        }
-    }
-}
-
-/// The gradient flowing into a residual branch: the residual gradient itself, or (with dropout) a masked copy
-/// made in `tmp`.
-fn branch_grad<'a>(dresid: &'a [f32], tmp: &'a mut [f32], drop: Option<(f32, u64)>) -> &'a [f32] {
-    match drop {
-        None => dresid,
-        Some((pr, s)) => {
-            let n = dresid.len();
-            tmp[..n].copy_from_slice(dresid);
-            dropout::apply(&mut tmp[..n], pr, s);
-            &tmp[..n]
-        }
     }
 }
 

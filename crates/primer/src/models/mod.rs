@@ -1,4 +1,6 @@
 //! Model architectures, each in one file: configuration (Hugging Face compatible), parameter layout with
 //! Hugging Face tensor names, forward and backward passes.
 
+pub mod bert;
+mod common;
 pub mod gpt;

@@ -1,0 +1,26 @@
+//! Element-wise tanh (BERT's pooler), forward and backward.
+
+use super::simd;
+use rayon::prelude::*;
+
+const CHUNK: usize = 4096;
+
+/// `out = tanh(x)`.
+pub fn forward(out: &mut [f32], x: &[f32]) {
+    out[..x.len()]
+        .par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &x)| *o = simd::tanh(x)));
+}
+
+/// `dx = dout · (1 − out²)`, from the forward's output (overwrites `dx`).
+pub fn backward(dx: &mut [f32], out: &[f32], dout: &[f32]) {
+    dx[..out.len()]
+        .par_chunks_mut(CHUNK)
+        .zip(out.par_chunks(CHUNK).zip(dout.par_chunks(CHUNK)))
+        .for_each(|(d, (y, g))| {
+            d.iter_mut()
+                .zip(y.iter().zip(g))
+                .for_each(|(d, (y, g))| *d = g * (1.0 - y * y));
+        });
+}

@@ -1,0 +1,1586 @@
+//! BERT: token + learned position + segment embeddings and a LayerNorm, post-LayerNorm encoder layers
+//! (bidirectional self-attention with key padding, GELU feed-forward), and the pretraining heads: a tanh pooler
+//! over `[CLS]` feeding the next-sentence classifier, and the masked-LM head (dense → GELU → LayerNorm → decoder
+//! tied to the word embeddings, plus a vocabulary bias). Same tensor names as Hugging Face's `BertModel`,
+//! `BertForMaskedLM` and `BertForPreTraining`, so checkpoints go both ways.
+//!
+//! All linear weights are stored `[out, in]` as in PyTorch. Query, key and value are three tensors in a
+//! checkpoint but adjacent in the flat buffer, so one `[3C, C]` product computes them. The masked-LM head runs
+//! only on the labelled positions (about 15 % of tokens), never on the whole `[tokens, vocab]` matrix.
+
+use super::common::{branch_grad, head_chunk, layer, layer_mut, residual_branch, DropSeeds};
+use crate::engine::attention::{self, View};
+use crate::engine::gelu::{self, Gelu};
+use crate::engine::matmul::{self, Dims, Layout};
+use crate::engine::params::{split2, ParamLayout};
+use crate::engine::rng::Rng;
+use crate::engine::{dropout, embedding, layernorm, tanh, xent};
+use crate::error::{Error, Result};
+use crate::hf::{self, TensorFile};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::path::Path;
+
+/// `config.json` of a BERT model, with Hugging Face's field names and defaults.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BertConfig {
+    #[serde(default = "d_vocab")]
+    pub vocab_size: usize,
+    #[serde(default = "d_hidden")]
+    pub hidden_size: usize,
+    #[serde(default = "d_layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "d_layers")]
+    pub num_attention_heads: usize,
+    #[serde(default = "d_intermediate")]
+    pub intermediate_size: usize,
+    #[serde(default = "d_act")]
+    pub hidden_act: String,
+    #[serde(default = "d_dropout")]
+    pub hidden_dropout_prob: f32,
+    #[serde(default = "d_dropout")]
+    pub attention_probs_dropout_prob: f32,
+    #[serde(default = "d_positions")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "d_types")]
+    pub type_vocab_size: usize,
+    #[serde(default = "d_init")]
+    pub initializer_range: f32,
+    #[serde(default = "d_eps")]
+    pub layer_norm_eps: f32,
+    #[serde(default)]
+    pub pad_token_id: u32,
+    #[serde(default = "d_pos_type")]
+    pub position_embedding_type: String,
+    #[serde(default = "d_true")]
+    pub tie_word_embeddings: bool,
+    #[serde(default = "d_model_type")]
+    pub model_type: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
+}
+
+fn d_vocab() -> usize {
+    30522
+}
+fn d_hidden() -> usize {
+    768
+}
+fn d_layers() -> usize {
+    12
+}
+fn d_intermediate() -> usize {
+    3072
+}
+fn d_act() -> String {
+    "gelu".into()
+}
+fn d_dropout() -> f32 {
+    0.1
+}
+fn d_positions() -> usize {
+    512
+}
+fn d_types() -> usize {
+    2
+}
+fn d_init() -> f32 {
+    0.02
+}
+fn d_eps() -> f32 {
+    1e-12
+}
+fn d_pos_type() -> String {
+    "absolute".into()
+}
+fn d_true() -> bool {
+    true
+}
+fn d_model_type() -> String {
+    "bert".into()
+}
+
+impl BertConfig {
+    /// A config with BERT's defaults apart from the sizes given (intermediate = 4·hidden).
+    pub fn new(
+        vocab_size: usize,
+        max_positions: usize,
+        layers: usize,
+        heads: usize,
+        hidden: usize,
+    ) -> Self {
+        BertConfig {
+            vocab_size,
+            hidden_size: hidden,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            intermediate_size: 4 * hidden,
+            hidden_act: d_act(),
+            hidden_dropout_prob: d_dropout(),
+            attention_probs_dropout_prob: d_dropout(),
+            max_position_embeddings: max_positions,
+            type_vocab_size: d_types(),
+            initializer_range: d_init(),
+            layer_norm_eps: d_eps(),
+            pad_token_id: 0,
+            position_embedding_type: d_pos_type(),
+            tie_word_embeddings: true,
+            model_type: d_model_type(),
+            architectures: Vec::new(),
+        }
+    }
+
+    /// Checks the values make a model primer implements; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if !matches!(self.model_type.as_str(), "bert") {
+            return bad(format!(
+                "model_type is \"{}\"; this loader reads \"bert\"",
+                self.model_type
+            ));
+        }
+        for (name, v) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ] {
+            if v == 0 {
+                return bad(format!("{name} must be positive"));
+            }
+        }
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return bad(format!(
+                "hidden_size ({}) is not divisible by num_attention_heads ({})",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if self.position_embedding_type != "absolute" {
+            return bad(format!(
+                "position_embedding_type \"{}\" is not supported (only \"absolute\")",
+                self.position_embedding_type
+            ));
+        }
+        for (name, p) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return bad(format!("{name} must be in [0, 1), got {p}"));
+            }
+        }
+        if self.pad_token_id as usize >= self.vocab_size {
+            return bad(format!(
+                "pad_token_id {} is outside the vocabulary of {}",
+                self.pad_token_id, self.vocab_size
+            ));
+        }
+        self.gelu().map(|_| ())
+    }
+
+    fn gelu(&self) -> Result<Gelu> {
+        match self.hidden_act.as_str() {
+            "gelu" => Ok(Gelu::Erf),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Gelu::Tanh),
+            other => Err(Error::Config(format!(
+                "hidden_act \"{other}\" is not supported (gelu, gelu_new, gelu_pytorch_tanh)"
+            ))),
+        }
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+}
+
+/// Which parts beyond the encoder a model has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heads {
+    /// The tanh pooler over `[CLS]`.
+    pub pooler: bool,
+    /// The masked-LM head (`cls.predictions.*`).
+    pub mlm: bool,
+    /// The next-sentence classifier (`cls.seq_relationship.*`); needs the pooler.
+    pub nsp: bool,
+}
+
+impl Heads {
+    /// `BertForPreTraining`: pooler, masked LM and next-sentence prediction.
+    pub const PRETRAINING: Heads = Heads {
+        pooler: true,
+        mlm: true,
+        nsp: true,
+    };
+    /// `BertForMaskedLM` (RoBERTa-style pretraining without NSP).
+    pub const MASKED_LM: Heads = Heads {
+        pooler: false,
+        mlm: true,
+        nsp: false,
+    };
+
+    fn architecture(&self) -> &'static str {
+        match (self.mlm, self.nsp) {
+            (true, true) => "BertForPreTraining",
+            (true, false) => "BertForMaskedLM",
+            _ => "BertModel",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct LayerIdx {
+    qkv_w: Range<usize>,
+    qkv_b: Range<usize>,
+    attn_out_w: Range<usize>,
+    attn_out_b: Range<usize>,
+    ln1_w: Range<usize>,
+    ln1_b: Range<usize>,
+    fc_w: Range<usize>,
+    fc_b: Range<usize>,
+    out_w: Range<usize>,
+    out_b: Range<usize>,
+    ln2_w: Range<usize>,
+    ln2_b: Range<usize>,
+}
+
+#[derive(Clone, Debug)]
+struct MlmIdx {
+    dense_w: Range<usize>,
+    dense_b: Range<usize>,
+    ln_w: Range<usize>,
+    ln_b: Range<usize>,
+    /// `[vocab, hidden]`; the word-embedding range when tied.
+    decoder: Range<usize>,
+    bias: Range<usize>,
+}
+
+#[derive(Clone, Debug)]
+struct Index {
+    word: Range<usize>,
+    pos: Range<usize>,
+    typ: Range<usize>,
+    emb_ln_w: Range<usize>,
+    emb_ln_b: Range<usize>,
+    layers: Vec<LayerIdx>,
+    pooler: Option<(Range<usize>, Range<usize>)>,
+    mlm: Option<MlmIdx>,
+    nsp: Option<(Range<usize>, Range<usize>)>,
+}
+
+/// A BERT model: config, which heads it has, parameter layout and the flat parameter buffer.
+#[derive(Clone, Debug)]
+pub struct Bert {
+    pub config: BertConfig,
+    pub heads: Heads,
+    pub layout: ParamLayout,
+    pub params: Vec<f32>,
+    idx: Index,
+    gelu: Gelu,
+}
+
+const DECODER_NAME: &str = "cls.predictions.decoder.weight";
+
+/// The names a tensor may have in a checkpoint, most likely first: with or without the `bert.` prefix (a
+/// `BertModel` saves none), LayerNorm parameters also under TensorFlow's `gamma`/`beta`, and the MLM bias
+/// also as the decoder's bias.
+fn checkpoint_names(name: &str) -> Vec<String> {
+    let mut base = vec![name.to_string()];
+    if let Some(bare) = name.strip_prefix("bert.") {
+        base.push(bare.to_string());
+    }
+    if name == "cls.predictions.bias" {
+        base.push("cls.predictions.decoder.bias".into());
+    }
+    let mut out = base.clone();
+    for n in &base {
+        if let Some(stem) = n.strip_suffix("LayerNorm.weight") {
+            out.push(format!("{stem}LayerNorm.gamma"));
+        } else if let Some(stem) = n.strip_suffix("LayerNorm.bias") {
+            out.push(format!("{stem}LayerNorm.beta"));
+        }
+    }
+    out
+}
+
+impl Bert {
+    /// A model with BERT's initialisation: N(0, initializer_range) weights and embeddings (the padding row
+    /// zero), zero biases, unit LayerNorm gains.
+    pub fn new(config: BertConfig, heads: Heads, seed: u64) -> Result<Bert> {
+        let mut model = Bert::zeros(config, heads)?;
+        let mut rng = Rng::new(seed);
+        let std = model.config.initializer_range;
+        for spec in model.layout.specs() {
+            let p = &mut model.params[spec.range()];
+            if spec.name.ends_with("LayerNorm.weight") {
+                p.fill(1.0);
+            } else if spec.shape.len() >= 2 {
+                p.iter_mut().for_each(|v| *v = rng.normal() * std);
+            }
+        }
+        let (c, pad) = (model.config.hidden_size, model.config.pad_token_id as usize);
+        let word = model.idx.word.start;
+        model.params[word + pad * c..word + (pad + 1) * c].fill(0.0);
+        Ok(model)
+    }
+
+    fn zeros(config: BertConfig, heads: Heads) -> Result<Bert> {
+        config.validate()?;
+        if heads.nsp && !heads.pooler {
+            return Err(Error::Config(
+                "a next-sentence head needs the pooler".into(),
+            ));
+        }
+        let gelu = config.gelu()?;
+        let (v, c, i) = (
+            config.vocab_size,
+            config.hidden_size,
+            config.intermediate_size,
+        );
+        let mut l = ParamLayout::default();
+        let e = |n: &str| format!("bert.embeddings.{n}");
+        let word = l.push(e("word_embeddings.weight"), &[v, c]);
+        let pos = l.push(
+            e("position_embeddings.weight"),
+            &[config.max_position_embeddings, c],
+        );
+        let typ = l.push(
+            e("token_type_embeddings.weight"),
+            &[config.type_vocab_size, c],
+        );
+        let emb_ln_w = l.push(e("LayerNorm.weight"), &[c]);
+        let emb_ln_b = l.push(e("LayerNorm.bias"), &[c]);
+        let layers = (0..config.num_hidden_layers)
+            .map(|n| {
+                let p = |s: &str| format!("bert.encoder.layer.{n}.{s}");
+                // query, key and value adjacent: one [3C, C] weight and one [3C] bias
+                let q_w = l.push(p("attention.self.query.weight"), &[c, c]);
+                let k_w = l.push(p("attention.self.key.weight"), &[c, c]);
+                let v_w = l.push(p("attention.self.value.weight"), &[c, c]);
+                let q_b = l.push(p("attention.self.query.bias"), &[c]);
+                l.push(p("attention.self.key.bias"), &[c]);
+                let v_b = l.push(p("attention.self.value.bias"), &[c]);
+                debug_assert!(k_w.end == v_w.start);
+                LayerIdx {
+                    qkv_w: q_w.start..v_w.end,
+                    qkv_b: q_b.start..v_b.end,
+                    attn_out_w: l.push(p("attention.output.dense.weight"), &[c, c]),
+                    attn_out_b: l.push(p("attention.output.dense.bias"), &[c]),
+                    ln1_w: l.push(p("attention.output.LayerNorm.weight"), &[c]),
+                    ln1_b: l.push(p("attention.output.LayerNorm.bias"), &[c]),
+                    fc_w: l.push(p("intermediate.dense.weight"), &[i, c]),
+                    fc_b: l.push(p("intermediate.dense.bias"), &[i]),
+                    out_w: l.push(p("output.dense.weight"), &[c, i]),
+                    out_b: l.push(p("output.dense.bias"), &[c]),
+                    ln2_w: l.push(p("output.LayerNorm.weight"), &[c]),
+                    ln2_b: l.push(p("output.LayerNorm.bias"), &[c]),
+                }
+            })
+            .collect();
+        let pooler = heads.pooler.then(|| {
+            (
+                l.push("bert.pooler.dense.weight", &[c, c]),
+                l.push("bert.pooler.dense.bias", &[c]),
+            )
+        });
+        let mlm = heads.mlm.then(|| MlmIdx {
+            dense_w: l.push("cls.predictions.transform.dense.weight", &[c, c]),
+            dense_b: l.push("cls.predictions.transform.dense.bias", &[c]),
+            ln_w: l.push("cls.predictions.transform.LayerNorm.weight", &[c]),
+            ln_b: l.push("cls.predictions.transform.LayerNorm.bias", &[c]),
+            decoder: if config.tie_word_embeddings {
+                word.clone()
+            } else {
+                l.push(DECODER_NAME, &[v, c])
+            },
+            bias: l.push("cls.predictions.bias", &[v]),
+        });
+        let nsp = heads.nsp.then(|| {
+            (
+                l.push("cls.seq_relationship.weight", &[2, c]),
+                l.push("cls.seq_relationship.bias", &[2]),
+            )
+        });
+        let params = vec![0.0; l.total()];
+        let mut config = config;
+        config.architectures = vec![heads.architecture().into()];
+        Ok(Bert {
+            config,
+            heads,
+            layout: l,
+            params,
+            idx: Index {
+                word,
+                pos,
+                typ,
+                emb_ln_w,
+                emb_ln_b,
+                layers,
+                pooler,
+                mlm,
+                nsp,
+            },
+            gelu,
+        })
+    }
+
+    /// Loads `config.json` + `model.safetensors` written by primer or Hugging Face (`BertModel`,
+    /// `BertForMaskedLM`, `BertForPreTraining`). The heads present in the file are loaded; the encoder must be
+    /// complete, and a missing tensor is an error naming it.
+    pub fn load(dir: &Path) -> Result<Bert> {
+        let cfg_path = dir.join("config.json");
+        let config: BertConfig = hf::read_config(&cfg_path)?;
+        config
+            .validate()
+            .map_err(|e| Error::format(&cfg_path, e.to_string()))?;
+        let file = TensorFile::open(&dir.join("model.safetensors"))?;
+        let has = |name: &str| checkpoint_names(name).iter().any(|n| file.contains(n));
+        let nsp = has("cls.seq_relationship.weight");
+        let heads = Heads {
+            pooler: has("bert.pooler.dense.weight") || nsp,
+            mlm: has("cls.predictions.transform.dense.weight"),
+            nsp,
+        };
+        let mut model = Bert::zeros(config, heads)?;
+        file.load_into(&model.layout, &mut model.params, &checkpoint_names)?;
+        Ok(model)
+    }
+
+    /// Writes `config.json` and `model.safetensors` into `dir` (atomically, file by file), under
+    /// `BertForPreTraining`'s names; `metadata` goes into the safetensors header.
+    pub fn save(&self, dir: &Path, metadata: &[(&str, String)]) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        hf::write_json(&dir.join("config.json"), &self.config)?;
+        hf::save_safetensors(
+            &dir.join("model.safetensors"),
+            &self.layout,
+            &self.params,
+            metadata,
+        )
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.layout.total()
+    }
+
+    fn check_input(&self, inp: &BertInput) -> Result<()> {
+        let cfg = &self.config;
+        let n = inp.batch * inp.seq;
+        if inp.seq == 0
+            || inp.seq > cfg.max_position_embeddings
+            || inp.ids.len() != n
+            || inp.type_ids.len() != n
+            || inp.lens.len() != inp.batch
+        {
+            return Err(Error::Config(format!(
+                "{} ids, {} token types and {} lengths do not form {} sequences of {} tokens \
+                 (at most max_position_embeddings = {})",
+                inp.ids.len(),
+                inp.type_ids.len(),
+                inp.lens.len(),
+                inp.batch,
+                inp.seq,
+                cfg.max_position_embeddings
+            )));
+        }
+        if let Some(&len) = inp.lens.iter().find(|&&l| l == 0 || l > inp.seq) {
+            return Err(Error::Config(format!(
+                "sequence length {len} is outside 1..={}",
+                inp.seq
+            )));
+        }
+        if let Some(bad) = inp.ids.iter().find(|&&i| i as usize >= cfg.vocab_size) {
+            return Err(Error::Config(format!(
+                "token id {bad} is outside the model's vocabulary of {}",
+                cfg.vocab_size
+            )));
+        }
+        if let Some(bad) = inp
+            .type_ids
+            .iter()
+            .find(|&&i| i as usize >= cfg.type_vocab_size)
+        {
+            return Err(Error::Config(format!(
+                "token type {bad} is outside type_vocab_size {}",
+                cfg.type_vocab_size
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_labels(&self, inp: &BertInput, mlm: &[i32], nsp: &[i32]) -> Result<()> {
+        let v = self.config.vocab_size as i32;
+        if mlm.len() != inp.ids.len() || nsp.len() != inp.batch {
+            return Err(Error::Config(format!(
+                "{} MLM labels and {} NSP labels for a batch of {} × {}",
+                mlm.len(),
+                nsp.len(),
+                inp.batch,
+                inp.seq
+            )));
+        }
+        if let Some(t) = mlm
+            .iter()
+            .find(|&&t| t != xent::IGNORE && !(0..v).contains(&t))
+        {
+            return Err(Error::Config(format!(
+                "MLM label {t} is outside the vocabulary of {v}"
+            )));
+        }
+        if let Some(t) = nsp
+            .iter()
+            .find(|&&t| t != xent::IGNORE && !(0..2).contains(&t))
+        {
+            return Err(Error::Config(format!("NSP label {t} is not 0 or 1")));
+        }
+        if !self.heads.mlm && mlm.iter().any(|&t| t != xent::IGNORE) {
+            return Err(Error::Config("this model has no masked-LM head".into()));
+        }
+        if !self.heads.nsp && nsp.iter().any(|&t| t != xent::IGNORE) {
+            return Err(Error::Config("this model has no next-sentence head".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A padded batch: `ids` and `type_ids` are `[batch, seq]`; row `b` has `lens[b]` real tokens, the rest is
+/// padding that no token attends to.
+#[derive(Clone, Copy, Debug)]
+pub struct BertInput<'a> {
+    pub batch: usize,
+    pub seq: usize,
+    pub ids: &'a [u32],
+    pub type_ids: &'a [u32],
+    pub lens: &'a [usize],
+}
+
+/// Sums and counts of one pretraining batch (or several, added up).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PretrainStats {
+    pub mlm_loss_sum: f64,
+    pub mlm_count: usize,
+    pub mlm_correct: usize,
+    pub nsp_loss_sum: f64,
+    pub nsp_count: usize,
+    pub nsp_correct: usize,
+}
+
+impl PretrainStats {
+    pub fn add(&mut self, o: &PretrainStats) {
+        self.mlm_loss_sum += o.mlm_loss_sum;
+        self.mlm_count += o.mlm_count;
+        self.mlm_correct += o.mlm_correct;
+        self.nsp_loss_sum += o.nsp_loss_sum;
+        self.nsp_count += o.nsp_count;
+        self.nsp_correct += o.nsp_correct;
+    }
+
+    /// Mean masked-LM cross-entropy.
+    pub fn mlm_loss(&self) -> f64 {
+        self.mlm_loss_sum / self.mlm_count.max(1) as f64
+    }
+
+    pub fn mlm_accuracy(&self) -> f64 {
+        self.mlm_correct as f64 / self.mlm_count.max(1) as f64
+    }
+
+    /// Mean next-sentence cross-entropy (0 without NSP).
+    pub fn nsp_loss(&self) -> f64 {
+        self.nsp_loss_sum / self.nsp_count.max(1) as f64
+    }
+
+    pub fn nsp_accuracy(&self) -> f64 {
+        self.nsp_correct as f64 / self.nsp_count.max(1) as f64
+    }
+
+    /// Hugging Face's `BertForPreTraining` loss: MLM mean + NSP mean.
+    pub fn total_loss(&self) -> f64 {
+        self.mlm_loss() + self.nsp_loss()
+    }
+}
+
+/// Activations of one pass over a `[batch, seq]` batch. For training every layer's are kept for the backward
+/// pass; for inference one layer's buffers are reused by all layers.
+pub struct BertActs {
+    batch: usize,
+    seq: usize,
+    /// Layers whose activations are stored (all when training, one for inference).
+    saved: usize,
+    emb_sum: Vec<f32>,
+    emb_stats: Vec<f32>,
+    /// Layer inputs and the last output: `(saved + 1) × [B·T, C]`.
+    x: Vec<f32>,
+    qkv: Vec<f32>,
+    att: Vec<f32>,
+    lse: Vec<f32>,
+    /// Residual sums entering each LayerNorm, and their statistics.
+    sum1: Vec<f32>,
+    ln1_stats: Vec<f32>,
+    y: Vec<f32>,
+    fc: Vec<f32>,
+    act: Vec<f32>,
+    sum2: Vec<f32>,
+    ln2_stats: Vec<f32>,
+    // scratch
+    tmp: Vec<f32>,
+    wide: Vec<f32>,
+    tmp_wide: Vec<f32>,
+    /// Gradient with respect to the current layer's output (the final hidden state at first).
+    dx: Vec<f32>,
+    dy: Vec<f32>,
+    dsum: Vec<f32>,
+    dqkv: Vec<f32>,
+}
+
+impl BertActs {
+    pub fn new(cfg: &BertConfig, batch: usize, seq: usize, training: bool) -> BertActs {
+        let (bt, c, i) = (batch * seq, cfg.hidden_size, cfg.intermediate_size);
+        let n = bt * c;
+        let s = if training { cfg.num_hidden_layers } else { 1 };
+        let z = |k: usize| vec![0.0f32; k];
+        let g = |k: usize| if training { z(k) } else { Vec::new() };
+        BertActs {
+            batch,
+            seq,
+            saved: s,
+            emb_sum: z(n),
+            emb_stats: z(2 * bt),
+            x: z((s + 1) * n),
+            qkv: z(s * 3 * n),
+            att: z(s * n),
+            lse: z(s * batch * cfg.num_attention_heads * seq),
+            sum1: z(s * n),
+            ln1_stats: z(s * 2 * bt),
+            y: z(s * n),
+            fc: z(s * bt * i),
+            act: z(s * bt * i),
+            sum2: z(s * n),
+            ln2_stats: z(s * 2 * bt),
+            tmp: z(n),
+            wide: g(bt * i),
+            tmp_wide: g(bt * i),
+            dx: g(n),
+            dy: g(n),
+            dsum: g(n),
+            dqkv: g(3 * n),
+        }
+    }
+
+    fn fits(&self, inp: &BertInput) -> Result<()> {
+        if (inp.batch, inp.seq) == (self.batch, self.seq) {
+            Ok(())
+        } else {
+            Err(Error::Config(format!(
+                "activations for [{}, {}] given a batch of [{}, {}]",
+                self.batch, self.seq, inp.batch, inp.seq
+            )))
+        }
+    }
+
+    fn n(&self) -> usize {
+        self.batch * self.seq
+    }
+
+    /// Slot of layer `l`'s stored activations, and of its input in `x`.
+    fn slot(&self, l: usize) -> (usize, usize) {
+        (l % self.saved, l % (self.saved + 1))
+    }
+
+    /// The encoder's output, `[B·T, C]`, after a forward pass over `layers` layers.
+    fn hidden(&self, layers: usize, c: usize) -> &[f32] {
+        layer(&self.x, self.slot(layers).1, self.n() * c)
+    }
+}
+
+/// The input of slot `i` and the output slot `o` of a `(slots) × [n]` buffer.
+fn in_out(x: &mut [f32], i: usize, o: usize, n: usize) -> (&[f32], &mut [f32]) {
+    if i < o {
+        let (lo, hi) = x.split_at_mut(o * n);
+        (&lo[i * n..(i + 1) * n], &mut hi[..n])
+    } else {
+        let (lo, hi) = x.split_at_mut(i * n);
+        (&hi[..n], &mut lo[o * n..(o + 1) * n])
+    }
+}
+
+impl Bert {
+    fn lin(&self, rows: usize, d_in: usize, d_out: usize) -> Dims {
+        Dims {
+            rows,
+            d_in,
+            d_out,
+            layout: Layout::OutIn,
+        }
+    }
+
+    fn attn_shape<'a>(
+        &self,
+        inp: &BertInput<'a>,
+        dropout: Option<(f32, u64)>,
+    ) -> attention::Shape<'a> {
+        attention::Shape {
+            batch: inp.batch,
+            heads: self.config.num_attention_heads,
+            head_dim: self.config.head_dim(),
+            tq: inp.seq,
+            tk: inp.seq,
+            causal: None,
+            key_lens: Some(inp.lens),
+            scale: 1.0 / (self.config.head_dim() as f32).sqrt(),
+            dropout,
+        }
+    }
+
+    /// Embeddings and encoder layers over `inp`, saving what the backward pass needs. `drop` turns dropout on.
+    fn forward_encoder(&self, a: &mut BertActs, inp: &BertInput, drop: DropSeeds) {
+        let cfg = &self.config;
+        let (bt, c, t, ni) = (a.n(), cfg.hidden_size, inp.seq, cfg.intermediate_size);
+        let (n, eps, p, i) = (bt * c, cfg.layer_norm_eps, &self.params, &self.idx);
+        let (hp, ap) = (cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob);
+        embedding::forward(
+            &mut a.emb_sum,
+            inp.ids,
+            &p[i.word.clone()],
+            Some(&p[i.pos.clone()]),
+            t,
+            0,
+            c,
+        );
+        embedding::add(&mut a.emb_sum, inp.type_ids, &p[i.typ.clone()], c);
+        let (m, r) = a.emb_stats.split_at_mut(bt);
+        let x0 = &mut a.x[..n];
+        layernorm::forward(
+            x0,
+            m,
+            r,
+            &a.emb_sum,
+            &p[i.emb_ln_w.clone()],
+            &p[i.emb_ln_b.clone()],
+            c,
+            eps,
+        );
+        if let Some((pr, s)) = drop.site(hp, cfg.num_hidden_layers, 0) {
+            dropout::apply(x0, pr, s);
+        }
+        let qkv_views = (
+            View::packed(t, 3 * c, 0),
+            View::packed(t, 3 * c, c),
+            View::packed(t, 3 * c, 2 * c),
+        );
+        for (l, b) in i.layers.iter().enumerate() {
+            let (s, xs) = a.slot(l);
+            let (x_in, x_out) = in_out(&mut a.x, xs, (xs + 1) % (a.saved + 1), n);
+            let qkv = layer_mut(&mut a.qkv, s, 3 * n);
+            matmul::forward(
+                qkv,
+                x_in,
+                &p[b.qkv_w.clone()],
+                Some(&p[b.qkv_b.clone()]),
+                self.lin(bt, c, 3 * c),
+                false,
+            );
+            let att = layer_mut(&mut a.att, s, n);
+            let lse = layer_mut(&mut a.lse, s, inp.batch * cfg.num_attention_heads * t);
+            let sh = self.attn_shape(inp, drop.site(ap, l, 1));
+            let (qv, kv, vv) = qkv_views;
+            attention::forward(att, View::packed(t, c, 0), lse, qkv, qv, qkv, kv, vv, &sh);
+            let sum1 = layer_mut(&mut a.sum1, s, n);
+            let w = (&p[b.attn_out_w.clone()], &p[b.attn_out_b.clone()]);
+            residual_branch(
+                sum1,
+                x_in,
+                &mut a.tmp,
+                att,
+                w,
+                self.lin(bt, c, c),
+                drop.site(hp, l, 2),
+            );
+            let (m, r) = layer_mut(&mut a.ln1_stats, s, 2 * bt).split_at_mut(bt);
+            let y = layer_mut(&mut a.y, s, n);
+            layernorm::forward(
+                y,
+                m,
+                r,
+                sum1,
+                &p[b.ln1_w.clone()],
+                &p[b.ln1_b.clone()],
+                c,
+                eps,
+            );
+            let fc = layer_mut(&mut a.fc, s, bt * ni);
+            matmul::forward(
+                fc,
+                y,
+                &p[b.fc_w.clone()],
+                Some(&p[b.fc_b.clone()]),
+                self.lin(bt, c, ni),
+                false,
+            );
+            let act = layer_mut(&mut a.act, s, bt * ni);
+            gelu::forward(act, fc, self.gelu);
+            let sum2 = layer_mut(&mut a.sum2, s, n);
+            let w = (&p[b.out_w.clone()], &p[b.out_b.clone()]);
+            residual_branch(
+                sum2,
+                y,
+                &mut a.tmp,
+                act,
+                w,
+                self.lin(bt, ni, c),
+                drop.site(hp, l, 3),
+            );
+            let (m, r) = layer_mut(&mut a.ln2_stats, s, 2 * bt).split_at_mut(bt);
+            layernorm::forward(
+                x_out,
+                m,
+                r,
+                sum2,
+                &p[b.ln2_w.clone()],
+                &p[b.ln2_b.clone()],
+                c,
+                eps,
+            );
+        }
+    }
+
+    /// Backward through the encoder and embeddings, from the gradient of the final hidden state in `a.dx`
+    /// (which this overwrites); accumulates parameter gradients into `g`.
+    fn backward_encoder(&self, a: &mut BertActs, inp: &BertInput, g: &mut [f32], drop: DropSeeds) {
+        let cfg = &self.config;
+        let (bt, c, t, ni) = (a.n(), cfg.hidden_size, inp.seq, cfg.intermediate_size);
+        let (n, p, i) = (bt * c, &self.params, &self.idx);
+        let (hp, ap) = (cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob);
+        let qkv_views = (
+            View::packed(t, 3 * c, 0),
+            View::packed(t, 3 * c, c),
+            View::packed(t, 3 * c, 2 * c),
+        );
+        for (l, b) in i.layers.iter().enumerate().rev() {
+            let (s, xs) = a.slot(l);
+            // x_out = LN2(y + drop(out(gelu(fc(y)))))
+            let (m, r) = layer(&a.ln2_stats, s, 2 * bt).split_at(bt);
+            a.dsum.fill(0.0);
+            let (dw, db) = split2(g, b.ln2_w.clone(), b.ln2_b.clone());
+            layernorm::backward(
+                &mut a.dsum,
+                dw,
+                db,
+                &a.dx,
+                layer(&a.sum2, s, n),
+                &p[b.ln2_w.clone()],
+                m,
+                r,
+            );
+            a.dy.copy_from_slice(&a.dsum);
+            let dbranch = branch_grad(&a.dsum, &mut a.tmp, drop.site(hp, l, 3));
+            let (dw, db) = split2(g, b.out_w.clone(), b.out_b.clone());
+            let act = layer(&a.act, s, bt * ni);
+            matmul::backward(
+                Some(&mut a.tmp_wide),
+                false,
+                dw,
+                Some(db),
+                dbranch,
+                act,
+                &p[b.out_w.clone()],
+                self.lin(bt, ni, c),
+            );
+            gelu::backward(
+                &mut a.wide,
+                layer(&a.fc, s, bt * ni),
+                &a.tmp_wide,
+                self.gelu,
+            );
+            let (dw, db) = split2(g, b.fc_w.clone(), b.fc_b.clone());
+            let y = layer(&a.y, s, n);
+            matmul::backward(
+                Some(&mut a.dy),
+                true,
+                dw,
+                Some(db),
+                &a.wide,
+                y,
+                &p[b.fc_w.clone()],
+                self.lin(bt, c, ni),
+            );
+            // y = LN1(x_in + drop(attn_out(attention(qkv(x_in)))))
+            let (m, r) = layer(&a.ln1_stats, s, 2 * bt).split_at(bt);
+            a.dsum.fill(0.0);
+            let (dw, db) = split2(g, b.ln1_w.clone(), b.ln1_b.clone());
+            layernorm::backward(
+                &mut a.dsum,
+                dw,
+                db,
+                &a.dy,
+                layer(&a.sum1, s, n),
+                &p[b.ln1_w.clone()],
+                m,
+                r,
+            );
+            a.dx.copy_from_slice(&a.dsum);
+            let dbranch = branch_grad(&a.dsum, &mut a.dy, drop.site(hp, l, 2));
+            let (dw, db) = split2(g, b.attn_out_w.clone(), b.attn_out_b.clone());
+            let att = layer(&a.att, s, n);
+            matmul::backward(
+                Some(&mut a.tmp),
+                false,
+                dw,
+                Some(db),
+                dbranch,
+                att,
+                &p[b.attn_out_w.clone()],
+                self.lin(bt, c, c),
+            );
+            let qkv = layer(&a.qkv, s, 3 * n);
+            let (qv, kv, vv) = qkv_views;
+            let sh = self.attn_shape(inp, drop.site(ap, l, 1));
+            let lse = layer(&a.lse, s, inp.batch * cfg.num_attention_heads * t);
+            attention::backward(
+                &mut a.dqkv,
+                None,
+                qkv_views,
+                &a.tmp,
+                att,
+                View::packed(t, c, 0),
+                lse,
+                qkv,
+                qv,
+                qkv,
+                kv,
+                vv,
+                &sh,
+            );
+            let (dw, db) = split2(g, b.qkv_w.clone(), b.qkv_b.clone());
+            let x_in = layer(&a.x, xs, n);
+            matmul::backward(
+                Some(&mut a.dx),
+                true,
+                dw,
+                Some(db),
+                &a.dqkv,
+                x_in,
+                &p[b.qkv_w.clone()],
+                self.lin(bt, c, 3 * c),
+            );
+        }
+        if let Some((pr, s)) = drop.site(hp, cfg.num_hidden_layers, 0) {
+            dropout::apply(&mut a.dx, pr, s);
+        }
+        let (m, r) = a.emb_stats.split_at(bt);
+        a.dsum.fill(0.0);
+        let (dw, db) = split2(g, i.emb_ln_w.clone(), i.emb_ln_b.clone());
+        layernorm::backward(
+            &mut a.dsum,
+            dw,
+            db,
+            &a.dx,
+            &a.emb_sum,
+            &p[i.emb_ln_w.clone()],
+            m,
+            r,
+        );
+        let (dword, dpos) = split2(g, i.word.clone(), i.pos.clone());
+        embedding::backward(dword, Some(dpos), &a.dsum, inp.ids, t, c);
+        embedding::backward(&mut g[i.typ.clone()], None, &a.dsum, inp.type_ids, 1, c);
+    }
+
+    /// Eval-mode pretraining losses and accuracies of one batch.
+    pub fn pretrain_loss(
+        &self,
+        a: &mut BertActs,
+        inp: &BertInput,
+        mlm_labels: &[i32],
+        nsp_labels: &[i32],
+    ) -> Result<PretrainStats> {
+        self.check_input(inp)?;
+        self.check_labels(inp, mlm_labels, nsp_labels)?;
+        a.fits(inp)?;
+        self.forward_encoder(a, inp, DropSeeds(None));
+        Ok(self.heads_forward_backward(a, inp, mlm_labels, nsp_labels, None))
+    }
+
+    /// Forward and backward of one pretraining micro-batch: adds the gradient of
+    /// `mlm_scale · Σ MLM losses + nsp_scale · Σ NSP losses` to `grads` (pass one over the number of labels of the
+    /// whole step for Hugging Face's mean losses). `train_seed` seeds dropout.
+    pub fn pretrain_forward_backward(
+        &self,
+        a: &mut BertActs,
+        inp: &BertInput,
+        (mlm_labels, nsp_labels): (&[i32], &[i32]),
+        grads: &mut [f32],
+        (mlm_scale, nsp_scale): (f32, f32),
+        train_seed: u64,
+    ) -> Result<PretrainStats> {
+        self.check_input(inp)?;
+        self.check_labels(inp, mlm_labels, nsp_labels)?;
+        a.fits(inp)?;
+        if a.dx.is_empty() {
+            return Err(Error::Config(
+                "activations were allocated for inference, not training".into(),
+            ));
+        }
+        let drop = DropSeeds(Some(train_seed));
+        self.forward_encoder(a, inp, drop);
+        a.dx.fill(0.0);
+        let stats = self.heads_forward_backward(
+            a,
+            inp,
+            mlm_labels,
+            nsp_labels,
+            Some((grads, mlm_scale, nsp_scale)),
+        );
+        self.backward_encoder(a, inp, grads, drop);
+        Ok(stats)
+    }
+
+    /// The MLM and NSP heads on the encoder output. With gradients, backpropagates both into `a.dx` and the
+    /// heads' parameters.
+    fn heads_forward_backward(
+        &self,
+        a: &mut BertActs,
+        inp: &BertInput,
+        mlm_labels: &[i32],
+        nsp_labels: &[i32],
+        mut grads: Option<(&mut [f32], f32, f32)>,
+    ) -> PretrainStats {
+        let mut st = PretrainStats::default();
+        let c = self.config.hidden_size;
+        let rows: Vec<usize> = (0..mlm_labels.len())
+            .filter(|&r| mlm_labels[r] != xent::IGNORE)
+            .collect();
+        if let (Some(_), false) = (&self.idx.mlm, rows.is_empty()) {
+            let targets: Vec<i32> = rows.iter().map(|&r| mlm_labels[r]).collect();
+            let g = grads.as_mut().map(|(g, s, _)| (&mut **g, *s));
+            let (sum, correct, dxm) = self.mlm_head(
+                a.hidden(self.config.num_hidden_layers, c),
+                &rows,
+                &targets,
+                g,
+            );
+            st.mlm_loss_sum = sum;
+            st.mlm_count = rows.len();
+            st.mlm_correct = correct;
+            if let Some(dxm) = dxm {
+                scatter_add_rows(&mut a.dx, &dxm, &rows, c);
+            }
+        }
+        let rows: Vec<usize> = (0..inp.batch)
+            .filter(|&b| nsp_labels[b] != xent::IGNORE)
+            .collect();
+        if let (Some(_), false) = (&self.idx.nsp, rows.is_empty()) {
+            let cls_rows: Vec<usize> = rows.iter().map(|&b| b * inp.seq).collect();
+            let targets: Vec<i32> = rows.iter().map(|&b| nsp_labels[b]).collect();
+            let g = grads.as_mut().map(|(g, _, s)| (&mut **g, *s));
+            let (sum, correct, dxc) = self.nsp_head(
+                a.hidden(self.config.num_hidden_layers, c),
+                &cls_rows,
+                &targets,
+                g,
+            );
+            st.nsp_loss_sum = sum;
+            st.nsp_count = rows.len();
+            st.nsp_correct = correct;
+            if let Some(dxc) = dxc {
+                scatter_add_rows(&mut a.dx, &dxc, &cls_rows, c);
+            }
+        }
+        st
+    }
+
+    /// Masked-LM head over the hidden rows `rows`: (loss sum, correct predictions, gradient of the gathered
+    /// rows when training).
+    fn mlm_head(
+        &self,
+        hidden: &[f32],
+        rows: &[usize],
+        targets: &[i32],
+        grads: Option<(&mut [f32], f32)>,
+    ) -> (f64, usize, Option<Vec<f32>>) {
+        let (c, v, m) = (self.config.hidden_size, self.config.vocab_size, rows.len());
+        let p = &self.params;
+        let Some(h) = &self.idx.mlm else {
+            return (0.0, 0, None);
+        };
+        let xm = gather_rows(hidden, rows, c);
+        let t = self.mlm_transform(h, &xm);
+        let hn = &t.out;
+        let chunk = head_chunk(m, v);
+        let mut logits = vec![0.0; chunk * v];
+        let mut dhn = vec![0.0; if grads.is_some() { m * c } else { 0 }];
+        let (mut sum, mut correct) = (0.0, 0);
+        let mut grads = grads;
+        for r0 in (0..m).step_by(chunk) {
+            let r1 = (r0 + chunk).min(m);
+            let d = self.lin(r1 - r0, c, v);
+            let lg = &mut logits[..(r1 - r0) * v];
+            let x = &hn[r0 * c..r1 * c];
+            matmul::forward(
+                lg,
+                x,
+                &p[h.decoder.clone()],
+                Some(&p[h.bias.clone()]),
+                d,
+                false,
+            );
+            correct += count_correct(lg, &targets[r0..r1], v);
+            sum += xent::forward_backward(lg, &targets[r0..r1], v, grads.as_ref().map(|(_, s)| *s));
+            if let Some((g, _)) = grads.as_mut() {
+                let (dw, db) = split2(g, h.decoder.clone(), h.bias.clone());
+                matmul::backward(
+                    Some(&mut dhn[r0 * c..r1 * c]),
+                    false,
+                    dw,
+                    Some(db),
+                    lg,
+                    x,
+                    &p[h.decoder.clone()],
+                    d,
+                );
+            }
+        }
+        let Some((g, _)) = grads else {
+            return (sum, correct, None);
+        };
+        let mut dact = vec![0.0; m * c];
+        let (dw, db) = split2(g, h.ln_w.clone(), h.ln_b.clone());
+        layernorm::backward(
+            &mut dact,
+            dw,
+            db,
+            &dhn,
+            &t.act,
+            &p[h.ln_w.clone()],
+            &t.mean,
+            &t.rstd,
+        );
+        let mut dpre = vec![0.0; m * c];
+        gelu::backward(&mut dpre, &t.pre, &dact, self.gelu);
+        let mut dxm = vec![0.0; m * c];
+        let (dw, db) = split2(g, h.dense_w.clone(), h.dense_b.clone());
+        matmul::backward(
+            Some(&mut dxm),
+            false,
+            dw,
+            Some(db),
+            &dpre,
+            &xm,
+            &p[h.dense_w.clone()],
+            self.lin(m, c, c),
+        );
+        (sum, correct, Some(dxm))
+    }
+
+    /// Pooler + next-sentence classifier over the `[CLS]` rows `rows` of `hidden`: (loss sum, correct
+    /// predictions, gradient of those rows when training).
+    fn nsp_head(
+        &self,
+        hidden: &[f32],
+        rows: &[usize],
+        targets: &[i32],
+        grads: Option<(&mut [f32], f32)>,
+    ) -> (f64, usize, Option<Vec<f32>>) {
+        let (Some((pw, pb)), Some((nw, nb))) = (&self.idx.pooler, &self.idx.nsp) else {
+            return (0.0, 0, None);
+        };
+        let (c, m, p) = (self.config.hidden_size, rows.len(), &self.params);
+        let xc = gather_rows(hidden, rows, c);
+        let mut pooled = vec![0.0; m * c];
+        self.pool(&mut pooled, &xc);
+        let mut logits = vec![0.0; m * 2];
+        matmul::forward(
+            &mut logits,
+            &pooled,
+            &p[nw.clone()],
+            Some(&p[nb.clone()]),
+            self.lin(m, c, 2),
+            false,
+        );
+        let correct = count_correct(&logits, targets, 2);
+        let scale = grads.as_ref().map(|(_, s)| *s);
+        let sum = xent::forward_backward(&mut logits, targets, 2, scale);
+        let Some((g, _)) = grads else {
+            return (sum, correct, None);
+        };
+        let mut dpooled = vec![0.0; m * c];
+        let (dw, db) = split2(g, nw.clone(), nb.clone());
+        matmul::backward(
+            Some(&mut dpooled),
+            false,
+            dw,
+            Some(db),
+            &logits,
+            &pooled,
+            &p[nw.clone()],
+            self.lin(m, c, 2),
+        );
+        let mut dpre = vec![0.0; m * c];
+        tanh::backward(&mut dpre, &pooled, &dpooled);
+        let mut dxc = vec![0.0; m * c];
+        let (dw, db) = split2(g, pw.clone(), pb.clone());
+        matmul::backward(
+            Some(&mut dxc),
+            false,
+            dw,
+            Some(db),
+            &dpre,
+            &xc,
+            &p[pw.clone()],
+            self.lin(m, c, c),
+        );
+        (sum, correct, Some(dxc))
+    }
+
+    /// The MLM head's transform (dense → GELU → LayerNorm) of `[m, C]` gathered rows.
+    fn mlm_transform(&self, h: &MlmIdx, xm: &[f32]) -> MlmTransform {
+        let (c, p, eps) = (
+            self.config.hidden_size,
+            &self.params,
+            self.config.layer_norm_eps,
+        );
+        let m = xm.len() / c;
+        let mut pre = vec![0.0; m * c];
+        matmul::forward(
+            &mut pre,
+            xm,
+            &p[h.dense_w.clone()],
+            Some(&p[h.dense_b.clone()]),
+            self.lin(m, c, c),
+            false,
+        );
+        let mut act = vec![0.0; m * c];
+        gelu::forward(&mut act, &pre, self.gelu);
+        let (mut out, mut mean, mut rstd) = (vec![0.0; m * c], vec![0.0; m], vec![0.0; m]);
+        layernorm::forward(
+            &mut out,
+            &mut mean,
+            &mut rstd,
+            &act,
+            &p[h.ln_w.clone()],
+            &p[h.ln_b.clone()],
+            c,
+            eps,
+        );
+        MlmTransform {
+            pre,
+            act,
+            out,
+            mean,
+            rstd,
+        }
+    }
+
+    /// `out = tanh(x·Wᵀ + b)` with the pooler's weights, for `[rows, C]` first-token states.
+    fn pool(&self, out: &mut [f32], x: &[f32]) {
+        let Some((pw, pb)) = &self.idx.pooler else {
+            return;
+        };
+        let c = self.config.hidden_size;
+        let rows = x.len() / c;
+        let mut pre = vec![0.0; rows * c];
+        matmul::forward(
+            &mut pre,
+            x,
+            &self.params[pw.clone()],
+            Some(&self.params[pb.clone()]),
+            self.lin(rows, c, c),
+            false,
+        );
+        tanh::forward(out, &pre);
+    }
+}
+
+/// What the MLM transform's backward needs: dense output, GELU output, LayerNorm output and statistics.
+struct MlmTransform {
+    pre: Vec<f32>,
+    act: Vec<f32>,
+    out: Vec<f32>,
+    mean: Vec<f32>,
+    rstd: Vec<f32>,
+}
+
+/// Copies rows `rows` of a `[_, c]` matrix into a new `[rows.len(), c]` one.
+fn gather_rows(x: &[f32], rows: &[usize], c: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows.len() * c);
+    for &r in rows {
+        out.extend_from_slice(&x[r * c..(r + 1) * c]);
+    }
+    out
+}
+
+/// Adds row `i` of `src` to row `rows[i]` of `dst`.
+fn scatter_add_rows(dst: &mut [f32], src: &[f32], rows: &[usize], c: usize) {
+    for (s, &r) in src.chunks_exact(c).zip(rows) {
+        dst[r * c..(r + 1) * c]
+            .iter_mut()
+            .zip(s)
+            .for_each(|(d, s)| *d += s);
+    }
+}
+
+/// Rows of `logits` whose arg-max is their (non-ignored) target.
+fn count_correct(logits: &[f32], targets: &[i32], v: usize) -> usize {
+    logits
+        .chunks_exact(v)
+        .zip(targets)
+        .filter(|(row, &t)| t != xent::IGNORE && argmax(row) == t as usize)
+        .count()
+}
+
+/// Index of the largest value (the first, on ties).
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv {
+                (i, v)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
+}
+
+/// Inference: hidden states, masked-LM logits, pooled outputs.
+impl Bert {
+    /// Eval-mode final hidden states, `[batch, seq, C]`.
+    pub fn hidden_states(&self, inp: &BertInput) -> Result<Vec<f32>> {
+        self.check_input(inp)?;
+        let mut a = BertActs::new(&self.config, inp.batch, inp.seq, false);
+        self.forward_encoder(&mut a, inp, DropSeeds(None));
+        Ok(
+            a.hidden(self.config.num_hidden_layers, self.config.hidden_size)
+                .to_vec(),
+        )
+    }
+
+    /// Masked-LM logits (`[rows.len(), vocab]`) of the rows `rows` of `hidden` (`[_, C]`).
+    pub fn mlm_logits(&self, hidden: &[f32], rows: &[usize]) -> Result<Vec<f32>> {
+        let Some(h) = &self.idx.mlm else {
+            return Err(Error::Config(
+                "this checkpoint has no masked-LM head (cls.predictions.*)".into(),
+            ));
+        };
+        let (c, v, m) = (self.config.hidden_size, self.config.vocab_size, rows.len());
+        let t = self.mlm_transform(h, &gather_rows(hidden, rows, c));
+        let mut logits = vec![0.0; m * v];
+        let p = &self.params;
+        matmul::forward(
+            &mut logits,
+            &t.out,
+            &p[h.decoder.clone()],
+            Some(&p[h.bias.clone()]),
+            self.lin(m, c, v),
+            false,
+        );
+        Ok(logits)
+    }
+
+    /// Pooler outputs (`[batch, C]`) of `[batch, seq, C]` hidden states.
+    pub fn pooled(&self, hidden: &[f32], batch: usize, seq: usize) -> Result<Vec<f32>> {
+        if self.idx.pooler.is_none() {
+            return Err(Error::Config(
+                "this checkpoint has no pooler (bert.pooler.*)".into(),
+            ));
+        }
+        let c = self.config.hidden_size;
+        let rows: Vec<usize> = (0..batch).map(|b| b * seq).collect();
+        let mut out = vec![0.0; batch * c];
+        self.pool(&mut out, &gather_rows(hidden, &rows, c));
+        Ok(out)
+    }
+
+    /// Next-sentence logits (`[batch, 2]`; index 0 = "B follows A") of `[batch, seq, C]` hidden states.
+    pub fn nsp_logits(&self, hidden: &[f32], batch: usize, seq: usize) -> Result<Vec<f32>> {
+        let Some((nw, nb)) = &self.idx.nsp else {
+            return Err(Error::Config(
+                "this checkpoint has no next-sentence head (cls.seq_relationship.*)".into(),
+            ));
+        };
+        let pooled = self.pooled(hidden, batch, seq)?;
+        let c = self.config.hidden_size;
+        let mut out = vec![0.0; batch * 2];
+        matmul::forward(
+            &mut out,
+            &pooled,
+            &self.params[nw.clone()],
+            Some(&self.params[nb.clone()]),
+            self.lin(batch, c, 2),
+            false,
+        );
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(dropout: f32) -> Bert {
+        let mut cfg = BertConfig::new(23, 16, 2, 2, 8);
+        cfg.intermediate_size = 12;
+        cfg.hidden_dropout_prob = dropout;
+        cfg.attention_probs_dropout_prob = dropout;
+        let mut m = Bert::new(cfg, Heads::PRETRAINING, 3).unwrap();
+        // non-trivial biases and gains so their wiring matters
+        let mut rng = Rng::new(9);
+        for spec in m.layout.specs() {
+            if spec.shape.len() == 1 {
+                m.params[spec.range()]
+                    .iter_mut()
+                    .for_each(|v| *v += 0.3 * rng.normal());
+            } else {
+                m.params[spec.range()].iter_mut().for_each(|v| *v *= 10.0);
+            }
+        }
+        m
+    }
+
+    struct Batch {
+        ids: Vec<u32>,
+        types: Vec<u32>,
+        lens: Vec<usize>,
+        mlm: Vec<i32>,
+        nsp: Vec<i32>,
+    }
+
+    fn batch() -> Batch {
+        Batch {
+            ids: vec![2, 7, 9, 3, 11, 3, 2, 13, 3, 19, 0, 0],
+            types: vec![0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0],
+            lens: vec![6, 4],
+            mlm: vec![-100, 8, -100, -100, 12, -100, -100, 22, -100, 5, -100, -100],
+            nsp: vec![1, 0],
+        }
+    }
+
+    fn input(b: &Batch) -> BertInput<'_> {
+        BertInput {
+            batch: 2,
+            seq: 6,
+            ids: &b.ids,
+            type_ids: &b.types,
+            lens: &b.lens,
+        }
+    }
+
+    /// Mean MLM + mean NSP loss in training mode (dropout drawn from `seed`), and its gradient.
+    fn loss_and_grad(m: &Bert, b: &Batch, seed: u64) -> (f64, Vec<f32>) {
+        let mut a = BertActs::new(&m.config, 2, 6, true);
+        let mut g = vec![0.0; m.num_params()];
+        let st = m
+            .pretrain_forward_backward(
+                &mut a,
+                &input(b),
+                (&b.mlm, &b.nsp),
+                &mut g,
+                (0.25, 0.5),
+                seed,
+            )
+            .unwrap();
+        (st.total_loss(), g)
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        for dropout in [0.0, 0.2] {
+            let m = tiny(dropout);
+            let b = batch();
+            let (_, g) = loss_and_grad(&m, &b, 5);
+            let mut rng = Rng::new(1);
+            for spec in m.layout.specs() {
+                let r = spec.range();
+                let biggest = r
+                    .clone()
+                    .max_by(|&i, &j| g[i].abs().total_cmp(&g[j].abs()))
+                    .unwrap();
+                let random = r.start + rng.below(r.len() as u64) as usize;
+                for i in [biggest, random] {
+                    let h = 1e-2;
+                    let mut mp = m.clone();
+                    mp.params[i] += h;
+                    let up = loss_and_grad(&mp, &b, 5).0;
+                    mp.params[i] -= 2.0 * h;
+                    let down = loss_and_grad(&mp, &b, 5).0;
+                    let num = (up - down) / (2.0 * h as f64);
+                    let err = (g[i] as f64 - num).abs();
+                    assert!(
+                        err <= 3e-3 + 0.05 * num.abs(),
+                        "dropout {dropout}: {}[{}]: analytic {} vs numeric {num}",
+                        spec.name,
+                        i - r.start,
+                        g[i]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn padding_does_not_change_real_positions() {
+        let m = tiny(0.0);
+        let b = batch();
+        let full = m.hidden_states(&input(&b)).unwrap();
+        // the second row alone, without its padding
+        let short = BertInput {
+            batch: 1,
+            seq: 4,
+            ids: &b.ids[6..10],
+            type_ids: &b.types[6..10],
+            lens: &[4],
+        };
+        let alone = m.hidden_states(&short).unwrap();
+        let c = m.config.hidden_size;
+        let diff = alone
+            .iter()
+            .zip(&full[6 * c..10 * c])
+            .fold(0.0f32, |d, (a, b)| d.max((a - b).abs()));
+        assert!(diff < 1e-5, "padding changed real positions by {diff}");
+    }
+
+    #[test]
+    fn eval_loss_equals_training_loss_without_dropout() {
+        let m = tiny(0.0);
+        let b = batch();
+        let mut a = BertActs::new(&m.config, 2, 6, false);
+        let eval = m.pretrain_loss(&mut a, &input(&b), &b.mlm, &b.nsp).unwrap();
+        let (train, _) = loss_and_grad(&m, &b, 1);
+        assert!((eval.total_loss() - train).abs() < 1e-6);
+        assert_eq!(eval.mlm_count, 4);
+        assert_eq!(eval.nsp_count, 2);
+    }
+
+    #[test]
+    fn unsupported_configs_are_refused() {
+        let mut cfg = BertConfig::new(23, 16, 2, 2, 8);
+        cfg.position_embedding_type = "relative_key".into();
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("position_embedding_type \"relative_key\""),
+            "{e}"
+        );
+        let mut cfg = BertConfig::new(23, 16, 2, 2, 8);
+        cfg.hidden_act = "relu".into();
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("hidden_act \"relu\""), "{e}");
+    }
+
+    #[test]
+    fn bad_batches_are_errors() {
+        let m = tiny(0.0);
+        let mut b = batch();
+        b.ids[3] = 23;
+        let mut a = BertActs::new(&m.config, 2, 6, false);
+        assert!(m.pretrain_loss(&mut a, &input(&b), &b.mlm, &b.nsp).is_err());
+        let mut b = batch();
+        b.mlm[1] = 40;
+        assert!(m.pretrain_loss(&mut a, &input(&b), &b.mlm, &b.nsp).is_err());
+        let mut b = batch();
+        b.lens[1] = 7;
+        assert!(m.pretrain_loss(&mut a, &input(&b), &b.mlm, &b.nsp).is_err());
+    }
+}
