@@ -9,15 +9,16 @@ use crate::data::tokens::{encode_corpus, TokenFile};
 use crate::engine::adamw::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::engine::rng::{derive_seed, Rng};
 use crate::error::{Error, Result};
-use crate::hf::{self, TensorFile};
+use crate::hf;
 use crate::models::gpt::{Gpt, GptActs, GptConfig};
 use crate::tokenize::TextTokenizer;
+use crate::train::checkpoint::{
+    adamw_config, progress_bar, report, restore_optimizer, save_optimizer, step_stamp,
+};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::cosine_lr;
 use crate::viz::plot::plot_jsonl;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -107,22 +108,19 @@ impl GptTrainConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("--dropout must be in [0, 1)");
         }
-        if !(self.lr > 0.0 && self.lr.is_finite() && self.min_lr >= 0.0 && self.min_lr <= self.lr) {
-            return bad("--lr must be positive and finite, --min-lr in [0, lr]");
-        }
-        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
-            return bad("--beta1 and --beta2 must be in [0, 1)");
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return bad("--weight-decay must be a finite value ≥ 0");
-        }
-        if !(self.grad_clip >= 0.0 && self.grad_clip.is_finite()) {
-            return bad("--grad-clip must be a finite value ≥ 0 (0 = off)");
-        }
         if self.max_iters == 0 {
             return bad("--max-iters must be positive");
         }
-        Ok(())
+        self.adamw().map(|_| ())
+    }
+
+    fn adamw(&self) -> Result<AdamWConfig> {
+        adamw_config(
+            (self.lr, self.min_lr),
+            (self.beta1, self.beta2),
+            self.weight_decay,
+            self.grad_clip,
+        )
     }
 
     fn model_config(&self, vocab_size: usize) -> GptConfig {
@@ -314,47 +312,11 @@ pub fn pretrain(
         ));
     }
     hf::write_json(&cfg_path, cfg)?;
-    let adam_cfg = AdamWConfig {
-        beta1: cfg.beta1,
-        beta2: cfg.beta2,
-        eps: 1e-8,
-        weight_decay: cfg.weight_decay,
-    };
-    let mut opt = AdamW::new(adam_cfg, model.num_params());
+    let mut opt = AdamW::new(cfg.adamw()?, model.num_params());
     let mut rng = Rng::new(derive_seed(cfg.seed, &[1]));
     let (mut step, mut tokens_seen, mut elapsed0) = (0usize, 0u64, 0.0f64);
     if let Some(s) = &state {
-        let opt_path = out.join("optimizer.safetensors");
-        let f = TensorFile::open(&opt_path)?;
-        for (path, file) in [
-            (
-                out.join("model.safetensors"),
-                TensorFile::open(&out.join("model.safetensors"))?,
-            ),
-            (opt_path.clone(), f),
-        ] {
-            let saved_step = file.metadata("step")?;
-            if saved_step.as_deref() != Some(s.step.to_string().as_str()) {
-                return Err(Error::format(
-                    &path,
-                    format!(
-                        "holds step {}, but trainer_state.json says {}: the last checkpoint was interrupted",
-                        saved_step.unwrap_or_else(|| "none".into()),
-                        s.step
-                    ),
-                ));
-            }
-        }
-        let f = TensorFile::open(&opt_path)?;
-        opt.m = f.get_f32("exp_avg")?.0;
-        opt.v = f.get_f32("exp_avg_sq")?.0;
-        if opt.m.len() != model.num_params() || opt.v.len() != model.num_params() {
-            return Err(Error::format(
-                &opt_path,
-                "moments do not match the model's size",
-            ));
-        }
-        opt.t = s.adam_t;
+        restore_optimizer(out, &mut opt, s.step, s.adam_t)?;
         rng = Rng::new(s.rng_state);
         (step, tokens_seen, elapsed0) = (s.step, s.tokens_seen, s.elapsed_s);
         eprintln!("resuming from step {step}");
@@ -370,17 +332,7 @@ pub fn pretrain(
     let mut grads = vec![0.0f32; model.num_params()];
     let (mut x, mut y) = (vec![0u32; b * t], vec![0i32; b * t]);
     let tokens_per_step = (b * t * cfg.grad_accum) as u64;
-    let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::new(cfg.max_iters as u64).with_position(step as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-        )
-        .map_err(|e| Error::Config(e.to_string()))?,
-    );
+    let bar = progress_bar(cfg.max_iters, step)?;
     if step == 0 {
         let (tl, vl) = estimate_loss(&model, &mut acts, &splits, cfg, &mut x, &mut y)?;
         metrics.write(
@@ -467,15 +419,6 @@ pub fn pretrain(
     })
 }
 
-/// Prints an evaluation line above the progress bar, or plainly when there is no terminal to draw it on.
-fn report(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        bar.println(line);
-    }
-}
-
 /// Mean loss over `eval_iters` batches of each split; the batches are the same at every evaluation.
 fn estimate_loss(
     model: &Gpt,
@@ -498,17 +441,7 @@ fn estimate_loss(
 
 /// Each file is written atomically; the trainer state, which names the step, goes last.
 fn save_checkpoint(out: &Path, model: &Gpt, opt: &AdamW, state: &TrainerState) -> Result<()> {
-    let meta = [("step", state.step.to_string())];
-    model.save(out, &meta)?;
-    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    let n = opt.m.len();
-    hf::save_raw(
-        &out.join("optimizer.safetensors"),
-        &[
-            ("exp_avg".into(), bytes(&opt.m), vec![n]),
-            ("exp_avg_sq".into(), bytes(&opt.v), vec![n]),
-        ],
-        &meta,
-    )?;
+    model.save(out, &step_stamp(state.step))?;
+    save_optimizer(out, opt, state.step)?;
     hf::write_json(&out.join("trainer_state.json"), state)
 }

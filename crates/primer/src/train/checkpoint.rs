@@ -1,0 +1,115 @@
+//! What every trainer's checkpoint shares: the AdamW moments in `OUT/optimizer.safetensors`, a step stamp in the
+//! header of both safetensors files (so a checkpoint torn by a crash is detected on resume), the progress bar and
+//! the checks of the optimizer settings.
+
+use crate::engine::adamw::{AdamW, AdamWConfig};
+use crate::error::{Error, Result};
+use crate::hf::{self, TensorFile};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::Path;
+
+/// AdamW settings from a trainer's flags, checked; errors name the flag.
+pub(crate) fn adamw_config(
+    (lr, min_lr): (f32, f32),
+    (beta1, beta2): (f32, f32),
+    weight_decay: f32,
+    grad_clip: f32,
+) -> Result<AdamWConfig> {
+    let bad = |m: &str| Err(Error::Config(m.to_string()));
+    if !(lr > 0.0 && lr.is_finite() && min_lr >= 0.0 && min_lr <= lr) {
+        return bad("--lr must be positive and finite, --min-lr in [0, lr]");
+    }
+    if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) {
+        return bad("--beta1 and --beta2 must be in [0, 1)");
+    }
+    if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
+        return bad("--weight-decay must be a finite value ≥ 0");
+    }
+    if !(grad_clip >= 0.0 && grad_clip.is_finite()) {
+        return bad("--grad-clip must be a finite value ≥ 0 (0 = off)");
+    }
+    Ok(AdamWConfig {
+        beta1,
+        beta2,
+        eps: 1e-8,
+        weight_decay,
+    })
+}
+
+/// Writes the optimizer moments stamped with `step`; the model is saved with the same stamp by the caller.
+pub(crate) fn save_optimizer(out: &Path, opt: &AdamW, step: usize) -> Result<()> {
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let n = opt.m.len();
+    hf::save_raw(
+        &out.join("optimizer.safetensors"),
+        &[
+            ("exp_avg".into(), bytes(&opt.m), vec![n]),
+            ("exp_avg_sq".into(), bytes(&opt.v), vec![n]),
+        ],
+        &step_stamp(step),
+    )
+}
+
+/// The safetensors header entry naming the step a checkpoint file belongs to.
+pub(crate) fn step_stamp(step: usize) -> [(&'static str, String); 1] {
+    [("step", step.to_string())]
+}
+
+/// Loads the moments saved at `step` into `opt` after checking that `model.safetensors` and
+/// `optimizer.safetensors` both carry that step.
+pub(crate) fn restore_optimizer(
+    out: &Path,
+    opt: &mut AdamW,
+    step: usize,
+    adam_t: u64,
+) -> Result<()> {
+    let opt_path = out.join("optimizer.safetensors");
+    for path in [out.join("model.safetensors"), opt_path.clone()] {
+        let saved = TensorFile::open(&path)?.metadata("step")?;
+        if saved.as_deref() != Some(step.to_string().as_str()) {
+            return Err(Error::format(
+                &path,
+                format!(
+                    "holds step {}, but trainer_state.json says {step}: the last checkpoint was interrupted",
+                    saved.unwrap_or_else(|| "none".into()),
+                ),
+            ));
+        }
+    }
+    let f = TensorFile::open(&opt_path)?;
+    let (m, v) = (f.get_f32("exp_avg")?.0, f.get_f32("exp_avg_sq")?.0);
+    if m.len() != opt.m.len() || v.len() != opt.v.len() {
+        return Err(Error::format(
+            &opt_path,
+            "moments do not match the model's size",
+        ));
+    }
+    (opt.m, opt.v, opt.t) = (m, v, adam_t);
+    Ok(())
+}
+
+/// A progress bar over `len` steps starting at `pos`, hidden when stderr is not a terminal.
+pub(crate) fn progress_bar(len: usize, pos: usize) -> Result<ProgressBar> {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(len as u64).with_position(pos as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .map_err(|e| Error::Config(e.to_string()))?,
+    );
+    Ok(bar)
+}
+
+/// Prints an evaluation line above the progress bar, or plainly when there is no terminal to draw it on.
+pub(crate) fn report(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
