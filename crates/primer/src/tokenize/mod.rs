@@ -1,8 +1,8 @@
 //! Text tokenizers: a thin wrapper over the Hugging Face `tokenizers` crate.
 //!
-//! Two tokenizers can be trained from corpus files: a per-character one (like nanoGPT's
-//! shakespeare_char) and a GPT-2 style byte-level BPE. Both are saved as ordinary `tokenizer.json`
-//! files, so Python `tokenizers`/`transformers` load them too.
+//! Three tokenizers can be trained from corpus files: a per-character one (like nanoGPT's
+//! shakespeare_char), a GPT-2 style byte-level BPE and BERT's WordPiece (`wordpiece.rs`). All are
+//! saved as ordinary `tokenizer.json` files, so Python `tokenizers`/`transformers` load them too.
 
 use crate::data::text_chunks::{check_not_blank, TextChunks, DEFAULT_CHUNK_BYTES};
 use crate::error::{Error, Result};
@@ -33,6 +33,47 @@ pub struct TextTokenizer {
 
 fn tok_err(e: impl std::fmt::Display) -> Error {
     Error::Tokenizer(e.to_string())
+}
+
+/// The texts of the chunks of `files`, in order (see [`crate::data::text_chunks`]); iteration
+/// stops after the first error.
+fn file_chunks(files: &[PathBuf]) -> impl Iterator<Item = Result<String>> + '_ {
+    files.iter().flat_map(|file| {
+        let (chunks, open_error) = match TextChunks::open(file, DEFAULT_CHUNK_BYTES) {
+            Ok(chunks) => (Some(chunks), None),
+            Err(e) => (None, Some(Err(e))),
+        };
+        let texts = chunks.into_iter().flatten().map(|c| c.map(|c| c.text));
+        texts.chain(open_error)
+    })
+}
+
+/// Trains `inner` on `files` (each must have some text), fed in the chunks [`crate::data::tokens`]
+/// encodes, so a corpus larger than memory streams through.
+fn train_on_files(
+    inner: &mut Tokenizer,
+    trainer: &mut TrainerWrapper,
+    files: &[PathBuf],
+) -> Result<()> {
+    if files.is_empty() {
+        return Err(Error::Config("no corpus file given".into()));
+    }
+    for file in files {
+        check_not_blank(file)?;
+    }
+    let mut failure = None;
+    let texts = file_chunks(files).map_while(|text| match text {
+        Ok(text) => Some(text),
+        Err(e) => {
+            failure = Some(e);
+            None
+        }
+    });
+    let trained = inner.train(trainer, texts).map(|_| ());
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    trained.map_err(tok_err)
 }
 
 impl TextTokenizer {
@@ -87,12 +128,6 @@ impl TextTokenizer {
                 alphabet.len() + 1
             )));
         }
-        if files.is_empty() {
-            return Err(Error::Config("no corpus file given".into()));
-        }
-        for file in files {
-            check_not_blank(file)?;
-        }
         let byte_level = ByteLevel::new(false, true, true);
         let mut inner = Tokenizer::new(BPE::default());
         inner
@@ -108,28 +143,7 @@ impl TextTokenizer {
                 .special_tokens(vec![AddedToken::from(EOS_TOKEN, true)])
                 .build(),
         );
-        let mut failure = None;
-        let texts = files
-            .iter()
-            .flat_map(|file| {
-                let (chunks, open_error) = match TextChunks::open(file, DEFAULT_CHUNK_BYTES) {
-                    Ok(chunks) => (Some(chunks), None),
-                    Err(e) => (None, Some(Err(e))),
-                };
-                chunks.into_iter().flatten().chain(open_error)
-            })
-            .map_while(|chunk| match chunk {
-                Ok(chunk) => Some(chunk.text),
-                Err(e) => {
-                    failure = Some(e);
-                    None
-                }
-            });
-        let trained = inner.train(&mut trainer, texts).map(|_| ());
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        trained.map_err(tok_err)?;
+        train_on_files(&mut inner, &mut trainer, files)?;
         Ok(Self { inner })
     }
 
@@ -141,19 +155,22 @@ impl TextTokenizer {
         Ok(Self { inner })
     }
 
-    /// Loads a model directory: its `tokenizer.json`, or GPT-2's `vocab.json` + `merges.txt`
-    /// when that is all there is.
+    /// Loads a model directory: its `tokenizer.json`; else BERT's `vocab.txt` (see
+    /// [`Self::from_bert_vocab`]); else GPT-2's `vocab.json` + `merges.txt`.
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let json = dir.join("tokenizer.json");
         if json.is_file() {
             return Self::from_file(&json);
+        }
+        if dir.join(wordpiece::VOCAB_FILE).is_file() {
+            return Self::from_bert_vocab(dir);
         }
         let vocab = dir.join("vocab.json");
         let merges = dir.join("merges.txt");
         if !vocab.is_file() || !merges.is_file() {
             return Err(Error::format(
                 dir,
-                "has neither tokenizer.json nor vocab.json + merges.txt",
+                "has neither tokenizer.json nor vocab.txt nor vocab.json + merges.txt",
             ));
         }
         let (Some(vocab_s), Some(merges_s)) = (vocab.to_str(), merges.to_str()) else {
@@ -253,6 +270,9 @@ pub(crate) enum EncodeError {
     /// Any other failure reported by the `tokenizers` crate.
     Other(String),
 }
+
+mod wordpiece;
+pub use wordpiece::{BertSpecials, BERT_SPECIAL_TOKENS};
 
 #[cfg(test)]
 mod tests;

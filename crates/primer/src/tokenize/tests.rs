@@ -1,18 +1,18 @@
 use super::*;
 use std::collections::BTreeSet;
 
-fn temp_dir(name: &str) -> PathBuf {
+pub(super) fn temp_dir(name: &str) -> PathBuf {
     crate::testutil::scratch_dir("tokenize", name)
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(super) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
 }
 
 /// Deterministic pseudo-English: words drawn from syllables by a small LCG.
-fn generated_text(words: usize) -> String {
+pub(super) fn generated_text(words: usize) -> String {
     const SYLLABLES: [&str; 12] = [
         "th", "e", "an", "qu", "ing", "or", "st", "le", "ver", "is", "ka", "mo",
     ];

@@ -1,0 +1,254 @@
+//! BERT's WordPiece tokenizer: training, loading a bare `vocab.txt`, and the per-id tables that
+//! masked-language-model batches need.
+//!
+//! The pipeline is bert-base-uncased's: BERT normalizer (clean text, split Chinese characters,
+//! optionally lowercase and strip accents), BERT pre-tokenizer (whitespace and punctuation),
+//! WordPiece with continuing prefix "##", WordPiece decoder, and the post-processor
+//! `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` (type id 1 for B and its [SEP]).
+
+use super::{file_chunks, tok_err, train_on_files, TextTokenizer};
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
+use tokenizers::models::{ModelWrapper, TrainerWrapper};
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::{
+    AddedToken, Model, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer,
+    Tokenizer,
+};
+
+/// The special tokens of a trained WordPiece vocabulary, in id order: [PAD]=0 … [MASK]=4.
+pub const BERT_SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
+/// Name of a BERT checkpoint's vocabulary file: one token per line, id = line number − 1.
+pub(super) const VOCAB_FILE: &str = "vocab.txt";
+
+/// Prefix marking a WordPiece token that continues a word.
+const CONTINUING_PREFIX: &str = "##";
+
+/// Alphabet cap while training, as Hugging Face's `BertWordPieceTokenizer`: rarer characters
+/// become [UNK] instead of crowding out subwords.
+const LIMIT_ALPHABET: usize = 1000;
+
+/// Ids of the special tokens BERT pretraining uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BertSpecials {
+    pub pad: u32,
+    pub unk: u32,
+    pub cls: u32,
+    pub sep: u32,
+    pub mask: u32,
+}
+
+/// A tokenizer with the BERT normalizer, pre-tokenizer and decoder around `model`.
+fn bert_pipeline(model: WordPiece, lowercase: bool) -> Tokenizer {
+    let mut inner = Tokenizer::new(model);
+    // strip_accents None follows `lowercase`, as in bert-base-uncased's tokenizer.json.
+    inner
+        .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
+        .with_pre_tokenizer(Some(BertPreTokenizer))
+        .with_decoder(Some(WordPieceDecoder::new(CONTINUING_PREFIX.into(), true)));
+    inner
+}
+
+/// Adds the `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` post-processor when the vocabulary has
+/// [CLS] and [SEP].
+fn add_template(inner: &mut Tokenizer) -> Result<()> {
+    let [_, _, cls, sep, _] = BERT_SPECIAL_TOKENS;
+    let (Some(cls_id), Some(sep_id)) = (inner.token_to_id(cls), inner.token_to_id(sep)) else {
+        return Ok(());
+    };
+    let template = TemplateProcessing::builder()
+        .try_single(format!("{cls} $A {sep}"))
+        .and_then(|b| b.try_pair(format!("{cls} $A {sep} $B:1 {sep}:1")))
+        .map_err(tok_err)?
+        .special_tokens(vec![(cls, cls_id), (sep, sep_id)])
+        .build()
+        .map_err(tok_err)?;
+    inner.with_post_processor(Some(template));
+    Ok(())
+}
+
+impl TextTokenizer {
+    /// BERT WordPiece trained with the crate's trainer on `files` (streamed in chunks), with
+    /// special tokens [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4.
+    ///
+    /// The vocabulary has `vocab_size` tokens, or fewer when the corpus runs out of pairs to
+    /// merge, or more when its alphabet (each character alone and after "##") needs more.
+    pub fn train_wordpiece(files: &[PathBuf], vocab_size: usize, lowercase: bool) -> Result<Self> {
+        if vocab_size <= BERT_SPECIAL_TOKENS.len() {
+            return Err(Error::Config(format!(
+                "WordPiece vocab size {vocab_size} is too small: the {} special tokens need \
+                 more",
+                BERT_SPECIAL_TOKENS.len()
+            )));
+        }
+        let mut inner = bert_pipeline(WordPiece::default(), lowercase);
+        let (alphabet, continued) = word_alphabet(&inner, files)?;
+        // The trainer gives "##c" pieces ids in hash-map order (huggingface/tokenizers#1794),
+        // and ids break ties between merges; listing them after the specials fixes their ids.
+        let specials = BERT_SPECIAL_TOKENS
+            .iter()
+            .map(|&t| t.to_string())
+            .chain(continued.iter().map(|c| format!("{CONTINUING_PREFIX}{c}")))
+            .map(|t| AddedToken::from(t, true))
+            .collect();
+        let mut trainer = TrainerWrapper::WordPieceTrainer(
+            WordPieceTrainer::builder()
+                .vocab_size(vocab_size)
+                .show_progress(false)
+                .limit_alphabet(alphabet.len())
+                .initial_alphabet(alphabet.into_iter().collect())
+                .continuing_subword_prefix(CONTINUING_PREFIX.into())
+                .special_tokens(specials)
+                .build(),
+        );
+        train_on_files(&mut inner, &mut trainer, files)?;
+        // Rebuilt so that only the BERT specials are registered as special tokens.
+        let ModelWrapper::WordPiece(model) = inner.get_model().clone() else {
+            return Err(Error::Tokenizer(
+                "WordPiece training made another model".into(),
+            ));
+        };
+        let mut inner = bert_pipeline(model, lowercase);
+        inner.add_special_tokens(&BERT_SPECIAL_TOKENS.map(|t| AddedToken::from(t, true)));
+        add_template(&mut inner)?;
+        Ok(Self { inner })
+    }
+
+    /// Loads the `vocab.txt` of directory `dir` with the BERT pipeline; lowercasing follows
+    /// `do_lower_case` of `tokenizer_config.json` when there is one (default true, as
+    /// bert-base-uncased). The BERT special tokens the vocabulary has are registered as special.
+    pub fn from_bert_vocab(dir: &Path) -> Result<Self> {
+        let vocab = dir.join(VOCAB_FILE);
+        let Some(vocab_s) = vocab.to_str() else {
+            return Err(Error::format(&vocab, "the path is not valid UTF-8"));
+        };
+        let model = WordPiece::from_file(vocab_s)
+            .build()
+            .map_err(|e| Error::format(&vocab, e.to_string()))?;
+        let lines = std::fs::read_to_string(&vocab)
+            .map_err(Error::io(&vocab))?
+            .lines()
+            .count();
+        if model.get_vocab_size() != lines {
+            return Err(Error::format(
+                &vocab,
+                format!(
+                    "{lines} lines but {} distinct tokens: a token is listed twice",
+                    model.get_vocab_size()
+                ),
+            ));
+        }
+        let mut inner = bert_pipeline(model, lower_case_setting(dir)?);
+        let present: Vec<AddedToken> = BERT_SPECIAL_TOKENS
+            .iter()
+            .filter(|t| inner.token_to_id(t).is_some())
+            .map(|&t| AddedToken::from(t, true))
+            .collect();
+        inner.add_special_tokens(&present);
+        add_template(&mut inner)?;
+        Ok(Self { inner })
+    }
+
+    /// The ids of [PAD], [UNK], [CLS], [SEP] and [MASK]; an error names the first one missing.
+    pub fn bert_specials(&self) -> Result<BertSpecials> {
+        let id = |name: &str| {
+            self.token_to_id(name).ok_or_else(|| {
+                Error::Config(format!(
+                    "the tokenizer's vocabulary has no {name} token (BERT pretraining needs {})",
+                    BERT_SPECIAL_TOKENS.join(", ")
+                ))
+            })
+        };
+        let [pad, unk, cls, sep, mask] = BERT_SPECIAL_TOKENS;
+        Ok(BertSpecials {
+            pad: id(pad)?,
+            unk: id(unk)?,
+            cls: id(cls)?,
+            sep: id(sep)?,
+            mask: id(mask)?,
+        })
+    }
+
+    /// Per id: whether the token continues a word (WordPiece's "##" pieces). All false for
+    /// other models.
+    pub fn continuation_table(&self) -> Vec<bool> {
+        let mut table = vec![false; self.vocab_size()];
+        if let ModelWrapper::WordPiece(model) = self.inner.get_model() {
+            let prefix = &model.continuing_subword_prefix;
+            for (token, id) in self.inner.get_vocab(false) {
+                if let Some(slot) = table.get_mut(id as usize) {
+                    *slot = token.starts_with(prefix.as_str());
+                }
+            }
+        }
+        table
+    }
+
+    /// Per id: whether the token is a special token ([PAD], [CLS], "<|endoftext|>", …).
+    pub fn special_table(&self) -> Vec<bool> {
+        let mut table = vec![false; self.vocab_size()];
+        for (id, token) in self.inner.get_added_tokens_decoder() {
+            if let Some(slot) = table.get_mut(id as usize) {
+                *slot = token.special;
+            }
+        }
+        table
+    }
+}
+
+/// The characters the trainer may use — the `LIMIT_ALPHABET` most frequent in the pre-tokenized
+/// words of `files`, ties broken by code point — and, of those, the ones seen inside a word.
+fn word_alphabet(inner: &Tokenizer, files: &[PathBuf]) -> Result<(Vec<char>, Vec<char>)> {
+    let mut counts: BTreeMap<char, (u64, bool)> = BTreeMap::new();
+    for text in file_chunks(files) {
+        let mut words = PreTokenizedString::from(text?);
+        if let Some(normalizer) = inner.get_normalizer() {
+            words
+                .normalize(|n| normalizer.normalize(n))
+                .map_err(tok_err)?;
+        }
+        BertPreTokenizer.pre_tokenize(&mut words).map_err(tok_err)?;
+        for (word, _, _) in words.get_splits(OffsetReferential::Original, OffsetType::Byte) {
+            for (i, c) in word.chars().enumerate() {
+                let (count, inside) = counts.entry(c).or_default();
+                *count += 1;
+                *inside |= i > 0;
+            }
+        }
+    }
+    let mut by_count: Vec<(char, u64, bool)> =
+        counts.into_iter().map(|(c, (n, i))| (c, n, i)).collect();
+    by_count.sort_by_key(|&(c, n, _)| (std::cmp::Reverse(n), c));
+    by_count.truncate(LIMIT_ALPHABET);
+    by_count.sort_by_key(|&(c, _, _)| c);
+    let continued = by_count.iter().filter(|e| e.2).map(|e| e.0).collect();
+    Ok((by_count.into_iter().map(|e| e.0).collect(), continued))
+}
+
+/// `do_lower_case` from `dir/tokenizer_config.json`, true when the file or the key is absent.
+fn lower_case_setting(dir: &Path) -> Result<bool> {
+    let path = dir.join("tokenizer_config.json");
+    if !path.is_file() {
+        return Ok(true);
+    }
+    let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
+    let config: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::format(&path, format!("not valid JSON: {e}")))?;
+    match config.get("do_lower_case") {
+        None | Some(serde_json::Value::Null) => Ok(true),
+        Some(serde_json::Value::Bool(lower)) => Ok(*lower),
+        Some(other) => Err(Error::format(
+            &path,
+            format!("do_lower_case must be true or false, not {other}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+use super::*;
+use crate::tokenize::tests::{generated_text, temp_dir, write};
+
+/// A trained uncased WordPiece of `vocab_size` on generated text, and the corpus path.
+fn trained(name: &str, vocab_size: usize) -> (TextTokenizer, PathBuf) {
+    let dir = temp_dir(name);
+    let text = generated_text(20_000) + "Quing, the Stele! (Ka-mo.)\n";
+    let corpus = write(&dir, "corpus.txt", &text);
+    let tok =
+        TextTokenizer::train_wordpiece(std::slice::from_ref(&corpus), vocab_size, true).unwrap();
+    (tok, corpus)
+}
+
+/// Writes `tok`'s vocabulary as a BERT `vocab.txt` (line n = id n − 1) into `dir`.
+fn write_vocab_txt(tok: &TextTokenizer, dir: &Path, skip: &str) {
+    let mut tokens = vec![String::new(); tok.vocab_size()];
+    for (token, id) in tok.inner().get_vocab(true) {
+        tokens[id as usize] = token;
+    }
+    let lines: Vec<&str> = tokens
+        .iter()
+        .map(String::as_str)
+        .filter(|&t| t != skip)
+        .collect();
+    std::fs::write(dir.join(VOCAB_FILE), lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn training_gives_the_fixed_special_ids_and_the_requested_size() {
+    let (tok, corpus) = trained("wp-train", 300);
+    assert_eq!(tok.vocab_size(), 300);
+    for (id, name) in BERT_SPECIAL_TOKENS.iter().enumerate() {
+        assert_eq!(tok.token_to_id(name), Some(id as u32), "{name}");
+    }
+    let specials = tok.bert_specials().unwrap();
+    assert_eq!(
+        [
+            specials.pad,
+            specials.unk,
+            specials.cls,
+            specials.sep,
+            specials.mask
+        ],
+        [0, 1, 2, 3, 4]
+    );
+    let special = tok.special_table();
+    assert_eq!(special.len(), 300);
+    assert!(special.iter().enumerate().all(|(id, &s)| s == (id < 5)));
+
+    // Uncased: capitals and accents normalise away; the decoder rejoins "##" pieces.
+    let ids = tok.encode("Thequing STELE, kamó!").unwrap();
+    assert_eq!(ids, tok.encode("thequing stele, kamo!").unwrap());
+    assert_eq!(tok.decode(&ids).unwrap(), "thequing stele, kamo!");
+    assert!(!ids.contains(&specials.unk));
+
+    let again = TextTokenizer::train_wordpiece(&[corpus], 300, true).unwrap();
+    assert_eq!(
+        again.inner().to_string(false).unwrap(),
+        tok.inner().to_string(false).unwrap(),
+        "training is not deterministic"
+    );
+}
+
+#[test]
+fn the_post_processor_adds_cls_and_sep_with_type_ids() {
+    let (tok, _) = trained("wp-template", 300);
+    let a = tok.encode("the quing").unwrap();
+    let b = tok.encode("stele").unwrap();
+    let pair = tok.inner().encode(("the quing", "stele"), true).unwrap();
+    let expected: Vec<u32> = [vec![2], a.clone(), vec![3], b.clone(), vec![3]].concat();
+    assert_eq!(pair.get_ids(), expected);
+    let types: Vec<u32> = (0..expected.len())
+        .map(|i| u32::from(i > a.len() + 1))
+        .collect();
+    assert_eq!(pair.get_type_ids(), types);
+    let single = tok.inner().encode("stele", true).unwrap();
+    assert_eq!(single.get_ids(), [vec![2], b, vec![3]].concat());
+}
+
+#[test]
+fn continuation_table_marks_the_pieces_after_a_word_start() {
+    let (tok, _) = trained("wp-continuation", 300);
+    let table = tok.continuation_table();
+    assert_eq!(table.len(), tok.vocab_size());
+    let text = generated_text(400);
+    let encoding = tok.inner().encode(text.as_str(), false).unwrap();
+    let words = encoding.get_word_ids();
+    let mut continued = 0;
+    for (i, &id) in encoding.get_ids().iter().enumerate() {
+        let same_word = i > 0 && words[i].is_some() && words[i] == words[i - 1];
+        assert_eq!(table[id as usize], same_word, "token {i} (id {id})");
+        continued += usize::from(same_word);
+    }
+    assert!(continued > 50, "only {continued} continuation pieces");
+    assert!(!table[..5].iter().any(|&c| c));
+}
+
+#[test]
+fn saved_wordpiece_loads_back_identically() {
+    let (tok, _) = trained("wp-save", 300);
+    let dir = temp_dir("wp-save-out");
+    tok.save(&dir.join("tokenizer.json")).unwrap();
+    let loaded = TextTokenizer::from_dir(&dir).unwrap();
+    let sample = generated_text(300) + "Quing, the [MASK] Stele!";
+    assert_eq!(
+        loaded.encode(&sample).unwrap(),
+        tok.encode(&sample).unwrap()
+    );
+    assert!(tok.encode(&sample).unwrap().contains(&4));
+    assert_eq!(
+        loaded.bert_specials().unwrap(),
+        tok.bert_specials().unwrap()
+    );
+    assert_eq!(loaded.continuation_table(), tok.continuation_table());
+    assert_eq!(loaded.special_table(), tok.special_table());
+}
+
+#[test]
+fn a_bare_vocab_txt_builds_the_same_tokenizer() {
+    let (tok, _) = trained("wp-vocab", 300);
+    let dir = temp_dir("wp-vocab-dir");
+    write_vocab_txt(&tok, &dir, "");
+    let loaded = TextTokenizer::from_dir(&dir).unwrap();
+    let sample = generated_text(300) + "Quing, the [MASK] Stele!";
+    assert_eq!(
+        loaded.encode(&sample).unwrap(),
+        tok.encode(&sample).unwrap()
+    );
+    assert_eq!(loaded.special_table(), tok.special_table());
+    assert_eq!(loaded.continuation_table(), tok.continuation_table());
+    let pair = ("the quing", "stele");
+    assert_eq!(
+        loaded.inner().encode(pair, true).unwrap().get_ids(),
+        tok.inner().encode(pair, true).unwrap().get_ids()
+    );
+
+    // A cased checkpoint keeps capitals, which this lowercase vocabulary lacks.
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        r#"{"do_lower_case": false}"#,
+    )
+    .unwrap();
+    let cased = TextTokenizer::from_dir(&dir).unwrap();
+    assert_eq!(cased.encode("THE").unwrap(), [1]);
+    assert_ne!(tok.encode("THE").unwrap(), [1]);
+}
+
+#[test]
+fn vocabularies_without_a_special_token_or_with_duplicates_are_errors() {
+    let (tok, _) = trained("wp-bad-vocab", 300);
+    let dir = temp_dir("wp-no-mask");
+    write_vocab_txt(&tok, &dir, "[MASK]");
+    let loaded = TextTokenizer::from_dir(&dir).unwrap();
+    let err = loaded.bert_specials().unwrap_err().to_string();
+    assert!(err.contains("no [MASK] token"), "{err}");
+
+    let dir = temp_dir("wp-dup");
+    let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n##e\nthe\n";
+    write(&dir, VOCAB_FILE, vocab);
+    let err = TextTokenizer::from_dir(&dir).err().unwrap().to_string();
+    assert!(err.contains("vocab.txt") && err.contains("twice"), "{err}");
+
+    write(&dir, VOCAB_FILE, "[PAD]\n[UNK]\n");
+    write(&dir, "tokenizer_config.json", r#"{"do_lower_case": "yes"}"#);
+    let err = TextTokenizer::from_dir(&dir).err().unwrap().to_string();
+    assert!(err.contains("tokenizer_config.json"), "{err}");
+}
+
+#[test]
+fn training_rejects_tiny_vocabularies_and_blank_corpora() {
+    let dir = temp_dir("wp-reject");
+    let text = write(&dir, "text.txt", "some text\n");
+    let err = TextTokenizer::train_wordpiece(std::slice::from_ref(&text), 5, true)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("vocab size 5"), "{err}");
+    let blank = write(&dir, "blank.txt", "\n \n");
+    let err = TextTokenizer::train_wordpiece(&[text, blank], 100, true)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("blank.txt"), "{err}");
+}
