@@ -1,5 +1,6 @@
 //! The `primer` command-line tool: a thin layer that parses arguments and calls the library.
 
+mod bert_use;
 mod generate;
 mod pretrain;
 mod quickstart;
@@ -30,6 +31,10 @@ enum Command {
     Pretrain(Box<pretrain::Model>),
     /// Generate text from a GPT directory (primer's or Hugging Face's).
     Generate(generate::Args),
+    /// Top-k predictions for every [MASK] of each text, from a BERT directory.
+    FillMask(bert_use::FillMaskArgs),
+    /// Sentence embeddings from a BERT directory (mean or [CLS] pooling).
+    Embed(bert_use::EmbedArgs),
     /// Benchmarks against the PyTorch reference.
     #[command(subcommand)]
     Bench(Bench),
@@ -62,6 +67,8 @@ fn main() -> Result<()> {
         Command::Quickstart(a) => quickstart::run(a),
         Command::Pretrain(m) => pretrain::run(*m),
         Command::Generate(a) => generate::run(a),
+        Command::FillMask(a) => bert_use::fill(a),
+        Command::Embed(a) => bert_use::embed_texts(a),
         Command::Bench(Bench::Train {
             preset,
             steps,

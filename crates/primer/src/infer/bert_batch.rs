@@ -1,0 +1,124 @@
+//! Turning texts into padded BERT batches: `[CLS] text [SEP]` (or a pair), truncated to a maximum length the
+//! way Hugging Face truncates (content only, longest part first), padded with [PAD].
+
+use crate::error::{Error, Result};
+use crate::models::bert::BertInput;
+use crate::tokenize::TextTokenizer;
+use tokenizers::Tokenizer;
+
+/// A tokenizer prepared for BERT inputs: any truncation or padding stored in its `tokenizer.json` is turned
+/// off, so the lengths are ours to decide.
+pub struct BertEncoder {
+    inner: Tokenizer,
+    cls: u32,
+    sep: u32,
+    pad: u32,
+}
+
+/// Token ids and segment ids of one sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+}
+
+impl BertEncoder {
+    pub fn new(tok: &TextTokenizer) -> Result<BertEncoder> {
+        let specials = tok.bert_specials()?;
+        let mut inner = tok.inner().clone();
+        inner
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        inner.with_padding(None);
+        Ok(BertEncoder {
+            inner,
+            cls: specials.cls,
+            sep: specials.sep,
+            pad: specials.pad,
+        })
+    }
+
+    /// `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (segment ids 0, then 1 for `b [SEP]`), truncated to
+    /// `max_len` tokens by dropping content from the end of whichever part is longer, one token at a time
+    /// (Hugging Face's `longest_first`).
+    pub fn encode(&self, a: &str, b: Option<&str>, max_len: usize) -> Result<Encoded> {
+        let specials = 2 + usize::from(b.is_some());
+        if max_len < specials + 1 {
+            return Err(Error::Config(format!(
+                "a maximum length of {max_len} leaves no room for text between the special tokens"
+            )));
+        }
+        let ids_of = |t: &str| {
+            self.inner
+                .encode(t, false)
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| Error::Tokenizer(e.to_string()))
+        };
+        let mut a = ids_of(a)?;
+        let mut b = b.map(ids_of).transpose()?;
+        let lb = b.as_ref().map_or(0, |b| b.len());
+        let (mut na, mut nb) = (a.len(), lb);
+        while na + nb > max_len - specials {
+            if na >= nb {
+                na -= 1;
+            } else {
+                nb -= 1;
+            }
+        }
+        a.truncate(na);
+        let mut ids = Vec::with_capacity(na + nb + specials);
+        ids.push(self.cls);
+        ids.extend_from_slice(&a);
+        ids.push(self.sep);
+        let mut type_ids = vec![0; ids.len()];
+        if let Some(b) = b.as_mut() {
+            b.truncate(nb);
+            ids.extend_from_slice(b);
+            ids.push(self.sep);
+            type_ids.resize(ids.len(), 1);
+        }
+        Ok(Encoded { ids, type_ids })
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.pad
+    }
+}
+
+/// Several encoded sequences padded to the longest: the buffers behind a [`BertInput`].
+pub struct Padded {
+    pub batch: usize,
+    pub seq: usize,
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    pub lens: Vec<usize>,
+}
+
+impl Padded {
+    pub fn new(items: &[&Encoded], pad: u32) -> Padded {
+        let seq = items.iter().map(|e| e.ids.len()).max().unwrap_or(1).max(1);
+        let mut p = Padded {
+            batch: items.len(),
+            seq,
+            ids: vec![pad; items.len() * seq],
+            type_ids: vec![0; items.len() * seq],
+            lens: Vec::with_capacity(items.len()),
+        };
+        for (b, e) in items.iter().enumerate() {
+            p.ids[b * seq..b * seq + e.ids.len()].copy_from_slice(&e.ids);
+            p.type_ids[b * seq..b * seq + e.ids.len()].copy_from_slice(&e.type_ids);
+            p.lens.push(e.ids.len());
+        }
+        p
+    }
+
+    pub fn input(&self) -> BertInput<'_> {
+        BertInput {
+            batch: self.batch,
+            seq: self.seq,
+            ids: &self.ids,
+            type_ids: &self.type_ids,
+            lens: &self.lens,
+        }
+    }
+}
