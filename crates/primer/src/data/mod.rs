@@ -1,5 +1,7 @@
-//! Corpora and the data fed to training: primer's own generated corpus, chunked reading, token files.
+//! Corpora and the data fed to training: primer's own generated corpus, chunked reading, token files,
+//! and BERT pretraining batches (segment corpora, masking).
 
+pub mod masking;
 pub mod synth;
 pub mod text_chunks;
 pub mod tokens;
