@@ -3,14 +3,19 @@
 
 Run by hand from the repository root:
 
-    python3 scripts/make_fixtures.py            # writes crates/primer/tests/fixtures/
+    python3 scripts/make_fixtures.py               # writes crates/primer/tests/fixtures/
+    python3 scripts/make_fixtures.py --only bert   # one model family (gpt2 | bert)
 
 Everything is fp32 on the CPU, seeded, with deterministic algorithms, so a rerun with
 the same torch / transformers versions gives the same tensors. One section per model
-family; BERT and T5 sections are to be added next to `gpt2_fixtures`.
+family (GPT-2, BERT); a T5 section is to be added next to them.
 
 Each fixture directory holds the model as `save_pretrained` writes it (config.json,
-generation_config.json, model.safetensors) plus `reference.safetensors`:
+model.safetensors, and generation_config.json for GPT-2) plus `reference.safetensors`.
+Parameters are named as in model.safetensors; a tied parameter appears once, under its
+saved name, with the gradient summed over all its uses.
+
+GPT-2 (gpt2_tiny, gpt2_tiny_untied):
 
     input_ids  int64 [B, T]          random ids from the vocabulary
     targets    int64 [B, T]          input_ids shifted left by one in each row, last
@@ -20,6 +25,29 @@ generation_config.json, model.safetensors) plus `reference.safetensors`:
     grad.<p>   f32   shape of p      d loss / d p, for every saved parameter p
     losses     f32   [10]            loss at each AdamW step, before its update
     step10.<p> f32   shape of p      parameters after 10 AdamW steps on the same batch
+
+BERT (bert_tiny, BertForPreTraining, biases and LayerNorm gains perturbed after init):
+
+    input_ids               int64 [B, T]     [CLS]=2 A [SEP]=3 B [SEP]=3 then [PAD]=0;
+                                             word ids in [5, V); real lengths 16, 11, 7
+    token_type_ids          int64 [B, T]     0 up to the first [SEP], 1 for B and its
+                                             [SEP], 0 on padding
+    attention_mask          int64 [B, T]     1 on real tokens, 0 on padding
+    mlm_labels              int64 [B, T]     -100 except ~15% (at least 2) word positions
+                                             per row, which hold random ids in [5, V)
+    nsp_labels              int64 [B]        0 or 1
+    prediction_logits       f32   [B, T, V]  MLM head, eval mode (padding positions too)
+    seq_relationship_logits f32   [B, 2]     NSP head
+    hidden                  f32   [B, T, H]  model.bert(...).last_hidden_state
+    pooled                  f32   [B, H]     model.bert(...).pooler_output
+    mlm_loss                f32   [1]        cross entropy, mean over labelled positions
+    nsp_loss                f32   [1]        cross entropy, mean over the batch
+    loss                    f32   [1]        mlm_loss + nsp_loss (HF's total loss)
+    grad.<p>, losses, step10.<p>             as for GPT-2, of `loss`
+
+AdamW everywhere: lr 1e-3, betas (0.9, 0.95), eps 1e-8, weight decay 0.1 on tensors
+with dim >= 2 (all matrices and embeddings, BERT's position and token-type tables
+included), none on biases and LayerNorm parameters.
 """
 
 import argparse
@@ -101,6 +129,28 @@ def adamw_groups(model):
     ]
 
 
+def adamw_trajectory(model, loss_fn, first_grads):
+    """Run ADAM_STEPS AdamW steps of loss_fn(); return the losses and the final parameters.
+
+    The first step's gradients must equal first_grads (the reference gradients), so
+    the trajectory starts from exactly the state the gradients were taken in.
+    """
+    opt = torch.optim.AdamW(adamw_groups(model), **ADAM)
+    losses = []
+    for step in range(ADAM_STEPS):
+        opt.zero_grad(set_to_none=True)
+        step_loss = loss_fn()
+        step_loss.backward()
+        if step == 0:
+            for n, p in model.named_parameters():
+                assert torch.equal(p.grad, first_grads[n]), f"first-step gradient of {n} differs"
+        losses.append(step_loss.item())
+        opt.step()
+    assert losses[-1] < losses[0], "10 AdamW steps on one batch should lower the loss"
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    return torch.tensor(losses, dtype=torch.float32), params
+
+
 def reference_tensors(model, input_ids, targets):
     """Logits, loss, gradients and the 10-step AdamW trajectory, keyed by in-memory name."""
     model.eval()
@@ -114,21 +164,10 @@ def reference_tensors(model, input_ids, targets):
     out["loss"] = loss.detach().reshape(1).clone()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
 
-    opt = torch.optim.AdamW(adamw_groups(model), **ADAM)
-    losses = []
-    for step in range(ADAM_STEPS):
-        opt.zero_grad(set_to_none=True)
-        step_loss = lm_loss(model(input_ids).logits, targets)
-        step_loss.backward()
-        if step == 0:
-            for n, p in model.named_parameters():
-                assert torch.equal(p.grad, grads[n]), f"first-step gradient of {n} differs"
-        losses.append(step_loss.item())
-        opt.step()
-    out["losses"] = torch.tensor(losses, dtype=torch.float32)
-    params = {n: p.detach().clone() for n, p in model.named_parameters()}
-    assert losses[0] == out["loss"].item()
-    assert losses[-1] < losses[0], "10 AdamW steps on one batch should lower the loss"
+    out["losses"], params = adamw_trajectory(
+        model, lambda: lm_loss(model(input_ids).logits, targets), grads
+    )
+    assert out["losses"][0].item() == out["loss"].item()
     return out, grads, params
 
 
@@ -142,6 +181,23 @@ def write_reference(out_dir, model, base, grads, params, meta):
     tensors = {k: v.contiguous() for k, v in tensors.items()}
     save_file(tensors, os.path.join(out_dir, "reference.safetensors"), metadata=meta)
     return mapping
+
+
+def fixture_metadata(model, seed, **extra):
+    """safetensors metadata for reference.safetensors.
+
+    One key holding sorted JSON: safetensors writes several keys in a random order,
+    which would make reruns differ byte-wise.
+    """
+    info = {
+        "model": model,
+        "seed": seed,
+        "torch": torch.__version__,
+        "transformers": __import__("transformers").__version__,
+        "adamw": {**ADAM, "weight_decay": WEIGHT_DECAY, "decay_rule": "dim>=2"},
+        **extra,
+    }
+    return {"fixture": json.dumps(info, sort_keys=True)}
 
 
 # ---------------------------------------------------------------------------
@@ -192,20 +248,7 @@ def gpt2_fixtures(root):
 
         input_ids, targets = make_batch(config.vocab_size, spec["seed"] + 1)
         base, grads, params = reference_tensors(model, input_ids, targets)
-        # One metadata key holding sorted JSON: safetensors writes several keys in a
-        # random order, which would make reruns differ byte-wise.
-        meta = {
-            "fixture": json.dumps(
-                {
-                    "model": "gpt2",
-                    "seed": spec["seed"],
-                    "torch": torch.__version__,
-                    "transformers": __import__("transformers").__version__,
-                    "adamw": {**ADAM, "weight_decay": WEIGHT_DECAY, "decay_rule": "dim>=2"},
-                },
-                sort_keys=True,
-            )
-        }
+        meta = fixture_metadata("gpt2", spec["seed"])
         mapping = write_reference(out_dir, model, base, grads, params, meta)
 
         # Loading the saved directory must reproduce the logits (save/load surprises).
@@ -218,16 +261,188 @@ def gpt2_fixtures(root):
     return report
 
 
+# ---------------------------------------------------------------------------
+# BERT
+# ---------------------------------------------------------------------------
+
+BERT_SEED = 5678
+BERT_PAD, BERT_CLS, BERT_SEP = 0, 2, 3
+BERT_FIRST_WORD = 5  # ids 0..4 are special ([PAD], [UNK], [CLS], [SEP], [MASK])
+BERT_LENGTHS = (16, 11, 7)  # real tokens per row; the rest of each row is [PAD]
+MLM_FRACTION = 0.15
+MLM_MIN_PER_ROW = 2
+BIAS_NOISE = 0.1  # std of the noise added to every bias and LayerNorm shift
+GAIN_NOISE = 0.2  # std of the noise added to every LayerNorm gain (around 1)
+
+
+def bert_config():
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        layer_norm_eps=1e-12,
+        # 10x HF's 0.02: at 0.02 attention is nearly uniform and the [CLS] state (hence
+        # the pooler and NSP logits) hardly depends on the input.
+        initializer_range=0.2,
+        pad_token_id=BERT_PAD,
+        tie_word_embeddings=True,
+    )
+
+
+def perturb_biases_and_norms(model, seed):
+    """Make biases and LayerNorm gains non-trivial (HF initialises them to 0 and 1).
+
+    With the default init a test that forgets a bias, or swaps a LayerNorm's gain and
+    shift, would still pass; after this it cannot.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith(".bias"):
+                p.add_(BIAS_NOISE * torch.randn(p.shape, generator=g))
+            elif n.endswith("LayerNorm.weight"):
+                p.add_(GAIN_NOISE * torch.randn(p.shape, generator=g))
+
+
+def make_bert_batch(vocab, seed):
+    """Sentence pairs [CLS] A [SEP] B [SEP] [PAD]..., MLM labels and NSP labels."""
+    g = torch.Generator().manual_seed(seed)
+    input_ids = torch.full((BATCH, SEQ), BERT_PAD, dtype=torch.int64)
+    token_type_ids = torch.zeros((BATCH, SEQ), dtype=torch.int64)
+    attention_mask = torch.zeros((BATCH, SEQ), dtype=torch.int64)
+    mlm_labels = torch.full((BATCH, SEQ), IGNORE_INDEX, dtype=torch.int64)
+    for row, length in enumerate(BERT_LENGTHS):
+        words = length - 3  # minus [CLS] and two [SEP]
+        len_a = int(torch.randint(1, words, (1,), generator=g))  # both segments non-empty
+        sep_a = 1 + len_a
+        input_ids[row, :length] = torch.randint(BERT_FIRST_WORD, vocab, (length,), generator=g)
+        input_ids[row, 0] = BERT_CLS
+        input_ids[row, sep_a] = BERT_SEP
+        input_ids[row, length - 1] = BERT_SEP
+        token_type_ids[row, sep_a + 1 : length] = 1
+        attention_mask[row, :length] = 1
+        # Label about 15% of the word positions (never [CLS], [SEP] or padding).
+        positions = torch.tensor([i for i in range(1, length - 1) if i != sep_a])
+        n = max(MLM_MIN_PER_ROW, round(MLM_FRACTION * positions.numel()))
+        picked = positions[torch.randperm(positions.numel(), generator=g)[:n]]
+        mlm_labels[row, picked] = torch.randint(BERT_FIRST_WORD, vocab, (n,), generator=g)
+    nsp_labels = torch.randint(0, 2, (BATCH,), generator=g, dtype=torch.int64)
+    return {
+        "input_ids": input_ids,
+        "token_type_ids": token_type_ids,
+        "attention_mask": attention_mask,
+        "mlm_labels": mlm_labels,
+        "nsp_labels": nsp_labels,
+    }
+
+
+def bert_losses(out, batch):
+    v = out.prediction_logits.shape[-1]
+    mlm = F.cross_entropy(
+        out.prediction_logits.reshape(-1, v), batch["mlm_labels"].reshape(-1), ignore_index=IGNORE_INDEX
+    )
+    nsp = F.cross_entropy(out.seq_relationship_logits, batch["nsp_labels"])
+    return mlm, nsp
+
+
+def bert_reference_tensors(model, batch):
+    """Heads, encoder outputs, losses, gradients and the AdamW trajectory (in-memory names)."""
+    model.eval()
+    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+
+    def forward():
+        return model(**inputs, labels=batch["mlm_labels"], next_sentence_label=batch["nsp_labels"])
+
+    out = forward()
+    mlm, nsp = bert_losses(out, batch)
+    # HF's total loss is the plain sum of the two means.
+    assert torch.equal(out.loss, mlm + nsp), (out.loss, mlm, nsp)
+    model.zero_grad(set_to_none=True)
+    out.loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+
+    with torch.no_grad():
+        enc = model.bert(**inputs)
+        heads = model.cls(enc.last_hidden_state, enc.pooler_output)
+    assert torch.equal(heads[0], out.prediction_logits) and torch.equal(heads[1], out.seq_relationship_logits)
+
+    ref = dict(batch)
+    ref.update(
+        prediction_logits=out.prediction_logits.detach().clone(),
+        seq_relationship_logits=out.seq_relationship_logits.detach().clone(),
+        loss=out.loss.detach().reshape(1).clone(),
+        mlm_loss=mlm.detach().reshape(1).clone(),
+        nsp_loss=nsp.detach().reshape(1).clone(),
+        hidden=enc.last_hidden_state.clone(),
+        pooled=enc.pooler_output.clone(),
+    )
+    ref["losses"], params = adamw_trajectory(model, lambda: forward().loss, grads)
+    assert ref["losses"][0].item() == ref["loss"].item()
+    return ref, grads, params
+
+
+def bert_fixtures(root):
+    from transformers import BertForPreTraining
+
+    name = "bert_tiny"
+    out_dir = os.path.join(root, name)
+    os.makedirs(out_dir, exist_ok=True)
+    config = bert_config()
+    config._attn_implementation = "eager"
+    torch.manual_seed(BERT_SEED)
+    model = BertForPreTraining(config).float()
+    perturb_biases_and_norms(model, BERT_SEED + 2)
+    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+    model.save_pretrained(out_dir, safe_serialization=True)
+
+    batch = make_bert_batch(config.vocab_size, BERT_SEED + 1)
+    base, grads, params = bert_reference_tensors(model, batch)
+    meta = fixture_metadata(
+        "bert",
+        BERT_SEED,
+        bias_noise=BIAS_NOISE,
+        gain_noise=GAIN_NOISE,
+        special_ids={"pad": BERT_PAD, "cls": BERT_CLS, "sep": BERT_SEP},
+    )
+    mapping = write_reference(out_dir, model, base, grads, params, meta)
+
+    loaded = BertForPreTraining.from_pretrained(out_dir, attn_implementation="eager").float().eval()
+    with torch.no_grad():
+        relogits = loaded(**{k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")})
+    diff = max(
+        (relogits.prediction_logits - base["prediction_logits"]).abs().max().item(),
+        (relogits.seq_relationship_logits - base["seq_relationship_logits"]).abs().max().item(),
+    )
+    assert diff <= 1e-6, f"{name}: from_pretrained logits differ by {diff}"
+    return {name: {"mapping": mapping, "reload_max_abs_diff": diff}}
+
+
 def dir_size(path):
     return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+
+
+SECTIONS = {"gpt2": gpt2_fixtures, "bert": bert_fixtures}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="crates/primer/tests/fixtures", help="fixtures root directory")
+    ap.add_argument("--only", choices=sorted(SECTIONS), action="append",
+                    help="write only this model family's fixtures (repeatable; default: all)")
     args = ap.parse_args()
     setup_torch()
-    report = gpt2_fixtures(args.out)
+    report = {}
+    for section in args.only or SECTIONS:
+        report.update(SECTIONS[section](args.out))
     for name, r in report.items():
         renamed = {k: v for k, v in r["mapping"].items() if k != v}
         print(f"{name}: {len(r['mapping'])} parameters, renamed on save: {renamed or 'none'}, "
