@@ -2,6 +2,7 @@
 //! and BERT pretraining batches (segment corpora, masking).
 
 pub mod masking;
+pub mod segments;
 pub mod synth;
 pub mod text_chunks;
 pub mod tokens;
