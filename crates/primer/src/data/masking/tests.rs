@@ -130,13 +130,11 @@ fn whole_words_are_chosen_together_at_the_rate() {
     let mut chosen_words = 0;
     for &(start, end) in &words {
         let chosen = labels[start] != IGNORE_LABEL;
-        for i in start..end {
-            assert_eq!(
-                labels[i] != IGNORE_LABEL,
-                chosen,
-                "word {start}..{end} split"
-            );
-        }
+        let pieces = &labels[start..end];
+        assert!(
+            pieces.iter().all(|&l| (l != IGNORE_LABEL) == chosen),
+            "word {start}..{end} split: {pieces:?}"
+        );
         chosen_words += usize::from(chosen);
     }
     let rate = chosen_words as f64 / words.len() as f64;
