@@ -1,32 +1,144 @@
-//! `primer pretrain gpt`.
+//! `primer pretrain gpt` and `primer pretrain bert`.
 
 use anyhow::Result;
 use clap::Subcommand;
-use primer::train::pretrain_gpt::{pretrain, saved_corpus, GptTrainConfig};
-use std::path::PathBuf;
+use primer::train::{pretrain_bert, pretrain_gpt};
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum Model {
     /// GPT-2 style causal language model on packed blocks of the corpus.
     Gpt(GptArgs),
+    /// BERT masked-LM + next-sentence prediction (or masked-LM alone with --no-nsp).
+    Bert(BertArgs),
 }
 
-/// Flags left out keep the value from `--config` (or, with `--resume`, the run's saved config), else the default.
+/// Where a run reads and writes. Flags left out keep the value from `--config` (or, with `--resume`, the run's
+/// saved config), else the default.
 #[derive(clap::Args)]
-pub struct GptArgs {
+pub struct RunArgs {
     /// UTF-8 text file to train on (with --resume: the run's own, unless given).
     #[arg(long, required_unless_present = "resume")]
     corpus: Option<PathBuf>,
     /// Output directory: checkpoint, tokenizer, metrics.jsonl, loss.png.
     #[arg(long)]
     out: PathBuf,
-    /// TOML file with any of the settings below (snake_case names, e.g. n_layer = 4).
+    /// TOML file with any of the settings (snake_case names, e.g. n_layer = 4).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Continue the run saved in --out (with its saved settings; --max-iters and the evaluation and optimizer
     /// flags may change).
     #[arg(long, conflicts_with = "config")]
     resume: bool,
+}
+
+impl RunArgs {
+    /// The settings this run starts from: the saved ones on resume, else `--config`, else the defaults.
+    fn base<C: DeserializeOwned + Default>(
+        &self,
+        from_toml: fn(&Path) -> primer::Result<C>,
+    ) -> Result<C> {
+        Ok(if self.resume {
+            primer::hf::read_config(&self.out.join("train_config.json"))?
+        } else if let Some(path) = &self.config {
+            from_toml(path)?
+        } else {
+            C::default()
+        })
+    }
+
+    fn corpus(&self, saved: fn(&Path) -> primer::Result<PathBuf>) -> Result<PathBuf> {
+        Ok(match &self.corpus {
+            Some(c) => c.clone(),
+            None => saved(&self.out)?,
+        })
+    }
+}
+
+/// Optimizer, schedule and evaluation flags both trainers share.
+#[derive(clap::Args)]
+pub struct OptimArgs {
+    /// Sequences per micro-batch [default: gpt 12, bert 16]
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Micro-batches per optimizer step [default: 1]
+    #[arg(long)]
+    grad_accum: Option<usize>,
+    /// [default: 2000]
+    #[arg(long)]
+    max_iters: Option<usize>,
+    /// Peak learning rate [default: gpt 1e-3, bert 5e-4]
+    #[arg(long)]
+    lr: Option<f32>,
+    /// [default: gpt 1e-4, bert 5e-5]
+    #[arg(long)]
+    min_lr: Option<f32>,
+    /// [default: 100]
+    #[arg(long)]
+    warmup_iters: Option<usize>,
+    /// Step where cosine decay ends [default: max-iters]
+    #[arg(long)]
+    lr_decay_iters: Option<usize>,
+    /// [default: gpt 0.1, bert 0.01]
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// [default: 0.9]
+    #[arg(long)]
+    beta1: Option<f32>,
+    /// [default: gpt 0.99, bert 0.999]
+    #[arg(long)]
+    beta2: Option<f32>,
+    /// Global gradient-norm clip, 0 = off [default: 1.0]
+    #[arg(long)]
+    grad_clip: Option<f32>,
+    /// [default: 250]
+    #[arg(long)]
+    eval_interval: Option<usize>,
+    /// Batches per loss estimate [default: gpt 20, bert 10]
+    #[arg(long)]
+    eval_iters: Option<usize>,
+    /// Part of the corpus held out for validation [default: gpt 0.1 (tail of the tokens), bert 0.05 (last
+    /// documents)]
+    #[arg(long)]
+    val_fraction: Option<f64>,
+    /// [default: 1337]
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+macro_rules! overlay {
+    ($cfg:ident, $args:expr, $($f:ident),*) => { $( if let Some(v) = $args.$f.clone() { $cfg.$f = v; } )* };
+}
+
+macro_rules! overlay_optim {
+    ($cfg:ident, $o:expr) => {
+        overlay!(
+            $cfg,
+            $o,
+            batch_size,
+            grad_accum,
+            max_iters,
+            lr,
+            min_lr,
+            warmup_iters,
+            lr_decay_iters,
+            weight_decay,
+            beta1,
+            beta2,
+            grad_clip,
+            eval_interval,
+            eval_iters,
+            val_fraction,
+            seed
+        )
+    };
+}
+
+#[derive(clap::Args)]
+pub struct GptArgs {
+    #[command(flatten)]
+    run: RunArgs,
     /// char or bpe [default: char]
     #[arg(long)]
     tokenizer: Option<String>,
@@ -48,105 +160,68 @@ pub struct GptArgs {
     /// [default: 0.0]
     #[arg(long)]
     dropout: Option<f32>,
-    /// [default: 12]
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Micro-batches per optimizer step [default: 1]
-    #[arg(long)]
-    grad_accum: Option<usize>,
-    /// [default: 2000]
-    #[arg(long)]
-    max_iters: Option<usize>,
-    /// Peak learning rate [default: 1e-3]
-    #[arg(long)]
-    lr: Option<f32>,
-    /// [default: 1e-4]
-    #[arg(long)]
-    min_lr: Option<f32>,
-    /// [default: 100]
-    #[arg(long)]
-    warmup_iters: Option<usize>,
-    /// Step where cosine decay ends [default: max-iters]
-    #[arg(long)]
-    lr_decay_iters: Option<usize>,
-    /// [default: 0.1]
-    #[arg(long)]
-    weight_decay: Option<f32>,
-    /// [default: 0.9]
-    #[arg(long)]
-    beta1: Option<f32>,
-    /// [default: 0.99]
-    #[arg(long)]
-    beta2: Option<f32>,
-    /// Global gradient-norm clip, 0 = off [default: 1.0]
-    #[arg(long)]
-    grad_clip: Option<f32>,
-    /// [default: 250]
-    #[arg(long)]
-    eval_interval: Option<usize>,
-    /// Batches per loss estimate [default: 20]
-    #[arg(long)]
-    eval_iters: Option<usize>,
-    /// Tail of the token stream held out for validation [default: 0.1]
-    #[arg(long)]
-    val_fraction: Option<f64>,
-    /// [default: 1337]
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    optim: OptimArgs,
 }
 
-macro_rules! overlay {
-    ($cfg:ident, $args:ident, $($f:ident),*) => { $( if let Some(v) = $args.$f.clone() { $cfg.$f = v; } )* };
-}
-
-impl GptArgs {
-    fn config(&self) -> Result<GptTrainConfig> {
-        let mut c = if self.resume {
-            primer::hf::read_config(&self.out.join("train_config.json"))?
-        } else if let Some(path) = &self.config {
-            GptTrainConfig::from_toml(path)?
-        } else {
-            GptTrainConfig::default()
-        };
-        overlay!(
-            c,
-            self,
-            tokenizer,
-            vocab_size,
-            n_layer,
-            n_head,
-            n_embd,
-            block_size,
-            dropout,
-            batch_size,
-            grad_accum,
-            max_iters,
-            lr,
-            min_lr,
-            warmup_iters,
-            lr_decay_iters,
-            weight_decay,
-            beta1,
-            beta2,
-            grad_clip,
-            eval_interval,
-            eval_iters,
-            val_fraction,
-            seed
-        );
-        Ok(c)
-    }
+#[derive(clap::Args)]
+pub struct BertArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// A tokenizer.json to reuse instead of training a WordPiece vocabulary on the corpus.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// WordPiece vocabulary size [default: 8192]
+    #[arg(long)]
+    vocab_size: Option<usize>,
+    /// Lowercase and strip accents in the trained WordPiece tokenizer [default: true]
+    #[arg(long)]
+    lowercase: Option<bool>,
+    /// [default: 4]
+    #[arg(long)]
+    n_layer: Option<usize>,
+    /// [default: 4]
+    #[arg(long)]
+    n_head: Option<usize>,
+    /// [default: 256]
+    #[arg(long)]
+    n_embd: Option<usize>,
+    /// Feed-forward width [default: 4 × n-embd]
+    #[arg(long)]
+    intermediate_size: Option<usize>,
+    /// Tokens per sequence, [CLS] and [SEP] included [default: 128]
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// Hidden and attention dropout [default: 0.1]
+    #[arg(long)]
+    dropout: Option<f32>,
+    /// Masked-LM only, on sequences packed with whole sentences (RoBERTa style) instead of sentence pairs.
+    #[arg(long)]
+    no_nsp: bool,
+    /// Fraction of tokens chosen for prediction [default: 0.15]
+    #[arg(long)]
+    mlm_probability: Option<f32>,
+    /// Of the chosen tokens, the fraction replaced by [MASK] [default: 0.8]
+    #[arg(long)]
+    mask_replace: Option<f32>,
+    /// Of the chosen tokens, the fraction replaced by a random token; the rest stay as they are [default: 0.1]
+    #[arg(long)]
+    random_replace: Option<f32>,
+    /// Choose whole words: all WordPiece pieces of a chosen word are masked together.
+    #[arg(long)]
+    whole_word_mask: bool,
+    #[command(flatten)]
+    optim: OptimArgs,
 }
 
 pub fn run(m: Model) -> Result<()> {
     match m {
         Model::Gpt(a) => {
-            let cfg = a.config()?;
-            let corpus = match &a.corpus {
-                Some(c) => c.clone(),
-                None => saved_corpus(&a.out)?,
-            };
-            let s = pretrain(&corpus, &a.out, &cfg, a.resume)?;
+            let mut c = a.run.base(pretrain_gpt::GptTrainConfig::from_toml)?;
+            overlay!(c, a, tokenizer, vocab_size, n_layer, n_head, n_embd, block_size, dropout);
+            overlay_optim!(c, a.optim);
+            let corpus = a.run.corpus(pretrain_gpt::saved_corpus)?;
+            let s = pretrain_gpt::pretrain(&corpus, &a.run.out, &c, a.run.resume)?;
             println!(
                 "done: {} steps, train loss {:.4}, val loss {:.4}, {:.0} tok/s, {:.1} s; model in {}",
                 s.steps,
@@ -154,7 +229,53 @@ pub fn run(m: Model) -> Result<()> {
                 s.val_loss,
                 s.tokens_per_sec,
                 s.elapsed_s,
-                a.out.display()
+                a.run.out.display()
+            );
+            Ok(())
+        }
+        Model::Bert(a) => {
+            let mut c = a.run.base(pretrain_bert::BertTrainConfig::from_toml)?;
+            overlay!(
+                c,
+                a,
+                vocab_size,
+                lowercase,
+                n_layer,
+                n_head,
+                n_embd,
+                intermediate_size,
+                block_size,
+                dropout,
+                mlm_probability,
+                mask_replace,
+                random_replace
+            );
+            overlay_optim!(c, a.optim);
+            if a.tokenizer.is_some() {
+                c.tokenizer = a.tokenizer.clone();
+            }
+            if a.no_nsp {
+                c.nsp = false;
+            }
+            if a.whole_word_mask {
+                c.whole_word_mask = true;
+            }
+            let corpus = a.run.corpus(pretrain_bert::saved_corpus)?;
+            let s = pretrain_bert::pretrain(&corpus, &a.run.out, &c, a.run.resume)?;
+            let mut line = format!(
+                "done: {} steps, val mlm loss {:.4}, mlm accuracy {:.3}",
+                s.steps,
+                s.val.mlm_loss(),
+                s.val.mlm_accuracy()
+            );
+            if s.val.nsp_count > 0 {
+                line += &format!(", nsp accuracy {:.3}", s.val.nsp_accuracy());
+            }
+            println!(
+                "{line}, {:.0} tok/s, {:.1} s; model in {}",
+                s.tokens_per_sec,
+                s.elapsed_s,
+                a.run.out.display()
             );
             Ok(())
         }

@@ -3,5 +3,6 @@
 pub mod atomic;
 mod checkpoint;
 pub mod metrics;
+pub mod pretrain_bert;
 pub mod pretrain_gpt;
 pub mod schedule;

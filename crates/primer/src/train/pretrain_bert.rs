@@ -1,0 +1,514 @@
+//! `primer pretrain bert`: masked-LM (+ next-sentence) pretraining of a BERT encoder.
+//!
+//! The corpus is documents separated by blank lines, one sentence (or paragraph) per line. It is tokenized once
+//! into segments; the last `val_fraction` of the documents (or of the lines, for a single document) is the
+//! validation split. Every step draws fresh sentence pairs (or packed sentences with `nsp = false`) and fresh
+//! masks from a seed derived from the step number, so a resumed run sees exactly the batches an uninterrupted
+//! one would. The validation batches are drawn once from a fixed seed, so evaluations compare.
+//!
+//! Every `eval_interval` steps (and at the end) the run appends to `OUT/metrics.jsonl` the training losses
+//! averaged since the last evaluation (`loss`, `mlm_loss`, `nsp_loss`, `mlm_accuracy`, `nsp_accuracy`) and the
+//! validation ones (`val_…`), redraws `OUT/loss.png` and writes a checkpoint: `config.json` +
+//! `model.safetensors` (Hugging Face `BertForPreTraining`, or `BertForMaskedLM` without NSP) and the trainer
+//! state `--resume` continues from.
+
+use crate::data::bert_batches::{BertBatch, BertBatcher};
+use crate::data::masking::{MaskConfig, Masker};
+use crate::data::segments::SegmentCorpus;
+use crate::engine::adamw::{clip_grad_norm, AdamW, AdamWConfig};
+use crate::engine::rng::{derive_seed, Rng};
+use crate::engine::xent::IGNORE;
+use crate::error::{Error, Result};
+use crate::hf;
+use crate::models::bert::{Bert, BertActs, BertConfig, BertInput, Heads, PretrainStats};
+use crate::tokenize::TextTokenizer;
+use crate::train::checkpoint::{
+    adamw_config, progress_bar, report, restore_optimizer, save_optimizer, step_stamp,
+};
+use crate::train::metrics::{truncate_after_step, MetricsWriter};
+use crate::train::schedule::cosine_lr;
+use crate::viz::plot::plot_jsonl;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Everything that defines a BERT pretraining run. Read from `--config FILE.toml` (same field names) and
+/// overridden by command-line flags; saved as `OUT/train_config.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BertTrainConfig {
+    /// A `tokenizer.json` to reuse; when absent a WordPiece vocabulary is trained on the corpus.
+    pub tokenizer: Option<PathBuf>,
+    /// Vocabulary size of a trained WordPiece tokenizer.
+    pub vocab_size: usize,
+    /// Lowercase (and strip accents) in a trained WordPiece tokenizer.
+    pub lowercase: bool,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    /// Feed-forward width; `0` means 4·n_embd.
+    pub intermediate_size: usize,
+    /// Tokens per row, [CLS] and [SEP]s included (also the model's max_position_embeddings).
+    pub block_size: usize,
+    /// Hidden and attention dropout.
+    pub dropout: f32,
+    /// Next-sentence prediction on sentence pairs; false packs whole sentences (RoBERTa style).
+    pub nsp: bool,
+    pub mlm_probability: f32,
+    pub mask_replace: f32,
+    pub random_replace: f32,
+    pub whole_word_mask: bool,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub max_iters: usize,
+    pub lr: f32,
+    pub min_lr: f32,
+    pub warmup_iters: usize,
+    /// Step at which the cosine decay reaches `min_lr`; `0` means `max_iters`.
+    pub lr_decay_iters: usize,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    /// Clip the global gradient norm to this; `0` disables clipping.
+    pub grad_clip: f32,
+    pub eval_interval: usize,
+    pub eval_iters: usize,
+    pub val_fraction: f64,
+    pub seed: u64,
+}
+
+impl Default for BertTrainConfig {
+    fn default() -> Self {
+        let mask = MaskConfig::default();
+        BertTrainConfig {
+            tokenizer: None,
+            vocab_size: 8192,
+            lowercase: true,
+            n_layer: 4,
+            n_head: 4,
+            n_embd: 256,
+            intermediate_size: 0,
+            block_size: 128,
+            dropout: 0.1,
+            nsp: true,
+            mlm_probability: mask.probability,
+            mask_replace: mask.mask_replace,
+            random_replace: mask.random_replace,
+            whole_word_mask: mask.whole_word,
+            batch_size: 16,
+            grad_accum: 1,
+            max_iters: 2000,
+            lr: 5e-4,
+            min_lr: 5e-5,
+            warmup_iters: 100,
+            lr_decay_iters: 0,
+            weight_decay: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            grad_clip: 1.0,
+            eval_interval: 250,
+            eval_iters: 10,
+            val_fraction: 0.05,
+            seed: 1337,
+        }
+    }
+}
+
+impl BertTrainConfig {
+    /// Reads a TOML file of `BertTrainConfig` fields (unknown fields are errors naming the file).
+    pub fn from_toml(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+        toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Config(m.to_string()));
+        if self.batch_size == 0 || self.grad_accum == 0 || self.max_iters == 0 {
+            return bad("--batch-size, --grad-accum and --max-iters must be positive");
+        }
+        if !(0.0..0.5).contains(&self.val_fraction) || self.val_fraction == 0.0 {
+            return bad("--val-fraction must be in (0, 0.5)");
+        }
+        if self.eval_interval == 0 || self.eval_iters == 0 {
+            return bad("--eval-interval and --eval-iters must be positive");
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad("--dropout must be in [0, 1)");
+        }
+        self.mask_config().validate()?;
+        self.model_config(self.vocab_size.max(8)).validate()?;
+        self.adamw().map(|_| ())
+    }
+
+    fn adamw(&self) -> Result<AdamWConfig> {
+        adamw_config(
+            (self.lr, self.min_lr),
+            (self.beta1, self.beta2),
+            self.weight_decay,
+            self.grad_clip,
+        )
+    }
+
+    fn mask_config(&self) -> MaskConfig {
+        MaskConfig {
+            probability: self.mlm_probability,
+            mask_replace: self.mask_replace,
+            random_replace: self.random_replace,
+            whole_word: self.whole_word_mask,
+        }
+    }
+
+    fn model_config(&self, vocab_size: usize) -> BertConfig {
+        let mut c = BertConfig::new(
+            vocab_size,
+            self.block_size,
+            self.n_layer,
+            self.n_head,
+            self.n_embd,
+        );
+        if self.intermediate_size > 0 {
+            c.intermediate_size = self.intermediate_size;
+        }
+        c.hidden_dropout_prob = self.dropout;
+        c.attention_probs_dropout_prob = self.dropout;
+        c
+    }
+
+    fn heads(&self) -> Heads {
+        if self.nsp {
+            Heads::PRETRAINING
+        } else {
+            Heads::MASKED_LM
+        }
+    }
+}
+
+/// Settings a resumed run cannot change (they shape the model, the data, the masks or the schedule).
+fn fixed_on_resume(saved: &BertTrainConfig, cfg: &BertTrainConfig) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |name, same: bool| {
+        if !same {
+            changed.push(name);
+        }
+    };
+    check("tokenizer", saved.tokenizer == cfg.tokenizer);
+    check("vocab-size", saved.vocab_size == cfg.vocab_size);
+    check("lowercase", saved.lowercase == cfg.lowercase);
+    check("n-layer", saved.n_layer == cfg.n_layer);
+    check("n-head", saved.n_head == cfg.n_head);
+    check("n-embd", saved.n_embd == cfg.n_embd);
+    check(
+        "intermediate-size",
+        saved.intermediate_size == cfg.intermediate_size,
+    );
+    check("block-size", saved.block_size == cfg.block_size);
+    check("dropout", saved.dropout == cfg.dropout);
+    check("nsp", saved.nsp == cfg.nsp);
+    check("masking", saved.mask_config() == cfg.mask_config());
+    check("batch-size", saved.batch_size == cfg.batch_size);
+    check("grad-accum", saved.grad_accum == cfg.grad_accum);
+    check("val-fraction", saved.val_fraction == cfg.val_fraction);
+    check("lr-decay-iters", saved.lr_decay_iters == cfg.lr_decay_iters);
+    check("seed", saved.seed == cfg.seed);
+    changed
+}
+
+/// What a resumed run needs beyond the model and optimizer moments (the batches derive from the step).
+#[derive(Debug, Serialize, Deserialize)]
+struct TrainerState {
+    step: usize,
+    adam_t: u64,
+    corpus: PathBuf,
+    tokens_seen: u64,
+    elapsed_s: f64,
+}
+
+/// The corpus a run in `out` was started on (for `--resume` without `--corpus`).
+pub fn saved_corpus(out: &Path) -> Result<PathBuf> {
+    let state: TrainerState = hf::read_config(&out.join("trainer_state.json"))?;
+    Ok(state.corpus)
+}
+
+/// The end of a run: the last validation numbers and the speed.
+pub struct BertRunSummary {
+    pub steps: usize,
+    pub val: PretrainStats,
+    pub tokens_per_sec: f64,
+    pub elapsed_s: f64,
+}
+
+/// Runs (or resumes) BERT pretraining on `corpus`, writing everything into `out`.
+pub fn pretrain(
+    corpus: &Path,
+    out: &Path,
+    cfg: &BertTrainConfig,
+    resume: bool,
+) -> Result<BertRunSummary> {
+    cfg.validate()?;
+    let mut cfg = cfg.clone();
+    if cfg.lr_decay_iters == 0 {
+        cfg.lr_decay_iters = cfg.max_iters;
+    }
+    let cfg = &cfg;
+    std::fs::create_dir_all(out).map_err(Error::io(out))?;
+    let tok_path = out.join("tokenizer.json");
+    let state_path = out.join("trainer_state.json");
+    let cfg_path = out.join("train_config.json");
+    let (tok, state) = if resume {
+        let state: TrainerState = hf::read_config(&state_path)?;
+        let saved: BertTrainConfig = hf::read_config(&cfg_path)?;
+        let changed = fixed_on_resume(&saved, cfg);
+        if !changed.is_empty() {
+            return Err(Error::Config(format!(
+                "a resumed run keeps its {}; start a new run (another --out) to change them",
+                changed.join(", ")
+            )));
+        }
+        if cfg.max_iters <= state.step {
+            return Err(Error::Config(format!(
+                "the run in {} is at step {}; pass a larger --max-iters to continue it",
+                out.display(),
+                state.step
+            )));
+        }
+        (TextTokenizer::from_file(&tok_path)?, Some(state))
+    } else {
+        let t = match &cfg.tokenizer {
+            Some(path) => TextTokenizer::from_file(path)?,
+            None => TextTokenizer::train_wordpiece(
+                &[corpus.to_path_buf()],
+                cfg.vocab_size,
+                cfg.lowercase,
+            )?,
+        };
+        t.save(&tok_path)?;
+        (t, None)
+    };
+    let specials = tok.bert_specials()?;
+    let masker = Masker::for_tokenizer(&tok, cfg.mask_config())?;
+    let batcher = BertBatcher::new(specials, masker, cfg.block_size, cfg.nsp)?;
+    let segments = SegmentCorpus::from_file(corpus, &tok)?;
+    eprintln!(
+        "{}: {} documents, {} lines, {} tokens (vocab {})",
+        corpus.display(),
+        segments.n_documents(),
+        segments.n_segments(),
+        segments.n_tokens(),
+        tok.vocab_size()
+    );
+    let (train, val) = segments.split_validation(cfg.val_fraction)?;
+    let mut model = if resume {
+        Bert::load(out)?
+    } else {
+        let mut mc = cfg.model_config(tok.vocab_size());
+        mc.pad_token_id = specials.pad;
+        Bert::new(mc, cfg.heads(), cfg.seed)?
+    };
+    if model.config.vocab_size != tok.vocab_size() {
+        return Err(Error::format(
+            &out.join("config.json"),
+            format!(
+                "vocab_size {} differs from the tokenizer's {}",
+                model.config.vocab_size,
+                tok.vocab_size()
+            ),
+        ));
+    }
+    hf::write_json(&cfg_path, cfg)?;
+    let mut opt = AdamW::new(cfg.adamw()?, model.num_params());
+    let (mut step, mut tokens_seen, mut elapsed0) = (0usize, 0u64, 0.0f64);
+    if let Some(s) = &state {
+        restore_optimizer(out, &mut opt, s.step, s.adam_t)?;
+        (step, tokens_seen, elapsed0) = (s.step, s.tokens_seen, s.elapsed_s);
+        eprintln!("resuming from step {step}");
+    }
+    let metrics_path = out.join("metrics.jsonl");
+    if resume {
+        truncate_after_step(&metrics_path, step as u64)?;
+    }
+    let mut metrics = MetricsWriter::open(&metrics_path, !resume)?;
+
+    let (b, t) = (cfg.batch_size, cfg.block_size);
+    let val_batches = batcher.fixed_batches(&val, cfg.eval_iters, b, derive_seed(cfg.seed, &[3]));
+    let mut acts = BertActs::new(&model.config, b, t, true);
+    let mut grads = vec![0.0f32; model.num_params()];
+    let bar = progress_bar(cfg.max_iters, step)?;
+    if step == 0 {
+        let v = evaluate(&model, &mut acts, &val_batches)?;
+        metrics.write(&stats_record(0, None, &v))?;
+        report(&bar, format!("step 0: {}", describe(&v)));
+    }
+    let start = Instant::now();
+    let mut window = (Instant::now(), 0u64, PretrainStats::default());
+    let mut last = (PretrainStats::default(), 0.0);
+    while step < cfg.max_iters {
+        let lr = cosine_lr(
+            step,
+            cfg.lr,
+            cfg.min_lr,
+            cfg.warmup_iters,
+            cfg.lr_decay_iters,
+        );
+        let mut rng = Rng::new(derive_seed(cfg.seed, &[2, step as u64]));
+        let batches: Vec<BertBatch> = (0..cfg.grad_accum)
+            .map(|_| batcher.draw(&train, b, &mut rng))
+            .collect();
+        // mean over every label of the step, as one big batch would give
+        let count = |f: fn(&BertBatch) -> &[i32]| {
+            batches
+                .iter()
+                .map(|x| f(x).iter().filter(|&&l| l != IGNORE).count())
+                .sum::<usize>()
+                .max(1) as f32
+        };
+        let scales = (
+            1.0 / count(|x| &x.mlm_labels),
+            1.0 / count(|x| &x.nsp_labels),
+        );
+        grads.fill(0.0);
+        let mut st = PretrainStats::default();
+        for (micro, x) in batches.iter().enumerate() {
+            let seed = derive_seed(cfg.seed, &[4, step as u64, micro as u64]);
+            let labels = (&x.mlm_labels[..], &x.nsp_labels[..]);
+            let s = model.pretrain_forward_backward(
+                &mut acts,
+                &input(x),
+                labels,
+                &mut grads,
+                scales,
+                seed,
+            )?;
+            st.add(&s);
+        }
+        if !st.total_loss().is_finite() {
+            return Err(Error::Config(format!(
+                "loss became {} at step {step}; try a lower --lr",
+                st.total_loss()
+            )));
+        }
+        let gnorm = clip_grad_norm(&mut grads, cfg.grad_clip);
+        opt.step(&mut model.params, &grads, &model.layout, lr);
+        step += 1;
+        let step_tokens: u64 = batches
+            .iter()
+            .map(|x| x.lens.iter().sum::<usize>() as u64)
+            .sum();
+        tokens_seen += step_tokens;
+        window.1 += step_tokens;
+        window.2.add(&st);
+        let tps = window.1 as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
+        bar.set_position(step as u64);
+        bar.set_message(format!(
+            "mlm {:.3} nsp {:.3} lr {lr:.2e} {tps:.0} tok/s",
+            st.mlm_loss(),
+            st.nsp_loss()
+        ));
+        if step % cfg.eval_interval == 0 || step == cfg.max_iters {
+            let v = evaluate(&model, &mut acts, &val_batches)?;
+            let elapsed = elapsed0 + start.elapsed().as_secs_f64();
+            let mut rec = stats_record(step, Some(&window.2), &v);
+            rec["lr"] = serde_json::json!(lr);
+            rec["tokens_per_sec"] = serde_json::json!(tps);
+            rec["grad_norm"] = serde_json::json!(gnorm);
+            rec["tokens"] = serde_json::json!(tokens_seen);
+            rec["elapsed_s"] = serde_json::json!(elapsed);
+            metrics.write(&rec)?;
+            report(
+                &bar,
+                format!("step {step}: {}, {tps:.0} tok/s", describe(&v)),
+            );
+            let state = TrainerState {
+                step,
+                adam_t: opt.t,
+                corpus: corpus.to_path_buf(),
+                tokens_seen,
+                elapsed_s: elapsed,
+            };
+            model.save(out, &step_stamp(step))?;
+            save_optimizer(out, &opt, step)?;
+            hf::write_json(&state_path, &state)?;
+            let keys: &[&str] = if cfg.nsp {
+                &["mlm_loss", "val_mlm_loss", "nsp_loss", "val_nsp_loss"]
+            } else {
+                &["mlm_loss", "val_mlm_loss"]
+            };
+            plot_jsonl(
+                &metrics_path,
+                &out.join("loss.png"),
+                "step",
+                keys,
+                "BERT pretraining",
+                "cross-entropy loss",
+            )?;
+            last = (v, tps);
+            window = (Instant::now(), 0, PretrainStats::default());
+        }
+    }
+    bar.finish_and_clear();
+    Ok(BertRunSummary {
+        steps: step,
+        val: last.0,
+        tokens_per_sec: last.1,
+        elapsed_s: elapsed0 + start.elapsed().as_secs_f64(),
+    })
+}
+
+fn input(x: &BertBatch) -> BertInput<'_> {
+    BertInput {
+        batch: x.batch,
+        seq: x.seq,
+        ids: &x.ids,
+        type_ids: &x.type_ids,
+        lens: &x.lens,
+    }
+}
+
+/// Validation losses and accuracies summed over the fixed batches.
+fn evaluate(model: &Bert, acts: &mut BertActs, batches: &[BertBatch]) -> Result<PretrainStats> {
+    let mut st = PretrainStats::default();
+    for x in batches {
+        st.add(&model.pretrain_loss(acts, &input(x), &x.mlm_labels, &x.nsp_labels)?);
+    }
+    Ok(st)
+}
+
+fn describe(v: &PretrainStats) -> String {
+    let mut s = format!(
+        "val mlm loss {:.4}, mlm accuracy {:.3}",
+        v.mlm_loss(),
+        v.mlm_accuracy()
+    );
+    if v.nsp_count > 0 {
+        s += &format!(
+            ", nsp loss {:.4}, nsp accuracy {:.3}",
+            v.nsp_loss(),
+            v.nsp_accuracy()
+        );
+    }
+    s
+}
+
+/// One metrics line: training averages since the last evaluation (when there were steps) and validation.
+fn stats_record(
+    step: usize,
+    train: Option<&PretrainStats>,
+    val: &PretrainStats,
+) -> serde_json::Value {
+    let mut rec = serde_json::json!({ "step": step });
+    let mut put = |prefix: &str, s: &PretrainStats| {
+        rec[format!("{prefix}mlm_loss")] = serde_json::json!(s.mlm_loss());
+        rec[format!("{prefix}mlm_accuracy")] = serde_json::json!(s.mlm_accuracy());
+        if s.nsp_count > 0 {
+            rec[format!("{prefix}loss")] = serde_json::json!(s.total_loss());
+            rec[format!("{prefix}nsp_loss")] = serde_json::json!(s.nsp_loss());
+            rec[format!("{prefix}nsp_accuracy")] = serde_json::json!(s.nsp_accuracy());
+        } else {
+            rec[format!("{prefix}loss")] = serde_json::json!(s.mlm_loss());
+        }
+    };
+    if let Some(t) = train {
+        put("", t);
+    }
+    put("val_", val);
+    rec
+}
