@@ -1,0 +1,170 @@
+//! The BERT pretraining loop end to end on tiny models: it learns the masked words of a patterned corpus, writes a
+//! checkpoint fill-mask and Hugging Face can read, resumes exactly, and refuses bad input with clear errors.
+
+use primer::infer::fill_mask::fill_mask;
+use primer::models::bert::{Bert, Heads};
+use primer::tokenize::TextTokenizer;
+use primer::train::metrics::read_metrics;
+use primer::train::pretrain_bert::{pretrain, BertTrainConfig};
+use std::path::{Path, PathBuf};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("primer-bert-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Documents of counting sentences: each word follows from its neighbours, so masked words are predictable.
+fn write_corpus(dir: &Path) -> PathBuf {
+    let words = [
+        "one", "two", "three", "four", "five", "six", "seven", "eight",
+    ];
+    let mut text = String::new();
+    for doc in 0..120 {
+        for i in 0..5 {
+            let k = doc + i;
+            text += &format!("after {} comes {}.\n", words[k % 8], words[(k + 1) % 8]);
+        }
+        text.push('\n');
+    }
+    let p = dir.join("corpus.txt");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn tiny(max_iters: usize) -> BertTrainConfig {
+    BertTrainConfig {
+        vocab_size: 120,
+        n_layer: 2,
+        n_head: 2,
+        n_embd: 64,
+        block_size: 32,
+        batch_size: 8,
+        grad_accum: 2,
+        max_iters,
+        lr_decay_iters: 200,
+        warmup_iters: 5,
+        lr: 2e-3,
+        eval_interval: 50,
+        eval_iters: 2,
+        dropout: 0.1,
+        val_fraction: 0.1,
+        ..BertTrainConfig::default()
+    }
+}
+
+fn metric(dir: &Path, key: &str) -> Vec<(u64, f64)> {
+    read_metrics(&dir.join("metrics.jsonl"))
+        .unwrap()
+        .iter()
+        .filter_map(|r| Some((r.get("step")?.as_u64()?, r.get(key)?.as_f64()?)))
+        .collect()
+}
+
+#[test]
+fn learns_and_resumes_exactly() {
+    let dir = tmp("learn");
+    let corpus = write_corpus(&dir);
+    let full = dir.join("full");
+    pretrain(&corpus, &full, &tiny(200), false).unwrap();
+    let val = metric(&full, "val_mlm_loss");
+    assert_eq!(
+        val.iter().map(|v| v.0).collect::<Vec<_>>(),
+        [0, 50, 100, 150, 200]
+    );
+    let (first, last) = (val[0].1, val[4].1);
+    assert!(last < 0.6 * first, "val MLM loss {first} -> {last}");
+    let acc = metric(&full, "val_mlm_accuracy");
+    assert!(acc[4].1 > 0.4, "val MLM accuracy {}", acc[4].1);
+    for key in ["mlm_loss", "nsp_loss", "mlm_accuracy", "val_nsp_accuracy"] {
+        assert_eq!(
+            metric(&full, key).len(),
+            if key.starts_with("val") { 5 } else { 4 },
+            "{key}"
+        );
+    }
+    assert!(full.join("loss.png").is_file());
+
+    // the checkpoint is a BertForPreTraining that fill-mask reads
+    let model = Bert::load(&full).unwrap();
+    assert_eq!(model.heads, Heads::PRETRAINING);
+    assert_eq!(model.config.architectures, ["BertForPreTraining"]);
+    let tok = TextTokenizer::from_dir(&full).unwrap();
+    let fills = fill_mask(&model, &tok, "after three comes [MASK].", 3).unwrap();
+    assert_eq!(fills.len(), 1);
+    assert_eq!(fills[0].candidates.len(), 3);
+    assert!(fills[0].candidates[0].prob >= fills[0].candidates[1].prob);
+
+    // 100 steps, then resumed to 200, equals 200 straight: same metrics, bit-identical weights
+    let half = dir.join("half");
+    pretrain(&corpus, &half, &tiny(100), false).unwrap();
+    pretrain(&corpus, &half, &tiny(200), true).unwrap();
+    assert_eq!(metric(&half, "val_mlm_loss"), val);
+    assert_eq!(metric(&half, "mlm_loss"), metric(&full, "mlm_loss"));
+    assert_eq!(Bert::load(&half).unwrap().params, model.params);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn roberta_style_whole_word_run_saves_a_masked_lm() {
+    let dir = tmp("mlm-only");
+    let corpus = write_corpus(&dir);
+    let cfg = BertTrainConfig {
+        nsp: false,
+        whole_word_mask: true,
+        mask_replace: 0.5,
+        random_replace: 0.5,
+        ..tiny(20)
+    };
+    pretrain(&corpus, &dir.join("out"), &cfg, false).unwrap();
+    let model = Bert::load(&dir.join("out")).unwrap();
+    assert_eq!(model.heads, Heads::MASKED_LM);
+    assert!(metric(&dir.join("out"), "nsp_loss").is_empty());
+    assert_eq!(metric(&dir.join("out"), "val_mlm_loss").len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = tmp("bad");
+    let corpus = write_corpus(&dir);
+    let err = |cfg: &BertTrainConfig, corpus: &Path, out: &str, resume: bool| {
+        pretrain(corpus, &dir.join(out), cfg, resume)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    // masking splits that do not add up
+    let bad = BertTrainConfig {
+        mask_replace: 0.8,
+        random_replace: 0.3,
+        ..tiny(10)
+    };
+    assert!(err(&bad, &corpus, "a", false).contains("--random-replace"));
+    // a tokenizer without [MASK]
+    let bpe = TextTokenizer::train_bpe(&[corpus.clone()], 300).unwrap();
+    bpe.save(&dir.join("bpe.json")).unwrap();
+    let with_bpe = BertTrainConfig {
+        tokenizer: Some(dir.join("bpe.json")),
+        ..tiny(10)
+    };
+    assert!(
+        err(&with_bpe, &corpus, "b", false).contains("[PAD]")
+            || err(&with_bpe, &corpus, "b", false).contains("[MASK]")
+    );
+    // a corpus of blank lines
+    let blank = dir.join("blank.txt");
+    std::fs::write(&blank, "\n\n  \n").unwrap();
+    let e = err(&tiny(10), &blank, "c", false);
+    assert!(e.contains("blank.txt"), "{e}");
+    // resuming with a changed model, or past the end
+    pretrain(&corpus, &dir.join("run"), &tiny(20), false).unwrap();
+    let changed = BertTrainConfig {
+        n_embd: 32,
+        ..tiny(100)
+    };
+    assert!(err(&changed, &corpus, "run", true).contains("n-embd"));
+    assert!(err(&tiny(20), &corpus, "run", true).contains("larger --max-iters"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
