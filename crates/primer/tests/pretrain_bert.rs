@@ -143,7 +143,7 @@ fn bad_input_is_a_clear_error() {
     };
     assert!(err(&bad, &corpus, "a", false).contains("--random-replace"));
     // a tokenizer without [MASK]
-    let bpe = TextTokenizer::train_bpe(&[corpus.clone()], 300).unwrap();
+    let bpe = TextTokenizer::train_bpe(std::slice::from_ref(&corpus), 300).unwrap();
     bpe.save(&dir.join("bpe.json")).unwrap();
     let with_bpe = BertTrainConfig {
         tokenizer: Some(dir.join("bpe.json")),
