@@ -52,6 +52,25 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         warmup: usize,
     },
+    /// BERT pretraining throughput on the workload of scripts/torch_bert_train.py.
+    BertTrain {
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+    },
+    /// Encoder forward latency of a BERT checkpoint, as scripts/torch_bert_infer.py measures it.
+    BertInfer {
+        #[arg(long)]
+        model: std::path::PathBuf,
+        #[arg(long, default_value_t = 128)]
+        seq: usize,
+        /// Batch sizes to time.
+        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        batch: Vec<usize>,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -74,19 +93,38 @@ fn main() -> Result<()> {
             steps,
             warmup,
         }) => {
-            let r = primer::bench::train(&preset, steps, warmup)?;
-            println!(
-                "params={} threads={} loss_first={:.4} loss_last={:.4}",
-                r.params,
-                rayon::current_num_threads(),
-                r.loss_first,
-                r.loss_last
-            );
-            println!(
-                "median_step_ms={:.2} tokens_per_s={:.0} peak_rss_mib={:.1}",
-                r.median_step_ms, r.tokens_per_s, r.peak_rss_mib
-            );
+            print_bench(&primer::bench::gpt::train(&preset, steps, warmup)?);
+            Ok(())
+        }
+        Command::Bench(Bench::BertTrain { steps, warmup }) => {
+            print_bench(&primer::bench::bert::train(steps, warmup)?);
+            Ok(())
+        }
+        Command::Bench(Bench::BertInfer {
+            model,
+            seq,
+            batch,
+            runs,
+        }) => {
+            for b in batch {
+                let ms = primer::bench::bert::infer(&model, b, seq, runs, 3)?;
+                println!("{}", serde_json::json!({"batch": b, "seq": seq, "ms": ms}));
+            }
             Ok(())
         }
     }
+}
+
+fn print_bench(r: &primer::bench::BenchResult) {
+    println!(
+        "params={} threads={} loss_first={:.4} loss_last={:.4}",
+        r.params,
+        rayon::current_num_threads(),
+        r.loss_first,
+        r.loss_last
+    );
+    println!(
+        "median_step_ms={:.2} tokens_per_s={:.0} peak_rss_mib={:.1}",
+        r.median_step_ms, r.tokens_per_s, r.peak_rss_mib
+    );
 }

@@ -1,6 +1,7 @@
 //! `primer bench train`: exactly the workload of `scripts/torch_gpt_train.py` (same model, synthetic data,
 //! batch sampling and optimizer), timed step by step, so the two can be compared on one machine.
 
+use super::{median, peak_rss_mib, BenchResult};
 use crate::engine::adamw::{AdamW, AdamWConfig};
 use crate::error::{Error, Result};
 use crate::models::gpt::{Gpt, GptActs, GptConfig};
@@ -41,16 +42,6 @@ fn corpus(vocab: usize, n: usize) -> Vec<u32> {
             v
         })
         .collect()
-}
-
-/// Result of a benchmark run.
-pub struct BenchResult {
-    pub params: usize,
-    pub median_step_ms: f64,
-    pub tokens_per_s: f64,
-    pub loss_first: f64,
-    pub loss_last: f64,
-    pub peak_rss_mib: f64,
 }
 
 /// Runs `warmup + steps` training steps of the preset and reports the median step time.
@@ -106,8 +97,7 @@ pub fn train(preset_name: &str, steps: usize, warmup: usize) -> Result<BenchResu
             times.push(dt);
         }
     }
-    times.sort_by(f64::total_cmp);
-    let med = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
+    let med = median(&mut times);
     Ok(BenchResult {
         params: model.num_params(),
         median_step_ms: med * 1e3,
@@ -116,18 +106,4 @@ pub fn train(preset_name: &str, steps: usize, warmup: usize) -> Result<BenchResu
         loss_last: last,
         peak_rss_mib: peak_rss_mib(),
     })
-}
-
-/// Peak resident memory of this process (VmHWM), in MiB; NaN where /proc is unavailable.
-pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
