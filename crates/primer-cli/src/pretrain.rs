@@ -210,6 +210,9 @@ pub struct BertArgs {
     /// Choose whole words: all WordPiece pieces of a chosen word are masked together.
     #[arg(long)]
     whole_word_mask: bool,
+    /// Validate on this file (same format as the corpus) instead of holding out part of the corpus.
+    #[arg(long)]
+    val_corpus: Option<PathBuf>,
     #[command(flatten)]
     optim: OptimArgs,
 }
@@ -253,6 +256,9 @@ pub fn run(m: Model) -> Result<()> {
             overlay_optim!(c, a.optim);
             if a.tokenizer.is_some() {
                 c.tokenizer = a.tokenizer.clone();
+            }
+            if a.val_corpus.is_some() {
+                c.val_corpus = a.val_corpus.clone();
             }
             if a.no_nsp {
                 c.nsp = false;

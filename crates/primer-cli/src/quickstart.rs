@@ -1,22 +1,29 @@
-//! `primer quickstart`: the whole pretraining loop on primer's own generated corpus, in a few minutes.
+//! `primer quickstart`: the whole pretraining loop on primer's own generated corpus, in a few minutes: a GPT
+//! that writes, then a BERT that fills in blanks.
 
 use crate::generate::complete;
 use anyhow::Result;
-use primer::data::synth::write_corpus;
+use primer::data::synth::{generate_corpus, write_corpus};
+use primer::infer::fill_mask::fill_mask;
 use primer::infer::generate::Sampling;
+use primer::models::bert::Bert;
 use primer::models::gpt::Gpt;
 use primer::tokenize::TextTokenizer;
-use primer::train::pretrain_gpt::{pretrain, GptTrainConfig};
-use std::path::PathBuf;
+use primer::train::pretrain_bert::{self, BertTrainConfig};
+use primer::train::pretrain_gpt::{self, GptTrainConfig};
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Where the corpus, tokenizer, checkpoint, metrics.jsonl and loss.png go.
+    /// Where the corpus and the two runs (gpt/, bert/: tokenizer, checkpoint, metrics.jsonl, loss.png) go.
     #[arg(long, default_value = "runs/quickstart")]
     out: PathBuf,
-    /// Training steps (the default fits in a few minutes on 2 cores).
+    /// GPT training steps (the default fits in a few minutes on 2 cores).
     #[arg(long, default_value_t = 1000)]
     max_iters: usize,
+    /// BERT training steps.
+    #[arg(long, default_value_t = 1500)]
+    bert_iters: usize,
     /// Size of the generated corpus in bytes.
     #[arg(long, default_value_t = 3_000_000)]
     corpus_bytes: usize,
@@ -29,10 +36,23 @@ pub fn run(a: Args) -> Result<()> {
     let corpus = a.out.join("corpus.txt");
     write_corpus(&corpus, a.seed, a.corpus_bytes)?;
     println!(
-        "1/3 wrote {} ({} bytes of generated English-like text; point `primer pretrain gpt --corpus` at your own)",
+        "1/5 wrote {} ({} bytes of generated English-like text, documents separated by blank lines; \
+         point `primer pretrain` at your own)",
         corpus.display(),
         a.corpus_bytes
     );
+    gpt(&a, &corpus)?;
+    bert(&a, &corpus)?;
+    println!(
+        "try: cargo run --release -- generate --model {0}/gpt --prompt \"The weather\"\n     \
+         cargo run --release -- fill-mask --model {0}/bert \"Maria lives in [MASK] and works at a school.\"",
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn gpt(a: &Args, corpus: &Path) -> Result<()> {
+    let out = a.out.join("gpt");
     let cfg = GptTrainConfig {
         tokenizer: "bpe".into(),
         vocab_size: 1024,
@@ -51,17 +71,18 @@ pub fn run(a: Args) -> Result<()> {
         ..GptTrainConfig::default()
     };
     println!(
-        "2/3 training a byte-level BPE tokenizer (vocab {}) and a GPT ({} layers, {} heads, {} wide, context {}) for {} steps",
+        "2/5 GPT: a byte-level BPE tokenizer (vocab {}) and a causal LM ({} layers, {} heads, {} wide, context {}), \
+         {} steps",
         cfg.vocab_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.max_iters
     );
-    let s = pretrain(&corpus, &a.out, &cfg, false)?;
+    let s = pretrain_gpt::pretrain(corpus, &out, &cfg, false)?;
     println!(
         "    validation loss {:.3} (train {:.3}) after {} steps, {:.0} tokens/s, {:.0} s",
         s.val_loss, s.train_loss, s.steps, s.tokens_per_sec, s.elapsed_s
     );
-    println!("3/3 samples (temperature 0.8):");
-    let model = Gpt::load(&a.out)?;
-    let tok = TextTokenizer::from_dir(&a.out)?;
+    println!("3/5 GPT samples (temperature 0.8):");
+    let model = Gpt::load(&out)?;
+    let tok = TextTokenizer::from_dir(&out)?;
     for (i, prompt) in ["The", "Maria", "Can you"].iter().enumerate() {
         let sampling = Sampling {
             max_new_tokens: 40,
@@ -77,9 +98,86 @@ pub fn run(a: Args) -> Result<()> {
         println!("    {prompt}{line}");
     }
     println!(
-        "wrote {0}/config.json, model.safetensors, tokenizer.json, metrics.jsonl, loss.png\n\
-         try: cargo run --release -- generate --model {0} --prompt \"The weather\"",
-        a.out.display()
+        "    wrote {}/: config.json, model.safetensors, tokenizer.json, metrics.jsonl, loss.png",
+        out.display()
     );
     Ok(())
+}
+
+fn bert(a: &Args, corpus: &Path) -> Result<()> {
+    let out = a.out.join("bert");
+    let cfg = BertTrainConfig {
+        vocab_size: 2048,
+        n_layer: 2,
+        n_head: 4,
+        n_embd: 128,
+        block_size: 64,
+        batch_size: 32,
+        dropout: 0.0,
+        max_iters: a.bert_iters,
+        lr: 3e-3,
+        min_lr: 3e-4,
+        warmup_iters: 100,
+        eval_interval: (a.bert_iters / 5).max(1),
+        eval_iters: 10,
+        seed: a.seed,
+        ..BertTrainConfig::default()
+    };
+    println!(
+        "4/5 BERT: a WordPiece tokenizer (vocab {}) and an encoder ({} layers, {} heads, {} wide, {} tokens per \
+         sentence pair), masked-LM + next-sentence prediction, {} steps",
+        cfg.vocab_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.max_iters
+    );
+    let s = pretrain_bert::pretrain(corpus, &out, &cfg, false)?;
+    println!(
+        "    validation: masked-word accuracy {:.3} (loss {:.3}), next-sentence accuracy {:.3}, after {} steps, \
+         {:.0} tokens/s, {:.0} s",
+        s.val.mlm_accuracy(),
+        s.val.mlm_loss(),
+        s.val.nsp_accuracy(),
+        s.steps,
+        s.tokens_per_sec,
+        s.elapsed_s
+    );
+    let model = Bert::load(&out)?;
+    let tok = TextTokenizer::from_dir(&out)?;
+    // sentences the model has not seen: the same grammar, another seed
+    let fresh = generate_corpus(a.seed + 1_000_003, 40_000);
+    let mut blanks = fresh.lines().filter_map(|line| blank_out(line, &tok));
+    println!(
+        "5/5 BERT fills in blanks in new sentences (top 3, probability; the hidden word after =):"
+    );
+    let (mut shown, mut right, mut total) = (0, 0, 0);
+    for (masked, word) in blanks.by_ref().take(200) {
+        let fills = fill_mask(&model, &tok, &masked, 3)?;
+        let Some(f) = fills.first() else { continue };
+        total += 1;
+        right += usize::from(f.candidates[0].token == word);
+        if shown < 6 {
+            let cands: Vec<String> = f
+                .candidates
+                .iter()
+                .map(|c| format!("{} {:.2}", c.token, c.prob))
+                .collect();
+            println!("    {masked}\n        {}   = {word}", cands.join(" | "));
+            shown += 1;
+        }
+    }
+    println!("    top-1 right for {right} of {total} new sentences");
+    println!(
+        "    wrote {}/: config.json, model.safetensors, tokenizer.json, metrics.jsonl, loss.png",
+        out.display()
+    );
+    Ok(())
+}
+
+/// The sentence with its longest word that is one vocabulary token replaced by [MASK], and that word.
+fn blank_out(line: &str, tok: &TextTokenizer) -> Option<(String, String)> {
+    let word = line
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| w.len() > 2 && tok.token_to_id(&w.to_lowercase()).is_some())
+        .max_by_key(|w| w.len())?;
+    let at = line.find(word)?;
+    let masked = format!("{}[MASK]{}", &line[..at], &line[at + word.len()..]);
+    Some((masked, word.to_lowercase()))
 }

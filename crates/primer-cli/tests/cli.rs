@@ -134,3 +134,126 @@ fn missing_files_are_errors_not_panics() {
     assert!(!bench.status.success() && err.contains("huge"), "{err}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn pretrain_bert_then_fill_mask_and_embed() {
+    let d = tmp("bert");
+    let corpus = d.join("corpus.txt");
+    let mut text = String::new();
+    for doc in 0..40 {
+        for i in 0..4 {
+            text += &format!("the cat sat on mat number {}.\n", (doc + i) % 10);
+        }
+        text.push('\n');
+    }
+    std::fs::write(&corpus, text).unwrap();
+    let out = d.join("model");
+    let run = primer()
+        .args(["pretrain", "bert", "--corpus"])
+        .arg(&corpus)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--vocab-size",
+            "80",
+            "--n-layer",
+            "1",
+            "--n-head",
+            "2",
+            "--n-embd",
+            "16",
+        ])
+        .args([
+            "--block-size",
+            "24",
+            "--batch-size",
+            "4",
+            "--max-iters",
+            "20",
+            "--eval-interval",
+            "10",
+        ])
+        .args([
+            "--eval-iters",
+            "1",
+            "--val-fraction",
+            "0.1",
+            "--whole-word-mask",
+        ])
+        .args([
+            "--mlm-probability",
+            "0.2",
+            "--mask-replace",
+            "1.0",
+            "--random-replace",
+            "0.0",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("done: 20 steps"));
+    let saved = std::fs::read_to_string(out.join("train_config.json")).unwrap();
+    assert!(
+        saved.contains("\"whole_word_mask\": true") && saved.contains("\"mlm_probability\": 0.2"),
+        "{saved}"
+    );
+
+    let fill = primer()
+        .args(["fill-mask", "--model"])
+        .arg(&out)
+        .args(["--top-k", "2", "--json", "the cat [MASK] on mat [MASK] 3."])
+        .output()
+        .unwrap();
+    assert!(
+        fill.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fill.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&fill.stdout).unwrap();
+    let masks = v["masks"].as_array().unwrap();
+    assert_eq!(masks.len(), 2);
+    assert_eq!(masks[0]["candidates"].as_array().unwrap().len(), 2);
+
+    let no_mask = primer()
+        .args(["fill-mask", "--model"])
+        .arg(&out)
+        .arg("no blank here")
+        .output()
+        .unwrap();
+    assert!(!no_mask.status.success());
+    assert!(String::from_utf8_lossy(&no_mask.stderr).contains("no [MASK]"));
+
+    let emb = primer()
+        .args(["embed", "--model"])
+        .arg(&out)
+        .args(["--normalize", "--pooling", "cls", "the cat", ""])
+        .output()
+        .unwrap();
+    assert!(
+        emb.status.success(),
+        "{}",
+        String::from_utf8_lossy(&emb.stderr)
+    );
+    let lines: Vec<Vec<f64>> = String::from_utf8_lossy(&emb.stdout)
+        .lines()
+        .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for v in &lines {
+        assert_eq!(v.len(), 16);
+        let norm: f64 = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "normalized: {norm}");
+    }
+    let bad = primer()
+        .args(["embed", "--model"])
+        .arg(&out)
+        .args(["--pooling", "max", "x"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("cls or mean"));
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -1,7 +1,8 @@
 //! Real weights: all-MiniLM-L6-v2 (fetched by `scripts/fetch_minilm.sh target/minilm`, as `.ci/run` does) must
 //! tokenize like the Hugging Face fast tokenizer and embed like sentence-transformers (mean pooling, normalized,
 //! inputs truncated at 512 tokens); the reference is `tests/fixtures/minilm_embeddings.json`, made by
-//! `scripts/minilm_reference.py`. Skipped, with a message, when the checkpoint is absent.
+//! `scripts/minilm_reference.py`. Skipped, with a message, when the checkpoint is absent, unless
+//! `PRIMER_REQUIRE_MINILM` is set (as `.ci/run` sets it).
 
 use primer::infer::bert_batch::BertEncoder;
 use primer::infer::embed::{embed, Pooling};
@@ -16,6 +17,11 @@ fn model_dir() -> Option<PathBuf> {
     if dir.join("model.safetensors").is_file() {
         Some(dir)
     } else {
+        assert!(
+            std::env::var_os("PRIMER_REQUIRE_MINILM").is_none(),
+            "PRIMER_REQUIRE_MINILM is set but {} has no model.safetensors",
+            dir.display()
+        );
         eprintln!(
             "SKIPPED: no all-MiniLM-L6-v2 in {} (run scripts/fetch_minilm.sh there, or set PRIMER_MINILM_DIR)",
             dir.display()

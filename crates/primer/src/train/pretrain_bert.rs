@@ -2,7 +2,7 @@
 //!
 //! The corpus is documents separated by blank lines, one sentence (or paragraph) per line. It is tokenized once
 //! into segments; the last `val_fraction` of the documents (or of the lines, for a single document) is the
-//! validation split. Every step draws fresh sentence pairs (or packed sentences with `nsp = false`) and fresh
+//! validation split, unless a separate `val_corpus` is given. Every step draws fresh sentence pairs (or packed sentences with `nsp = false`) and fresh
 //! masks from a seed derived from the step number, so a resumed run sees exactly the batches an uninterrupted
 //! one would. The validation batches are drawn once from a fixed seed, so evaluations compare.
 //!
@@ -73,7 +73,10 @@ pub struct BertTrainConfig {
     pub grad_clip: f32,
     pub eval_interval: usize,
     pub eval_iters: usize,
+    /// Part of the corpus held out for validation (ignored with `val_corpus`).
     pub val_fraction: f64,
+    /// A separate validation file (same format); then the whole corpus trains.
+    pub val_corpus: Option<PathBuf>,
     pub seed: u64,
 }
 
@@ -109,6 +112,7 @@ impl Default for BertTrainConfig {
             eval_interval: 250,
             eval_iters: 10,
             val_fraction: 0.05,
+            val_corpus: None,
             seed: 1337,
         }
     }
@@ -208,6 +212,7 @@ fn fixed_on_resume(saved: &BertTrainConfig, cfg: &BertTrainConfig) -> Vec<&'stat
     check("batch-size", saved.batch_size == cfg.batch_size);
     check("grad-accum", saved.grad_accum == cfg.grad_accum);
     check("val-fraction", saved.val_fraction == cfg.val_fraction);
+    check("val-corpus", saved.val_corpus == cfg.val_corpus);
     check("lr-decay-iters", saved.lr_decay_iters == cfg.lr_decay_iters);
     check("seed", saved.seed == cfg.seed);
     changed
@@ -296,7 +301,10 @@ pub fn pretrain(
         segments.n_tokens(),
         tok.vocab_size()
     );
-    let (train, val) = segments.split_validation(cfg.val_fraction)?;
+    let (train, val) = match &cfg.val_corpus {
+        Some(path) => (segments, SegmentCorpus::from_file(path, &tok)?),
+        None => segments.split_validation(cfg.val_fraction)?,
+    };
     let mut model = if resume {
         Bert::load(out)?
     } else {
