@@ -6,6 +6,7 @@ use crate::engine::adamw::{AdamW, AdamWConfig};
 use crate::error::{Error, Result};
 use crate::hf::{self, TensorFile};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::de::DeserializeOwned;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -35,6 +36,32 @@ pub(crate) fn adamw_config(
         eps: 1e-8,
         weight_decay,
     })
+}
+
+/// Checks a resumed run against the settings saved in `OUT/train_config.json`: `fixed` lists the ones that
+/// differ but may not change, and a run already at `max_iters` cannot continue.
+pub(crate) fn check_resume<C: DeserializeOwned>(
+    out: &Path,
+    cfg: &C,
+    fixed: fn(&C, &C) -> Vec<&'static str>,
+    max_iters: usize,
+    step: usize,
+) -> Result<()> {
+    let saved: C = hf::read_config(&out.join("train_config.json"))?;
+    let changed = fixed(&saved, cfg);
+    if !changed.is_empty() {
+        return Err(Error::Config(format!(
+            "a resumed run keeps its {}; start a new run (another --out) to change them",
+            changed.join(", ")
+        )));
+    }
+    if max_iters <= step {
+        return Err(Error::Config(format!(
+            "the run in {} is at step {step}; pass a larger --max-iters to continue it",
+            out.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Writes the optimizer moments stamped with `step`; the model is saved with the same stamp by the caller.

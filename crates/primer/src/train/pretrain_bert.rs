@@ -23,7 +23,7 @@ use crate::hf;
 use crate::models::bert::{Bert, BertActs, BertConfig, BertInput, Heads, PretrainStats};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    adamw_config, progress_bar, report, restore_optimizer, save_optimizer, step_stamp,
+    adamw_config, check_resume, progress_bar, report, restore_optimizer, save_optimizer, step_stamp,
 };
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::cosine_lr;
@@ -261,21 +261,7 @@ pub fn pretrain(
     let cfg_path = out.join("train_config.json");
     let (tok, state) = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
-        let saved: BertTrainConfig = hf::read_config(&cfg_path)?;
-        let changed = fixed_on_resume(&saved, cfg);
-        if !changed.is_empty() {
-            return Err(Error::Config(format!(
-                "a resumed run keeps its {}; start a new run (another --out) to change them",
-                changed.join(", ")
-            )));
-        }
-        if cfg.max_iters <= state.step {
-            return Err(Error::Config(format!(
-                "the run in {} is at step {}; pass a larger --max-iters to continue it",
-                out.display(),
-                state.step
-            )));
-        }
+        check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
         (TextTokenizer::from_file(&tok_path)?, Some(state))
     } else {
         let t = match &cfg.tokenizer {
