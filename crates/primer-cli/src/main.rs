@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate a corpus, train a tokenizer and a small GPT on it, and sample from it (a few minutes).
+    /// Generate a corpus, pretrain a small GPT and a small BERT on it, sample and fill blanks (a few minutes).
     Quickstart(quickstart::Args),
     /// Pretrain a model on a text corpus.
     #[command(subcommand)]
@@ -35,7 +35,7 @@ enum Command {
     FillMask(bert_use::FillMaskArgs),
     /// Sentence embeddings from a BERT directory (mean or [CLS] pooling).
     Embed(bert_use::EmbedArgs),
-    /// Benchmarks against the PyTorch reference.
+    /// Benchmarks against the PyTorch references in scripts/.
     #[command(subcommand)]
     Bench(Bench),
 }
