@@ -2,6 +2,9 @@
 //! `BertForPreTraining` — hidden states, pooler, MLM and NSP logits, the losses, every gradient and the parameters
 //! after 10 AdamW steps; then a checkpoint primer writes must read back identically.
 
+mod common;
+
+use common::max_abs_diff;
 use primer::engine::adamw::{AdamW, AdamWConfig};
 use primer::hf::TensorFile;
 use primer::models::bert::{Bert, BertActs, BertInput};
@@ -9,14 +12,6 @@ use std::path::PathBuf;
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert_tiny")
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 struct Reference {
@@ -85,7 +80,7 @@ fn real_rows(x: &[f32], r: &Reference, width: usize) -> Vec<f32> {
 fn bert_for_pretraining_matches_pytorch() {
     let model = Bert::load(&fixture()).unwrap();
     let r = Reference::load();
-    let (c, v) = (model.config.hidden_size, model.config.vocab_size);
+    let v = model.config.vocab_size;
 
     // eval-mode outputs
     let hidden = model.hidden_states(&r.input()).unwrap();
@@ -148,7 +143,6 @@ fn bert_for_pretraining_matches_pytorch() {
             d / scale
         );
     }
-    let _ = c;
 
     // ten AdamW steps on the same batch (the fixture's settings: lr 1e-3, betas 0.9/0.95, decay 0.1 on 2-D)
     let mut model = model;

@@ -1,6 +1,9 @@
 //! primer's GPT-2 against PyTorch + transformers on the same weights (fixtures from scripts/make_fixtures.py):
 //! logits, loss, every gradient, and the parameters after 10 AdamW steps.
 
+mod common;
+
+use common::max_abs_diff;
 use primer::engine::adamw::{AdamW, AdamWConfig};
 use primer::hf::TensorFile;
 use primer::models::gpt::{Gpt, GptActs};
@@ -31,14 +34,6 @@ fn reference(dir: &Path) -> Reference {
         seq: shape[1],
         file,
     }
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn check_model(name: &str) {

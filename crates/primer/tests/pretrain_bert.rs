@@ -1,19 +1,15 @@
 //! The BERT pretraining loop end to end on tiny models: it learns the masked words of a patterned corpus, writes a
 //! checkpoint fill-mask and Hugging Face can read, resumes exactly, and refuses bad input with clear errors.
 
+mod common;
+
+use common::tmp;
 use primer::infer::fill_mask::fill_mask;
 use primer::models::bert::{Bert, Heads};
 use primer::tokenize::TextTokenizer;
 use primer::train::metrics::read_metrics;
 use primer::train::pretrain_bert::{pretrain, BertTrainConfig};
 use std::path::{Path, PathBuf};
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("primer-bert-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Documents of counting sentences: each word follows from its neighbours, so masked words are predictable.
 fn write_corpus(dir: &Path) -> PathBuf {

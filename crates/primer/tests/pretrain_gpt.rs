@@ -1,18 +1,14 @@
 //! The GPT pretraining loop end to end on tiny models: it learns, it resumes exactly, and bad input gets a
 //! clear error instead of a panic.
 
+mod common;
+
+use common::tmp;
 use primer::hf::TensorFile;
 use primer::models::gpt::{Gpt, GptConfig};
 use primer::train::metrics::read_metrics;
 use primer::train::pretrain_gpt::{pretrain, GptTrainConfig};
 use std::path::{Path, PathBuf};
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("primer-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A corpus with structure a tiny model can pick up: counting sentences.
 fn write_corpus(dir: &Path) -> PathBuf {

@@ -58,3 +58,17 @@ pub fn forward_backward(
         .iter()
         .sum()
 }
+
+/// Index of the largest logit (the first, on ties).
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv {
+                (i, v)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
+}

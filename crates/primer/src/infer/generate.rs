@@ -2,6 +2,7 @@
 //! penalty (as Hugging Face applies them: penalty, temperature, top-k, top-p, then sampling).
 
 use crate::engine::rng::Rng;
+use crate::engine::xent;
 use crate::error::{Error, Result};
 use crate::models::gpt::Gpt;
 
@@ -56,20 +57,8 @@ pub fn pick(logits: &mut [f32], context: &[u32], s: &Sampling, rng: &mut Rng) ->
             };
         }
     }
-    let argmax = |l: &[f32]| {
-        l.iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                if v > best.1 {
-                    (i, v)
-                } else {
-                    best
-                }
-            })
-            .0 as u32
-    };
     if s.temperature == 0.0 {
-        return argmax(logits);
+        return xent::argmax(logits) as u32;
     }
     let mut order: Vec<(u32, f32)> = logits
         .iter()

@@ -1327,22 +1327,8 @@ fn count_correct(logits: &[f32], targets: &[i32], v: usize) -> usize {
     logits
         .chunks_exact(v)
         .zip(targets)
-        .filter(|(row, &t)| t != xent::IGNORE && argmax(row) == t as usize)
+        .filter(|(row, &t)| t != xent::IGNORE && xent::argmax(row) == t as usize)
         .count()
-}
-
-/// Index of the largest value (the first, on ties).
-pub fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-            if v > bv {
-                (i, v)
-            } else {
-                (bi, bv)
-            }
-        })
-        .0
 }
 
 /// Inference: hidden states, masked-LM logits, pooled outputs.
