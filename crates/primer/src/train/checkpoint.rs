@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::hf::{self, TensorFile};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -64,8 +65,18 @@ pub(crate) fn check_resume<C: DeserializeOwned>(
     Ok(())
 }
 
-/// Writes the optimizer moments stamped with `step`; the model is saved with the same stamp by the caller.
-pub(crate) fn save_optimizer(out: &Path, opt: &AdamW, step: usize) -> Result<()> {
+/// Writes a checkpoint: the model (through `save_model`, given the step stamp for its safetensors header), the
+/// optimizer moments with the same stamp, then `OUT/trainer_state.json`, which names the step, last. Each file is
+/// written atomically.
+pub(crate) fn save_checkpoint(
+    out: &Path,
+    step: usize,
+    save_model: impl FnOnce(&[(&str, String)]) -> Result<()>,
+    opt: &AdamW,
+    state: &impl Serialize,
+) -> Result<()> {
+    let stamp = step_stamp(step);
+    save_model(&stamp)?;
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let n = opt.m.len();
     hf::save_raw(
@@ -74,12 +85,13 @@ pub(crate) fn save_optimizer(out: &Path, opt: &AdamW, step: usize) -> Result<()>
             ("exp_avg".into(), bytes(&opt.m), vec![n]),
             ("exp_avg_sq".into(), bytes(&opt.v), vec![n]),
         ],
-        &step_stamp(step),
-    )
+        &stamp,
+    )?;
+    hf::write_json(&out.join("trainer_state.json"), state)
 }
 
 /// The safetensors header entry naming the step a checkpoint file belongs to.
-pub(crate) fn step_stamp(step: usize) -> [(&'static str, String); 1] {
+fn step_stamp(step: usize) -> [(&'static str, String); 1] {
     [("step", step.to_string())]
 }
 

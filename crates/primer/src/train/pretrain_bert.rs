@@ -23,7 +23,7 @@ use crate::hf;
 use crate::models::bert::{Bert, BertActs, BertConfig, BertInput, Heads, PretrainStats};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    adamw_config, check_resume, progress_bar, report, restore_optimizer, save_optimizer, step_stamp,
+    adamw_config, check_resume, progress_bar, report, restore_optimizer, save_checkpoint,
 };
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::cosine_lr;
@@ -418,9 +418,7 @@ pub fn pretrain(
                 tokens_seen,
                 elapsed_s: elapsed,
             };
-            model.save(out, &step_stamp(step))?;
-            save_optimizer(out, &opt, step)?;
-            hf::write_json(&state_path, &state)?;
+            save_checkpoint(out, step, |meta| model.save(out, meta), &opt, &state)?;
             let keys: &[&str] = if cfg.nsp {
                 &["mlm_loss", "val_mlm_loss", "nsp_loss", "val_nsp_loss"]
             } else {

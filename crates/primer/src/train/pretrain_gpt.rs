@@ -13,7 +13,7 @@ use crate::hf;
 use crate::models::gpt::{Gpt, GptActs, GptConfig};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    adamw_config, check_resume, progress_bar, report, restore_optimizer, save_optimizer, step_stamp,
+    adamw_config, check_resume, progress_bar, report, restore_optimizer, save_checkpoint,
 };
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::cosine_lr;
@@ -382,7 +382,7 @@ pub fn pretrain(
                 tokens_seen,
                 elapsed_s: elapsed,
             };
-            save_checkpoint(out, &model, &opt, &state)?;
+            save_checkpoint(out, step, |meta| model.save(out, meta), &opt, &state)?;
             plot_jsonl(
                 &metrics_path,
                 &out.join("loss.png"),
@@ -423,11 +423,4 @@ fn estimate_loss(
         }
     }
     Ok((out[0], out[1]))
-}
-
-/// Each file is written atomically; the trainer state, which names the step, goes last.
-fn save_checkpoint(out: &Path, model: &Gpt, opt: &AdamW, state: &TrainerState) -> Result<()> {
-    model.save(out, &step_stamp(state.step))?;
-    save_optimizer(out, opt, state.step)?;
-    hf::write_json(&out.join("trainer_state.json"), state)
 }
