@@ -1053,7 +1053,7 @@ impl Bert {
         let rows: Vec<usize> = (0..mlm_labels.len())
             .filter(|&r| mlm_labels[r] != xent::IGNORE)
             .collect();
-        if let (Some(_), false) = (&self.idx.mlm, rows.is_empty()) {
+        if !rows.is_empty() {
             let targets: Vec<i32> = rows.iter().map(|&r| mlm_labels[r]).collect();
             let g = grads.as_mut().map(|(g, s, _)| (&mut **g, *s));
             let (sum, correct, dxm) = self.mlm_head(
@@ -1072,7 +1072,7 @@ impl Bert {
         let rows: Vec<usize> = (0..inp.batch)
             .filter(|&b| nsp_labels[b] != xent::IGNORE)
             .collect();
-        if let (Some(_), false) = (&self.idx.nsp, rows.is_empty()) {
+        if !rows.is_empty() {
             let cls_rows: Vec<usize> = rows.iter().map(|&b| b * inp.seq).collect();
             let targets: Vec<i32> = rows.iter().map(|&b| nsp_labels[b]).collect();
             let g = grads.as_mut().map(|(g, _, s)| (&mut **g, *s));
