@@ -1,7 +1,9 @@
 //! The `primer` command-line tool: a thin layer that parses arguments and calls the library.
 
 mod bert_use;
+mod finetune;
 mod generate;
+mod plot;
 mod pretrain;
 mod quickstart;
 
@@ -35,6 +37,14 @@ enum Command {
     FillMask(bert_use::FillMaskArgs),
     /// Sentence embeddings from a BERT directory (mean or [CLS] pooling).
     Embed(bert_use::EmbedArgs),
+    /// Fine-tune a model on labelled data: classify, ner, qa or intent-slot.
+    Finetune(Box<finetune::FinetuneArgs>),
+    /// Score a fine-tuned model on another split (metrics as JSON).
+    Eval(finetune::EvalArgs),
+    /// Predictions of a fine-tuned model on texts.
+    Predict(finetune::PredictArgs),
+    /// Chart the dev metric of several fine-tuning runs against their training-set size.
+    Plot(plot::PlotArgs),
     /// Benchmarks against the PyTorch references in scripts/.
     #[command(subcommand)]
     Bench(Bench),
@@ -55,6 +65,22 @@ enum Bench {
     /// BERT pretraining throughput on the workload of scripts/torch_bert_train.py.
     BertTrain {
         #[arg(long, default_value_t = 20)]
+        steps: usize,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+    },
+    /// Classification fine-tuning throughput of a BERT checkpoint, as scripts/torch_finetune_bench.py measures it.
+    Finetune {
+        #[arg(long)]
+        model: std::path::PathBuf,
+        /// TSV with `sentence` and `label` columns (e.g. SST-2's train.tsv); its first rows are used.
+        #[arg(long)]
+        data: std::path::PathBuf,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 128)]
+        max_len: usize,
+        #[arg(long, default_value_t = 30)]
         steps: usize,
         #[arg(long, default_value_t = 3)]
         warmup: usize,
@@ -88,6 +114,10 @@ fn main() -> Result<()> {
         Command::Generate(a) => generate::run(a),
         Command::FillMask(a) => bert_use::fill(a),
         Command::Embed(a) => bert_use::embed_texts(a),
+        Command::Finetune(a) => finetune::run_finetune(*a),
+        Command::Eval(a) => finetune::run_eval(a),
+        Command::Predict(a) => finetune::run_predict(a),
+        Command::Plot(a) => plot::run(a),
         Command::Bench(Bench::Train {
             preset,
             steps,
@@ -98,6 +128,23 @@ fn main() -> Result<()> {
         }
         Command::Bench(Bench::BertTrain { steps, warmup }) => {
             print_bench(&primer::bench::bert::train(steps, warmup)?);
+            Ok(())
+        }
+        Command::Bench(Bench::Finetune {
+            model,
+            data,
+            batch,
+            max_len,
+            steps,
+            warmup,
+        }) => {
+            let r = primer::bench::finetune::train(&model, &data, batch, max_len, steps, warmup)?;
+            print_bench(&r);
+            println!(
+                "{}",
+                serde_json::json!({"tokens_per_s": r.tokens_per_s, "median_step_ms": r.median_step_ms,
+                                   "peak_rss_mib": r.peak_rss_mib})
+            );
             Ok(())
         }
         Command::Bench(Bench::BertInfer {

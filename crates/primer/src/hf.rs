@@ -1,12 +1,12 @@
 //! Hugging Face model directories: `config.json` and `model.safetensors`, read into and written from a flat
 //! parameter buffer whose tensor names are Hugging Face's.
 
-use crate::engine::params::ParamLayout;
+use crate::engine::params::{ParamLayout, ParamSpec};
 use crate::error::{Error, Result};
 use crate::train::atomic::write_atomic;
 use safetensors::{Dtype, SafeTensors};
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// Reads and parses a JSON config; a missing field or a type error names the file, field, line and column.
@@ -178,26 +178,45 @@ impl TensorFile {
         rename: &dyn Fn(&str) -> Vec<String>,
     ) -> Result<()> {
         for spec in layout.specs() {
-            let candidates = rename(&spec.name);
-            let Some(found) = candidates.iter().find(|n| self.contains(n)) else {
+            if !self.load_spec(spec, params, rename)? {
                 return Err(Error::format(
                     &self.path,
                     format!("checkpoint is missing tensor `{}`", spec.name),
                 ));
-            };
-            let (data, shape) = self.get_f32(found)?;
-            if shape != spec.shape {
-                return Err(Error::format(
-                    &self.path,
-                    format!(
-                        "tensor `{found}` has shape {shape:?}; the config implies {:?}",
-                        spec.shape
-                    ),
-                ));
             }
-            params[spec.range()].copy_from_slice(&data);
         }
         Ok(())
+    }
+
+    /// Copies the first of `rename(spec.name)` the file has into `spec`'s range of `params`; `false` when the
+    /// file has none of them. A shape differing from the spec's is an error naming the tensor.
+    pub fn load_spec(
+        &self,
+        spec: &ParamSpec,
+        params: &mut [f32],
+        rename: &dyn Fn(&str) -> Vec<String>,
+    ) -> Result<bool> {
+        let candidates = rename(&spec.name);
+        let Some(found) = candidates.iter().find(|n| self.contains(n)) else {
+            return Ok(false);
+        };
+        let (data, shape) = self.get_f32(found)?;
+        if shape != spec.shape {
+            return Err(Error::format(
+                &self.path,
+                format!(
+                    "tensor `{found}` has shape {shape:?}; the config implies {:?}",
+                    spec.shape
+                ),
+            ));
+        }
+        params[spec.range()].copy_from_slice(&data);
+        Ok(true)
+    }
+
+    /// The file's path, for error messages.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -216,6 +235,21 @@ fn f16_to_f32(h: u16) -> f32 {
         (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
     };
     f32::from_bits(bits)
+}
+
+/// Hugging Face's `id2label` (ids as strings) and `label2id` maps of the label names `names`.
+pub fn label_maps(names: &[String]) -> (BTreeMap<String, String>, BTreeMap<String, usize>) {
+    let id2label = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i.to_string(), n.clone()))
+        .collect();
+    let label2id = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), i))
+        .collect();
+    (id2label, label2id)
 }
 
 #[cfg(test)]

@@ -19,3 +19,42 @@ pub(crate) fn file_names(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Checks, for every tensor of `layout`, its largest gradient entry in `g` and one at random against central
+/// differences (step `h`) of `loss`, the loss as a function of the whole parameter vector `params`: the error
+/// must stay within 3e-3 + 5 % of the numeric value. `what` names the case in failures.
+pub(crate) fn check_gradients(
+    layout: &crate::engine::params::ParamLayout,
+    params: &[f32],
+    g: &[f32],
+    h: f32,
+    loss: &dyn Fn(&[f32]) -> f64,
+    what: &str,
+) {
+    let mut rng = crate::engine::rng::Rng::new(1);
+    let mut p = params.to_vec();
+    for spec in layout.specs() {
+        let r = spec.range();
+        let biggest = r
+            .clone()
+            .max_by(|&i, &j| g[i].abs().total_cmp(&g[j].abs()))
+            .unwrap();
+        let random = r.start + rng.below(r.len() as u64) as usize;
+        for i in [biggest, random] {
+            p[i] = params[i] + h;
+            let up = loss(&p);
+            p[i] = params[i] - h;
+            let down = loss(&p);
+            p[i] = params[i];
+            let num = (up - down) / (2.0 * h as f64);
+            let err = (g[i] as f64 - num).abs();
+            assert!(
+                err <= 3e-3 + 0.05 * num.abs(),
+                "{what}: {}[{}]: analytic {} vs numeric {num}",
+                spec.name,
+                i - r.start,
+                g[i]
+            );
+        }
+    }
+}

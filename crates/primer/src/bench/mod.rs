@@ -2,6 +2,7 @@
 //! machine, so the two can be compared as a ratio.
 
 pub mod bert;
+pub mod finetune;
 pub mod gpt;
 
 /// Result of a benchmark run.

@@ -15,6 +15,9 @@ pub struct BertEncoder {
     pad: u32,
 }
 
+/// Byte spans `[start, end)` in a text, one per token.
+pub type Offsets = Vec<(usize, usize)>;
+
 /// Token ids and segment ids of one sequence.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Encoded {
@@ -82,6 +85,38 @@ impl BertEncoder {
 
     pub fn pad_id(&self) -> u32 {
         self.pad
+    }
+
+    pub fn cls_id(&self) -> u32 {
+        self.cls
+    }
+
+    pub fn sep_id(&self) -> u32 {
+        self.sep
+    }
+
+    /// The pieces of pre-split `words` (no special tokens) and, for each piece, the index of its word. Each word
+    /// is tokenized on its own, as BERT's token-classification recipe does.
+    pub fn word_pieces(&self, words: &[&str]) -> Result<(Vec<u32>, Vec<usize>)> {
+        let enc = self
+            .inner
+            .encode(words, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let word_of = enc
+            .get_word_ids()
+            .iter()
+            .map(|w| w.map_or(0, |w| w as usize))
+            .collect();
+        Ok((enc.get_ids().to_vec(), word_of))
+    }
+
+    /// The pieces of `text` (no special tokens) with the byte span in `text` each comes from.
+    pub fn pieces_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Offsets)> {
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
     }
 }
 

@@ -8,7 +8,10 @@
 //! checkpoint but adjacent in the flat buffer, so one `[3C, C]` product computes them. The masked-LM head runs
 //! only on the labelled positions (about 15 % of tokens), never on the whole `[tokens, vocab]` matrix.
 
-use super::common::{branch_grad, head_chunk, layer, layer_mut, residual_branch, DropSeeds};
+use super::common::{
+    branch_grad, gather_rows, head_chunk, layer, layer_mut, residual_branch, scatter_add_rows,
+    DropSeeds,
+};
 use crate::engine::attention::{self, View};
 use crate::engine::gelu::{self, Gelu};
 use crate::engine::matmul::{self, Dims, Layout};
@@ -18,6 +21,7 @@ use crate::engine::{dropout, embedding, layernorm, tanh, xent};
 use crate::error::{Error, Result};
 use crate::hf::{self, TensorFile};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 
@@ -58,6 +62,11 @@ pub struct BertConfig {
     pub model_type: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub architectures: Vec<String>,
+    /// Label names of a fine-tuned classifier, by id (Hugging Face's fields; the keys are ids as strings).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub id2label: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub label2id: BTreeMap<String, usize>,
 }
 
 fn d_vocab() -> usize {
@@ -127,6 +136,8 @@ impl BertConfig {
             tie_word_embeddings: true,
             model_type: d_model_type(),
             architectures: Vec::new(),
+            id2label: BTreeMap::new(),
+            label2id: BTreeMap::new(),
         }
     }
 
@@ -449,6 +460,41 @@ impl Bert {
         let mut model = Bert::zeros(config, heads)?;
         file.load_into(&model.layout, &mut model.params, &checkpoint_names)?;
         Ok(model)
+    }
+
+    /// Loads the encoder in `dir` (which must be complete) with the heads `heads` asks for: heads the checkpoint
+    /// has are loaded, the others (a pooler missing from a `BertForMaskedLM`, say) start from BERT's
+    /// initialisation with `seed` and are listed in the second value. Heads the file has beyond `heads` are left out.
+    pub fn load_with(dir: &Path, heads: Heads, seed: u64) -> Result<(Bert, Vec<String>)> {
+        let cfg_path = dir.join("config.json");
+        let config: BertConfig = hf::read_config(&cfg_path)?;
+        config
+            .validate()
+            .map_err(|e| Error::format(&cfg_path, e.to_string()))?;
+        let mut model = Bert::new(config, heads, seed)?;
+        let file = TensorFile::open(&dir.join("model.safetensors"))?;
+        let mut fresh = Vec::new();
+        for spec in model.layout.specs() {
+            let loaded = file.load_spec(spec, &mut model.params, &checkpoint_names)?;
+            if !loaded {
+                if !(spec.name.starts_with("bert.pooler") || spec.name.starts_with("cls.")) {
+                    return Err(Error::format(
+                        file.path(),
+                        format!("checkpoint is missing tensor `{}`", spec.name),
+                    ));
+                }
+                fresh.push(spec.name.clone());
+            }
+        }
+        Ok((model, fresh))
+    }
+
+    /// Appends a zero tensor `name` of `shape` to the parameter buffer (a fine-tuning head's weights) and returns
+    /// its range. It is saved with the model; the encoder's forward and backward ignore it.
+    pub fn push_tensor(&mut self, name: &str, shape: &[usize]) -> Range<usize> {
+        let r = self.layout.push(name, shape);
+        self.params.resize(self.layout.total(), 0.0);
+        r
     }
 
     /// Writes `config.json` and `model.safetensors` into `dir` (atomically, file by file), under
@@ -1184,7 +1230,7 @@ impl Bert {
         targets: &[i32],
         grads: Option<(&mut [f32], f32)>,
     ) -> (f64, usize, Option<Vec<f32>>) {
-        let (Some((pw, pb)), Some((nw, nb))) = (&self.idx.pooler, &self.idx.nsp) else {
+        let (Some(_), Some((nw, nb))) = (&self.idx.pooler, &self.idx.nsp) else {
             return (0.0, 0, None);
         };
         let (c, m, p) = (self.config.hidden_size, rows.len(), &self.params);
@@ -1218,20 +1264,7 @@ impl Bert {
             &p[nw.clone()],
             self.lin(m, c, 2),
         );
-        let mut dpre = vec![0.0; m * c];
-        tanh::backward(&mut dpre, &pooled, &dpooled);
-        let mut dxc = vec![0.0; m * c];
-        let (dw, db) = split2(g, pw.clone(), pb.clone());
-        matmul::backward(
-            Some(&mut dxc),
-            false,
-            dw,
-            Some(db),
-            &dpre,
-            &xc,
-            &p[pw.clone()],
-            self.lin(m, c, c),
-        );
+        let dxc = self.pooler_backward(g, &xc, &pooled, &dpooled);
         (sum, correct, Some(dxc))
     }
 
@@ -1294,6 +1327,95 @@ impl Bert {
     }
 }
 
+/// Hooks for fine-tuning heads: the encoder's forward and backward, and the pooler's.
+impl Bert {
+    /// Final hidden states (`[B·T, C]`) of `inp`, keeping in `a` what [`Bert::encode_backward`] needs.
+    /// `train_seed` turns dropout on (training); `None` is eval mode.
+    pub fn encode<'a>(
+        &self,
+        a: &'a mut BertActs,
+        inp: &BertInput,
+        train_seed: Option<u64>,
+    ) -> Result<&'a [f32]> {
+        self.check_input(inp)?;
+        a.fits(inp)?;
+        if train_seed.is_some() && a.dx.is_empty() {
+            return Err(Error::Config(
+                "activations were allocated for inference, not training".into(),
+            ));
+        }
+        self.forward_encoder(a, inp, DropSeeds(train_seed));
+        Ok(a.hidden(self.config.num_hidden_layers, self.config.hidden_size))
+    }
+
+    /// Backpropagates `dhidden` (the gradient of [`Bert::encode`]'s output) through the encoder, adding the
+    /// parameter gradients into `grads`. `train_seed` must be the forward pass's.
+    pub fn encode_backward(
+        &self,
+        a: &mut BertActs,
+        inp: &BertInput,
+        dhidden: &[f32],
+        grads: &mut [f32],
+        train_seed: Option<u64>,
+    ) -> Result<()> {
+        a.fits(inp)?;
+        if a.dx.len() != dhidden.len() || grads.len() != self.params.len() {
+            return Err(Error::Config(format!(
+                "encoder backward given {} hidden gradients and {} parameter gradients; expected {} and {}",
+                dhidden.len(),
+                grads.len(),
+                a.dx.len(),
+                self.params.len()
+            )));
+        }
+        a.dx.copy_from_slice(dhidden);
+        self.backward_encoder(a, inp, grads, DropSeeds(train_seed));
+        Ok(())
+    }
+
+    /// The pooler, `tanh(x·Wᵀ + b)`, of `[rows, C]` first-token states.
+    pub fn pooler_forward(&self, x: &[f32]) -> Result<Vec<f32>> {
+        if self.idx.pooler.is_none() {
+            return Err(Error::Config(
+                "this checkpoint has no pooler (bert.pooler.*)".into(),
+            ));
+        }
+        let mut out = vec![0.0; x.len()];
+        self.pool(&mut out, x);
+        Ok(out)
+    }
+
+    /// Backward of the pooler given its input `x`, output `pooled` and output gradient `dpooled`: adds the
+    /// pooler's parameter gradients into `grads` and returns the gradient of `x` (zero without a pooler).
+    pub fn pooler_backward(
+        &self,
+        grads: &mut [f32],
+        x: &[f32],
+        pooled: &[f32],
+        dpooled: &[f32],
+    ) -> Vec<f32> {
+        let mut dx = vec![0.0; x.len()];
+        let Some((pw, pb)) = &self.idx.pooler else {
+            return dx;
+        };
+        let c = self.config.hidden_size;
+        let mut dpre = vec![0.0; x.len()];
+        tanh::backward(&mut dpre, pooled, dpooled);
+        let (dw, db) = split2(grads, pw.clone(), pb.clone());
+        matmul::backward(
+            Some(&mut dx),
+            false,
+            dw,
+            Some(db),
+            &dpre,
+            x,
+            &self.params[pw.clone()],
+            self.lin(x.len() / c, c, c),
+        );
+        dx
+    }
+}
+
 /// What the MLM transform's backward needs: dense output, GELU output, LayerNorm output and statistics.
 struct MlmTransform {
     pre: Vec<f32>,
@@ -1301,25 +1423,6 @@ struct MlmTransform {
     out: Vec<f32>,
     mean: Vec<f32>,
     rstd: Vec<f32>,
-}
-
-/// Copies rows `rows` of a `[_, c]` matrix into a new `[rows.len(), c]` one.
-fn gather_rows(x: &[f32], rows: &[usize], c: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows.len() * c);
-    for &r in rows {
-        out.extend_from_slice(&x[r * c..(r + 1) * c]);
-    }
-    out
-}
-
-/// Adds row `i` of `src` to row `rows[i]` of `dst`.
-fn scatter_add_rows(dst: &mut [f32], src: &[f32], rows: &[usize], c: usize) {
-    for (s, &r) in src.chunks_exact(c).zip(rows) {
-        dst[r * c..(r + 1) * c]
-            .iter_mut()
-            .zip(s)
-            .for_each(|(d, s)| *d += s);
-    }
 }
 
 /// Rows of `logits` whose arg-max is their (non-ignored) target.
@@ -1477,32 +1580,13 @@ mod tests {
             let m = tiny(dropout);
             let b = batch();
             let (_, g) = loss_and_grad(&m, &b, 5);
-            let mut rng = Rng::new(1);
-            for spec in m.layout.specs() {
-                let r = spec.range();
-                let biggest = r
-                    .clone()
-                    .max_by(|&i, &j| g[i].abs().total_cmp(&g[j].abs()))
-                    .unwrap();
-                let random = r.start + rng.below(r.len() as u64) as usize;
-                for i in [biggest, random] {
-                    let h = 1e-2;
-                    let mut mp = m.clone();
-                    mp.params[i] += h;
-                    let up = loss_and_grad(&mp, &b, 5).0;
-                    mp.params[i] -= 2.0 * h;
-                    let down = loss_and_grad(&mp, &b, 5).0;
-                    let num = (up - down) / (2.0 * h as f64);
-                    let err = (g[i] as f64 - num).abs();
-                    assert!(
-                        err <= 3e-3 + 0.05 * num.abs(),
-                        "dropout {dropout}: {}[{}]: analytic {} vs numeric {num}",
-                        spec.name,
-                        i - r.start,
-                        g[i]
-                    );
-                }
-            }
+            let loss = |p: &[f32]| {
+                let mut mp = m.clone();
+                mp.params.copy_from_slice(p);
+                loss_and_grad(&mp, &b, 5).0
+            };
+            let what = format!("dropout {dropout}");
+            crate::testutil::check_gradients(&m.layout, &m.params, &g, 1e-2, &loss, &what);
         }
     }
 

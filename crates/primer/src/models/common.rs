@@ -77,3 +77,22 @@ pub(crate) fn branch_grad<'a>(
         }
     }
 }
+
+/// Copies rows `rows` of a `[_, c]` matrix into a new `[rows.len(), c]` one.
+pub fn gather_rows(x: &[f32], rows: &[usize], c: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows.len() * c);
+    for &r in rows {
+        out.extend_from_slice(&x[r * c..(r + 1) * c]);
+    }
+    out
+}
+
+/// Adds row `i` of `src` to row `rows[i]` of `dst`.
+pub fn scatter_add_rows(dst: &mut [f32], src: &[f32], rows: &[usize], c: usize) {
+    for (s, &r) in src.chunks_exact(c).zip(rows) {
+        dst[r * c..(r + 1) * c]
+            .iter_mut()
+            .zip(s)
+            .for_each(|(d, s)| *d += s);
+    }
+}

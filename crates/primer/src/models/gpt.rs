@@ -15,6 +15,7 @@ use crate::engine::{dropout, embedding, layernorm, xent};
 use crate::error::{Error, Result};
 use crate::hf::{self, TensorFile};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 
@@ -54,6 +55,11 @@ pub struct GptConfig {
     pub model_type: String,
     #[serde(default = "default_architectures")]
     pub architectures: Vec<String>,
+    /// Label names of a fine-tuned classifier, by id (Hugging Face's fields; the keys are ids as strings).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub id2label: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub label2id: BTreeMap<String, usize>,
 }
 
 fn default_activation() -> String {
@@ -106,6 +112,8 @@ impl GptConfig {
             scale_attn_by_inverse_layer_idx: false,
             model_type: default_model_type(),
             architectures: default_architectures(),
+            id2label: BTreeMap::new(),
+            label2id: BTreeMap::new(),
         }
     }
 
@@ -550,6 +558,51 @@ impl Gpt {
         let (sum, count) = self.head_loss(a, targets, Some((grads, grad_scale)));
         self.backward_blocks(a, ids, grads, DropSeeds(seed));
         Ok(sum / count.max(1) as f64)
+    }
+
+    /// Final hidden states (after `ln_f`, `[B·T, C]`) of `ids`, for a task head; `train_seed` turns dropout on.
+    pub fn encode<'a>(
+        &self,
+        a: &'a mut GptActs,
+        ids: &[u32],
+        train_seed: Option<u64>,
+    ) -> Result<&'a [f32]> {
+        let targets = vec![xent::IGNORE; ids.len()];
+        self.check_batch(a, ids, &targets)?;
+        self.forward_hidden(a, ids, train_seed);
+        Ok(&a.lnf_out)
+    }
+
+    /// Backpropagates `dhidden` (the gradient of [`Gpt::encode`]'s output) through the blocks and embeddings,
+    /// adding the parameter gradients into `grads`. `train_seed` must be the forward pass's.
+    pub fn encode_backward(
+        &self,
+        a: &mut GptActs,
+        ids: &[u32],
+        dhidden: &[f32],
+        grads: &mut [f32],
+        train_seed: Option<u64>,
+    ) -> Result<()> {
+        if dhidden.len() != a.dln.len() || grads.len() != self.params.len() {
+            return Err(Error::Config(format!(
+                "GPT backward given {} hidden gradients and {} parameter gradients; expected {} and {}",
+                dhidden.len(),
+                grads.len(),
+                a.dln.len(),
+                self.params.len()
+            )));
+        }
+        a.dln.copy_from_slice(dhidden);
+        self.backward_blocks(a, ids, grads, DropSeeds(train_seed));
+        Ok(())
+    }
+
+    /// Appends a zero tensor `name` of `shape` to the parameter buffer (a fine-tuning head's weights) and returns
+    /// its range. It is saved with the model; the language model ignores it.
+    pub fn push_tensor(&mut self, name: &str, shape: &[usize]) -> Range<usize> {
+        let r = self.layout.push(name, shape);
+        self.params.resize(self.layout.total(), 0.0);
+        r
     }
 
     /// Chunked head + cross-entropy. With `grads`, also backpropagates through the head into `a.dln`

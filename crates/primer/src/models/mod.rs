@@ -2,5 +2,5 @@
 //! Hugging Face tensor names, forward and backward passes.
 
 pub mod bert;
-mod common;
+pub(crate) mod common;
 pub mod gpt;

@@ -1,7 +1,7 @@
 //! Training: the pretraining loops, learning-rate schedule, checkpoints, metrics logs and crash-safe writes.
 
 pub mod atomic;
-mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod metrics;
 pub mod pretrain_bert;
 pub mod pretrain_gpt;

@@ -1,0 +1,297 @@
+//! `primer finetune`, `primer eval` and `primer predict`: train a task head on labelled data, score a fine-tuned
+//! model on another split, and use it on raw text.
+
+use anyhow::{bail, Context, Result};
+use primer::finetune::data::{prepare, Split};
+use primer::finetune::evaluate::{run, score};
+use primer::finetune::load::load_finetuned;
+use primer::finetune::model::Task;
+use primer::finetune::predict::{predict, Prediction};
+use primer::finetune::train::{describe, finetune, FinetuneConfig, Splits};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::ValueEnum, Clone, Copy)]
+pub enum TaskArg {
+    Classify,
+    Ner,
+    Qa,
+    IntentSlot,
+}
+
+impl From<TaskArg> for Task {
+    fn from(t: TaskArg) -> Task {
+        match t {
+            TaskArg::Classify => Task::Classify,
+            TaskArg::Ner => Task::Ner,
+            TaskArg::Qa => Task::Qa,
+            TaskArg::IntentSlot => Task::IntentSlot,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct FinetuneArgs {
+    /// classify (TSV/CSV/JSONL), ner (CoNLL), qa (SQuAD v1.1 JSON) or intent-slot (JointBERT directory).
+    #[arg(value_enum)]
+    task: TaskArg,
+    /// Starting model: a primer or Hugging Face BERT / GPT-2 directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Output directory (best model, metrics.jsonl, curves.png, eval.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// Training data: a file, or for intent-slot a split directory (…/train with seq.in, seq.out, label).
+    #[arg(long)]
+    train: PathBuf,
+    /// Dev data, evaluated after each epoch (picks the best epoch).
+    #[arg(long)]
+    dev: PathBuf,
+    /// Test data, evaluated once with the best model at the end.
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// qa: articles of the training file to use, `FIRST:END` (end exclusive, file order).
+    #[arg(long)]
+    train_articles: Option<String>,
+    /// qa: articles of the dev file to use.
+    #[arg(long)]
+    dev_articles: Option<String>,
+    /// qa: articles of the test file to use.
+    #[arg(long)]
+    test_articles: Option<String>,
+    /// Fresh weights of the starting model's shape (same config and tokenizer), for pretrained-vs-scratch.
+    #[arg(long)]
+    from_scratch: bool,
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    #[arg(long, default_value_t = 5e-5)]
+    lr: f32,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Longest input in tokens (default 128; 384 for qa). Batches are padded to their longest sequence only.
+    #[arg(long)]
+    max_len: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Use only the first N training examples (data-efficiency runs).
+    #[arg(long)]
+    train_limit: Option<usize>,
+    #[arg(long, default_value_t = 0.1)]
+    warmup_ratio: f32,
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f32,
+    #[arg(long, default_value_t = 1.0)]
+    grad_clip: f32,
+    /// Stop after this many epochs without a better dev metric (0: never stop early).
+    #[arg(long, default_value_t = 2)]
+    patience: usize,
+    /// intent-slot: weight of the intent loss; the slot loss gets 1 − α.
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f32,
+    /// qa: tokens shared by consecutive windows of a long context.
+    #[arg(long, default_value_t = 128)]
+    doc_stride: usize,
+    /// qa: longest answer considered, in tokens.
+    #[arg(long, default_value_t = 30)]
+    max_answer_len: usize,
+    /// qa: questions are cut to this many tokens.
+    #[arg(long, default_value_t = 64)]
+    max_query_len: usize,
+    /// classify: column with the text.
+    #[arg(long, default_value = "sentence")]
+    text_column: String,
+    /// classify: column with the second text of a pair.
+    #[arg(long)]
+    text_pair_column: Option<String>,
+    /// classify: column with the label.
+    #[arg(long, default_value = "label")]
+    label_column: String,
+    /// Batches in random order of examples instead of grouped by length.
+    #[arg(long)]
+    no_group_by_length: bool,
+    /// Continue the run in --out after its last finished epoch.
+    #[arg(long)]
+    resume: bool,
+    /// End this invocation after this many epochs in all (the schedule still follows --epochs); continue later
+    /// with --resume.
+    #[arg(long)]
+    stop_after_epochs: Option<usize>,
+}
+
+/// `A:B` → `A..B`.
+fn parse_range(s: &str) -> Result<Range<usize>> {
+    let (a, b) = s
+        .split_once(':')
+        .with_context(|| format!("article range {s:?} is not FIRST:END"))?;
+    let (a, b): (usize, usize) = (a.trim().parse()?, b.trim().parse()?);
+    if a >= b {
+        bail!("article range {s:?} is empty");
+    }
+    Ok(a..b)
+}
+
+/// A split: for intent-slot a JointBERT split directory is turned into (data directory, split name).
+fn split(task: Task, path: &Path, articles: Option<&String>) -> Result<Split> {
+    let mut s = Split::file(path);
+    if task == Task::IntentSlot {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{}: not a JointBERT split directory", path.display()))?;
+        s.joint_split = Some(name.to_string());
+        s.path = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+    }
+    s.articles = articles.map(|a| parse_range(a)).transpose()?;
+    Ok(s)
+}
+
+pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
+    let task: Task = a.task.into();
+    let mut cfg = FinetuneConfig::new(task);
+    cfg.epochs = a.epochs;
+    cfg.lr = a.lr;
+    cfg.batch_size = a.batch_size;
+    cfg.max_len = a.max_len.unwrap_or(cfg.max_len);
+    cfg.seed = a.seed;
+    cfg.train_limit = a.train_limit;
+    cfg.warmup_ratio = a.warmup_ratio;
+    cfg.weight_decay = a.weight_decay;
+    cfg.grad_clip = a.grad_clip;
+    cfg.patience = a.patience;
+    cfg.from_scratch = a.from_scratch;
+    cfg.alpha = a.alpha;
+    cfg.doc_stride = a.doc_stride;
+    cfg.max_answer_len = a.max_answer_len;
+    cfg.max_query_len = a.max_query_len;
+    cfg.text_column = a.text_column;
+    cfg.pair_column = a.text_pair_column;
+    cfg.label_column = a.label_column;
+    cfg.group_by_length = !a.no_group_by_length;
+    cfg.stop_after_epochs = a.stop_after_epochs;
+    let train = split(task, &a.train, a.train_articles.as_ref())?;
+    let dev = split(task, &a.dev, a.dev_articles.as_ref())?;
+    let test = a
+        .test
+        .as_ref()
+        .map(|t| split(task, t, a.test_articles.as_ref()))
+        .transpose()?;
+    let splits = Splits {
+        train: &train,
+        dev: &dev,
+        test: test.as_ref(),
+    };
+    let s = finetune(&a.model, &a.out, &splits, &cfg, a.resume)?;
+    println!(
+        "best epoch {} of {}: dev {}",
+        s.best_epoch,
+        s.epochs_run,
+        describe(&s.dev)
+    );
+    if let Some(t) = &s.test {
+        println!("test {}", describe(t));
+    }
+    println!(
+        "{:.0} tokens/s, {:.0} s; model, metrics.jsonl, curves.png and eval.json in {}",
+        s.tokens_per_sec,
+        s.elapsed_s,
+        a.out.display()
+    );
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// A directory written by `primer finetune`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Data in the task's format (intent-slot: a split directory).
+    #[arg(long)]
+    data: PathBuf,
+    /// qa: articles to use, `FIRST:END`.
+    #[arg(long)]
+    articles: Option<String>,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+}
+
+pub fn run_eval(a: EvalArgs) -> Result<()> {
+    let (model, info, enc) = load_finetuned(&a.model)?;
+    let s = split(info.task, &a.data, a.articles.as_ref())?;
+    let prep = prepare(&enc, &info, &s, None, false)?;
+    let outs = run(&model, &enc, &prep.features, a.batch_size)?;
+    println!("{}", serde_json::to_string(&score(&info, &prep, &outs))?);
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    /// A directory written by `primer finetune`.
+    #[arg(long)]
+    model: PathBuf,
+    /// qa: the passage the questions are about.
+    #[arg(long)]
+    context: Option<String>,
+    /// One JSON object per text instead of a readable line.
+    #[arg(long)]
+    json: bool,
+    /// Texts (classify pairs as `A ||| B`; qa: questions).
+    #[arg(required = true)]
+    texts: Vec<String>,
+}
+
+pub fn run_predict(a: PredictArgs) -> Result<()> {
+    let (model, info, enc) = load_finetuned(&a.model)?;
+    for p in predict(&model, &info, &enc, &a.texts, a.context.as_deref())? {
+        if a.json {
+            println!("{}", serde_json::to_string(&p)?);
+            continue;
+        }
+        let spans = |v: &[primer::finetune::predict::Span]| {
+            v.iter()
+                .map(|s| format!("{} \"{}\" [{}, {})", s.label, s.text, s.start, s.end))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        match p {
+            Prediction::Class {
+                text,
+                label,
+                probabilities,
+            } => {
+                let probs: Vec<String> = probabilities
+                    .iter()
+                    .map(|(l, p)| format!("{l} {p:.3}"))
+                    .collect();
+                println!("{label}\t{}\t{text}", probs.join(" | "));
+            }
+            Prediction::Entities { text, entities } => {
+                println!("{text}\n  {}", spans(&entities));
+            }
+            Prediction::Answer {
+                question,
+                answer,
+                probability,
+            } => {
+                println!(
+                    "{question}\n  \"{}\" [{}, {}) p={probability:.3}",
+                    answer.text, answer.start, answer.end
+                );
+            }
+            Prediction::Intent {
+                text,
+                intent,
+                probability,
+                slots,
+            } => {
+                println!(
+                    "{text}\n  intent {intent} p={probability:.3}; {}",
+                    spans(&slots)
+                );
+            }
+        }
+    }
+    Ok(())
+}

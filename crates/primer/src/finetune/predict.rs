@@ -1,0 +1,207 @@
+//! Predictions of a fine-tuned model on raw text: a label with probabilities (classify), entities with
+//! character spans (ner), an answer span with its probability (qa), an intent with slot values (intent-slot).
+//! Raw text is split into words the way BERT's pre-tokenizer splits it (whitespace, and punctuation apart).
+
+use super::data::TaskInfo;
+use super::evaluate::{best_span, run, word_tags, Outputs};
+use super::features::{Feature, TextEncoder};
+use super::model::{Task, TaskModel};
+use crate::engine::xent::{argmax, IGNORE};
+use crate::error::{Error, Result};
+use crate::tasks::datasets::QaExample;
+use crate::tasks::metrics::chunks;
+use serde::Serialize;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+
+/// A labelled span of the input, in characters (`end` exclusive).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Span {
+    pub label: String,
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// One prediction.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Prediction {
+    Class {
+        text: String,
+        label: String,
+        /// (label, probability), most likely first.
+        probabilities: Vec<(String, f32)>,
+    },
+    Entities {
+        text: String,
+        entities: Vec<Span>,
+    },
+    Answer {
+        question: String,
+        answer: Span,
+        probability: f32,
+    },
+    Intent {
+        text: String,
+        intent: String,
+        probability: f32,
+        slots: Vec<Span>,
+    },
+}
+
+/// Softmax of a row.
+fn softmax(row: &[f32]) -> Vec<f32> {
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = row.iter().map(|v| (v - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
+/// Words of `text` with their character spans, split as BERT's pre-tokenizer splits.
+pub fn split_words(text: &str) -> Result<Vec<(String, usize, usize)>> {
+    let mut pre = PreTokenizedString::from(text);
+    BertPreTokenizer
+        .pre_tokenize(&mut pre)
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    Ok(pre
+        .get_splits(OffsetReferential::Original, OffsetType::Char)
+        .into_iter()
+        .map(|(w, (a, b), _)| (w.to_string(), a, b))
+        .collect())
+}
+
+/// Entity spans (in characters of `text`) of word-level BIO `tags` over `words`.
+fn spans(text: &str, words: &[(String, usize, usize)], tags: &[String]) -> Vec<Span> {
+    let chars: Vec<char> = text.chars().collect();
+    chunks(tags)
+        .into_iter()
+        .map(|(label, w0, w1)| {
+            let (start, end) = (words[w0].1, words[w1 - 1].2);
+            Span {
+                label,
+                text: chars[start..end].iter().collect(),
+                start,
+                end,
+            }
+        })
+        .collect()
+}
+
+/// Predictions for `texts` (classify: `A ||| B` for a pair; qa: the texts are questions about `context`).
+pub fn predict(
+    model: &TaskModel,
+    info: &TaskInfo,
+    enc: &TextEncoder,
+    texts: &[String],
+    context: Option<&str>,
+) -> Result<Vec<Prediction>> {
+    match info.task {
+        Task::Classify => {
+            let feats = texts
+                .iter()
+                .map(|t| {
+                    let (a, b) = match t.split_once("|||") {
+                        Some((a, b)) => (a.trim(), Some(b.trim())),
+                        None => (t.as_str(), None),
+                    };
+                    enc.classify(a, b, IGNORE, info.max_len, &|| format!("text {t:?}"))
+                })
+                .collect::<Result<Vec<Feature>>>()?;
+            let outs = run(model, enc, &feats, 32)?;
+            Ok(texts
+                .iter()
+                .zip(&outs)
+                .map(|(t, o)| {
+                    let p = softmax(&o.seq);
+                    let mut probs: Vec<(String, f32)> =
+                        info.labels.iter().cloned().zip(p).collect();
+                    probs.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    Prediction::Class {
+                        text: t.clone(),
+                        label: probs[0].0.clone(),
+                        probabilities: probs,
+                    }
+                })
+                .collect())
+        }
+        Task::Ner | Task::IntentSlot => {
+            let words = texts
+                .iter()
+                .map(|t| split_words(t))
+                .collect::<Result<Vec<_>>>()?;
+            let feats = words
+                .iter()
+                .map(|w| {
+                    let ws: Vec<String> = w.iter().map(|x| x.0.clone()).collect();
+                    enc.tag(&ws, &[], IGNORE, info.max_len)
+                })
+                .collect::<Result<Vec<Feature>>>()?;
+            let outs = run(model, enc, &feats, 32)?;
+            let tag_names = if info.task == Task::Ner {
+                &info.labels
+            } else {
+                &info.slot_labels
+            };
+            Ok(texts
+                .iter()
+                .zip(&words)
+                .zip(feats.iter().zip(&outs))
+                .map(|((t, w), (f, o))| {
+                    let tags = word_tags(f, &o.tok, tag_names);
+                    let entities = spans(t, w, &tags);
+                    if info.task == Task::Ner {
+                        Prediction::Entities {
+                            text: t.clone(),
+                            entities,
+                        }
+                    } else {
+                        let p = softmax(&o.seq);
+                        let i = argmax(&p);
+                        Prediction::Intent {
+                            text: t.clone(),
+                            intent: info.labels[i].clone(),
+                            probability: p[i],
+                            slots: entities,
+                        }
+                    }
+                })
+                .collect())
+        }
+        Task::Qa => {
+            let Some(context) = context else {
+                return Err(Error::Config("question answering needs --context".into()));
+            };
+            let mut out = Vec::new();
+            for (i, q) in texts.iter().enumerate() {
+                let ex = QaExample {
+                    id: i.to_string(),
+                    article: 0,
+                    question: q.clone(),
+                    context: context.to_string(),
+                    answers: Vec::new(),
+                };
+                let feats = enc.qa(&ex, 0, &info.qa_limits(), false)?;
+                let outs = run(model, enc, &feats, 32)?;
+                let windows: Vec<(&Feature, &Outputs)> = feats.iter().zip(&outs).collect();
+                let (span, prob) = match best_span(&windows, &info.qa_limits()) {
+                    Some(((a, z), _, p)) => ((a, z), p),
+                    None => ((0, 0), 0.0),
+                };
+                let start = context[..span.0].chars().count();
+                let text = context[span.0..span.1].to_string();
+                out.push(Prediction::Answer {
+                    question: q.clone(),
+                    answer: Span {
+                        label: "answer".into(),
+                        end: start + text.chars().count(),
+                        text,
+                        start,
+                    },
+                    probability: prob,
+                });
+            }
+            Ok(out)
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! The fine-tuning loop shared by every task: epochs over shuffled batches (grouped by length, padded to the
+//! longest in the batch), AdamW with linear warm-up then linear decay to zero, no weight decay on biases and
+//! LayerNorm, dropout in training only, an evaluation on the dev split after each epoch, the best epoch's model
+//! kept in OUT and early stopping on the task metric.
+//!
+//! OUT ends up with `config.json` (label names in `id2label`), `model.safetensors`, `tokenizer.json`,
+//! `task.json`, `metrics.jsonl`, `curves.png` and, last, `eval.json`. `OUT/checkpoint/` holds the latest epoch's
+//! model and optimizer so `--resume` continues a stopped run. Nothing is written before all data has been read
+//! and checked.
+
+use super::data::{labels_from_train, prepare, Gold, Prepared, Split, TaskInfo};
+use super::evaluate::{main_metric, run, score};
+use super::features::Feature;
+use super::load::{load_backbone, load_finetuned, save_finetuned};
+use super::model::{HeadSizes, Task, TaskModel};
+use crate::engine::adamw::{clip_grad_norm, AdamW};
+use crate::engine::rng::{derive_seed, Rng};
+use crate::error::{Error, Result};
+use crate::hf;
+use crate::tasks::datasets::Columns;
+use crate::train::checkpoint::{
+    adamw_config, progress_bar, report, restore_optimizer, save_checkpoint,
+};
+use crate::train::metrics::{truncate_after_step, MetricsWriter};
+use crate::viz::plot::plot_jsonl;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// Settings of a fine-tuning run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FinetuneConfig {
+    pub task: Task,
+    pub epochs: usize,
+    pub lr: f32,
+    pub batch_size: usize,
+    pub max_len: usize,
+    pub seed: u64,
+    /// Use only the first N training examples.
+    pub train_limit: Option<usize>,
+    /// Fraction of the steps spent warming the learning rate up.
+    pub warmup_ratio: f32,
+    pub weight_decay: f32,
+    pub grad_clip: f32,
+    /// Stop after this many epochs without a better dev metric (0 = never).
+    pub patience: usize,
+    /// Start from the model's shape and tokenizer with fresh weights.
+    pub from_scratch: bool,
+    /// Weight of the intent loss (joint task).
+    pub alpha: f32,
+    pub doc_stride: usize,
+    pub max_query_len: usize,
+    pub max_answer_len: usize,
+    pub text_column: String,
+    pub pair_column: Option<String>,
+    pub label_column: String,
+    /// Batches of similar lengths (less padding); the batch order is still shuffled.
+    pub group_by_length: bool,
+    /// End this invocation once this many epochs are done (the schedule still follows `epochs`); `--resume`
+    /// continues. Not a setting of the run: it may differ between invocations.
+    #[serde(skip)]
+    pub stop_after_epochs: Option<usize>,
+}
+
+impl FinetuneConfig {
+    /// Defaults for `task`.
+    pub fn new(task: Task) -> FinetuneConfig {
+        FinetuneConfig {
+            task,
+            epochs: 3,
+            lr: 5e-5,
+            batch_size: 32,
+            max_len: if task == Task::Qa { 384 } else { 128 },
+            seed: 0,
+            train_limit: None,
+            warmup_ratio: 0.1,
+            weight_decay: 0.01,
+            grad_clip: 1.0,
+            patience: 2,
+            from_scratch: false,
+            alpha: 0.5,
+            doc_stride: 128,
+            max_query_len: 64,
+            max_answer_len: 30,
+            text_column: "sentence".into(),
+            pair_column: None,
+            label_column: "label".into(),
+            group_by_length: true,
+            stop_after_epochs: None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Config(m.to_string()));
+        if self.epochs == 0 || self.batch_size == 0 {
+            return bad("--epochs and --batch-size must be positive");
+        }
+        if self.max_len < 8 {
+            return bad("--max-len must be at least 8");
+        }
+        if self.train_limit == Some(0) {
+            return bad("--train-limit must be positive");
+        }
+        if !(0.0..1.0).contains(&self.warmup_ratio) {
+            return bad("--warmup-ratio must be in [0, 1)");
+        }
+        if !(0.0..=1.0).contains(&self.alpha) {
+            return bad("--alpha must be in [0, 1]");
+        }
+        if self.max_answer_len == 0 || self.max_query_len == 0 {
+            return bad("--max-answer-len and --max-query-len must be positive");
+        }
+        adamw_config(
+            (self.lr, 0.0),
+            (0.9, 0.999),
+            self.weight_decay,
+            self.grad_clip,
+        )
+        .map(|_| ())
+    }
+
+    fn columns(&self) -> Columns {
+        Columns {
+            text: self.text_column.clone(),
+            pair: self.pair_column.clone(),
+            label: self.label_column.clone(),
+        }
+    }
+}
+
+/// Where a run is (`OUT/checkpoint/trainer_state.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct TrainerState {
+    epoch: usize,
+    step: usize,
+    adam_t: u64,
+    best: Option<f64>,
+    best_epoch: usize,
+    bad_epochs: usize,
+    elapsed_s: f64,
+    tokens: u64,
+}
+
+/// The end of a run.
+#[derive(Clone, Debug)]
+pub struct FinetuneSummary {
+    pub dev: BTreeMap<String, f64>,
+    pub test: Option<BTreeMap<String, f64>>,
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub tokens_per_sec: f64,
+    pub elapsed_s: f64,
+}
+
+/// The data splits of a run.
+pub struct Splits<'a> {
+    pub train: &'a Split,
+    pub dev: &'a Split,
+    pub test: Option<&'a Split>,
+}
+
+/// Fine-tunes the model in `model_dir` (or a fresh one of its shape) on `splits`, writing into `out`.
+pub fn finetune(
+    model_dir: &Path,
+    out: &Path,
+    splits: &Splits,
+    cfg: &FinetuneConfig,
+    resume: bool,
+) -> Result<FinetuneSummary> {
+    cfg.validate()?;
+    let ckpt = out.join("checkpoint");
+    let (mut model, info, enc, state) = if resume {
+        let mut saved: FinetuneConfig = hf::read_config(&out.join("train_config.json"))?;
+        saved.stop_after_epochs = cfg.stop_after_epochs;
+        if saved != *cfg {
+            return Err(Error::Config(format!(
+                "a resumed run keeps its settings; {} holds a run with {}",
+                out.display(),
+                serde_json::to_string(&saved).unwrap_or_default()
+            )));
+        }
+        let state: TrainerState = hf::read_config(&ckpt.join("trainer_state.json"))?;
+        let (model, info, enc) = load_finetuned(&ckpt)?;
+        (model, info, enc, Some(state))
+    } else {
+        let (backbone, enc) = load_backbone(model_dir, cfg.task, cfg.from_scratch, cfg.seed)?;
+        let (labels, slots) = labels_from_train(cfg.task, splits.train, &cfg.columns())?;
+        let info = TaskInfo {
+            task: cfg.task,
+            backbone: backbone.kind().into(),
+            labels: labels.names,
+            slot_labels: slots.names,
+            max_len: cfg.max_len,
+            text_column: cfg.text_column.clone(),
+            pair_column: cfg.pair_column.clone(),
+            label_column: cfg.label_column.clone(),
+            alpha: cfg.alpha,
+            doc_stride: cfg.doc_stride,
+            max_query_len: cfg.max_query_len,
+            max_answer_len: cfg.max_answer_len,
+        };
+        let sizes = HeadSizes::for_task(cfg.task, info.labels.len(), info.slot_labels.len());
+        let mut model = TaskModel::new(backbone, cfg.task, sizes, cfg.seed)?;
+        model.alpha = cfg.alpha;
+        (model, info, enc, None)
+    };
+    let train = prepare(&enc, &info, splits.train, cfg.train_limit, true)?;
+    let dev = prepare(&enc, &info, splits.dev, None, false)?;
+    let test = splits
+        .test
+        .map(|t| prepare(&enc, &info, t, None, false))
+        .transpose()?;
+    // all input read and checked: from here on OUT is written
+    std::fs::create_dir_all(&ckpt).map_err(Error::io(&ckpt))?;
+    hf::write_json(&out.join("train_config.json"), cfg)?;
+    let metrics_path = out.join("metrics.jsonl");
+    let mut st = match state {
+        Some(s) => s,
+        None => TrainerState {
+            epoch: 0,
+            step: 0,
+            adam_t: 0,
+            best: None,
+            best_epoch: 0,
+            bad_epochs: 0,
+            elapsed_s: 0.0,
+            tokens: 0,
+        },
+    };
+    if resume {
+        truncate_after_step(&metrics_path, st.step as u64)?;
+    } else {
+        let _ = std::fs::remove_file(out.join("eval.json"));
+    }
+    let mut metrics = MetricsWriter::open(&metrics_path, !resume)?;
+    let mut opt = AdamW::new(
+        adamw_config((cfg.lr, 0.0), (0.9, 0.999), cfg.weight_decay, cfg.grad_clip)?,
+        model.num_params(),
+    );
+    if resume {
+        restore_optimizer(&ckpt, &mut opt, st.step, st.adam_t)?;
+        eprintln!("resuming after epoch {} (step {})", st.epoch, st.step);
+    }
+    let per_epoch = train.features.len().div_ceil(cfg.batch_size);
+    let total = per_epoch * cfg.epochs;
+    let warmup = (cfg.warmup_ratio * total as f32).round() as usize;
+    eprintln!(
+        "{}: {} training sequences, {} dev, {} steps ({} per epoch), {} parameters",
+        cfg.task.name(),
+        train.features.len(),
+        dev.features.len(),
+        total,
+        per_epoch,
+        model.num_params()
+    );
+    let metric = main_metric(cfg.task);
+    let mut grads = vec![0.0f32; model.num_params()];
+    let bar = progress_bar(total, st.step)?;
+    let start = Instant::now();
+    let elapsed0 = st.elapsed_s;
+    let mut tps = 0.0;
+    let stop = cfg.stop_after_epochs.unwrap_or(cfg.epochs).min(cfg.epochs);
+    while st.epoch < stop && !(cfg.patience > 0 && st.bad_epochs >= cfg.patience) {
+        let batches = epoch_batches(&train.features, cfg, st.epoch);
+        let (mut loss_sum, mut loss_n) = (0.0, 0usize);
+        let window = Instant::now();
+        let mut window_tokens = 0u64;
+        for idx in &batches {
+            let items: Vec<&Feature> = idx.iter().map(|&i| &train.features[i]).collect();
+            let x = enc.batch(&items);
+            let lr = linear_lr(st.step, cfg.lr, warmup, total);
+            grads.fill(0.0);
+            let seed = derive_seed(cfg.seed, &[6, st.step as u64]);
+            let o = model.forward_backward(&x, Some(&mut grads), seed)?;
+            if !o.loss.is_finite() {
+                return Err(Error::Config(format!(
+                    "loss became {} at step {}; try a lower --lr",
+                    o.loss, st.step
+                )));
+            }
+            clip_grad_norm(&mut grads, cfg.grad_clip);
+            let layout = model.backbone.layout().clone();
+            opt.step(model.backbone.params_mut(), &grads, &layout, lr);
+            st.step += 1;
+            let tokens: u64 = x.lens.iter().map(|&l| l as u64).sum();
+            st.tokens += tokens;
+            window_tokens += tokens;
+            loss_sum += o.loss;
+            loss_n += 1;
+            tps = window_tokens as f64 / window.elapsed().as_secs_f64().max(1e-9);
+            bar.set_position(st.step as u64);
+            bar.set_message(format!(
+                "epoch {} loss {:.4} {tps:.0} tok/s",
+                st.epoch + 1,
+                o.loss
+            ));
+            if st.step.is_multiple_of(50) {
+                metrics.write(&json!({
+                    "step": st.step, "epoch": st.epoch as f64 + loss_n as f64 / batches.len() as f64,
+                    "train_loss": loss_sum / loss_n as f64, "lr": lr, "tokens_per_sec": tps,
+                }))?;
+            }
+        }
+        st.epoch += 1;
+        let scores = score(&info, &dev, &run(&model, &enc, &dev.features, 64)?);
+        let value = scores.get(metric).copied().unwrap_or(0.0);
+        let elapsed = elapsed0 + start.elapsed().as_secs_f64();
+        let mut rec = json!({
+            "step": st.step, "epoch": st.epoch, "train_loss": loss_sum / loss_n.max(1) as f64,
+            "tokens_per_sec": tps, "elapsed_s": elapsed,
+        });
+        for (k, v) in &scores {
+            rec[format!("dev_{k}")] = json!(v);
+        }
+        metrics.write(&rec)?;
+        report(
+            &bar,
+            format!("epoch {}: dev {}", st.epoch, describe(&scores)),
+        );
+        if st.best.is_none_or(|b| value > b) {
+            st.best = Some(value);
+            st.best_epoch = st.epoch;
+            st.bad_epochs = 0;
+            save_finetuned(&model, &info, &enc, out, &[])?;
+        } else {
+            st.bad_epochs += 1;
+        }
+        st.elapsed_s = elapsed;
+        st.adam_t = opt.t;
+        let save_model = |meta: &[(&str, String)]| save_finetuned(&model, &info, &enc, &ckpt, meta);
+        save_checkpoint(&ckpt, st.step, save_model, &opt, &st)?;
+        plot_jsonl(
+            &metrics_path,
+            &out.join("curves.png"),
+            "step",
+            &["train_loss", &format!("dev_{metric}")],
+            &format!("fine-tuning: {}", cfg.task.name()),
+            "loss / dev metric",
+        )?;
+    }
+    bar.finish_and_clear();
+    // the best epoch's model decides the reported numbers
+    let (best, _, _) = load_finetuned(out)?;
+    let dev_scores = score(&info, &dev, &run(&best, &enc, &dev.features, 64)?);
+    let test_scores = test
+        .as_ref()
+        .map(|t: &Prepared| run(&best, &enc, &t.features, 64).map(|o| score(&info, t, &o)))
+        .transpose()?;
+    let summary = FinetuneSummary {
+        dev: dev_scores,
+        test: test_scores,
+        best_epoch: st.best_epoch,
+        epochs_run: st.epoch,
+        tokens_per_sec: st.tokens as f64 / st.elapsed_s.max(1e-9),
+        elapsed_s: st.elapsed_s,
+    };
+    hf::write_json(
+        &out.join("eval.json"),
+        &json!({
+            "task": cfg.task.name(), "dev": summary.dev, "test": summary.test,
+            "best_epoch": summary.best_epoch, "epochs_run": summary.epochs_run,
+            "train_examples": train_examples(&train), "train_sequences": train.features.len(),
+            "tokens_per_sec": summary.tokens_per_sec, "elapsed_s": summary.elapsed_s,
+        }),
+    )?;
+    Ok(summary)
+}
+
+/// Training examples (QA windows of one question count once).
+fn train_examples(p: &Prepared) -> usize {
+    match &p.gold {
+        Gold::Classes(g) => g.len(),
+        Gold::Tags(g) => g.len(),
+        Gold::Joint { intents, .. } => intents.len(),
+        Gold::Qa(q) => q.len(),
+    }
+}
+
+/// `key value, …` of a score map.
+pub fn describe(scores: &BTreeMap<String, f64>) -> String {
+    scores
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Linear warm-up over `warmup` steps to `lr`, then linear decay to zero at `total`.
+pub fn linear_lr(step: usize, lr: f32, warmup: usize, total: usize) -> f32 {
+    if step < warmup {
+        lr * (step + 1) as f32 / warmup as f32
+    } else {
+        lr * (total.saturating_sub(step)) as f32 / (total - warmup).max(1) as f32
+    }
+}
+
+/// The batches of epoch `epoch`: a seeded shuffle; with grouping, runs of 50 batches' worth of examples are
+/// sorted by length before being cut into batches, and the batches are shuffled again.
+fn epoch_batches(features: &[Feature], cfg: &FinetuneConfig, epoch: usize) -> Vec<Vec<usize>> {
+    let mut rng = Rng::new(derive_seed(cfg.seed, &[5, epoch as u64]));
+    let mut order: Vec<usize> = (0..features.len()).collect();
+    shuffle(&mut order, &mut rng);
+    let bs = cfg.batch_size;
+    if cfg.group_by_length {
+        for group in order.chunks_mut(50 * bs) {
+            group.sort_by_key(|&i| std::cmp::Reverse(features[i].ids.len()));
+        }
+    }
+    let mut batches: Vec<Vec<usize>> = order.chunks(bs).map(<[usize]>::to_vec).collect();
+    if cfg.group_by_length {
+        shuffle(&mut batches, &mut rng);
+    }
+    batches
+}
+
+fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
+    for i in (1..v.len()).rev() {
+        v.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+}

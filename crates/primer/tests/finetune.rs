@@ -1,0 +1,432 @@
+//! End-to-end fine-tuning of a tiny randomly initialised BERT (and GPT) on data generated here: every task must
+//! learn its easy synthetic rule to near-perfect dev metrics, a fine-tuned directory must reload to the same
+//! scores, and bad input must fail before anything that looks like a model is written.
+
+mod common;
+
+use primer::engine::rng::Rng;
+use primer::finetune::data::Split;
+use primer::finetune::evaluate::{run, score};
+use primer::finetune::load::load_finetuned;
+use primer::finetune::model::Task;
+use primer::finetune::predict::{predict, Prediction};
+use primer::finetune::train::{finetune, FinetuneConfig, Splits};
+use primer::models::bert::{Bert, BertConfig, Heads};
+use primer::models::gpt::{Gpt, GptConfig};
+use primer::tokenize::TextTokenizer;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+const FILLER: &[&str] = &[
+    "the", "a", "went", "to", "saw", "in", "and", "then", "with", "today", "very", "movie", "was",
+    "film",
+];
+const NAMES: &[&str] = &["alice", "bob", "carol", "dave", "erin", "frank"];
+const CITIES: &[&str] = &["paris", "rome", "oslo", "lima", "cairo", "tokyo"];
+
+fn pick<'a>(rng: &mut Rng, v: &[&'a str]) -> &'a str {
+    v[rng.below(v.len() as u64) as usize]
+}
+
+fn filler(rng: &mut Rng, n: usize) -> Vec<String> {
+    (0..n).map(|_| pick(rng, FILLER).to_string()).collect()
+}
+
+/// Words of a sentence with `who` names (tag PER) and one city (tag LOC) among fillers; names may be two words.
+fn tagged(rng: &mut Rng) -> (Vec<String>, Vec<String>) {
+    let mut words = {
+        let n = 2 + rng.below(3) as usize;
+        filler(rng, n)
+    };
+    let mut tags = vec!["O".to_string(); words.len()];
+    let two = rng.below(2) == 0;
+    words.push(pick(rng, NAMES).into());
+    tags.push("B-PER".into());
+    if two {
+        words.push(pick(rng, NAMES).into());
+        tags.push("I-PER".into());
+    }
+    for w in {
+        let n = 1 + rng.below(2) as usize;
+        filler(rng, n)
+    } {
+        words.push(w);
+        tags.push("O".into());
+    }
+    words.push(pick(rng, CITIES).into());
+    tags.push("B-LOC".into());
+    (words, tags)
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+/// A tiny random BERT with a WordPiece vocabulary trained on the generated words, saved in `dir`.
+fn tiny_bert(dir: &Path) -> PathBuf {
+    let corpus = dir.join("words.txt");
+    let all: Vec<&str> = FILLER
+        .iter()
+        .chain(NAMES)
+        .chain(CITIES)
+        .chain(
+            [
+                "good", "bad", "play", "book", "where", "did", "go", "?", ".",
+            ]
+            .iter(),
+        )
+        .copied()
+        .collect();
+    write(&corpus, &all.join(" ").repeat(3));
+    let tok = TextTokenizer::train_wordpiece(&[corpus], 200, true).unwrap();
+    let model_dir = dir.join("bert");
+    std::fs::create_dir_all(&model_dir).unwrap();
+    tok.save(&model_dir.join("tokenizer.json")).unwrap();
+    let mut cfg = BertConfig::new(tok.vocab_size(), 64, 2, 2, 32);
+    cfg.intermediate_size = 64;
+    Bert::new(cfg, Heads::MASKED_LM, 7)
+        .unwrap()
+        .save(&model_dir, &[])
+        .unwrap();
+    model_dir
+}
+
+fn config(task: Task) -> FinetuneConfig {
+    let mut c = FinetuneConfig::new(task);
+    c.epochs = 30;
+    c.lr = 2e-3;
+    c.batch_size = 16;
+    c.max_len = 48;
+    c.patience = 0;
+    c
+}
+
+fn classify_file(path: &Path, rng: &mut Rng, n: usize) {
+    let mut s = String::from("sentence\tlabel\n");
+    for _ in 0..n {
+        let pos = rng.below(2) == 0;
+        let mut w = {
+            let n = 3 + rng.below(4) as usize;
+            filler(rng, n)
+        };
+        let at = rng.below(w.len() as u64) as usize;
+        w.insert(at, if pos { "good" } else { "bad" }.into());
+        writeln!(s, "{}\t{}", w.join(" "), if pos { "pos" } else { "neg" }).unwrap();
+    }
+    write(path, &s);
+}
+
+#[test]
+fn classify_learns_and_reloads() {
+    let dir = common::tmp("ft-classify");
+    let model = tiny_bert(&dir);
+    let mut rng = Rng::new(1);
+    let (train, dev) = (dir.join("train.tsv"), dir.join("dev.tsv"));
+    classify_file(&train, &mut rng, 240);
+    classify_file(&dev, &mut rng, 60);
+    let out = dir.join("out");
+    let (tr, dv) = (Split::file(&train), Split::file(&dev));
+    let splits = Splits {
+        train: &tr,
+        dev: &dv,
+        test: Some(&dv),
+    };
+    let s = finetune(&model, &out, &splits, &config(Task::Classify), false).unwrap();
+    assert!(s.dev["accuracy"] >= 0.95, "{:?}", s.dev);
+    assert!(s.dev["macro_f1"] >= 0.95, "{:?}", s.dev);
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "task.json",
+        "metrics.jsonl",
+        "curves.png",
+        "eval.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["id2label"]["0"], "neg");
+    assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+    // the saved model gives the same dev scores
+    let (m, info, enc) = load_finetuned(&out).unwrap();
+    let prep = primer::finetune::data::prepare(&enc, &info, &dv, None, false).unwrap();
+    let again = score(&info, &prep, &run(&m, &enc, &prep.features, 7).unwrap());
+    assert_eq!(again, s.dev);
+    // and predicts raw text
+    let p = predict(&m, &info, &enc, &["the movie was good today".into()], None).unwrap();
+    let Prediction::Class {
+        label,
+        probabilities,
+        ..
+    } = &p[0]
+    else {
+        panic!("{p:?}")
+    };
+    assert_eq!(label, "pos");
+    let total: f32 = probabilities.iter().map(|x| x.1).sum();
+    assert!((total - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn classify_with_a_gpt_reads_the_last_token() {
+    let dir = common::tmp("ft-gpt");
+    let mut rng = Rng::new(2);
+    let (train, dev) = (dir.join("train.tsv"), dir.join("dev.tsv"));
+    classify_file(&train, &mut rng, 240);
+    classify_file(&dev, &mut rng, 60);
+    let tok = TextTokenizer::train_char(std::slice::from_ref(&train)).unwrap();
+    let model = dir.join("gpt");
+    std::fs::create_dir_all(&model).unwrap();
+    tok.save(&model.join("tokenizer.json")).unwrap();
+    Gpt::new(GptConfig::new(tok.vocab_size(), 64, 2, 2, 32), 3)
+        .unwrap()
+        .save(&model, &[])
+        .unwrap();
+    let (tr, dv) = (Split::file(&train), Split::file(&dev));
+    let splits = Splits {
+        train: &tr,
+        dev: &dv,
+        test: None,
+    };
+    let cfg = config(Task::Classify);
+    let s = finetune(&model, &dir.join("out"), &splits, &cfg, false).unwrap();
+    assert!(s.dev["accuracy"] >= 0.9, "{:?}", s.dev);
+}
+
+fn conll_file(path: &Path, rng: &mut Rng, n: usize) {
+    let mut s = String::from("-DOCSTART- -X- -X- O\n\n");
+    for _ in 0..n {
+        let (w, t) = tagged(rng);
+        for (w, t) in w.iter().zip(&t) {
+            writeln!(s, "{w} NN O {t}").unwrap();
+        }
+        s.push('\n');
+    }
+    write(path, &s);
+}
+
+#[test]
+fn ner_learns_entities() {
+    let dir = common::tmp("ft-ner");
+    let model = tiny_bert(&dir);
+    let mut rng = Rng::new(3);
+    let (train, dev) = (dir.join("train.txt"), dir.join("valid.txt"));
+    conll_file(&train, &mut rng, 240);
+    conll_file(&dev, &mut rng, 60);
+    let (tr, dv) = (Split::file(&train), Split::file(&dev));
+    let splits = Splits {
+        train: &tr,
+        dev: &dv,
+        test: None,
+    };
+    let out = dir.join("out");
+    let s = finetune(&model, &out, &splits, &config(Task::Ner), false).unwrap();
+    assert!(s.dev["f1"] >= 0.95, "{:?}", s.dev);
+    let (m, info, enc) = load_finetuned(&out).unwrap();
+    let text = "a saw alice then rome";
+    let p = predict(&m, &info, &enc, &[text.into()], None).unwrap();
+    let Prediction::Entities { entities, .. } = &p[0] else {
+        panic!("{p:?}")
+    };
+    let got: Vec<(&str, &str, usize)> = entities
+        .iter()
+        .map(|e| (e.label.as_str(), e.text.as_str(), e.start))
+        .collect();
+    assert_eq!(got, vec![("PER", "alice", 6), ("LOC", "rome", 17)]);
+}
+
+#[test]
+fn intent_slot_learns_both_heads() {
+    let dir = common::tmp("ft-joint");
+    let model = tiny_bert(&dir);
+    let data = dir.join("snips");
+    let mut rng = Rng::new(4);
+    for (split, n) in [("train", 240), ("dev", 60)] {
+        let d = data.join(split);
+        std::fs::create_dir_all(&d).unwrap();
+        let (mut sin, mut sout, mut lab) = (String::new(), String::new(), String::new());
+        for _ in 0..n {
+            let (mut w, mut t) = tagged(&mut rng);
+            let play = rng.below(2) == 0;
+            w.insert(0, if play { "play" } else { "book" }.into());
+            t.insert(0, "O".into());
+            let t: Vec<String> = t
+                .iter()
+                .map(|t| t.replace("PER", "artist").replace("LOC", "city"))
+                .collect();
+            writeln!(sin, "{} ", w.join(" ")).unwrap();
+            writeln!(sout, "{} ", t.join(" ")).unwrap();
+            writeln!(lab, "{}", if play { "PlayMusic" } else { "BookRestaurant" }).unwrap();
+        }
+        write(&d.join("seq.in"), &sin);
+        write(&d.join("seq.out"), &sout);
+        write(&d.join("label"), &lab);
+    }
+    let split = |name: &str| Split {
+        path: data.clone(),
+        joint_split: Some(name.into()),
+        articles: None,
+    };
+    let (tr, dv) = (split("train"), split("dev"));
+    let splits = Splits {
+        train: &tr,
+        dev: &dv,
+        test: None,
+    };
+    let s = finetune(
+        &model,
+        &dir.join("out"),
+        &splits,
+        &config(Task::IntentSlot),
+        false,
+    )
+    .unwrap();
+    assert!(s.dev["intent_accuracy"] >= 0.98, "{:?}", s.dev);
+    assert!(s.dev["slot_f1"] >= 0.95, "{:?}", s.dev);
+    assert!(s.dev["sentence_accuracy"] >= 0.9, "{:?}", s.dev);
+}
+
+fn squad_file(path: &Path, rng: &mut Rng, n: usize) {
+    let mut paragraphs = Vec::new();
+    for i in 0..n {
+        let who = pick(rng, NAMES);
+        let city = pick(rng, CITIES);
+        let mut before = {
+            let n = 2 + rng.below(4) as usize;
+            filler(rng, n)
+        }
+        .join(" ");
+        before = format!("{before} {who} went to ");
+        let context = format!("{before}{city} {} .", filler(rng, 3).join(" "));
+        paragraphs.push(serde_json::json!({
+            "context": context,
+            "qas": [{"id": format!("q{i}"), "question": format!("where did {who} go ?"),
+                      "answers": [{"text": city, "answer_start": before.chars().count()}]}]
+        }));
+    }
+    let doc =
+        serde_json::json!({"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]});
+    write(path, &doc.to_string());
+}
+
+#[test]
+fn qa_learns_spans_and_windows_long_contexts() {
+    let dir = common::tmp("ft-qa");
+    let model = tiny_bert(&dir);
+    let mut rng = Rng::new(5);
+    let (train, dev) = (dir.join("train.json"), dir.join("dev.json"));
+    squad_file(&train, &mut rng, 240);
+    squad_file(&dev, &mut rng, 60);
+    let (tr, dv) = (Split::file(&train), Split::file(&dev));
+    let splits = Splits {
+        train: &tr,
+        dev: &dv,
+        test: None,
+    };
+    let mut cfg = config(Task::Qa);
+    // windows of 20 tokens (about 12 of context) sharing 8: long contexts need two
+    cfg.max_len = 20;
+    cfg.doc_stride = 8;
+    let out = dir.join("out");
+    let s = finetune(&model, &out, &splits, &cfg, false).unwrap();
+    assert!(s.dev["exact_match"] >= 0.9, "{:?}", s.dev);
+    assert!(s.dev["f1"] >= 0.9, "{:?}", s.dev);
+    let (m, info, enc) = load_finetuned(&out).unwrap();
+    let ctx = "the film was very a movie and erin went to lima with the a then .";
+    let p = predict(&m, &info, &enc, &["where did erin go ?".into()], Some(ctx)).unwrap();
+    let Prediction::Answer { answer, .. } = &p[0] else {
+        panic!("{p:?}")
+    };
+    assert_eq!((answer.text.as_str(), answer.start), ("lima", 43));
+}
+
+#[test]
+fn resume_continues_the_same_run() {
+    let dir = common::tmp("ft-resume");
+    let model = tiny_bert(&dir);
+    let mut rng = Rng::new(6);
+    let (train, dev) = (dir.join("train.tsv"), dir.join("dev.tsv"));
+    classify_file(&train, &mut rng, 64);
+    classify_file(&dev, &mut rng, 16);
+    let (tr, dv) = (Split::file(&train), Split::file(&dev));
+    let splits = Splits {
+        train: &tr,
+        dev: &dv,
+        test: None,
+    };
+    let mut cfg = config(Task::Classify);
+    cfg.epochs = 4;
+    let whole = dir.join("whole");
+    finetune(&model, &whole, &splits, &cfg, false).unwrap();
+    let parts = dir.join("parts");
+    cfg.stop_after_epochs = Some(2);
+    finetune(&model, &parts, &splits, &cfg, false).unwrap();
+    cfg.stop_after_epochs = None;
+    finetune(&model, &parts, &splits, &cfg, true).unwrap();
+    let read = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
+    let losses = |s: String| -> Vec<(f64, f64)> {
+        s.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v.get("dev_accuracy").is_some())
+            .map(|v| {
+                (
+                    v["train_loss"].as_f64().unwrap(),
+                    v["dev_accuracy"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (losses(read(&whole)), losses(read(&parts)));
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn bad_input_fails_before_writing_a_model() {
+    let dir = common::tmp("ft-bad");
+    let model = tiny_bert(&dir);
+    let mut rng = Rng::new(7);
+    let good = dir.join("good.tsv");
+    classify_file(&good, &mut rng, 20);
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("empty.tsv", "sentence\tlabel\n".into(), "no examples"),
+        (
+            "nolabel.tsv",
+            "sentence\tscore\nfine film\t1\n".into(),
+            "label",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let bad = dir.join(name);
+        write(&bad, &text);
+        let out = dir.join(format!("out-{name}"));
+        let (tr, dv) = (Split::file(&bad), Split::file(&good));
+        let splits = Splits {
+            train: &tr,
+            dev: &dv,
+            test: None,
+        };
+        let err = finetune(&model, &out, &splits, &config(Task::Classify), false).unwrap_err();
+        assert!(err.to_string().contains(want), "{name}: {err}");
+        assert!(
+            !out.join("model.safetensors").exists(),
+            "{name}: a model was written"
+        );
+    }
+    // a dev label never seen in training names the label and the line
+    let dev = dir.join("dev.tsv");
+    write(&dev, "sentence\tlabel\nfine film\tpos\nodd one\tmaybe\n");
+    let (tr, dv) = (Split::file(&good), Split::file(&dev));
+    let splits = Splits {
+        train: &tr,
+        dev: &dv,
+        test: None,
+    };
+    let out = dir.join("out-dev");
+    let err = finetune(&model, &out, &splits, &config(Task::Classify), false).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("maybe") && msg.contains("line 3"), "{msg}");
+    assert!(!out.join("model.safetensors").exists());
+}
