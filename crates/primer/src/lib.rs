@@ -6,13 +6,13 @@
 pub mod bench;
 pub mod data;
 pub mod engine;
-pub mod finetune;
 pub mod error;
+pub mod finetune;
 pub mod hf;
 pub mod infer;
 pub mod models;
-pub mod tokenize;
 pub mod tasks;
+pub mod tokenize;
 pub mod train;
 pub mod viz;
 
