@@ -257,3 +257,195 @@ fn pretrain_bert_then_fill_mask_and_embed() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cls or mean"));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A labelled sentiment TSV: the label is which of "good" / "bad" the sentence holds.
+fn sentiment_tsv(path: &std::path::Path, n: usize, offset: usize) {
+    let words = ["the", "film", "was", "a", "movie", "very", "plot", "acting"];
+    let mut s = String::from("sentence\tlabel\n");
+    for i in offset..offset + n {
+        let pos = (i * 7 + i / 3) % 2 == 0;
+        let w: Vec<&str> = (0..5)
+            .map(|k| words[(i * 3 + k * 5) % words.len()])
+            .collect();
+        let (a, b) = w.split_at(1 + i % 4);
+        let mark = if pos { "good" } else { "bad" };
+        s += &format!(
+            "{} {mark} {}\t{}\n",
+            a.join(" "),
+            b.join(" "),
+            u8::from(pos)
+        );
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn finetune_then_eval_predict_and_plot() {
+    let d = tmp("finetune");
+    let corpus = d.join("corpus.txt");
+    let text: String = (0..200)
+        .map(|i| {
+            format!(
+                "the film was good number {}.\nthe movie was bad plot {}.\n\n",
+                i % 7,
+                i % 5
+            )
+        })
+        .collect();
+    std::fs::write(&corpus, text).unwrap();
+    let bert = d.join("bert");
+    let ok = |cmd: &mut Command| {
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ok(primer()
+        .args(["pretrain", "bert", "--corpus"])
+        .arg(&corpus)
+        .arg("--out")
+        .arg(&bert)
+        .args([
+            "--vocab-size",
+            "120",
+            "--n-layer",
+            "1",
+            "--n-head",
+            "2",
+            "--n-embd",
+            "32",
+        ])
+        .args([
+            "--block-size",
+            "32",
+            "--max-iters",
+            "20",
+            "--eval-interval",
+            "20",
+            "--threads",
+            "1",
+        ]));
+    let (train, dev) = (d.join("train.tsv"), d.join("dev.tsv"));
+    sentiment_tsv(&train, 160, 0);
+    sentiment_tsv(&dev, 40, 1000);
+    let mut outs = Vec::new();
+    for scratch in [false, true] {
+        let out = d.join(if scratch { "scratch" } else { "pretrained" });
+        let mut cmd = primer();
+        cmd.args(["finetune", "classify", "--model"])
+            .arg(&bert)
+            .arg("--out")
+            .arg(&out)
+            .arg("--train")
+            .arg(&train)
+            .arg("--dev")
+            .arg(&dev)
+            .args([
+                "--epochs",
+                "15",
+                "--lr",
+                "3e-3",
+                "--batch-size",
+                "16",
+                "--patience",
+                "0",
+            ])
+            .args(["--train-limit", "120", "--threads", "1"]);
+        if scratch {
+            cmd.arg("--from-scratch");
+        }
+        let stdout = ok(&mut cmd);
+        assert!(stdout.contains("best epoch"), "{stdout}");
+        outs.push(out);
+    }
+    let out = &outs[0];
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(eval["train_examples"], 120);
+    assert!(eval["dev"]["accuracy"].as_f64().unwrap() >= 0.9, "{eval}");
+    // `eval` on the dev file gives eval.json's numbers
+    let again: serde_json::Value = serde_json::from_str(&ok(primer()
+        .arg("eval")
+        .arg("--model")
+        .arg(out)
+        .arg("--data")
+        .arg(&dev)))
+    .unwrap();
+    assert_eq!(again, eval["dev"]);
+    let line = ok(primer().arg("predict").arg("--model").arg(out).args([
+        "--json",
+        "the plot was good",
+        "very bad acting",
+    ]));
+    let preds: Vec<serde_json::Value> = line
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(preds[0]["label"], "1");
+    assert_eq!(preds[1]["label"], "0");
+    let png = d.join("efficiency.png");
+    let table = ok(primer().arg("plot").arg("--out").arg(&png).args(&outs));
+    assert!(
+        table.contains("| pretrained | 120 |") && table.contains("| from scratch | 120 |"),
+        "{table}"
+    );
+    assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+}
+
+#[test]
+fn finetune_bad_input_is_a_clear_error_and_writes_no_model() {
+    let d = tmp("finetune-bad");
+    let corpus = d.join("corpus.txt");
+    std::fs::write(
+        &corpus,
+        "the film was good.\nthe movie was bad.\n\n".repeat(50),
+    )
+    .unwrap();
+    let bert = d.join("bert");
+    let o = primer()
+        .args(["pretrain", "bert", "--corpus"])
+        .arg(&corpus)
+        .arg("--out")
+        .arg(&bert)
+        .args([
+            "--vocab-size",
+            "60",
+            "--n-layer",
+            "1",
+            "--n-head",
+            "2",
+            "--n-embd",
+            "16",
+        ])
+        .args([
+            "--block-size",
+            "16",
+            "--max-iters",
+            "2",
+            "--eval-interval",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let conll = d.join("ragged.txt");
+    std::fs::write(&conll, "EU NNP B-NP B-ORG\nrejects VBZ O\n\n").unwrap();
+    let out = d.join("out");
+    let o = primer()
+        .args(["finetune", "ner", "--model"])
+        .arg(&bert)
+        .arg("--out")
+        .arg(&out)
+        .arg("--train")
+        .arg(&conll)
+        .arg("--dev")
+        .arg(&conll)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("ragged.txt") && err.contains("line 2"),
+        "{err}"
+    );
+    assert!(!out.join("model.safetensors").exists());
+}

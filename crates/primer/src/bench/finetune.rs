@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::finetune::data::{labels_from_train, prepare, Split, TaskInfo};
 use crate::finetune::features::Feature;
 use crate::finetune::load::load_backbone;
-use crate::finetune::model::{HeadSizes, Task, TaskModel};
+use crate::finetune::model::{HeadSizes, Task, TaskModel, Workspace};
 use crate::tasks::datasets::Columns;
 use std::path::Path;
 use std::time::Instant;
@@ -56,6 +56,7 @@ pub fn train(
     };
     let mut opt = AdamW::new(adam, model.num_params());
     let mut grads = vec![0.0f32; model.num_params()];
+    let mut ws = Workspace::default();
     let layout = model.backbone.layout().clone();
     let (mut times, mut tokens) = (Vec::new(), 0usize);
     let (mut first, mut last) = (0.0, 0.0);
@@ -64,7 +65,7 @@ pub fn train(
         let x = enc.batch(&items);
         let t0 = Instant::now();
         grads.fill(0.0);
-        let o = model.forward_backward(&x, Some(&mut grads), i as u64)?;
+        let o = model.forward_backward(&mut ws, &x, Some(&mut grads), i as u64)?;
         opt.step(model.backbone.params_mut(), &grads, &layout, 5e-5);
         let dt = t0.elapsed().as_secs_f64();
         if i == 0 {

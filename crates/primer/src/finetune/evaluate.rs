@@ -2,7 +2,7 @@
 
 use super::data::{Gold, Prepared, TaskInfo};
 use super::features::{Feature, QaLimits, TextEncoder};
-use super::model::{Task, TaskModel};
+use super::model::{Task, TaskModel, Workspace};
 use crate::engine::xent::argmax;
 use crate::error::Result;
 use crate::tasks::metrics;
@@ -25,10 +25,11 @@ pub fn run(
     let mut order: Vec<usize> = (0..features.len()).collect();
     order.sort_by_key(|&i| features[i].ids.len());
     let mut outs = vec![Outputs::default(); features.len()];
+    let mut ws = Workspace::default();
     for chunk in order.chunks(batch.max(1)) {
         let items: Vec<&Feature> = chunk.iter().map(|&i| &features[i]).collect();
         let x = enc.batch(&items);
-        let o = model.forward_backward(&x, None, 0)?;
+        let o = model.forward_backward(&mut ws, &x, None, 0)?;
         let (ks, kt) = (model.sizes.seq, model.sizes.tok);
         for (b, &i) in chunk.iter().enumerate() {
             if ks > 0 {

@@ -265,6 +265,13 @@ pub struct TaskOutput {
     pub tok_logits: Vec<f32>,
 }
 
+/// Activation buffers reused from batch to batch (their allocations outlive the batch shapes).
+#[derive(Default)]
+pub struct Workspace {
+    bert: Option<BertActs>,
+    gpt: Option<GptActs>,
+}
+
 /// A backbone with a task head.
 #[derive(Clone, Debug)]
 pub struct TaskModel {
@@ -373,6 +380,7 @@ impl TaskModel {
     /// into `grads`.
     pub fn forward_backward(
         &self,
+        ws: &mut Workspace,
         x: &TaskBatch,
         grads: Option<&mut [f32]>,
         seed: u64,
@@ -382,24 +390,36 @@ impl TaskModel {
             Backbone::Bert(bert) => {
                 let inp = x.bert_input();
                 let training = grads.is_some();
-                let mut acts = BertActs::new(&bert.config, x.batch, x.seq, training);
+                let acts = match &mut ws.bert {
+                    Some(a) => {
+                        a.resize(&bert.config, x.batch, x.seq, training);
+                        a
+                    }
+                    none => none.insert(BertActs::new(&bert.config, x.batch, x.seq, training)),
+                };
                 let train_seed = training.then_some(seed);
-                let hidden = bert.encode(&mut acts, &inp, train_seed)?.to_vec();
+                let hidden = bert.encode(acts, &inp, train_seed)?.to_vec();
                 let mut grads = grads;
                 let (out, dh) = self.heads(&hidden, x, grads.as_deref_mut(), seed)?;
                 if let (Some(g), Some(dh)) = (grads, dh) {
-                    bert.encode_backward(&mut acts, &inp, &dh, g, train_seed)?;
+                    bert.encode_backward(acts, &inp, &dh, g, train_seed)?;
                 }
                 Ok(out)
             }
             Backbone::Gpt(gpt) => {
-                let mut acts = GptActs::new(&gpt.config, x.batch, x.seq);
+                let acts = match &mut ws.gpt {
+                    Some(a) => {
+                        a.resize(&gpt.config, x.batch, x.seq);
+                        a
+                    }
+                    none => none.insert(GptActs::new(&gpt.config, x.batch, x.seq)),
+                };
                 let train_seed = grads.is_some().then_some(seed);
-                let hidden = gpt.encode(&mut acts, &x.ids, train_seed)?.to_vec();
+                let hidden = gpt.encode(acts, &x.ids, train_seed)?.to_vec();
                 let mut grads = grads;
                 let (out, dh) = self.heads(&hidden, x, grads.as_deref_mut(), seed)?;
                 if let (Some(g), Some(dh)) = (grads, dh) {
-                    gpt.encode_backward(&mut acts, &x.ids, &dh, g, train_seed)?;
+                    gpt.encode_backward(acts, &x.ids, &dh, g, train_seed)?;
                 }
                 Ok(out)
             }

@@ -12,7 +12,7 @@ use super::data::{labels_from_train, prepare, Gold, Prepared, Split, TaskInfo};
 use super::evaluate::{main_metric, run, score};
 use super::features::Feature;
 use super::load::{load_backbone, load_finetuned, save_finetuned};
-use super::model::{HeadSizes, Task, TaskModel};
+use super::model::{HeadSizes, Task, TaskModel, Workspace};
 use crate::engine::adamw::{clip_grad_norm, AdamW};
 use crate::engine::rng::{derive_seed, Rng};
 use crate::error::{Error, Result};
@@ -257,6 +257,7 @@ pub fn finetune(
     );
     let metric = main_metric(cfg.task);
     let mut grads = vec![0.0f32; model.num_params()];
+    let mut ws = Workspace::default();
     let bar = progress_bar(total, st.step)?;
     let start = Instant::now();
     let elapsed0 = st.elapsed_s;
@@ -273,7 +274,7 @@ pub fn finetune(
             let lr = linear_lr(st.step, cfg.lr, warmup, total);
             grads.fill(0.0);
             let seed = derive_seed(cfg.seed, &[6, st.step as u64]);
-            let o = model.forward_backward(&x, Some(&mut grads), seed)?;
+            let o = model.forward_backward(&mut ws, &x, Some(&mut grads), seed)?;
             if !o.loss.is_finite() {
                 return Err(Error::Config(format!(
                     "loss became {} at step {}; try a lower --lr",

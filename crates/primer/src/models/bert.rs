@@ -685,35 +685,68 @@ pub struct BertActs {
 
 impl BertActs {
     pub fn new(cfg: &BertConfig, batch: usize, seq: usize, training: bool) -> BertActs {
+        let e = Vec::new;
+        let mut a = BertActs {
+            batch: 0,
+            seq: 0,
+            saved: if training { cfg.num_hidden_layers } else { 1 },
+            emb_sum: e(),
+            emb_stats: e(),
+            x: e(),
+            qkv: e(),
+            att: e(),
+            lse: e(),
+            sum1: e(),
+            ln1_stats: e(),
+            y: e(),
+            fc: e(),
+            act: e(),
+            sum2: e(),
+            ln2_stats: e(),
+            tmp: e(),
+            wide: e(),
+            tmp_wide: e(),
+            dx: e(),
+            dy: e(),
+            dsum: e(),
+            dqkv: e(),
+        };
+        a.resize(cfg, batch, seq, training);
+        a
+    }
+
+    /// Re-shapes the buffers for `[batch, seq]` batches, keeping their allocations (a fine-tuning loop sees a new
+    /// length every batch; allocating afresh each time would spend the time in page faults).
+    pub fn resize(&mut self, cfg: &BertConfig, batch: usize, seq: usize, training: bool) {
         let (bt, c, i) = (batch * seq, cfg.hidden_size, cfg.intermediate_size);
         let n = bt * c;
         let s = if training { cfg.num_hidden_layers } else { 1 };
-        let z = |k: usize| vec![0.0f32; k];
-        let g = |k: usize| if training { z(k) } else { Vec::new() };
-        BertActs {
-            batch,
-            seq,
-            saved: s,
-            emb_sum: z(n),
-            emb_stats: z(2 * bt),
-            x: z((s + 1) * n),
-            qkv: z(s * 3 * n),
-            att: z(s * n),
-            lse: z(s * batch * cfg.num_attention_heads * seq),
-            sum1: z(s * n),
-            ln1_stats: z(s * 2 * bt),
-            y: z(s * n),
-            fc: z(s * bt * i),
-            act: z(s * bt * i),
-            sum2: z(s * n),
-            ln2_stats: z(s * 2 * bt),
-            tmp: z(n),
-            wide: g(bt * i),
-            tmp_wide: g(bt * i),
-            dx: g(n),
-            dy: g(n),
-            dsum: g(n),
-            dqkv: g(3 * n),
+        let g = |k: usize| if training { k } else { 0 };
+        (self.batch, self.seq, self.saved) = (batch, seq, s);
+        let lse = s * batch * cfg.num_attention_heads * seq;
+        for (v, k) in [
+            (&mut self.emb_sum, n),
+            (&mut self.emb_stats, 2 * bt),
+            (&mut self.x, (s + 1) * n),
+            (&mut self.qkv, s * 3 * n),
+            (&mut self.att, s * n),
+            (&mut self.lse, lse),
+            (&mut self.sum1, s * n),
+            (&mut self.ln1_stats, s * 2 * bt),
+            (&mut self.y, s * n),
+            (&mut self.fc, s * bt * i),
+            (&mut self.act, s * bt * i),
+            (&mut self.sum2, s * n),
+            (&mut self.ln2_stats, s * 2 * bt),
+            (&mut self.tmp, n),
+            (&mut self.wide, g(bt * i)),
+            (&mut self.tmp_wide, g(bt * i)),
+            (&mut self.dx, g(n)),
+            (&mut self.dy, g(n)),
+            (&mut self.dsum, g(n)),
+            (&mut self.dqkv, g(3 * n)),
+        ] {
+            v.resize(k, 0.0);
         }
     }
 

@@ -399,29 +399,61 @@ pub struct GptActs {
 
 impl GptActs {
     pub fn new(cfg: &GptConfig, batch: usize, seq: usize) -> GptActs {
+        let e = Vec::new;
+        let mut a = GptActs {
+            batch: 0,
+            seq: 0,
+            resid: e(),
+            resid_mid: e(),
+            ln1_stats: e(),
+            ln2_stats: e(),
+            qkv: e(),
+            att: e(),
+            lse: e(),
+            fc: e(),
+            act: e(),
+            lnf_out: e(),
+            lnf_stats: e(),
+            ln_out: e(),
+            wide: e(),
+            tmp_wide: e(),
+            dresid: e(),
+            dln: e(),
+            dqkv: e(),
+            logits: e(),
+        };
+        a.resize(cfg, batch, seq);
+        a
+    }
+
+    /// Re-shapes the buffers for `[batch, seq]` batches, keeping their allocations.
+    pub fn resize(&mut self, cfg: &GptConfig, batch: usize, seq: usize) {
         let (n, c, l) = (batch * seq, cfg.n_embd, cfg.n_layer);
-        let z = |k: usize| vec![0.0f32; k];
-        GptActs {
-            batch,
-            seq,
-            resid: z((l + 1) * n * c),
-            resid_mid: z(l * n * c),
-            ln1_stats: z(l * 2 * n),
-            ln2_stats: z(l * 2 * n),
-            qkv: z(l * n * 3 * c),
-            att: z(l * n * c),
-            lse: z(l * batch * cfg.n_head * seq),
-            fc: z(l * n * 4 * c),
-            act: z(l * n * 4 * c),
-            lnf_out: z(n * c),
-            lnf_stats: z(2 * n),
-            ln_out: z(n * c),
-            wide: z(n * 4 * c),
-            tmp_wide: z(n * 4 * c),
-            dresid: z(n * c),
-            dln: z(n * c),
-            dqkv: z(n * 3 * c),
-            logits: z(head_chunk(n, cfg.vocab_size) * cfg.vocab_size),
+        (self.batch, self.seq) = (batch, seq);
+        for (v, k) in [
+            (&mut self.resid, (l + 1) * n * c),
+            (&mut self.resid_mid, l * n * c),
+            (&mut self.ln1_stats, l * 2 * n),
+            (&mut self.ln2_stats, l * 2 * n),
+            (&mut self.qkv, l * n * 3 * c),
+            (&mut self.att, l * n * c),
+            (&mut self.lse, l * batch * cfg.n_head * seq),
+            (&mut self.fc, l * n * 4 * c),
+            (&mut self.act, l * n * 4 * c),
+            (&mut self.lnf_out, n * c),
+            (&mut self.lnf_stats, 2 * n),
+            (&mut self.ln_out, n * c),
+            (&mut self.wide, n * 4 * c),
+            (&mut self.tmp_wide, n * 4 * c),
+            (&mut self.dresid, n * c),
+            (&mut self.dln, n * c),
+            (&mut self.dqkv, n * 3 * c),
+            (
+                &mut self.logits,
+                head_chunk(n, cfg.vocab_size) * cfg.vocab_size,
+            ),
+        ] {
+            v.resize(k, 0.0);
         }
     }
 }

@@ -59,7 +59,9 @@ fn model(task: Task, backbone: Backbone, alpha: f32) -> TaskModel {
 
 fn loss_and_grad(m: &TaskModel, x: &TaskBatch) -> (f64, Vec<f32>) {
     let mut g = vec![0.0; m.num_params()];
-    let o = m.forward_backward(x, Some(&mut g), 5).unwrap();
+    let o = m
+        .forward_backward(&mut Workspace::default(), x, Some(&mut g), 5)
+        .unwrap();
     (o.loss, g)
 }
 
@@ -100,13 +102,17 @@ fn gpt_classifier_reads_the_last_real_token() {
     y.ids[10] = 5;
     y.ids[11] = 6;
     let (a, b) = (
-        m.forward_backward(&x, None, 0).unwrap(),
-        m.forward_backward(&y, None, 0).unwrap(),
+        m.forward_backward(&mut Workspace::default(), &x, None, 0)
+            .unwrap(),
+        m.forward_backward(&mut Workspace::default(), &y, None, 0)
+            .unwrap(),
     );
     assert_eq!(a.seq_logits, b.seq_logits);
     // while changing its last real token does change it
     y.ids[9] = 5;
-    let c = m.forward_backward(&y, None, 0).unwrap();
+    let c = m
+        .forward_backward(&mut Workspace::default(), &y, None, 0)
+        .unwrap();
     assert_ne!(a.seq_logits[3..], c.seq_logits[3..]);
 }
 
@@ -142,7 +148,9 @@ fn joint_loss_weighting_at_alpha_zero_and_one() {
     );
     // the intent loss alone is the mean cross-entropy of the intent logits
     let m = model(task, tiny_bert(task, 0.0), 1.0);
-    let o = m.forward_backward(&x, None, 0).unwrap();
+    let o = m
+        .forward_backward(&mut Workspace::default(), &x, None, 0)
+        .unwrap();
     let ce = |row: &[f32], t: usize| {
         let mx = row.iter().copied().fold(f32::MIN, f32::max) as f64;
         let lse = mx + row.iter().map(|&v| (v as f64 - mx).exp()).sum::<f64>().ln();
@@ -156,7 +164,9 @@ fn joint_loss_weighting_at_alpha_zero_and_one() {
 fn span_loss_ignores_padding_positions() {
     let m = model(Task::Qa, tiny_bert(Task::Qa, 0.0), 0.5);
     let x = batch();
-    let o = m.forward_backward(&x, None, 0).unwrap();
+    let o = m
+        .forward_backward(&mut Workspace::default(), &x, None, 0)
+        .unwrap();
     // recompute the loss of the padded row by hand over its 4 real positions only
     let row = |col: usize, b: usize, n: usize| -> Vec<f64> {
         (0..n)
