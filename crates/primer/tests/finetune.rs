@@ -372,7 +372,7 @@ fn resume_continues_the_same_run() {
             .filter(|v| v.get("dev_accuracy").is_some())
             .map(|v| {
                 (
-                    v["train_loss"].as_f64().unwrap(),
+                    v["epoch_train_loss"].as_f64().unwrap(),
                     v["dev_accuracy"].as_f64().unwrap(),
                 )
             })

@@ -266,6 +266,7 @@ pub fn finetune(
     while st.epoch < stop && !(cfg.patience > 0 && st.bad_epochs >= cfg.patience) {
         let batches = epoch_batches(&train.features, cfg, st.epoch);
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
+        let (mut recent_sum, mut recent_n) = (0.0, 0usize);
         let window = Instant::now();
         let mut window_tokens = 0u64;
         for idx in &batches {
@@ -290,6 +291,8 @@ pub fn finetune(
             window_tokens += tokens;
             loss_sum += o.loss;
             loss_n += 1;
+            recent_sum += o.loss;
+            recent_n += 1;
             tps = window_tokens as f64 / window.elapsed().as_secs_f64().max(1e-9);
             bar.set_position(st.step as u64);
             bar.set_message(format!(
@@ -300,8 +303,9 @@ pub fn finetune(
             if st.step.is_multiple_of(50) {
                 metrics.write(&json!({
                     "step": st.step, "epoch": st.epoch as f64 + loss_n as f64 / batches.len() as f64,
-                    "train_loss": loss_sum / loss_n as f64, "lr": lr, "tokens_per_sec": tps,
+                    "train_loss": recent_sum / recent_n as f64, "lr": lr, "tokens_per_sec": tps,
                 }))?;
+                (recent_sum, recent_n) = (0.0, 0);
             }
         }
         st.epoch += 1;
@@ -309,7 +313,7 @@ pub fn finetune(
         let value = scores.get(metric).copied().unwrap_or(0.0);
         let elapsed = elapsed0 + start.elapsed().as_secs_f64();
         let mut rec = json!({
-            "step": st.step, "epoch": st.epoch, "train_loss": loss_sum / loss_n.max(1) as f64,
+            "step": st.step, "epoch": st.epoch, "epoch_train_loss": loss_sum / loss_n.max(1) as f64,
             "tokens_per_sec": tps, "elapsed_s": elapsed,
         });
         for (k, v) in &scores {
