@@ -4,13 +4,14 @@
 //! config says, AdamW; one step = forward, loss, backward, optimizer step. Tokens are the real (unpadded) ones.
 
 use super::{median, peak_rss_mib, BenchResult};
-use crate::engine::adamw::{AdamW, AdamWConfig};
+use crate::engine::adamw::AdamW;
 use crate::error::Result;
 use crate::finetune::data::{labels_from_train, prepare, Split, TaskInfo};
 use crate::finetune::features::Feature;
 use crate::finetune::load::load_backbone;
 use crate::finetune::model::{HeadSizes, Task, TaskModel, Workspace};
 use crate::tasks::datasets::Columns;
+use crate::train::checkpoint::adamw_config;
 use std::path::Path;
 use std::time::Instant;
 
@@ -48,12 +49,7 @@ pub fn train(
     let prep = prepare(&enc, &info, &split, Some((warmup + steps) * batch), true)?;
     let sizes = HeadSizes::for_task(Task::Classify, info.labels.len(), 0);
     let mut model = TaskModel::new(backbone, Task::Classify, sizes, 0)?;
-    let adam = AdamWConfig {
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.01,
-    };
+    let adam = adamw_config((5e-5, 0.0), (0.9, 0.999), 0.01, 0.0)?;
     let mut opt = AdamW::new(adam, model.num_params());
     let mut grads = vec![0.0f32; model.num_params()];
     let mut ws = Workspace::default();

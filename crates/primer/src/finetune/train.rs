@@ -22,6 +22,7 @@ use crate::train::checkpoint::{
     adamw_config, progress_bar, report, restore_optimizer, save_checkpoint,
 };
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
+use crate::train::schedule::linear_lr;
 use crate::viz::plot::plot_jsonl;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -138,6 +139,9 @@ struct TrainerState {
     adam_t: u64,
     best: Option<f64>,
     best_epoch: usize,
+    /// The dev scores of the best epoch.
+    #[serde(default)]
+    best_scores: BTreeMap<String, f64>,
     bad_epochs: usize,
     elapsed_s: f64,
     tokens: u64,
@@ -224,6 +228,7 @@ pub fn finetune(
             adam_t: 0,
             best: None,
             best_epoch: 0,
+            best_scores: BTreeMap::new(),
             bad_epochs: 0,
             elapsed_s: 0.0,
             tokens: 0,
@@ -327,6 +332,7 @@ pub fn finetune(
         if st.best.is_none_or(|b| value > b) {
             st.best = Some(value);
             st.best_epoch = st.epoch;
+            st.best_scores = scores.clone();
             st.bad_epochs = 0;
             save_finetuned(&model, &info, &enc, out, &[])?;
         } else {
@@ -346,15 +352,16 @@ pub fn finetune(
         )?;
     }
     bar.finish_and_clear();
-    // the best epoch's model decides the reported numbers
-    let (best, _, _) = load_finetuned(out)?;
-    let dev_scores = score(&info, &dev, &run(&best, &enc, &dev.features, 64)?);
-    let test_scores = test
-        .as_ref()
-        .map(|t: &Prepared| run(&best, &enc, &t.features, 64).map(|o| score(&info, t, &o)))
-        .transpose()?;
+    // the best epoch's model decides the reported numbers (its dev scores were taken at that epoch)
+    let test_scores = match &test {
+        Some(t) => {
+            let (best, _, _) = load_finetuned(out)?;
+            Some(score(&info, t, &run(&best, &enc, &t.features, 64)?))
+        }
+        None => None,
+    };
     let summary = FinetuneSummary {
-        dev: dev_scores,
+        dev: st.best_scores.clone(),
         test: test_scores,
         best_epoch: st.best_epoch,
         epochs_run: st.epoch,
@@ -390,15 +397,6 @@ pub fn describe(scores: &BTreeMap<String, f64>) -> String {
         .map(|(k, v)| format!("{k} {v:.4}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Linear warm-up over `warmup` steps to `lr`, then linear decay to zero at `total`.
-pub fn linear_lr(step: usize, lr: f32, warmup: usize, total: usize) -> f32 {
-    if step < warmup {
-        lr * (step + 1) as f32 / warmup as f32
-    } else {
-        lr * (total.saturating_sub(step)) as f32 / (total - warmup).max(1) as f32
-    }
 }
 
 /// The batches of epoch `epoch`: a seeded shuffle; with grouping, runs of 50 batches' worth of examples are

@@ -1,4 +1,5 @@
-//! Learning-rate schedule: linear warm-up, then cosine decay to a floor (nanoGPT's).
+//! Learning-rate schedules: linear warm-up, then cosine decay to a floor (nanoGPT's, for pretraining) or linear
+//! decay to zero (Hugging Face's default, for fine-tuning).
 
 /// Learning rate at `step`: linear warm-up over `warmup` steps to `lr`, cosine decay to `min_lr` at
 /// `decay_steps`, `min_lr` after.
@@ -12,6 +13,15 @@ pub fn cosine_lr(step: usize, lr: f32, min_lr: f32, warmup: usize, decay_steps: 
     let ratio = (step - warmup) as f32 / (decay_steps - warmup).max(1) as f32;
     let coeff = 0.5 * (1.0 + (std::f32::consts::PI * ratio).cos());
     min_lr + coeff * (lr - min_lr)
+}
+
+/// Linear warm-up over `warmup` steps to `lr`, then linear decay to zero at `total`.
+pub fn linear_lr(step: usize, lr: f32, warmup: usize, total: usize) -> f32 {
+    if step < warmup {
+        lr * (step + 1) as f32 / warmup as f32
+    } else {
+        lr * (total.saturating_sub(step)) as f32 / (total - warmup).max(1) as f32
+    }
 }
 
 #[cfg(test)]
