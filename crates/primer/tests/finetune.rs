@@ -243,7 +243,9 @@ fn intent_slot_learns_both_heads() {
     let model = tiny_bert(&dir);
     let data = dir.join("snips");
     let mut rng = Rng::new(4);
-    for (split, n) in [("train", 240), ("dev", 60)] {
+    // 600 sentences: with fewer, a random-init encoder's slot loss can hold the [CLS] intent at the majority
+    // class for most of the 30 epochs (seen with 240 on several seeds)
+    for (split, n) in [("train", 600), ("dev", 60)] {
         let d = data.join(split);
         std::fs::create_dir_all(&d).unwrap();
         let (mut sin, mut sout, mut lab) = (String::new(), String::new(), String::new());

@@ -53,6 +53,9 @@ pub struct Shape<'a> {
     pub scale: f32,
     /// Attention-probability dropout: (probability, seed). Training only.
     pub dropout: Option<(f32, u64)>,
+    /// Packed self-attention, with no padding rows stored: sequence `b` begins at row `starts[b]` of every view
+    /// (their `batch_stride` is unused) and has `key_lens[b]` query and key rows. `None`: `[batch, t]` views.
+    pub starts: Option<&'a [usize]>,
 }
 
 impl Shape<'_> {
@@ -66,6 +69,22 @@ impl Shape<'_> {
             n = n.min(lens[b]);
         }
         n
+    }
+
+    /// Element offset of head `h` of sequence `b`'s first row in `v`.
+    fn at(&self, v: &View, b: usize, h: usize) -> usize {
+        match self.starts {
+            Some(st) => v.offset + st[b] * v.row_stride + h * self.head_dim,
+            None => v.at(b, h, self.head_dim),
+        }
+    }
+
+    /// Query and key rows stored for sequence `b`.
+    fn rows(&self, b: usize) -> (usize, usize) {
+        match (self.starts, self.key_lens) {
+            (Some(_), Some(lens)) => (lens[b], lens[b]),
+            _ => (self.tq, self.tk),
+        }
     }
 
     fn drop_index(&self, b: usize, h: usize, i: usize) -> u64 {
@@ -142,18 +161,20 @@ pub fn forward(
     let lse_ptr = SendPtr(lse.as_mut_ptr());
     let save_lse = !lse.is_empty();
     assert!(!save_lse || lse.len() >= sh.batch * sh.heads * tq);
+    assert!(sh.starts.is_none() || (sh.key_lens.is_some() && tq == tk));
     (0..sh.batch * sh.heads).into_par_iter().for_each_init(
         || vec![0.0f32; QB.min(tq) * tk],
         |s, bh| {
             let (b, h) = (bh / sh.heads, bh % sh.heads);
             let (qo, ko, vo, oo) = (
-                q.at(b, h, hd),
-                k.at(b, h, hd),
-                v.at(b, h, hd),
-                out_view.at(b, h, hd),
+                sh.at(&q, b, h),
+                sh.at(&k, b, h),
+                sh.at(&v, b, h),
+                sh.at(&out_view, b, h),
             );
-            for i0 in (0..tq).step_by(QB) {
-                let m = QB.min(tq - i0);
+            let rows = sh.rows(b).0;
+            for i0 in (0..rows).step_by(QB) {
+                let m = QB.min(rows - i0);
                 let kn = sh.visible(b, i0 + m - 1);
                 // SAFETY: each (b, h) task writes its own head columns of its own sequence, and its own lse rows.
                 let o_blk = unsafe { out_ptr.get().add(oo + i0 * out_view.row_stride) };
@@ -225,6 +246,7 @@ pub fn backward(
     sh: &Shape,
 ) {
     let (hd, tq, tk) = (sh.head_dim, sh.tq, sh.tk);
+    assert!(sh.starts.is_none() || (sh.key_lens.is_some() && tq == tk));
     let base = dq_buf.as_mut_ptr();
     let dq_ptr = SendPtr(base);
     let dkv_ptr = SendPtr(dkv_buf.map_or(base, |d| d.as_mut_ptr()));
@@ -233,20 +255,21 @@ pub fn backward(
         |(p, dp), bh| {
             let (b, h) = (bh / sh.heads, bh % sh.heads);
             let (qo, ko, vo, oo) = (
-                q.at(b, h, hd),
-                k.at(b, h, hd),
-                v.at(b, h, hd),
-                out_view.at(b, h, hd),
+                sh.at(&q, b, h),
+                sh.at(&k, b, h),
+                sh.at(&v, b, h),
+                sh.at(&out_view, b, h),
             );
-            let (dqo, dko, dvo) = (dq.at(b, h, hd), dk.at(b, h, hd), dv.at(b, h, hd));
+            let (dqo, dko, dvo) = (sh.at(&dq, b, h), sh.at(&dk, b, h), sh.at(&dv, b, h));
+            let (q_rows, k_rows) = sh.rows(b);
             // SAFETY (every write below): each (b, h) task writes its own head columns of its own sequence.
             let (dk_ptr, dv_ptr) = unsafe { (dkv_ptr.get().add(dko), dkv_ptr.get().add(dvo)) };
             unsafe {
-                zero_rows(dk_ptr, tk, dk.row_stride, hd);
-                zero_rows(dv_ptr, tk, dv.row_stride, hd);
+                zero_rows(dk_ptr, k_rows, dk.row_stride, hd);
+                zero_rows(dv_ptr, k_rows, dv.row_stride, hd);
             }
-            for i0 in (0..tq).step_by(QB) {
-                let m = QB.min(tq - i0);
+            for i0 in (0..q_rows).step_by(QB) {
+                let m = QB.min(q_rows - i0);
                 let kn = sh.visible(b, i0 + m - 1);
                 let dq_blk = unsafe { dq_ptr.get().add(dqo + i0 * dq.row_stride) };
                 if kn == 0 {

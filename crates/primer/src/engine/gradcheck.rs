@@ -278,6 +278,7 @@ fn shape(tq: usize, tk: usize) -> attention::Shape<'static> {
         key_lens: None,
         scale: 0.5,
         dropout: None,
+        starts: None,
     }
 }
 
@@ -346,6 +347,76 @@ fn attention_several_query_blocks() {
         },
         13,
     );
+}
+
+/// Packed sequences (no padding rows, one fused `[rows, 3C]` QKV buffer) give exactly the padded kernel's
+/// outputs and gradients on the real rows, when padded query rows carry no output gradient.
+#[test]
+fn attention_packed_equals_padded() {
+    let lens = [40usize, 21, 7];
+    let sh = attention::Shape {
+        batch: 3,
+        heads: 2,
+        head_dim: 3,
+        key_lens: Some(&lens),
+        dropout: Some((0.2, 17)),
+        ..shape(40, 40)
+    };
+    let (c, t) = (6, 40);
+    let mut rng = Rng::new(21);
+    let qkv = rand_vec(&mut rng, 3 * t * 3 * c, 1.0);
+    let mut dout = rand_vec(&mut rng, 3 * t * c, 1.0);
+    for (b, &len) in lens.iter().enumerate() {
+        dout[(b * t + len) * c..(b + 1) * t * c].fill(0.0);
+    }
+    let views = |rows| {
+        (
+            attention::View::packed(rows, 3 * c, 0),
+            attention::View::packed(rows, 3 * c, c),
+            attention::View::packed(rows, 3 * c, 2 * c),
+        )
+    };
+    let run = |sh: &attention::Shape, qkv: &[f32], dout: &[f32], rows: usize| {
+        let (q, k, v) = views(t);
+        let ov = attention::View::packed(t, c, 0);
+        let mut out = vec![0.0; rows * c];
+        let mut lse = vec![0.0; 3 * 2 * t];
+        attention::forward(&mut out, ov, &mut lse, qkv, q, qkv, k, v, sh);
+        let mut dqkv = vec![9.0; rows * 3 * c];
+        let (dq, dk, dv) = views(t);
+        attention::backward(
+            &mut dqkv,
+            None,
+            (dq, dk, dv),
+            dout,
+            &out,
+            ov,
+            &lse,
+            qkv,
+            q,
+            qkv,
+            k,
+            v,
+            sh,
+        );
+        (out, dqkv)
+    };
+    let (out, dqkv) = run(&sh, &qkv, &dout, 3 * t);
+    let real = |x: &[f32], w: usize| -> Vec<f32> {
+        let mut r = Vec::new();
+        for (b, &len) in lens.iter().enumerate() {
+            r.extend_from_slice(&x[b * t * w..(b * t + len) * w]);
+        }
+        r
+    };
+    let starts = [0, 40, 61];
+    let packed = attention::Shape {
+        starts: Some(&starts),
+        ..sh
+    };
+    let (p_out, p_dqkv) = run(&packed, &real(&qkv, 3 * c), &real(&dout, c), 68);
+    assert_close("out", &p_out, &to64(&real(&out, c)), 1e-6);
+    assert_close("dqkv", &p_dqkv, &to64(&real(&dqkv, 3 * c)), 1e-6);
 }
 
 #[test]

@@ -7,6 +7,10 @@
 //! All linear weights are stored `[out, in]` as in PyTorch. Query, key and value are three tensors in a
 //! checkpoint but adjacent in the flat buffer, so one `[3C, C]` product computes them. The masked-LM head runs
 //! only on the labelled positions (about 15 % of tokens), never on the whole `[tokens, vocab]` matrix.
+//!
+//! Padding costs nothing: the encoder packs the real tokens of a padded batch sequence after sequence and runs
+//! every layer on those rows only (attention keeps each sequence to itself), then scatters the final hidden states
+//! back to the padded layout, where padding rows are zero.
 
 use super::common::{
     branch_grad, gather_rows, head_chunk, layer, layer_mut, residual_branch, scatter_add_rows,
@@ -651,12 +655,27 @@ impl PretrainStats {
 }
 
 /// Activations of one pass over a `[batch, seq]` batch. For training every layer's are kept for the backward
-/// pass; for inference one layer's buffers are reused by all layers.
+/// pass; for inference one layer's buffers are reused by all layers. The layers' buffers hold only the batch's
+/// real tokens (`rows` of them, packed); `hidden` and `dhidden` have the padded layout.
 pub struct BertActs {
     batch: usize,
     seq: usize,
+    training: bool,
     /// Layers whose activations are stored (all when training, one for inference).
     saved: usize,
+    /// Real tokens in the batch.
+    rows: usize,
+    /// Per sequence, its first packed row.
+    starts: Vec<usize>,
+    /// Per packed row, its row in the padded `[B·T]` layout.
+    padded_row: Vec<usize>,
+    /// Packed token, position and token-type ids.
+    ids: Vec<u32>,
+    pos: Vec<u32>,
+    types: Vec<u32>,
+    /// Final hidden states, `[B·T, C]`, zero at padding; and their gradient when training.
+    hidden: Vec<f32>,
+    dhidden: Vec<f32>,
     emb_sum: Vec<f32>,
     emb_stats: Vec<f32>,
     /// Layer inputs and the last output: `(saved + 1) × [B·T, C]`.
@@ -689,7 +708,16 @@ impl BertActs {
         let mut a = BertActs {
             batch: 0,
             seq: 0,
+            training,
             saved: if training { cfg.num_hidden_layers } else { 1 },
+            rows: 0,
+            starts: Vec::new(),
+            padded_row: Vec::new(),
+            ids: Vec::new(),
+            pos: Vec::new(),
+            types: Vec::new(),
+            hidden: e(),
+            dhidden: e(),
             emb_sum: e(),
             emb_stats: e(),
             x: e(),
@@ -718,12 +746,25 @@ impl BertActs {
     /// Re-shapes the buffers for `[batch, seq]` batches, keeping their allocations (a fine-tuning loop sees a new
     /// length every batch; allocating afresh each time would spend the time in page faults).
     pub fn resize(&mut self, cfg: &BertConfig, batch: usize, seq: usize, training: bool) {
-        let (bt, c, i) = (batch * seq, cfg.hidden_size, cfg.intermediate_size);
-        let n = bt * c;
+        let n = batch * seq * cfg.hidden_size;
         let s = if training { cfg.num_hidden_layers } else { 1 };
+        (self.batch, self.seq, self.saved, self.training) = (batch, seq, s, training);
+        self.hidden.resize(n, 0.0);
+        self.dhidden.resize(if training { n } else { 0 }, 0.0);
+        self.set_rows(cfg, batch * seq);
+    }
+
+    /// Sizes the layers' buffers for `bt` real tokens.
+    fn set_rows(&mut self, cfg: &BertConfig, bt: usize) {
+        let (c, i, s, training) = (
+            cfg.hidden_size,
+            cfg.intermediate_size,
+            self.saved,
+            self.training,
+        );
+        let n = bt * c;
         let g = |k: usize| if training { k } else { 0 };
-        (self.batch, self.seq, self.saved) = (batch, seq, s);
-        let lse = s * batch * cfg.num_attention_heads * seq;
+        let lse = s * self.batch * cfg.num_attention_heads * self.seq;
         for (v, k) in [
             (&mut self.emb_sum, n),
             (&mut self.emb_stats, 2 * bt),
@@ -761,8 +802,25 @@ impl BertActs {
         }
     }
 
-    fn n(&self) -> usize {
-        self.batch * self.seq
+    /// Packs the real tokens of `inp` and sizes the buffers for them.
+    fn pack(&mut self, cfg: &BertConfig, inp: &BertInput) {
+        self.starts.clear();
+        self.padded_row.clear();
+        self.ids.clear();
+        self.pos.clear();
+        self.types.clear();
+        for (b, &len) in inp.lens.iter().enumerate() {
+            self.starts.push(self.padded_row.len());
+            for t in 0..len {
+                let r = b * inp.seq + t;
+                self.padded_row.push(r);
+                self.ids.push(inp.ids[r]);
+                self.pos.push(t as u32);
+                self.types.push(inp.type_ids[r]);
+            }
+        }
+        self.rows = self.padded_row.len();
+        self.set_rows(cfg, self.rows);
     }
 
     /// Slot of layer `l`'s stored activations, and of its input in `x`.
@@ -770,9 +828,20 @@ impl BertActs {
         (l % self.saved, l % (self.saved + 1))
     }
 
-    /// The encoder's output, `[B·T, C]`, after a forward pass over `layers` layers.
-    fn hidden(&self, layers: usize, c: usize) -> &[f32] {
-        layer(&self.x, self.slot(layers).1, self.n() * c)
+    /// Copies the packed output of the last of `layers` layers into the padded `hidden`.
+    fn unpack_hidden(&mut self, layers: usize, c: usize) {
+        let out = layer(&self.x, self.slot(layers).1, self.rows * c);
+        self.hidden.fill(0.0);
+        for (r, &pr) in self.padded_row.iter().enumerate() {
+            self.hidden[pr * c..(pr + 1) * c].copy_from_slice(&out[r * c..(r + 1) * c]);
+        }
+    }
+
+    /// Gathers the real rows of the padded `dhidden` into the packed `dx`.
+    fn pack_dhidden(&mut self, c: usize) {
+        for (r, &pr) in self.padded_row.iter().enumerate() {
+            self.dx[r * c..(r + 1) * c].copy_from_slice(&self.dhidden[pr * c..(pr + 1) * c]);
+        }
     }
 }
 
@@ -800,6 +869,7 @@ impl Bert {
     fn attn_shape<'a>(
         &self,
         inp: &BertInput<'a>,
+        starts: &'a [usize],
         dropout: Option<(f32, u64)>,
     ) -> attention::Shape<'a> {
         attention::Shape {
@@ -812,25 +882,20 @@ impl Bert {
             key_lens: Some(inp.lens),
             scale: 1.0 / (self.config.head_dim() as f32).sqrt(),
             dropout,
+            starts: Some(starts),
         }
     }
 
     /// Embeddings and encoder layers over `inp`, saving what the backward pass needs. `drop` turns dropout on.
     fn forward_encoder(&self, a: &mut BertActs, inp: &BertInput, drop: DropSeeds) {
         let cfg = &self.config;
-        let (bt, c, t, ni) = (a.n(), cfg.hidden_size, inp.seq, cfg.intermediate_size);
+        a.pack(cfg, inp);
+        let (bt, c, t, ni) = (a.rows, cfg.hidden_size, inp.seq, cfg.intermediate_size);
         let (n, eps, p, i) = (bt * c, cfg.layer_norm_eps, &self.params, &self.idx);
         let (hp, ap) = (cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob);
-        embedding::forward(
-            &mut a.emb_sum,
-            inp.ids,
-            &p[i.word.clone()],
-            Some(&p[i.pos.clone()]),
-            t,
-            0,
-            c,
-        );
-        embedding::add(&mut a.emb_sum, inp.type_ids, &p[i.typ.clone()], c);
+        embedding::forward(&mut a.emb_sum, &a.ids, &p[i.word.clone()], None, 1, 0, c);
+        embedding::add(&mut a.emb_sum, &a.pos, &p[i.pos.clone()], c);
+        embedding::add(&mut a.emb_sum, &a.types, &p[i.typ.clone()], c);
         let (m, r) = a.emb_stats.split_at_mut(bt);
         let x0 = &mut a.x[..n];
         layernorm::forward(
@@ -865,7 +930,7 @@ impl Bert {
             );
             let att = layer_mut(&mut a.att, s, n);
             let lse = layer_mut(&mut a.lse, s, inp.batch * cfg.num_attention_heads * t);
-            let sh = self.attn_shape(inp, drop.site(ap, l, 1));
+            let sh = self.attn_shape(inp, &a.starts, drop.site(ap, l, 1));
             let (qv, kv, vv) = qkv_views;
             attention::forward(att, View::packed(t, c, 0), lse, qkv, qv, qkv, kv, vv, &sh);
             let sum1 = layer_mut(&mut a.sum1, s, n);
@@ -925,13 +990,15 @@ impl Bert {
                 eps,
             );
         }
+        a.unpack_hidden(cfg.num_hidden_layers, c);
     }
 
-    /// Backward through the encoder and embeddings, from the gradient of the final hidden state in `a.dx`
-    /// (which this overwrites); accumulates parameter gradients into `g`.
+    /// Backward through the encoder and embeddings, from the gradient of the final hidden state in
+    /// `a.dhidden`; accumulates parameter gradients into `g`.
     fn backward_encoder(&self, a: &mut BertActs, inp: &BertInput, g: &mut [f32], drop: DropSeeds) {
         let cfg = &self.config;
-        let (bt, c, t, ni) = (a.n(), cfg.hidden_size, inp.seq, cfg.intermediate_size);
+        let (bt, c, t, ni) = (a.rows, cfg.hidden_size, inp.seq, cfg.intermediate_size);
+        a.pack_dhidden(c);
         let (n, p, i) = (bt * c, &self.params, &self.idx);
         let (hp, ap) = (cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob);
         let qkv_views = (
@@ -1017,7 +1084,7 @@ impl Bert {
             );
             let qkv = layer(&a.qkv, s, 3 * n);
             let (qv, kv, vv) = qkv_views;
-            let sh = self.attn_shape(inp, drop.site(ap, l, 1));
+            let sh = self.attn_shape(inp, &a.starts, drop.site(ap, l, 1));
             let lse = layer(&a.lse, s, inp.batch * cfg.num_attention_heads * t);
             attention::backward(
                 &mut a.dqkv,
@@ -1063,9 +1130,9 @@ impl Bert {
             m,
             r,
         );
-        let (dword, dpos) = split2(g, i.word.clone(), i.pos.clone());
-        embedding::backward(dword, Some(dpos), &a.dsum, inp.ids, t, c);
-        embedding::backward(&mut g[i.typ.clone()], None, &a.dsum, inp.type_ids, 1, c);
+        embedding::backward(&mut g[i.word.clone()], None, &a.dsum, &a.ids, 1, c);
+        embedding::backward(&mut g[i.pos.clone()], None, &a.dsum, &a.pos, 1, c);
+        embedding::backward(&mut g[i.typ.clone()], None, &a.dsum, &a.types, 1, c);
     }
 
     /// Eval-mode pretraining losses and accuracies of one batch.
@@ -1098,14 +1165,14 @@ impl Bert {
         self.check_input(inp)?;
         self.check_labels(inp, mlm_labels, nsp_labels)?;
         a.fits(inp)?;
-        if a.dx.is_empty() {
+        if !a.training {
             return Err(Error::Config(
                 "activations were allocated for inference, not training".into(),
             ));
         }
         let drop = DropSeeds(Some(train_seed));
         self.forward_encoder(a, inp, drop);
-        a.dx.fill(0.0);
+        a.dhidden.fill(0.0);
         let stats = self.heads_forward_backward(
             a,
             inp,
@@ -1135,17 +1202,12 @@ impl Bert {
         if !rows.is_empty() {
             let targets: Vec<i32> = rows.iter().map(|&r| mlm_labels[r]).collect();
             let g = grads.as_mut().map(|(g, s, _)| (&mut **g, *s));
-            let (sum, correct, dxm) = self.mlm_head(
-                a.hidden(self.config.num_hidden_layers, c),
-                &rows,
-                &targets,
-                g,
-            );
+            let (sum, correct, dxm) = self.mlm_head(&a.hidden, &rows, &targets, g);
             st.mlm_loss_sum = sum;
             st.mlm_count = rows.len();
             st.mlm_correct = correct;
             if let Some(dxm) = dxm {
-                scatter_add_rows(&mut a.dx, &dxm, &rows, c);
+                scatter_add_rows(&mut a.dhidden, &dxm, &rows, c);
             }
         }
         let rows: Vec<usize> = (0..inp.batch)
@@ -1155,17 +1217,12 @@ impl Bert {
             let cls_rows: Vec<usize> = rows.iter().map(|&b| b * inp.seq).collect();
             let targets: Vec<i32> = rows.iter().map(|&b| nsp_labels[b]).collect();
             let g = grads.as_mut().map(|(g, _, s)| (&mut **g, *s));
-            let (sum, correct, dxc) = self.nsp_head(
-                a.hidden(self.config.num_hidden_layers, c),
-                &cls_rows,
-                &targets,
-                g,
-            );
+            let (sum, correct, dxc) = self.nsp_head(&a.hidden, &cls_rows, &targets, g);
             st.nsp_loss_sum = sum;
             st.nsp_count = rows.len();
             st.nsp_correct = correct;
             if let Some(dxc) = dxc {
-                scatter_add_rows(&mut a.dx, &dxc, &cls_rows, c);
+                scatter_add_rows(&mut a.dhidden, &dxc, &cls_rows, c);
             }
         }
         st
@@ -1372,13 +1429,13 @@ impl Bert {
     ) -> Result<&'a [f32]> {
         self.check_input(inp)?;
         a.fits(inp)?;
-        if train_seed.is_some() && a.dx.is_empty() {
+        if train_seed.is_some() && !a.training {
             return Err(Error::Config(
                 "activations were allocated for inference, not training".into(),
             ));
         }
         self.forward_encoder(a, inp, DropSeeds(train_seed));
-        Ok(a.hidden(self.config.num_hidden_layers, self.config.hidden_size))
+        Ok(&a.hidden)
     }
 
     /// Backpropagates `dhidden` (the gradient of [`Bert::encode`]'s output) through the encoder, adding the
@@ -1392,16 +1449,16 @@ impl Bert {
         train_seed: Option<u64>,
     ) -> Result<()> {
         a.fits(inp)?;
-        if a.dx.len() != dhidden.len() || grads.len() != self.params.len() {
+        if a.dhidden.len() != dhidden.len() || grads.len() != self.params.len() {
             return Err(Error::Config(format!(
                 "encoder backward given {} hidden gradients and {} parameter gradients; expected {} and {}",
                 dhidden.len(),
                 grads.len(),
-                a.dx.len(),
+                a.dhidden.len(),
                 self.params.len()
             )));
         }
-        a.dx.copy_from_slice(dhidden);
+        a.dhidden.copy_from_slice(dhidden);
         self.backward_encoder(a, inp, grads, DropSeeds(train_seed));
         Ok(())
     }
@@ -1469,15 +1526,12 @@ fn count_correct(logits: &[f32], targets: &[i32], v: usize) -> usize {
 
 /// Inference: hidden states, masked-LM logits, pooled outputs.
 impl Bert {
-    /// Eval-mode final hidden states, `[batch, seq, C]`.
+    /// Eval-mode final hidden states, `[batch, seq, C]`, zero at padding.
     pub fn hidden_states(&self, inp: &BertInput) -> Result<Vec<f32>> {
         self.check_input(inp)?;
         let mut a = BertActs::new(&self.config, inp.batch, inp.seq, false);
         self.forward_encoder(&mut a, inp, DropSeeds(None));
-        Ok(
-            a.hidden(self.config.num_hidden_layers, self.config.hidden_size)
-                .to_vec(),
-        )
+        Ok(a.hidden)
     }
 
     /// Masked-LM logits (`[rows.len(), vocab]`) of the rows `rows` of `hidden` (`[_, C]`).

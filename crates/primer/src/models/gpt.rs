@@ -476,6 +476,7 @@ impl Gpt {
             key_lens: None,
             scale: 1.0 / (self.config.head_dim() as f32).sqrt(),
             dropout: None,
+            starts: None,
         }
     }
 
