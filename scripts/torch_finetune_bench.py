@@ -2,7 +2,7 @@
 """PyTorch + transformers reference for primer's fine-tuning speed (`primer bench finetune`).
 
     python3 scripts/torch_finetune_bench.py MODEL_DIR DATA.tsv [--batch 32] [--max-len 128]
-                                            [--steps 30] [--warmup 3] [--threads 2]
+                                            [--steps 30] [--warmup 3] [--threads 2] [--full-rows]
 
 BertForSequenceClassification from MODEL_DIR (a BERT directory with config.json, model.safetensors and
 tokenizer.json, e.g. all-MiniLM-L6-v2), fp32, train mode (dropout as its config says). The first
@@ -10,6 +10,7 @@ tokenizer.json, e.g. all-MiniLM-L6-v2), fp32, train mode (dropout as its config 
 form a batch, tokenized by the model's fast tokenizer with truncation at max-len and padded to the longest row
 of the batch. AdamW lr 5e-5, betas (0.9, 0.999), eps 1e-8, weight decay 0.01. One step = forward, loss,
 backward, optimizer step; tokenization is not timed. Tokens are the real (unpadded) ones, as primer counts.
+With --full-rows, only rows of at least max-len tokens are used, cut to max-len: batches with no padding.
 Prints one JSON line: {"tokens_per_s": ..., "median_step_ms": ..., "peak_rss_mib": ...}.
 """
 
@@ -33,14 +34,21 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--full-rows", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     n = (a.warmup + a.steps) * a.batch
     with open(a.data, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[:n]
-    labels = sorted({r["label"] for r in rows})
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     tok = AutoTokenizer.from_pretrained(a.model)
+    if a.full_rows:
+        lens = tok([r["sentence"] for r in rows], truncation=True, max_length=a.max_len)["input_ids"]
+        rows = [r for r, ids in zip(rows, lens) if len(ids) == a.max_len]
+        if len(rows) < n:
+            raise SystemExit(f"{a.data} has {len(rows)} rows of at least {a.max_len} tokens; {n} are needed")
+    rows = rows[:n]
+    labels = sorted({r["label"] for r in rows})
     model = BertForSequenceClassification.from_pretrained(a.model, num_labels=len(labels))
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=5e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)

@@ -84,6 +84,9 @@ enum Bench {
         steps: usize,
         #[arg(long, default_value_t = 3)]
         warmup: usize,
+        /// Only rows of at least max-len tokens, cut to max-len: batches with no padding.
+        #[arg(long)]
+        full_rows: bool,
     },
     /// Encoder forward latency of a BERT checkpoint, as scripts/torch_bert_infer.py measures it.
     BertInfer {
@@ -137,8 +140,14 @@ fn main() -> Result<()> {
             max_len,
             steps,
             warmup,
+            full_rows,
         }) => {
-            let r = primer::bench::finetune::train(&model, &data, batch, max_len, steps, warmup)?;
+            let rows = primer::bench::finetune::Rows {
+                batch,
+                max_len,
+                full: full_rows,
+            };
+            let r = primer::bench::finetune::train(&model, &data, rows, steps, warmup)?;
             print_bench(&r);
             println!(
                 "{}",

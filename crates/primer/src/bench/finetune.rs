@@ -2,10 +2,12 @@
 //! `(warmup + steps) × batch` rows of a classification file, as `scripts/torch_finetune_bench.py` measures it:
 //! consecutive rows form a batch, padded to its longest sequence (at most `max_len`), dropout as the model's
 //! config says, AdamW; one step = forward, loss, backward, optimizer step. Tokens are the real (unpadded) ones.
+//! With `full`, only rows of at least `max_len` tokens are used, cut to `max_len`: batches with no padding, which
+//! time the kernels alone (primer skips padding, PyTorch computes it).
 
 use super::{median, peak_rss_mib, BenchResult};
 use crate::engine::adamw::AdamW;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::finetune::data::{labels_from_train, prepare, Split, TaskInfo};
 use crate::finetune::features::Feature;
 use crate::finetune::load::load_backbone;
@@ -15,15 +17,28 @@ use crate::train::checkpoint::adamw_config;
 use std::path::Path;
 use std::time::Instant;
 
+/// Which rows make the batches.
+#[derive(Clone, Copy, Debug)]
+pub struct Rows {
+    pub batch: usize,
+    pub max_len: usize,
+    /// Only rows of at least `max_len` tokens (cut to `max_len`).
+    pub full: bool,
+}
+
 /// Times `warmup + steps` fine-tuning steps of the model in `model_dir` on `data` (columns `sentence`, `label`).
 pub fn train(
     model_dir: &Path,
     data: &Path,
-    batch: usize,
-    max_len: usize,
+    rows: Rows,
     steps: usize,
     warmup: usize,
 ) -> Result<BenchResult> {
+    let Rows {
+        batch,
+        max_len,
+        full,
+    } = rows;
     let split = Split::file(data);
     let cols = Columns {
         text: "sentence".into(),
@@ -46,7 +61,19 @@ pub fn train(
         max_query_len: 0,
         max_answer_len: 0,
     };
-    let prep = prepare(&enc, &info, &split, Some((warmup + steps) * batch), true)?;
+    let wanted = (warmup + steps) * batch;
+    let mut prep = prepare(&enc, &info, &split, (!full).then_some(wanted), true)?;
+    if full {
+        prep.features.retain(|f| f.ids.len() == max_len);
+        if prep.features.len() < wanted {
+            return Err(Error::Config(format!(
+                "{} has {} rows of at least {max_len} tokens; {wanted} are needed",
+                data.display(),
+                prep.features.len()
+            )));
+        }
+        prep.features.truncate(wanted);
+    }
     let sizes = HeadSizes::for_task(Task::Classify, info.labels.len(), 0);
     let mut model = TaskModel::new(backbone, Task::Classify, sizes, 0)?;
     let adam = adamw_config((5e-5, 0.0), (0.9, 0.999), 0.01, 0.0)?;
