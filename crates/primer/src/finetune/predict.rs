@@ -1,6 +1,6 @@
 //! Predictions of a fine-tuned model on raw text: a label with probabilities (classify), entities with
 //! character spans (ner), an answer span with its probability (qa), an intent with slot values (intent-slot).
-//! Raw text is split into words the way BERT's pre-tokenizer splits it (whitespace, and punctuation apart).
+//! Raw text is split into words as CoNLL and SNIPS write them (see [`split_words`]).
 
 use super::data::TaskInfo;
 use super::evaluate::{best_span, run, word_tags, Outputs};
@@ -11,8 +11,6 @@ use crate::error::{Error, Result};
 use crate::tasks::datasets::QaExample;
 use crate::tasks::metrics::chunks;
 use serde::Serialize;
-use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
 
 /// A labelled span of the input, in characters (`end` exclusive).
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -58,17 +56,59 @@ fn softmax(row: &[f32]) -> Vec<f32> {
     e.iter().map(|v| v / s).collect()
 }
 
-/// Words of `text` with their character spans, split as BERT's pre-tokenizer splits.
-pub fn split_words(text: &str) -> Result<Vec<(String, usize, usize)>> {
-    let mut pre = PreTokenizedString::from(text);
-    BertPreTokenizer
-        .pre_tokenize(&mut pre)
-        .map_err(|e| Error::Tokenizer(e.to_string()))?;
-    Ok(pre
-        .get_splits(OffsetReferential::Original, OffsetType::Char)
-        .into_iter()
-        .map(|(w, (a, b), _)| (w.to_string(), a, b))
-        .collect())
+/// Words of `text` with their character spans (`end` exclusive), split as the tagged corpora are (CoNLL-2003,
+/// SNIPS): at whitespace, with punctuation at either end of a word split off one character at a time, while
+/// punctuation inside a word stays ("top-rated", "U.S.-based"); a final "." stays on a word with another "." in it
+/// ("U.K."), and a final "'s" is a word of its own ("Germany's" → "Germany", "'s").
+pub fn split_words(text: &str) -> Vec<(String, usize, usize)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && !chars[i].is_whitespace() {
+            i += 1;
+        }
+        split_token(&chars, start, i, &mut words);
+    }
+    words
+}
+
+/// Appends the words of the whitespace-free token `chars[a..b]`.
+fn split_token(
+    chars: &[char],
+    mut a: usize,
+    mut b: usize,
+    words: &mut Vec<(String, usize, usize)>,
+) {
+    let punct = |c: char| !c.is_alphanumeric();
+    let word = |a: usize, b: usize| (chars[a..b].iter().collect::<String>(), a, b);
+    while a < b && punct(chars[a]) {
+        words.push(word(a, a + 1));
+        a += 1;
+    }
+    let mut tail = Vec::new();
+    while a < b && punct(chars[b - 1]) {
+        let abbreviation = chars[b - 1] == '.' && chars[a..b - 1].contains(&'.');
+        if abbreviation {
+            break;
+        }
+        tail.push(word(b - 1, b));
+        b -= 1;
+    }
+    let possessive =
+        b >= a + 3 && matches!(chars[b - 2], '\'' | '’') && matches!(chars[b - 1], 's' | 'S');
+    if possessive {
+        words.push(word(a, b - 2));
+        words.push(word(b - 2, b));
+    } else if a < b {
+        words.push(word(a, b));
+    }
+    words.extend(tail.into_iter().rev());
 }
 
 /// Entity spans (in characters of `text`) of word-level BIO `tags` over `words`.
@@ -126,10 +166,7 @@ pub fn predict(
                 .collect())
         }
         Task::Ner | Task::IntentSlot => {
-            let words = texts
-                .iter()
-                .map(|t| split_words(t))
-                .collect::<Result<Vec<_>>>()?;
+            let words = texts.iter().map(|t| split_words(t)).collect::<Vec<_>>();
             let feats = words
                 .iter()
                 .map(|w| {
@@ -203,5 +240,54 @@ pub fn predict(
             }
             Ok(out)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_words;
+
+    fn words(text: &str) -> Vec<String> {
+        split_words(text).into_iter().map(|w| w.0).collect()
+    }
+
+    #[test]
+    fn words_are_split_as_the_tagged_corpora_write_them() {
+        assert_eq!(
+            words("Book a top-rated café (near U.K. office), Germany's best."),
+            [
+                "Book",
+                "a",
+                "top-rated",
+                "café",
+                "(",
+                "near",
+                "U.K.",
+                "office",
+                ")",
+                ",",
+                "Germany",
+                "'s",
+                "best",
+                "."
+            ]
+        );
+        assert_eq!(words("  \"Hi!\"  "), ["\"", "Hi", "!", "\""]);
+        assert_eq!(
+            words("U.S.-based 3.5 ..."),
+            ["U.S.-based", "3.5", ".", ".", "."]
+        );
+        assert!(words(" \t\n").is_empty());
+    }
+
+    #[test]
+    fn spans_are_character_offsets_of_the_text() {
+        let text = "Pärchen in Zürich, bitte";
+        for (w, a, b) in split_words(text) {
+            let got: String = text.chars().skip(a).take(b - a).collect();
+            assert_eq!(got, w);
+        }
+        let spans: Vec<(usize, usize)> = split_words(text).iter().map(|w| (w.1, w.2)).collect();
+        assert_eq!(spans, [(0, 7), (8, 10), (11, 17), (17, 18), (19, 24)]);
     }
 }
