@@ -678,7 +678,7 @@ pub struct BertActs {
     dhidden: Vec<f32>,
     emb_sum: Vec<f32>,
     emb_stats: Vec<f32>,
-    /// Layer inputs and the last output: `(saved + 1) × [B·T, C]`.
+    /// Layer inputs and the last output: `(saved + 1) × [rows, C]`.
     x: Vec<f32>,
     qkv: Vec<f32>,
     att: Vec<f32>,
@@ -1419,7 +1419,7 @@ impl Bert {
 
 /// Hooks for fine-tuning heads: the encoder's forward and backward, and the pooler's.
 impl Bert {
-    /// Final hidden states (`[B·T, C]`) of `inp`, keeping in `a` what [`Bert::encode_backward`] needs.
+    /// Final hidden states (`[B·T, C]`, zero at padding) of `inp`, keeping in `a` what [`Bert::encode_backward`] needs.
     /// `train_seed` turns dropout on (training); `None` is eval mode.
     pub fn encode<'a>(
         &self,
