@@ -1419,7 +1419,8 @@ impl Bert {
 
 /// Hooks for fine-tuning heads: the encoder's forward and backward, and the pooler's.
 impl Bert {
-    /// Final hidden states (`[B·T, C]`, zero at padding) of `inp`, keeping in `a` what [`Bert::encode_backward`] needs.
+    /// Final hidden states (`[B·T, C]`, zero at padding) of `inp`, keeping in `a` what
+    /// [`Bert::encode_backward`] needs.
     /// `train_seed` turns dropout on (training); `None` is eval mode.
     pub fn encode<'a>(
         &self,
