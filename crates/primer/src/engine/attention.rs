@@ -195,6 +195,7 @@ pub fn forward(
                     (1, k.row_stride),
                     sh.scale,
                     false,
+                    None,
                 );
                 for r in 0..m {
                     let i = i0 + r;
@@ -221,6 +222,7 @@ pub fn forward(
                     (v.row_stride, 1),
                     1.0,
                     false,
+                    None,
                 );
             }
         },
@@ -294,6 +296,7 @@ pub fn backward(
                     (1, k.row_stride),
                     sh.scale,
                     false,
+                    None,
                 );
                 // dP' = dO·Vᵀ (gradient of the dropped-out probabilities)
                 gemm_strided(
@@ -309,6 +312,7 @@ pub fn backward(
                     (1, v.row_stride),
                     1.0,
                     false,
+                    None,
                 );
                 for r in 0..m {
                     let i = i0 + r;
@@ -352,6 +356,7 @@ pub fn backward(
                     (out_view.row_stride, 1),
                     1.0,
                     false,
+                    None,
                 );
                 // dQ = scale·dS·K
                 gemm_strided(
@@ -367,6 +372,7 @@ pub fn backward(
                     (k.row_stride, 1),
                     sh.scale,
                     false,
+                    None,
                 );
                 // dK[..kn] += scale·dSᵀ·Q
                 gemm_strided(
@@ -382,6 +388,7 @@ pub fn backward(
                     (q.row_stride, 1),
                     sh.scale,
                     false,
+                    None,
                 );
             }
         },

@@ -27,7 +27,7 @@ pub struct Dims {
 
 /// `dst[m×n] (+)= beta · lhs[m×k] · rhs[k×n]` with explicit (row, column) strides.
 /// `accumulate` adds to `dst`; otherwise `dst` is overwritten.
-#[allow(clippy::too_many_arguments)]
+/// `bias`, when given, is then added to every row, by each thread to its own block while it is still in cache.
 pub(crate) fn gemm_strided(
     m: usize,
     n: usize,
@@ -41,7 +41,24 @@ pub(crate) fn gemm_strided(
     (rhs_rs, rhs_cs): (usize, usize),
     beta: f32,
     par: bool,
+    bias: Option<&[f32]>,
 ) {
+    let add_bias = |dst: SendPtr, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
+        if let Some(b) = bias {
+            for r in rows {
+                // SAFETY: callers pass a block of `dst` (rows × cols) that no other thread writes.
+                let row = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        dst.get().add(r * dst_rs + cols.start),
+                        cols.len(),
+                    )
+                };
+                row.iter_mut()
+                    .zip(&b[cols.clone()])
+                    .for_each(|(o, b)| *o += b);
+            }
+        }
+    };
     let threads = if par { rayon::current_num_threads() } else { 1 };
     // Split the output into row blocks (or column blocks when it is wide and short, so that no two threads pack
     // the same weights: 128-row products run 1.2–2× faster split by columns), one single-threaded gemm per
@@ -70,6 +87,7 @@ pub(crate) fn gemm_strided(
                         (rhs_rs, rhs_cs),
                         beta,
                     );
+                    add_bias(dst, start..start + len, 0..n);
                 } else {
                     gemm_raw(
                         m,
@@ -84,6 +102,7 @@ pub(crate) fn gemm_strided(
                         (rhs_rs, rhs_cs),
                         beta,
                     );
+                    add_bias(dst, 0..m, start..start + len);
                 }
             }
         });
@@ -102,8 +121,9 @@ pub(crate) fn gemm_strided(
                 rhs,
                 (rhs_rs, rhs_cs),
                 beta,
-            )
+            );
         }
+        add_bias(SendPtr(dst), 0..m, 0..n);
     }
 }
 
@@ -167,18 +187,8 @@ pub fn forward(
 ) {
     assert!(out.len() >= d.rows * d.d_out && x.len() >= d.rows * d.d_in);
     assert_eq!(w.len(), d.d_in * d.d_out);
-    let out = &mut out[..d.rows * d.d_out];
-    let mut read = accumulate;
     if let Some(b) = bias {
         assert_eq!(b.len(), d.d_out);
-        for row in out.chunks_exact_mut(d.d_out) {
-            if accumulate {
-                row.iter_mut().zip(b).for_each(|(o, b)| *o += b);
-            } else {
-                row.copy_from_slice(b);
-            }
-        }
-        read = true;
     }
     let (w_rs, w_cs) = w_strides(&d);
     gemm_strided(
@@ -187,13 +197,14 @@ pub fn forward(
         d.d_in,
         out.as_mut_ptr(),
         d.d_out,
-        read,
+        accumulate,
         x.as_ptr(),
         (d.d_in, 1),
         w.as_ptr(),
         (w_rs, w_cs),
         1.0,
         true,
+        bias,
     );
 }
 
@@ -229,6 +240,7 @@ pub fn backward(
             (w_cs, w_rs),
             1.0,
             true,
+            None,
         );
     };
     let grad_w = |dw: &mut [f32]| match d.layout {
@@ -246,6 +258,7 @@ pub fn backward(
             (d.d_out, 1),
             1.0,
             true,
+            None,
         ),
         // dW[out×in] += doutᵀ[out×rows] · x[rows×in]
         Layout::OutIn => gemm_strided(
@@ -261,6 +274,7 @@ pub fn backward(
             (d.d_in, 1),
             1.0,
             true,
+            None,
         ),
     };
     if let Some(dx) = dx {
