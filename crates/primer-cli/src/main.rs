@@ -104,14 +104,17 @@ enum Bench {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = cli.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("setting up the thread pool")?;
+        pool = pool.num_threads(n);
     }
-    match cli.command {
+    let pool = pool.build().context("setting up the thread pool")?;
+    pool.install(|| dispatch(cli.command))
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
         Command::Quickstart(a) => quickstart::run(a),
         Command::Pretrain(m) => pretrain::run(*m),
         Command::Generate(a) => generate::run(a),

@@ -4,7 +4,8 @@
 use super::{median, peak_rss_mib, BenchResult};
 use crate::engine::adamw::{AdamW, AdamWConfig};
 use crate::error::{Error, Result};
-use crate::models::gpt::{Gpt, GptActs, GptConfig};
+use crate::models::gpt::{Gpt, GptConfig};
+use crate::train::data_parallel::GptShards;
 use std::time::Instant;
 
 /// The reference's presets: (vocab, block, batch, n_layer, n_head, n_embd).
@@ -64,7 +65,7 @@ pub fn train(preset_name: &str, steps: usize, warmup: usize) -> Result<BenchResu
     );
     let data = corpus(vocab, 200_000);
     let mut r = Lcg(1234);
-    let mut acts = GptActs::new(&model.config, batch, block);
+    let mut shards = GptShards::for_pool(&model, batch, block);
     let mut grads = vec![0.0f32; model.num_params()];
     let (mut x, mut y) = (vec![0u32; batch * block], vec![0i32; batch * block]);
     let mut times = Vec::with_capacity(steps);
@@ -79,8 +80,8 @@ pub fn train(preset_name: &str, steps: usize, warmup: usize) -> Result<BenchResu
             }
         }
         grads.fill(0.0);
-        let loss = model.forward_backward(
-            &mut acts,
+        let loss = shards.forward_backward(
+            &model,
             &x,
             &y,
             &mut grads,

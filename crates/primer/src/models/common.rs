@@ -5,9 +5,9 @@ use crate::engine::dropout;
 use crate::engine::matmul::{self, Dims};
 use crate::engine::rng::derive_seed;
 
-/// Rows of logits computed at once by the chunked head (bounded to about 4 M floats).
+/// Rows of logits computed at once by the chunked head (about 1 M floats, 4 MiB; each data-parallel shard has its own).
 pub(crate) fn head_chunk(rows: usize, vocab: usize) -> usize {
-    ((4 << 20) / vocab.max(1)).clamp(1, rows.max(1))
+    ((1 << 20) / vocab.max(1)).clamp(1, rows.max(1))
 }
 
 /// Seeds for the dropout sites of one micro-step.

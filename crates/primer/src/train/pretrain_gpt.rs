@@ -10,11 +10,12 @@ use crate::engine::adamw::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::engine::rng::{derive_seed, Rng};
 use crate::error::{Error, Result};
 use crate::hf;
-use crate::models::gpt::{Gpt, GptActs, GptConfig};
+use crate::models::gpt::{Gpt, GptConfig};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
     adamw_config, check_resume, progress_bar, report, restore_optimizer, save_checkpoint,
 };
+use crate::train::data_parallel::GptShards;
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::cosine_lr;
 use crate::viz::plot::plot_jsonl;
@@ -314,13 +315,13 @@ pub fn pretrain(
     let mut metrics = MetricsWriter::open(&metrics_path, !resume)?;
 
     let (b, t) = (cfg.batch_size, cfg.block_size);
-    let mut acts = GptActs::new(&model.config, b, t);
+    let mut shards = GptShards::for_pool(&model, b, t);
     let mut grads = vec![0.0f32; model.num_params()];
     let (mut x, mut y) = (vec![0u32; b * t], vec![0i32; b * t]);
     let tokens_per_step = (b * t * cfg.grad_accum) as u64;
     let bar = progress_bar(cfg.max_iters, step)?;
     if step == 0 {
-        let (tl, vl) = estimate_loss(&model, &mut acts, &splits, cfg, &mut x, &mut y)?;
+        let (tl, vl) = estimate_loss(&model, &mut shards, &splits, cfg, &mut x, &mut y)?;
         metrics.write(
             &serde_json::json!({"step": 0, "train_loss": tl, "val_loss": vl, "tokens": 0}),
         )?;
@@ -346,7 +347,7 @@ pub fn pretrain(
             splits.batch(false, &mut rng, t, &mut x, &mut y);
             let seed = derive_seed(cfg.seed, &[2, step as u64, micro as u64]);
             let scale = 1.0 / (b * t * cfg.grad_accum) as f32;
-            loss += model.forward_backward(&mut acts, &x, &y, &mut grads, scale, seed)?
+            loss += shards.forward_backward(&model, &x, &y, &mut grads, scale, seed)?
                 / cfg.grad_accum as f64;
         }
         if !loss.is_finite() {
@@ -364,7 +365,7 @@ pub fn pretrain(
         bar.set_position(step as u64);
         bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {tps:.0} tok/s"));
         if step % cfg.eval_interval == 0 || step == cfg.max_iters {
-            let (tl, vl) = estimate_loss(&model, &mut acts, &splits, cfg, &mut x, &mut y)?;
+            let (tl, vl) = estimate_loss(&model, &mut shards, &splits, cfg, &mut x, &mut y)?;
             let elapsed = elapsed0 + start.elapsed().as_secs_f64();
             metrics.write(&serde_json::json!({
                 "step": step, "train_loss": tl, "val_loss": vl, "lr": lr, "tokens_per_sec": tps,
@@ -408,7 +409,7 @@ pub fn pretrain(
 /// Mean loss over `eval_iters` batches of each split; the batches are the same at every evaluation.
 fn estimate_loss(
     model: &Gpt,
-    acts: &mut GptActs,
+    shards: &mut GptShards,
     splits: &Splits,
     cfg: &GptTrainConfig,
     x: &mut [u32],
@@ -419,7 +420,7 @@ fn estimate_loss(
         let mut rng = Rng::new(derive_seed(cfg.seed, &[3, i as u64]));
         for _ in 0..cfg.eval_iters {
             splits.batch(val, &mut rng, cfg.block_size, x, y);
-            out[i] += model.loss(acts, x, y)? / cfg.eval_iters as f64;
+            out[i] += shards.loss(model, x, y)? / cfg.eval_iters as f64;
         }
     }
     Ok((out[0], out[1]))
