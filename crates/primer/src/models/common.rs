@@ -4,10 +4,36 @@
 use crate::engine::dropout;
 use crate::engine::matmul::{self, Dims};
 use crate::engine::rng::derive_seed;
+use std::ops::Range;
 
 /// Rows of logits computed at once by the chunked head (about 1 M floats, 4 MiB; each data-parallel shard has its own).
 pub(crate) fn head_chunk(rows: usize, vocab: usize) -> usize {
     ((1 << 20) / vocab.max(1)).clamp(1, rows.max(1))
+}
+
+/// Splits sequences of lengths `lens` into at most `parts` non-empty runs of consecutive sequences holding about
+/// equal numbers of tokens (a run ends once it reaches its share of what is left).
+pub(crate) fn balanced_runs(lens: &[usize], parts: usize) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    let (mut start, mut left) = (0, lens.iter().sum::<usize>());
+    while start < lens.len() {
+        let k = parts.saturating_sub(runs.len()).max(1);
+        let share = left.div_ceil(k);
+        let mut end = start;
+        let mut got = 0;
+        // leave at least one sequence for each run still to come
+        while end < lens.len() && (end == start || (got < share && lens.len() - end >= k)) {
+            got += lens[end];
+            end += 1;
+        }
+        if k == 1 {
+            end = lens.len();
+        }
+        runs.push(start..end);
+        left -= lens[start..end].iter().sum::<usize>();
+        start = end;
+    }
+    runs
 }
 
 /// Seeds for the dropout sites of one micro-step.
@@ -94,5 +120,38 @@ pub fn scatter_add_rows(dst: &mut [f32], src: &[f32], rows: &[usize], c: usize) 
             .iter_mut()
             .zip(s)
             .for_each(|(d, s)| *d += s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balanced_runs;
+
+    #[test]
+    fn balanced_runs_cover_every_sequence_once_with_even_tokens() {
+        assert_eq!(balanced_runs(&[5; 32], 2), vec![0..16, 16..32]);
+        assert_eq!(
+            balanced_runs(&[9, 1, 1, 1, 1, 1, 1, 1, 1, 1], 2),
+            vec![0..1, 1..10]
+        );
+        assert_eq!(balanced_runs(&[1, 1, 1, 1, 1, 1, 9], 2), vec![0..6, 6..7]);
+        assert_eq!(balanced_runs(&[3, 3, 3], 3), vec![0..1, 1..2, 2..3]);
+        // more threads than sequences: one run each
+        assert_eq!(balanced_runs(&[4, 2], 8), vec![0..1, 1..2]);
+        assert_eq!(balanced_runs(&[7], 2), vec![0..1]);
+        assert_eq!(balanced_runs(&[4, 4, 4, 4], 1), vec![0..4]);
+        assert!(balanced_runs(&[], 2).is_empty());
+        for parts in 1..6 {
+            let lens: Vec<usize> = (0..23).map(|i| 1 + (i * 7) % 11).collect();
+            let runs = balanced_runs(&lens, parts);
+            assert_eq!(runs.len(), parts, "{parts} parts");
+            assert!(runs
+                .windows(2)
+                .all(|w| w[0].end == w[1].start && !w[0].is_empty()));
+            assert_eq!((runs[0].start, runs[parts - 1].end), (0, 23));
+            let tokens: Vec<usize> = runs.iter().map(|r| lens[r.clone()].iter().sum()).collect();
+            let (lo, hi) = (tokens.iter().min().unwrap(), tokens.iter().max().unwrap());
+            assert!(hi - lo <= 11 + 11, "{parts} parts: {tokens:?}");
+        }
     }
 }
