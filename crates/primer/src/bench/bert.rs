@@ -7,7 +7,8 @@ use crate::engine::adamw::{AdamW, AdamWConfig};
 use crate::engine::rng::Rng;
 use crate::engine::xent::IGNORE;
 use crate::error::Result;
-use crate::models::bert::{Bert, BertActs, BertConfig, BertInput, Heads};
+use crate::models::bert::{Bert, BertConfig, BertInput, Heads};
+use crate::train::data_parallel::BertShards;
 use std::path::Path;
 use std::time::Instant;
 
@@ -63,7 +64,7 @@ pub fn train(steps: usize, warmup: usize) -> Result<BenchResult> {
         weight_decay: 0.01,
     };
     let mut opt = AdamW::new(adam, model.num_params());
-    let mut acts = BertActs::new(&model.config, BATCH, SEQ, true);
+    let mut shards = BertShards::for_pool(&model, BATCH, SEQ);
     let mut grads = vec![0.0f32; model.num_params()];
     let mut rng = Rng::new(1);
     let lens = vec![SEQ; BATCH];
@@ -82,8 +83,8 @@ pub fn train(steps: usize, warmup: usize) -> Result<BenchResult> {
         let n_mlm = mlm.iter().filter(|&&l| l != IGNORE).count().max(1);
         grads.fill(0.0);
         let scales = (1.0 / n_mlm as f32, 1.0 / BATCH as f32);
-        let st = model.pretrain_forward_backward(
-            &mut acts,
+        let st = shards.pretrain_forward_backward(
+            &model,
             &inp,
             (&mlm, &nsp),
             &mut grads,

@@ -519,7 +519,7 @@ impl Bert {
         self.layout.total()
     }
 
-    fn check_input(&self, inp: &BertInput) -> Result<()> {
+    pub(crate) fn check_input(&self, inp: &BertInput) -> Result<()> {
         let cfg = &self.config;
         let n = inp.batch * inp.seq;
         if inp.seq == 0
@@ -564,7 +564,7 @@ impl Bert {
         Ok(())
     }
 
-    fn check_labels(&self, inp: &BertInput, mlm: &[i32], nsp: &[i32]) -> Result<()> {
+    pub(crate) fn check_labels(&self, inp: &BertInput, mlm: &[i32], nsp: &[i32]) -> Result<()> {
         let v = self.config.vocab_size as i32;
         if mlm.len() != inp.ids.len() || nsp.len() != inp.batch {
             return Err(Error::Config(format!(

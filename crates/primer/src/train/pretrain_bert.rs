@@ -20,11 +20,12 @@ use crate::engine::rng::{derive_seed, Rng};
 use crate::engine::xent::IGNORE;
 use crate::error::{Error, Result};
 use crate::hf;
-use crate::models::bert::{Bert, BertActs, BertConfig, BertInput, Heads, PretrainStats};
+use crate::models::bert::{Bert, BertConfig, BertInput, Heads, PretrainStats};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
     adamw_config, check_resume, progress_bar, report, restore_optimizer, save_checkpoint,
 };
+use crate::train::data_parallel::BertShards;
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::cosine_lr;
 use crate::viz::plot::plot_jsonl;
@@ -324,11 +325,11 @@ pub fn pretrain(
 
     let (b, t) = (cfg.batch_size, cfg.block_size);
     let val_batches = batcher.fixed_batches(&val, cfg.eval_iters, b, derive_seed(cfg.seed, &[3]));
-    let mut acts = BertActs::new(&model.config, b, t, true);
+    let mut shards = BertShards::for_pool(&model, b, t);
     let mut grads = vec![0.0f32; model.num_params()];
     let bar = progress_bar(cfg.max_iters, step)?;
     if step == 0 {
-        let v = evaluate(&model, &mut acts, &val_batches)?;
+        let v = evaluate(&model, &mut shards, &val_batches)?;
         metrics.write(&stats_record(0, None, &v))?;
         report(&bar, format!("step 0: {}", describe(&v)));
     }
@@ -364,8 +365,8 @@ pub fn pretrain(
         for (micro, x) in batches.iter().enumerate() {
             let seed = derive_seed(cfg.seed, &[4, step as u64, micro as u64]);
             let labels = (&x.mlm_labels[..], &x.nsp_labels[..]);
-            let s = model.pretrain_forward_backward(
-                &mut acts,
+            let s = shards.pretrain_forward_backward(
+                &model,
                 &input(x),
                 labels,
                 &mut grads,
@@ -398,7 +399,7 @@ pub fn pretrain(
             st.nsp_loss()
         ));
         if step % cfg.eval_interval == 0 || step == cfg.max_iters {
-            let v = evaluate(&model, &mut acts, &val_batches)?;
+            let v = evaluate(&model, &mut shards, &val_batches)?;
             let elapsed = elapsed0 + start.elapsed().as_secs_f64();
             let mut rec = stats_record(step, Some(&window.2), &v);
             rec["lr"] = serde_json::json!(lr);
@@ -456,10 +457,11 @@ fn input(x: &BertBatch) -> BertInput<'_> {
 }
 
 /// Validation losses and accuracies summed over the fixed batches.
-fn evaluate(model: &Bert, acts: &mut BertActs, batches: &[BertBatch]) -> Result<PretrainStats> {
+fn evaluate(model: &Bert, shards: &mut BertShards, batches: &[BertBatch]) -> Result<PretrainStats> {
     let mut st = PretrainStats::default();
     for x in batches {
-        st.add(&model.pretrain_loss(acts, &input(x), &x.mlm_labels, &x.nsp_labels)?);
+        let labels = (&x.mlm_labels[..], &x.nsp_labels[..]);
+        st.add(&shards.pretrain_loss(model, &input(x), labels)?);
     }
     Ok(st)
 }
