@@ -56,15 +56,22 @@ pub fn exp(x: f32) -> f32 {
 /// `erf(x)` with absolute error below 2e-7 (Abramowitz & Stegun 7.1.26), branch-free.
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
+    erf_and_gauss(x).0
+}
+
+/// `(erf(x), e^(−x²))`: the Gaussian factor is computed for erf anyway, and GELU's derivative needs it too.
+#[inline(always)]
+pub fn erf_and_gauss(x: f32) -> (f32, f32) {
     let a = x.abs();
+    let g = exp(-a * a);
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
     let mut p = 1.061_405_4_f32;
     p = p * t - 1.453_152;
     p = p * t + 1.421_413_8;
     p = p * t - 0.284_496_72;
     p = p * t + 0.254_829_6;
-    let y = 1.0 - p * t * exp(-a * a);
-    y.copysign(x)
+    let y = 1.0 - p * t * g;
+    (y.copysign(x), g)
 }
 
 /// `tanh(x)`, branch-free, through `exp`.
