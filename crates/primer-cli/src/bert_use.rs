@@ -24,7 +24,7 @@ pub struct FillMaskArgs {
 }
 
 pub fn fill(a: FillMaskArgs) -> Result<()> {
-    let model = Bert::load(&a.model)?;
+    let model = Bert::load(&a.model)?.into_inference();
     let tok = TextTokenizer::from_dir(&a.model)?;
     for text in &a.texts {
         let fills = fill_mask(&model, &tok, text, a.top_k)?;
@@ -73,7 +73,7 @@ pub struct EmbedArgs {
 }
 
 pub fn embed_texts(a: EmbedArgs) -> Result<()> {
-    let model = Bert::load(&a.model)?;
+    let model = Bert::load(&a.model)?.into_inference();
     let tok = TextTokenizer::from_dir(&a.model)?;
     let max_len = a.max_length.unwrap_or(model.config.max_position_embeddings);
     let vecs = embed(&model, &tok, &a.texts, a.pooling, a.normalize, max_len)?;

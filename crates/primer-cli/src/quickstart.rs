@@ -139,7 +139,7 @@ fn bert(a: &Args, corpus: &Path) -> Result<()> {
         s.tokens_per_sec,
         s.elapsed_s
     );
-    let model = Bert::load(&out)?;
+    let model = Bert::load(&out)?.into_inference();
     let tok = TextTokenizer::from_dir(&out)?;
     // sentences the model has not seen: the same grammar, another seed
     let fresh = generate_corpus(a.seed + 1_000_003, 40_000);

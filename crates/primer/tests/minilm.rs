@@ -85,17 +85,23 @@ fn minilm_tokenizes_and_embeds_like_sentence_transformers() {
         assert_eq!(got.ids, it.ids, "token ids of {:?}", it.text);
     }
     let texts: Vec<String> = items.iter().map(|it| it.text.clone()).collect();
-    let vecs = embed(&model, &tok, &texts, Pooling::Mean, true, 512).unwrap();
-    for (it, v) in items.iter().zip(&vecs) {
-        let dot: f64 = v
-            .iter()
-            .zip(&it.embedding)
-            .map(|(a, b)| *a as f64 * *b as f64)
-            .sum();
-        let norm = |x: &[f32]| x.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
-        let cos = dot / (norm(v) * norm(&it.embedding));
-        assert!(cos >= 0.9999, "cosine {cos:.6} for {:?}", it.text);
-        assert!((norm(v) - 1.0).abs() < 1e-5);
+    // as loaded, and transposed for inference as `primer embed` runs it
+    for (what, m) in [
+        ("loaded", model.clone()),
+        ("into_inference", model.into_inference()),
+    ] {
+        let vecs = embed(&m, &tok, &texts, Pooling::Mean, true, 512).unwrap();
+        for (it, v) in items.iter().zip(&vecs) {
+            let dot: f64 = v
+                .iter()
+                .zip(&it.embedding)
+                .map(|(a, b)| *a as f64 * *b as f64)
+                .sum();
+            let norm = |x: &[f32]| x.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+            let cos = dot / (norm(v) * norm(&it.embedding));
+            assert!(cos >= 0.9999, "{what}: cosine {cos:.6} for {:?}", it.text);
+            assert!((norm(v) - 1.0).abs() < 1e-5);
+        }
     }
 }
 

@@ -115,7 +115,7 @@ pub fn train(steps: usize, warmup: usize) -> Result<BenchResult> {
 /// Median time in ms of the encoder forward (eval mode, no padding) of the checkpoint in `dir` over `runs` runs
 /// after `warmup`, on random word ids of shape `[batch, seq]`.
 pub fn infer(dir: &Path, batch: usize, seq: usize, runs: usize, warmup: usize) -> Result<f64> {
-    let model = Bert::load(dir)?;
+    let model = Bert::load(dir)?.into_inference();
     let mut rng = Rng::new(7);
     // ordinary word ids: above the special tokens at the start of every BERT vocabulary
     let v = model.config.vocab_size as u64;

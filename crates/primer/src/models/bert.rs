@@ -298,6 +298,8 @@ pub struct Bert {
     pub params: Vec<f32>,
     idx: Index,
     gelu: Gelu,
+    /// The encoder layers' weights are held `[in, out]` (see [`Bert::into_inference`]), not as checkpoints store them.
+    layers_in_out: bool,
 }
 
 const DECODER_NAME: &str = "cls.predictions.decoder.weight";
@@ -442,6 +444,7 @@ impl Bert {
                 nsp,
             },
             gelu,
+            layers_in_out: false,
         })
     }
 
@@ -505,6 +508,11 @@ impl Bert {
     /// Writes `config.json` and `model.safetensors` into `dir` (atomically, file by file), under
     /// `BertForPreTraining`'s names; `metadata` goes into the safetensors header.
     pub fn save(&self, dir: &Path, metadata: &[(&str, String)]) -> Result<()> {
+        if self.layers_in_out {
+            return Err(Error::Config(
+                "this copy of the model was transposed for inference and cannot be saved".into(),
+            ));
+        }
         std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
         hf::write_json(&dir.join("config.json"), &self.config)?;
         hf::save_safetensors(
@@ -867,6 +875,19 @@ impl Bert {
         }
     }
 
+    /// Dims of an encoder layer's linear map, in whichever layout its weights are held.
+    fn layer_lin(&self, rows: usize, d_in: usize, d_out: usize) -> Dims {
+        let layout = if self.layers_in_out {
+            Layout::InOut
+        } else {
+            Layout::OutIn
+        };
+        Dims {
+            layout,
+            ..self.lin(rows, d_in, d_out)
+        }
+    }
+
     fn attn_shape<'a>(
         &self,
         inp: &BertInput<'a>,
@@ -926,7 +947,7 @@ impl Bert {
                 x_in,
                 &p[b.qkv_w.clone()],
                 Some(&p[b.qkv_b.clone()]),
-                self.lin(bt, c, 3 * c),
+                self.layer_lin(bt, c, 3 * c),
                 false,
             );
             let att = layer_mut(&mut a.att, s, n);
@@ -942,7 +963,7 @@ impl Bert {
                 &mut a.tmp,
                 att,
                 w,
-                self.lin(bt, c, c),
+                self.layer_lin(bt, c, c),
                 drop.site(hp, l, 2),
             );
             let (m, r) = layer_mut(&mut a.ln1_stats, s, 2 * bt).split_at_mut(bt);
@@ -963,7 +984,7 @@ impl Bert {
                 y,
                 &p[b.fc_w.clone()],
                 Some(&p[b.fc_b.clone()]),
-                self.lin(bt, c, ni),
+                self.layer_lin(bt, c, ni),
                 false,
             );
             let act = layer_mut(&mut a.act, s, bt * ni);
@@ -976,7 +997,7 @@ impl Bert {
                 &mut a.tmp,
                 act,
                 w,
-                self.lin(bt, ni, c),
+                self.layer_lin(bt, ni, c),
                 drop.site(hp, l, 3),
             );
             let (m, r) = layer_mut(&mut a.ln2_stats, s, 2 * bt).split_at_mut(bt);
@@ -1035,7 +1056,7 @@ impl Bert {
                 dbranch,
                 act,
                 &p[b.out_w.clone()],
-                self.lin(bt, ni, c),
+                self.layer_lin(bt, ni, c),
             );
             gelu::backward(
                 &mut a.wide,
@@ -1053,7 +1074,7 @@ impl Bert {
                 &a.wide,
                 y,
                 &p[b.fc_w.clone()],
-                self.lin(bt, c, ni),
+                self.layer_lin(bt, c, ni),
             );
             // y = LN1(x_in + drop(attn_out(attention(qkv(x_in)))))
             let (m, r) = layer(&a.ln1_stats, s, 2 * bt).split_at(bt);
@@ -1081,7 +1102,7 @@ impl Bert {
                 dbranch,
                 att,
                 &p[b.attn_out_w.clone()],
-                self.lin(bt, c, c),
+                self.layer_lin(bt, c, c),
             );
             let qkv = layer(&a.qkv, s, 3 * n);
             let (qv, kv, vv) = qkv_views;
@@ -1112,7 +1133,7 @@ impl Bert {
                 &a.dqkv,
                 x_in,
                 &p[b.qkv_w.clone()],
-                self.lin(bt, c, 3 * c),
+                self.layer_lin(bt, c, 3 * c),
             );
         }
         if let Some((pr, s)) = drop.site(hp, cfg.num_hidden_layers, 0) {
@@ -1528,6 +1549,35 @@ fn count_correct(logits: &[f32], targets: &[i32], v: usize) -> usize {
 
 /// Inference: hidden states, masked-LM logits, pooled outputs.
 impl Bert {
+    /// This model with its encoder layers' weights transposed to `[in, out]`, for inference: `gemm` then reads
+    /// them as they lie instead of repacking each one for every product, which is most of a short batch's time
+    /// (all-MiniLM-L6-v2, one sequence of 128: see README "bench bert-infer"). Outputs are the same; such a
+    /// copy refuses to be saved.
+    pub fn into_inference(mut self) -> Bert {
+        if !self.layers_in_out {
+            let c = self.config.hidden_size;
+            let ni = self.config.intermediate_size;
+            for l in &self.idx.layers {
+                for (w, d_out, d_in) in [
+                    (&l.qkv_w, 3 * c, c),
+                    (&l.attn_out_w, c, c),
+                    (&l.fc_w, ni, c),
+                    (&l.out_w, c, ni),
+                ] {
+                    let src = self.params[w.clone()].to_vec();
+                    let dst = &mut self.params[w.clone()];
+                    for o in 0..d_out {
+                        for i in 0..d_in {
+                            dst[i * d_out + o] = src[o * d_in + i];
+                        }
+                    }
+                }
+            }
+            self.layers_in_out = true;
+        }
+        self
+    }
+
     /// Eval-mode final hidden states, `[batch, seq, C]`, zero at padding. The sequences are shared out over the
     /// pool's threads in runs of about equal real tokens, each run encoded by one thread on its own: a batch of 32
     /// spends less on hand-offs that way than with every kernel split over the threads.
@@ -1698,6 +1748,37 @@ mod tests {
             let what = format!("dropout {dropout}");
             crate::testutil::check_gradients(&m.layout, &m.params, &g, 1e-2, &loss, &what);
         }
+    }
+
+    #[test]
+    fn a_model_transposed_for_inference_gives_the_same_outputs() {
+        // intermediate 12 ≠ hidden 8, so a transpose with the sizes swapped would be caught
+        let m = tiny(0.0);
+        let b = batch();
+        let want = m.hidden_states(&input(&b)).unwrap();
+        let rows = [1, 4, 7];
+        let want_logits = m.mlm_logits(&want, &rows).unwrap();
+        let t = m.clone().into_inference();
+        assert_ne!(t.params, m.params);
+        let got = t.hidden_states(&input(&b)).unwrap();
+        let diff = got
+            .iter()
+            .zip(&want)
+            .fold(0.0f32, |d, (a, b)| d.max((a - b).abs()));
+        assert!(diff < 1e-5, "hidden states differ by {diff}");
+        let logits = t.mlm_logits(&got, &rows).unwrap();
+        let diff = logits
+            .iter()
+            .zip(&want_logits)
+            .fold(0.0f32, |d, (a, b)| d.max((a - b).abs()));
+        assert!(diff < 1e-4, "MLM logits differ by {diff}");
+        // transposing twice is a no-op the second time
+        assert_eq!(t.clone().into_inference().params, t.params);
+        let dir =
+            std::env::temp_dir().join(format!("primer-inference-save-{}", std::process::id()));
+        let e = t.save(&dir, &[]).unwrap_err();
+        assert!(e.to_string().contains("cannot be saved"), "{e}");
+        assert!(!dir.exists(), "nothing may be written");
     }
 
     #[test]
