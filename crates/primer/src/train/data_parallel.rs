@@ -51,16 +51,22 @@ impl<A: Send> Shards<A> {
         grads: &mut [f32],
         work: impl Fn(&mut A, Range<usize>, &mut [f32]) -> Result<R> + Sync,
     ) -> Result<Vec<R>> {
-        self.grads.iter_mut().for_each(|g| g.fill(0.0));
         let own = self.grads.iter_mut().map(|g| g.as_mut_slice());
         let buffers = std::iter::once(&mut *grads).chain(own);
         let out = self
             .shards
             .iter_mut()
             .zip(buffers)
+            .enumerate()
             .collect::<Vec<_>>()
             .into_par_iter()
-            .map(|((r, a), g)| work(a, r.clone(), g))
+            .map(|(i, ((r, a), g))| {
+                // a share's own buffer starts from zero, cleared by the thread that fills it
+                if i > 0 {
+                    g.fill(0.0);
+                }
+                work(a, r.clone(), g)
+            })
             .collect::<Result<Vec<_>>>()?;
         sum_into(grads, &self.grads);
         Ok(out)
@@ -194,17 +200,10 @@ impl BertShards {
                 inp.seq
             )));
         }
-        let (t, ids, types, lens) = (self.seq, inp.ids, inp.type_ids, inp.lens);
+        let (t, inp) = (self.seq, *inp);
         Ok(move |r: Range<usize>| {
             let p = r.start * t..r.end * t;
-            let part = BertInput {
-                batch: r.len(),
-                seq: t,
-                ids: &ids[p.clone()],
-                type_ids: &types[p.clone()],
-                lens: &lens[r.clone()],
-            };
-            (part, &mlm[p], &nsp[r])
+            (inp.sequences(r.clone()), &mlm[p], &nsp[r])
         })
     }
 
