@@ -7,6 +7,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod awake;
 pub mod dropout;
 pub mod embedding;
 pub mod gelu;

@@ -1,6 +1,7 @@
 //! Text generation from a GPT with a KV cache: greedy, temperature, top-k, top-p (nucleus) and repetition
 //! penalty (as Hugging Face applies them: penalty, temperature, top-k, top-p, then sampling).
 
+use crate::engine::awake::with_pool_awake;
 use crate::engine::rng::Rng;
 use crate::engine::xent;
 use crate::error::{Error, Result};
@@ -101,16 +102,26 @@ pub fn pick(logits: &mut [f32], context: &[u32], s: &Sampling, rng: &mut Rng) ->
 
 /// Generates up to `s.max_new_tokens` tokens after `prompt`, calling `on_token` with each one as it comes.
 /// When the context reaches the model's `n_positions`, the cache is rebuilt from the last half of it.
+/// A token is many short kernels, so the pool's threads stay awake for the whole run ([`with_pool_awake`]).
 pub fn generate(
     model: &Gpt,
     prompt: &[u32],
     s: &Sampling,
-    mut on_token: impl FnMut(u32) -> Result<()>,
+    on_token: impl FnMut(u32) -> Result<()>,
 ) -> Result<Vec<u32>> {
     s.validate()?;
     if prompt.is_empty() {
         return Err(Error::Config("the prompt encodes to no tokens".into()));
     }
+    with_pool_awake(|| sample_tokens(model, prompt, s, on_token))
+}
+
+fn sample_tokens(
+    model: &Gpt,
+    prompt: &[u32],
+    s: &Sampling,
+    mut on_token: impl FnMut(u32) -> Result<()>,
+) -> Result<Vec<u32>> {
     let n_ctx = model.config.n_positions;
     let mut rng = Rng::new(s.seed);
     let mut cache = model.new_cache();

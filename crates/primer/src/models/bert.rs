@@ -17,6 +17,7 @@ use super::common::{
     scatter_add_rows, DropSeeds,
 };
 use crate::engine::attention::{self, View};
+use crate::engine::awake::with_pool_awake;
 use crate::engine::gelu::{self, Gelu};
 use crate::engine::matmul::{self, Dims, Layout};
 use crate::engine::params::{split2, ParamLayout};
@@ -1606,12 +1607,18 @@ impl Bert {
             jobs.push((r, dst));
             rest = tail;
         }
-        jobs.into_par_iter().for_each(|(r, dst)| {
+        let encode = |(r, dst): (Range<usize>, &mut [f32])| {
             let part = inp.sequences(r);
             let mut a = BertActs::new(&self.config, part.batch, t, false);
             self.forward_encoder(&mut a, &part, DropSeeds(None));
             dst.copy_from_slice(&a.hidden);
-        });
+        };
+        if jobs.len() > 1 {
+            jobs.into_par_iter().for_each(encode);
+        } else {
+            // one run (a single sequence, say): its kernels are split over the threads, which stay awake for it
+            with_pool_awake(|| jobs.into_iter().for_each(encode));
+        }
         Ok(out)
     }
 
