@@ -58,28 +58,28 @@ require() {
     printf '%s' "$v"
 }
 
-run_primer() {
-    local out line
-    out=$("$primer" bench train --preset "$preset" --steps "$steps" --threads 2) || {
-        echo "primer bench train failed:" >&2
+# run_side NAME PATTERN COMMAND...: runs one side and sets side_ms and side_rss from its last line matching PATTERN.
+run_side() {
+    local name=$1 pattern=$2 out line
+    shift 2
+    out=$("$@") || {
+        echo "$name failed:" >&2
         printf '%s\n' "$out" >&2
         exit 1
     }
-    line=$(printf '%s\n' "$out" | grep 'median_step_ms=' | tail -n 1 || true)
-    primer_ms=$(require primer median_step_ms "$line" "$out")
-    primer_rss=$(require primer peak_rss_mib "$line" "$out")
+    line=$(printf '%s\n' "$out" | grep "$pattern" | tail -n 1 || true)
+    side_ms=$(require "$name" median_step_ms "$line" "$out")
+    side_rss=$(require "$name" peak_rss_mib "$line" "$out")
+}
+
+run_primer() {
+    run_side "primer bench train" 'median_step_ms=' "$primer" bench train --preset "$preset" --steps "$steps" --threads 2
+    primer_ms=$side_ms primer_rss=$side_rss
 }
 
 run_torch() {
-    local out line
-    out=$(python3 "$root/scripts/torch_gpt_train.py" "$preset" "$steps") || {
-        echo "scripts/torch_gpt_train.py failed:" >&2
-        printf '%s\n' "$out" >&2
-        exit 1
-    }
-    line=$(printf '%s\n' "$out" | grep '^RESULT ' | tail -n 1 || true)
-    torch_ms=$(require torch median_step_ms "$line" "$out")
-    torch_rss=$(require torch peak_rss_mib "$line" "$out")
+    run_side scripts/torch_gpt_train.py '^RESULT ' python3 "$root/scripts/torch_gpt_train.py" "$preset" "$steps"
+    torch_ms=$side_ms torch_rss=$side_rss
 }
 
 rows=""
