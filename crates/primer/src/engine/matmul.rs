@@ -4,7 +4,7 @@
 //! `nn.Linear` (BERT, T5, GPT-2's lm_head) stores `[out, in]`. Transposes are free: only strides change.
 
 use super::SendPtr;
-use gemm::{gemm, Parallelism};
+use gemm_common::Parallelism;
 use rayon::prelude::*;
 
 /// How a weight matrix is laid out in memory.
@@ -127,7 +127,8 @@ pub(crate) fn gemm_strided(
     }
 }
 
-/// One single-threaded gemm call.
+/// One single-threaded gemm call, row-major `dst`. gemm's kernels want a column-major destination, so this
+/// computes the transpose, dstᵀ = rhsᵀ·lhsᵀ, as the `gemm` crate's own front end does.
 ///
 /// # Safety
 /// The pointers must reach every element the sizes and strides address; `dst` must not alias the inputs.
@@ -145,20 +146,20 @@ unsafe fn gemm_raw(
     (rhs_rs, rhs_cs): (usize, usize),
     beta: f32,
 ) {
-    gemm(
-        m,
+    gemm_f32::gemm::f32::get_gemm_fn()(
         n,
+        m,
         k,
         dst,
-        1,
         dst_rs as isize,
+        1,
         accumulate,
-        lhs,
-        lhs_cs as isize,
-        lhs_rs as isize,
         rhs,
-        rhs_cs as isize,
         rhs_rs as isize,
+        rhs_cs as isize,
+        lhs,
+        lhs_rs as isize,
+        lhs_cs as isize,
         1.0,
         beta,
         false,

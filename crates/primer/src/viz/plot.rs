@@ -14,7 +14,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::error::{Error, Result};
-use crate::train::atomic::{write_atomic, write_atomic_via};
+use crate::train::atomic::write_atomic;
 use crate::train::metrics::read_metrics;
 
 /// Image size in pixels.
@@ -64,12 +64,16 @@ pub fn line_chart(path: &Path, chart: &Chart) -> Result<()> {
     let series = clean_series(chart);
     let render_err = |e: String| Error::format(path, format!("cannot draw chart: {e}"));
     match format {
-        Format::Png => write_atomic_via(path, |tmp| {
-            let root = BitMapBackend::new(tmp, SIZE).into_drawing_area();
-            draw(&root, chart, &series).map_err(render_err)?;
-            root.present()
-                .map_err(|e| Error::format(tmp, e.to_string()))
-        }),
+        Format::Png => {
+            let mut rgb = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
+            {
+                let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
+                draw(&root, chart, &series).map_err(render_err)?;
+                root.present().map_err(|e| render_err(e.to_string()))?;
+            }
+            let png = encode_png(&rgb, SIZE).map_err(|e| render_err(e.to_string()))?;
+            write_atomic(path, &png)
+        }
         Format::Svg => {
             let mut svg = String::new();
             {
@@ -114,6 +118,21 @@ pub fn plot_jsonl(
             series: &series,
         },
     )
+}
+
+/// Encodes a buffer of 8-bit RGB pixels, row by row, as a PNG file's bytes.
+fn encode_png(
+    rgb: &[u8],
+    (width, height): (u32, u32),
+) -> std::result::Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
+    Ok(out)
 }
 
 enum Format {
@@ -428,6 +447,20 @@ mod tests {
         let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
         let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
         assert_eq!((width, height), (1000, 600));
+        // The pixels decode: a white background with dark text and coloured lines on it.
+        let mut reader = png::Decoder::new(std::io::Cursor::new(&bytes))
+            .read_info()
+            .unwrap();
+        let mut pixels = vec![0u8; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut pixels).unwrap();
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        let rgb: Vec<&[u8]> = pixels[..info.buffer_size()].chunks(3).collect();
+        let white = rgb.iter().filter(|p| p.iter().all(|&c| c == 255)).count();
+        assert!(
+            white > rgb.len() / 2 && white < rgb.len(),
+            "{white} of {} white",
+            rgb.len()
+        );
         // Only the chart is left: the temporary file was renamed.
         assert_eq!(files_in(&dir), vec!["loss.png".to_string()]);
 
