@@ -15,6 +15,22 @@ pub fn read_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
 }
 
+/// Reads a model's `config.json` as [`read_config`] does, after checking that its `model_type` (when it has one)
+/// is `model_type`: a BERT directory given where a GPT-2 one is needed is named as such, not reported as a
+/// field that a GPT-2 config would have.
+pub fn read_model_config<T: DeserializeOwned>(path: &Path, model_type: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::format(path, e.to_string()))?;
+    match value.get("model_type").and_then(|t| t.as_str()) {
+        Some(found) if found != model_type => Err(Error::format(
+            path,
+            format!("model_type is \"{found}\"; this needs a \"{model_type}\" model"),
+        )),
+        _ => serde_json::from_str(&text).map_err(|e| Error::format(path, e.to_string())),
+    }
+}
+
 /// Writes `value` as pretty JSON, atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let text =

@@ -158,6 +158,23 @@ fn bad_checkpoints_are_clear_errors() {
     );
     std::fs::write(d.join("config.json"), &cfg).unwrap();
 
+    // a directory of another model: said so, not reported as a field a GPT-2 config would have
+    let e = err_of(primer::models::bert::Bert::load(&d));
+    assert!(
+        e.contains("config.json") && e.contains("model_type is \"gpt2\"") && e.contains("\"bert\""),
+        "{e}"
+    );
+    let mut other: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    other["model_type"] = "bert".into();
+    other.as_object_mut().unwrap().remove("n_positions");
+    std::fs::write(d.join("config.json"), other.to_string()).unwrap();
+    let e = err_of(Gpt::load(&d));
+    assert!(
+        e.contains("model_type is \"bert\"; this needs a \"gpt2\" model"),
+        "{e}"
+    );
+    std::fs::write(d.join("config.json"), &cfg).unwrap();
+
     // truncated safetensors
     let st = std::fs::read(d.join("model.safetensors")).unwrap();
     std::fs::write(d.join("model.safetensors"), &st[..st.len() / 2]).unwrap();

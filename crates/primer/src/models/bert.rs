@@ -454,7 +454,7 @@ impl Bert {
     /// complete, and a missing tensor is an error naming it.
     pub fn load(dir: &Path) -> Result<Bert> {
         let cfg_path = dir.join("config.json");
-        let config: BertConfig = hf::read_config(&cfg_path)?;
+        let config: BertConfig = hf::read_model_config(&cfg_path, "bert")?;
         config
             .validate()
             .map_err(|e| Error::format(&cfg_path, e.to_string()))?;
@@ -476,7 +476,7 @@ impl Bert {
     /// initialisation with `seed` and are listed in the second value. Heads the file has beyond `heads` are left out.
     pub fn load_with(dir: &Path, heads: Heads, seed: u64) -> Result<(Bert, Vec<String>)> {
         let cfg_path = dir.join("config.json");
-        let config: BertConfig = hf::read_config(&cfg_path)?;
+        let config: BertConfig = hf::read_model_config(&cfg_path, "bert")?;
         config
             .validate()
             .map_err(|e| Error::format(&cfg_path, e.to_string()))?;

@@ -299,7 +299,7 @@ impl Gpt {
     /// (`GPT2LMHeadModel` or `GPT2Model`, with or without the `transformer.` prefix).
     pub fn load(dir: &Path) -> Result<Gpt> {
         let cfg_path = dir.join("config.json");
-        let config: GptConfig = hf::read_config(&cfg_path)?;
+        let config: GptConfig = hf::read_model_config(&cfg_path, "gpt2")?;
         config
             .validate()
             .map_err(|e| Error::format(&cfg_path, e.to_string()))?;
