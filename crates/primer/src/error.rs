@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    /// Reading or writing a file failed. The OS's reason is part of the message and not also a `source`, so
+    /// that `anyhow` prints it once.
+    #[error("{}: {reason}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// A file exists but its content is not what it must be.
     #[error("{}: {msg}", path.display())]
@@ -27,9 +28,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// For `map_err`: an I/O error about `path`.
     pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-        move |source| Error::Io {
+        move |reason| Error::Io {
             path: path.to_path_buf(),
-            source,
+            reason,
         }
     }
 
@@ -39,5 +40,21 @@ impl Error {
             path: path.to_path_buf(),
             msg: msg.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_name_the_file_and_carry_the_reason_once() {
+        let path = Path::new("/no/such/dir/corpus.txt");
+        let e = std::fs::read(path).map_err(Error::io(path)).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("/no/such/dir/corpus.txt: "), "{msg}");
+        assert!(msg.contains("No such file"), "{msg}");
+        // a source would make the CLI print the reason a second time, under "Caused by"
+        assert!(std::error::Error::source(&e).is_none());
     }
 }

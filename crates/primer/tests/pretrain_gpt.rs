@@ -124,6 +124,19 @@ fn bad_corpora_are_clear_errors() {
         "{e}"
     );
 
+    // a model shape that cannot be built is reported before the corpus is tokenized
+    let odd = GptTrainConfig {
+        n_embd: 18,
+        n_head: 4,
+        ..tiny(2)
+    };
+    let e = err_of(pretrain(&write_corpus(&d), &d.join("o4"), &odd, false));
+    assert!(
+        e.contains("n_embd (18) is not divisible by n_head (4)"),
+        "{e}"
+    );
+    assert!(!d.join("o4").join("tokens.bin").exists());
+
     let short = d.join("short.txt");
     std::fs::write(&short, "a short text\n").unwrap();
     let e = err_of(pretrain(&short, &d.join("o3"), &tiny(2), false));

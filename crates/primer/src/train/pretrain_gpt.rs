@@ -112,6 +112,8 @@ impl GptTrainConfig {
         if self.max_iters == 0 {
             return bad("--max-iters must be positive");
         }
+        // the model's shape is checked before the corpus is tokenized; its vocabulary is known only after
+        self.model_config(self.vocab_size.max(1)).validate()?;
         self.adamw().map(|_| ())
     }
 
