@@ -431,4 +431,10 @@ fn bad_input_fails_before_writing_a_model() {
     let msg = err.to_string();
     assert!(msg.contains("maybe") && msg.contains("line 3"), "{msg}");
     assert!(!out.join("model.safetensors").exists());
+    // predicting with a pretrained model that was never fine-tuned says so
+    let msg = load_finetuned(&model).map(|_| ()).unwrap_err().to_string();
+    assert!(
+        msg.contains("task.json") && msg.contains("primer finetune"),
+        "{msg}"
+    );
 }

@@ -101,7 +101,14 @@ fn architecture(model: &TaskModel) -> &'static str {
 
 /// Loads a directory written by [`save_finetuned`].
 pub fn load_finetuned(dir: &Path) -> Result<(TaskModel, TaskInfo, TextEncoder)> {
-    let info: TaskInfo = hf::read_config(&dir.join("task.json"))?;
+    let task_path = dir.join("task.json");
+    if !task_path.exists() && dir.join("config.json").exists() {
+        return Err(Error::format(
+            &task_path,
+            "not found: this is a model directory, but not one made by `primer finetune` (which writes its task and labels there)",
+        ));
+    }
+    let info: TaskInfo = hf::read_config(&task_path)?;
     let tok = TextTokenizer::from_dir(dir)?;
     let (backbone, enc) = match info.backbone.as_str() {
         "bert" => {
