@@ -14,8 +14,8 @@ On a shared machine one run of each side can be off by a third; the rounds show 
 
 import argparse
 import json
-import statistics
 import os
+import statistics
 import subprocess
 import sys
 

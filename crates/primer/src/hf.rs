@@ -12,7 +12,12 @@ use std::path::Path;
 /// Reads and parses a JSON config; a missing field or a type error names the file, field, line and column.
 pub fn read_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-    serde_json::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
+    parse_json(path, &text)
+}
+
+/// Parses `text`, read from `path`; an error names the file, line and column.
+fn parse_json<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::format(path, e.to_string()))
 }
 
 /// Reads a model's `config.json` as [`read_config`] does, after checking that its `model_type` (when it has one)
@@ -20,14 +25,13 @@ pub fn read_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
 /// field that a GPT-2 config would have.
 pub fn read_model_config<T: DeserializeOwned>(path: &Path, model_type: &str) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::format(path, e.to_string()))?;
+    let value: serde_json::Value = parse_json(path, &text)?;
     match value.get("model_type").and_then(|t| t.as_str()) {
         Some(found) if found != model_type => Err(Error::format(
             path,
             format!("model_type is \"{found}\"; this needs a \"{model_type}\" model"),
         )),
-        _ => serde_json::from_str(&text).map_err(|e| Error::format(path, e.to_string())),
+        _ => parse_json(path, &text),
     }
 }
 

@@ -20,35 +20,23 @@ pub fn write_atomic_with<F>(path: &Path, write: F) -> Result<()>
 where
     F: FnOnce(&mut BufWriter<File>) -> Result<()>,
 {
-    write_atomic_via(path, |tmp| {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(tmp)
-            .map_err(Error::io(tmp))?;
-        let mut w = BufWriter::new(file);
-        write(&mut w)?;
-        w.flush().map_err(Error::io(tmp))
-    })
-}
-
-/// Replaces `path` atomically with a file that `write` creates at the temporary path it is given,
-/// for writers that insist on opening the file themselves (e.g. an image encoder).
-/// The temporary path is in the same directory and keeps the extension of `path`, since some
-/// encoders pick the format from it.
-pub fn write_atomic_via<F>(path: &Path, write: F) -> Result<()>
-where
-    F: FnOnce(&Path) -> Result<()>,
-{
     let tmp = temp_sibling(path)?;
-    let result = write(&tmp).and_then(|()| {
-        File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(Error::io(&tmp))?;
-        fs::rename(&tmp, path).map_err(Error::io(path))
-    });
+    let result = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(Error::io(&tmp))
+        .and_then(|file| {
+            let mut w = BufWriter::new(file);
+            write(&mut w)?;
+            let file = w
+                .into_inner()
+                .map_err(|e| Error::io(&tmp)(e.into_error()))?;
+            file.sync_all().map_err(Error::io(&tmp))
+        })
+        .and_then(|()| fs::rename(&tmp, path).map_err(Error::io(path)));
     if result.is_err() {
-        // Best effort: the temporary may not exist if `write` failed before creating it.
+        // Best effort: the temporary may not exist if it could not be created.
         let _ = fs::remove_file(&tmp);
         return result;
     }
