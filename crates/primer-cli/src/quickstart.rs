@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long, default_value = "runs/quickstart")]
     out: PathBuf,
     /// GPT training steps (the default fits in a few minutes on 2 cores).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 800)]
     max_iters: usize,
     /// BERT training steps.
     #[arg(long, default_value_t = 1500)]
@@ -62,8 +62,8 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
         block_size: 64,
         batch_size: 16,
         max_iters: a.max_iters,
-        lr: 2e-3,
-        min_lr: 2e-4,
+        lr: 3e-3,
+        min_lr: 3e-4,
         warmup_iters: 50,
         eval_interval: (a.max_iters / 5).max(1),
         eval_iters: 10,
@@ -115,8 +115,8 @@ fn bert(a: &Args, corpus: &Path) -> Result<()> {
         batch_size: 32,
         dropout: 0.0,
         max_iters: a.bert_iters,
-        lr: 3e-3,
-        min_lr: 3e-4,
+        lr: 2e-3,
+        min_lr: 2e-4,
         warmup_iters: 100,
         eval_interval: (a.bert_iters / 5).max(1),
         eval_iters: 10,
