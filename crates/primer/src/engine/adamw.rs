@@ -2,6 +2,7 @@
 //! and global-norm gradient clipping.
 
 use super::params::ParamLayout;
+use super::simd::multiversion;
 use rayon::prelude::*;
 
 const CHUNK: usize = 32 * 1024;
@@ -55,14 +56,32 @@ impl AdamW {
                 .zip(self.m[r.clone()].par_chunks_mut(CHUNK))
                 .zip(self.v[r].par_chunks_mut(CHUNK))
                 .for_each(|(((p, g), m), v)| {
-                    for i in 0..p.len() {
-                        let gi = g[i];
-                        m[i] = c.beta1 * m[i] + (1.0 - c.beta1) * gi;
-                        v[i] = c.beta2 * v[i] + (1.0 - c.beta2) * gi * gi;
-                        let denom = v[i].sqrt() / bc2_sqrt + c.eps;
-                        p[i] = p[i] * decay - step_size * m[i] / denom;
-                    }
+                    update_chunk(p, g, m, v, &c, (bc2_sqrt, decay, step_size))
                 });
+        }
+    }
+}
+
+multiversion! {
+    /// The update of one chunk: moments, then parameters. `scalars`: (√(1 − β₂ᵗ), the weight-decay factor
+    /// that multiplies the parameters first, lr / (1 − β₁ᵗ)).
+    fn update_chunk(
+        p: &mut [f32],
+        g: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        c: &AdamWConfig,
+        scalars: (f32, f32, f32),
+    ) {
+        let (bc2_sqrt, decay, step_size) = scalars;
+        let n = p.len().min(g.len()).min(m.len()).min(v.len());
+        let (p, g, m, v) = (&mut p[..n], &g[..n], &mut m[..n], &mut v[..n]);
+        for i in 0..n {
+            let gi = g[i];
+            m[i] = c.beta1 * m[i] + (1.0 - c.beta1) * gi;
+            v[i] = c.beta2 * v[i] + (1.0 - c.beta2) * gi * gi;
+            let denom = v[i].sqrt() / bc2_sqrt + c.eps;
+            p[i] = p[i] * decay - step_size * m[i] / denom;
         }
     }
 }

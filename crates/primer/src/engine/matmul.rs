@@ -3,7 +3,7 @@
 //! Weights come in two layouts because checkpoints do: GPT-2's Conv1D stores `[in, out]`, while
 //! `nn.Linear` (BERT, T5, GPT-2's lm_head) stores `[out, in]`. Transposes are free: only strides change.
 
-use super::SendPtr;
+use super::{simd, SendPtr};
 use gemm_common::Parallelism;
 use rayon::prelude::*;
 
@@ -53,9 +53,7 @@ pub(crate) fn gemm_strided(
                         cols.len(),
                     )
                 };
-                row.iter_mut()
-                    .zip(&b[cols.clone()])
-                    .for_each(|(o, b)| *o += b);
+                simd::add_assign(row, &b[cols.clone()]);
             }
         }
     };
@@ -286,10 +284,7 @@ pub fn backward(
         assert_eq!(db.len(), d.d_out);
         // column sums, in parallel over column blocks (each block sums its rows in order)
         db.par_chunks_mut(64).enumerate().for_each(|(blk, db)| {
-            let c0 = blk * 64;
-            for row in dout[..d.rows * d.d_out].chunks_exact(d.d_out) {
-                db.iter_mut().zip(&row[c0..]).for_each(|(b, g)| *b += g);
-            }
+            simd::add_rows(db, &dout[..d.rows * d.d_out], d.d_out, blk * 64);
         });
     }
 }

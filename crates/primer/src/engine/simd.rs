@@ -186,6 +186,28 @@ pub fn exp_sub_sum_ro(x: &[f32], m: f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+multiversion! {
+    /// `dst[i] += src[i]` over the shorter of the two.
+    pub fn add_assign(dst: &mut [f32], src: &[f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d += s;
+        }
+    }
+}
+
+multiversion! {
+    /// `dst[i] += src[offset + i]` for each row of `rows` (rows `width` long), rows in order: column sums of
+    /// the block `offset..offset + dst.len()`.
+    pub fn add_rows(dst: &mut [f32], rows: &[f32], width: usize, offset: usize) {
+        let n = dst.len();
+        for row in rows.chunks_exact(width) {
+            for (d, s) in dst.iter_mut().zip(&row[offset..offset + n]) {
+                *d += s;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     #[test]
@@ -238,6 +260,32 @@ pub(crate) mod tests {
                 .zip(&x)
                 .all(|(a, &b)| close(*a, ((b - m) as f64).exp())));
         }
+    }
+
+    #[test]
+    fn add_assign_and_add_rows_match_scalar_loops() {
+        let rows: Vec<f32> = (0..7 * 45).map(|i| (i % 23) as f32 * 0.5 - 3.0).collect();
+        for (offset, n) in [(0, 45), (3, 40), (40, 5), (0, 0)] {
+            let mut got: Vec<f32> = (0..n).map(|i| i as f32).collect();
+            let mut want = got.clone();
+            super::add_rows(&mut got, &rows, 45, offset);
+            for r in rows.chunks_exact(45) {
+                for (w, s) in want.iter_mut().zip(&r[offset..]) {
+                    *w += s;
+                }
+            }
+            assert_eq!(got, want);
+        }
+        let mut a: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        super::add_assign(&mut a, &rows[..20]);
+        assert!(a[..20]
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| v == i as f32 + rows[i]));
+        assert!(a[20..]
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| v == (i + 20) as f32));
     }
 
     /// erf by its Taylor series / continued fraction in f64, accurate to ~1e-15 on [-40, 40].

@@ -8,6 +8,7 @@
 //! its own dropout masks ([`shard_seed`]).
 
 use crate::engine::rng::derive_seed;
+use crate::engine::simd;
 use crate::engine::xent;
 use crate::error::{Error, Result};
 use crate::models::bert::{Bert, BertActs, BertInput, PretrainStats};
@@ -276,7 +277,7 @@ fn sum_into(grads: &mut [f32], others: &[Vec<f32>]) {
     grads.par_chunks_mut(CHUNK).enumerate().for_each(|(i, g)| {
         for o in others {
             let src = &o[i * CHUNK..i * CHUNK + g.len()];
-            g.iter_mut().zip(src).for_each(|(a, b)| *a += b);
+            simd::add_assign(g, src);
         }
     });
 }
