@@ -17,16 +17,16 @@ pub struct Args {
     #[arg(long, default_value_t = 200)]
     max_new_tokens: usize,
     /// 0 = greedy.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     temperature: f32,
     /// 0 = off.
     #[arg(long, default_value_t = 0)]
     top_k: usize,
     /// 1.0 = off.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     top_p: f32,
     /// 1.0 = off.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     repetition_penalty: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -44,6 +44,8 @@ pub fn run(a: Args) -> Result<()> {
         stop_token: tok.eos_id(),
         seed: a.seed,
     };
+    // before the prompt is echoed, so that a bad setting prints nothing but the error
+    s.validate()?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     write!(out, "{}", a.prompt)?;

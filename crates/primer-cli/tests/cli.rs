@@ -95,6 +95,30 @@ fn pretrain_with_config_then_generate() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("'d'") && !err.contains("panicked"), "{err}");
+
+    // a bad sampling setting (negative numbers included) is named before anything is printed
+    for (flag, value, says) in [
+        ("--top-p", "1.5", "--top-p must be in (0, 1]"),
+        ("--temperature", "-1", "--temperature must be"),
+        (
+            "--repetition-penalty",
+            "-0.5",
+            "--repetition-penalty must be positive",
+        ),
+    ] {
+        let bad = primer()
+            .args(["generate", "--model"])
+            .arg(&out)
+            .args(["--prompt", "the cat", flag, value])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            !bad.status.success() && err.contains(says),
+            "{flag} {value}: {err}"
+        );
+        assert!(bad.stdout.is_empty(), "{flag} {value}: {:?}", bad.stdout);
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }
 
