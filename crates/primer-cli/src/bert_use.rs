@@ -24,6 +24,7 @@ pub struct FillMaskArgs {
 }
 
 pub fn fill(a: FillMaskArgs) -> Result<()> {
+    anyhow::ensure!(a.top_k > 0, "--top-k must be at least 1");
     let model = Bert::load(&a.model)?.into_inference();
     let tok = TextTokenizer::from_dir(&a.model)?;
     for text in &a.texts {

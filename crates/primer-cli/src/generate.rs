@@ -17,16 +17,16 @@ pub struct Args {
     #[arg(long, default_value_t = 200)]
     max_new_tokens: usize,
     /// 0 = greedy.
-    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.8)]
     temperature: f32,
     /// 0 = off.
     #[arg(long, default_value_t = 0)]
     top_k: usize,
     /// 1.0 = off.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 1.0)]
     top_p: f32,
     /// 1.0 = off.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 1.0)]
     repetition_penalty: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,

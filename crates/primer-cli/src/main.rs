@@ -8,7 +8,7 @@ mod pretrain;
 mod quickstart;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -103,7 +103,10 @@ enum Bench {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&with_negative_numbers(Cli::command()).get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = cli.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");
@@ -111,6 +114,13 @@ fn main() -> Result<()> {
     }
     let pool = pool.build().context("setting up the thread pool")?;
     pool.install(|| dispatch(cli.command))
+}
+
+/// Lets every command take a negative number as a flag's value (`--temperature -1`), so that the range checks
+/// name the flag, instead of clap reading `-1` as an unknown option.
+fn with_negative_numbers(cmd: clap::Command) -> clap::Command {
+    cmd.allow_negative_numbers(true)
+        .mut_subcommands(with_negative_numbers)
 }
 
 fn dispatch(command: Command) -> Result<()> {

@@ -250,6 +250,14 @@ fn pretrain_bert_then_fill_mask_and_embed() {
         .unwrap();
     assert!(!no_mask.status.success());
     assert!(String::from_utf8_lossy(&no_mask.stderr).contains("no [MASK]"));
+    let no_k = primer()
+        .args(["fill-mask", "--top-k", "0", "--model"])
+        .arg(&out)
+        .arg("the [MASK] sat")
+        .output()
+        .unwrap();
+    assert!(!no_k.status.success() && no_k.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&no_k.stderr).contains("--top-k must be at least 1"));
 
     let emb = primer()
         .args(["embed", "--model"])
