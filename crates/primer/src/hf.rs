@@ -20,19 +20,29 @@ fn parse_json<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| Error::format(path, e.to_string()))
 }
 
-/// Reads a model's `config.json` as [`read_config`] does, after checking that its `model_type` (when it has one)
-/// is `model_type`: a BERT directory given where a GPT-2 one is needed is named as such, not reported as a
-/// field that a GPT-2 config would have.
-pub fn read_model_config<T: DeserializeOwned>(path: &Path, model_type: &str) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-    let value: serde_json::Value = parse_json(path, &text)?;
-    match value.get("model_type").and_then(|t| t.as_str()) {
-        Some(found) if found != model_type => Err(Error::format(
-            path,
-            format!("model_type is \"{found}\"; this needs a \"{model_type}\" model"),
-        )),
-        _ => parse_json(path, &text),
+/// Reads `dir/config.json` as [`read_config`] does, after checking that its `model_type` (when it has one) is
+/// `model_type` — a BERT directory given where a GPT-2 one is needed is named as such, not reported as a field
+/// that a GPT-2 config would have — and then checks it with `validate`; every error names the file. The text is
+/// parsed twice (a loose look at `model_type` first) so that a parse error keeps its line and column.
+pub fn read_model_config<T: DeserializeOwned>(
+    dir: &Path,
+    model_type: &str,
+    validate: fn(&T) -> Result<()>,
+) -> Result<T> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
+    let value: serde_json::Value = parse_json(&path, &text)?;
+    if let Some(found) = value.get("model_type").and_then(|t| t.as_str()) {
+        if found != model_type {
+            return Err(Error::format(
+                &path,
+                format!("model_type is \"{found}\"; this needs a \"{model_type}\" model"),
+            ));
+        }
     }
+    let config = parse_json(&path, &text)?;
+    validate(&config).map_err(|e| Error::format(&path, e.to_string()))?;
+    Ok(config)
 }
 
 /// Writes `value` as pretty JSON, atomically.

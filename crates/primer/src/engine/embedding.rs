@@ -1,5 +1,6 @@
 //! Token (+ position) embedding lookup, and its backward as a scatter-add.
 
+use super::simd;
 use rayon::prelude::*;
 
 /// `out[b, t] = wte[ids[b, t]] + wpe[pos0 + t]` (no positions when `wpe` is `None`). `ids` is `[batch, t]`.
@@ -21,9 +22,7 @@ pub fn forward(
             o.copy_from_slice(&wte[id * c..(id + 1) * c]);
             if let Some(wpe) = wpe {
                 let p = pos0 + i % t;
-                o.iter_mut()
-                    .zip(&wpe[p * c..(p + 1) * c])
-                    .for_each(|(o, w)| *o += w);
+                simd::add_assign(o, &wpe[p * c..(p + 1) * c]);
             }
         });
 }
@@ -39,18 +38,12 @@ pub fn backward(
 ) {
     for (g, &id) in dout.chunks_exact(c).zip(ids) {
         let id = id as usize;
-        dwte[id * c..(id + 1) * c]
-            .iter_mut()
-            .zip(g)
-            .for_each(|(d, g)| *d += g);
+        simd::add_assign(&mut dwte[id * c..(id + 1) * c], g);
     }
     if let Some(dwpe) = dwpe {
         for (i, g) in dout[..ids.len() * c].chunks_exact(c).enumerate() {
             let p = i % t;
-            dwpe[p * c..(p + 1) * c]
-                .iter_mut()
-                .zip(g)
-                .for_each(|(d, g)| *d += g);
+            simd::add_assign(&mut dwpe[p * c..(p + 1) * c], g);
         }
     }
 }
@@ -63,8 +56,6 @@ pub fn add(out: &mut [f32], ids: &[u32], table: &[f32], c: usize) {
         .zip(ids.par_iter())
         .for_each(|(o, &id)| {
             let id = id as usize;
-            o.iter_mut()
-                .zip(&table[id * c..(id + 1) * c])
-                .for_each(|(o, t)| *o += t);
+            simd::add_assign(o, &table[id * c..(id + 1) * c]);
         });
 }

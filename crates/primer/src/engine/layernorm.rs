@@ -128,7 +128,7 @@ pub fn backward(
         })
         .collect();
     for p in &partials {
-        dw.iter_mut().zip(&p[..c]).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(&p[c..]).for_each(|(a, b)| *a += b);
+        simd::add_assign(dw, &p[..c]);
+        simd::add_assign(db, &p[c..]);
     }
 }

@@ -15,7 +15,7 @@
 use crate::engine::matmul::{self, Dims, Layout};
 use crate::engine::params::{split2, ParamLayout};
 use crate::engine::rng::{derive_seed, Rng};
-use crate::engine::{dropout, xent};
+use crate::engine::{dropout, simd, xent};
 use crate::error::{Error, Result};
 use crate::hf::TensorFile;
 use crate::models::bert::{Bert, BertActs, BertInput, Heads};
@@ -541,7 +541,7 @@ impl TaskModel {
                 if !span {
                     dropout::apply(&mut dfeat, drop, drop_seed);
                 }
-                dh.iter_mut().zip(&dfeat).for_each(|(d, v)| *d += v);
+                simd::add_assign(dh, &dfeat);
             }
         }
         Ok((out, dh))

@@ -453,11 +453,7 @@ impl Bert {
     /// `BertForMaskedLM`, `BertForPreTraining`). The heads present in the file are loaded; the encoder must be
     /// complete, and a missing tensor is an error naming it.
     pub fn load(dir: &Path) -> Result<Bert> {
-        let cfg_path = dir.join("config.json");
-        let config: BertConfig = hf::read_model_config(&cfg_path, "bert")?;
-        config
-            .validate()
-            .map_err(|e| Error::format(&cfg_path, e.to_string()))?;
+        let config = hf::read_model_config(dir, "bert", BertConfig::validate)?;
         let file = TensorFile::open(&dir.join("model.safetensors"))?;
         let has = |name: &str| checkpoint_names(name).iter().any(|n| file.contains(n));
         let nsp = has("cls.seq_relationship.weight");
@@ -475,11 +471,7 @@ impl Bert {
     /// has are loaded, the others (a pooler missing from a `BertForMaskedLM`, say) start from BERT's
     /// initialisation with `seed` and are listed in the second value. Heads the file has beyond `heads` are left out.
     pub fn load_with(dir: &Path, heads: Heads, seed: u64) -> Result<(Bert, Vec<String>)> {
-        let cfg_path = dir.join("config.json");
-        let config: BertConfig = hf::read_model_config(&cfg_path, "bert")?;
-        config
-            .validate()
-            .map_err(|e| Error::format(&cfg_path, e.to_string()))?;
+        let config = hf::read_model_config(dir, "bert", BertConfig::validate)?;
         let mut model = Bert::new(config, heads, seed)?;
         let file = TensorFile::open(&dir.join("model.safetensors"))?;
         let mut fresh = Vec::new();

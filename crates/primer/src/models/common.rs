@@ -1,9 +1,9 @@
 //! Pieces shared by the model files: per-layer slices of activation buffers, dropout seeds per site, residual
 //! branches with optional dropout, and the row chunk of a vocabulary-wide head.
 
-use crate::engine::dropout;
 use crate::engine::matmul::{self, Dims};
 use crate::engine::rng::derive_seed;
+use crate::engine::{dropout, simd};
 use std::ops::Range;
 
 /// Rows of logits computed at once by the chunked head (about 1 M floats, 4 MiB; each data-parallel shard has its own).
@@ -116,10 +116,7 @@ pub fn gather_rows(x: &[f32], rows: &[usize], c: usize) -> Vec<f32> {
 /// Adds row `i` of `src` to row `rows[i]` of `dst`.
 pub fn scatter_add_rows(dst: &mut [f32], src: &[f32], rows: &[usize], c: usize) {
     for (s, &r) in src.chunks_exact(c).zip(rows) {
-        dst[r * c..(r + 1) * c]
-            .iter_mut()
-            .zip(s)
-            .for_each(|(d, s)| *d += s);
+        simd::add_assign(&mut dst[r * c..(r + 1) * c], s);
     }
 }
 

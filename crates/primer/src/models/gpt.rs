@@ -298,11 +298,7 @@ impl Gpt {
     /// Loads `config.json` + `model.safetensors` from a directory written by primer or by Hugging Face
     /// (`GPT2LMHeadModel` or `GPT2Model`, with or without the `transformer.` prefix).
     pub fn load(dir: &Path) -> Result<Gpt> {
-        let cfg_path = dir.join("config.json");
-        let config: GptConfig = hf::read_model_config(&cfg_path, "gpt2")?;
-        config
-            .validate()
-            .map_err(|e| Error::format(&cfg_path, e.to_string()))?;
+        let config = hf::read_model_config(dir, "gpt2", GptConfig::validate)?;
         let mut model = Gpt::zeros(config)?;
         let file = TensorFile::open(&dir.join("model.safetensors"))?;
         let rename = |name: &str| {
