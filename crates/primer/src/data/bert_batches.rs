@@ -1,15 +1,18 @@
 //! BERT pretraining batches drawn from a [`SegmentCorpus`]: sentence pairs for next-sentence
 //! prediction, or packed full sentences without it, then padded and masked.
 //!
-//! **With NSP** (the original BERT's `create_instances_from_document`, drawn at random): pick a
-//! document and a segment in it; take consecutive segments until they hold the target length
-//! (`seq − 3` tokens; with probability 0.1 a random length in [2, `seq − 3`]) or the document
-//! ends. A is the first k of them (k uniform in 1..n). With probability 0.5 — and always when
-//! there is one segment — B is a run of segments from a random position of another document
-//! (NotNext, label 1; with a single document, any position but A's true continuation);
-//! otherwise B is the rest (IsNext, label 0). While A and B do not fit, the longer loses a token
-//! — A at its start, B at its end — so an IsNext pair still meets where the document does. The
-//! row is `[CLS] A [SEP] B [SEP]`, type ids 0 up to the first [SEP] and 1 after it.
+//! **With NSP** (the original BERT's `create_instances_from_document`, drawn at random): first
+//! the label, IsNext (0) or NotNext (1), each with probability 0.5. Then a document and a segment
+//! in it — for IsNext a segment that is not its document's last, in a document of two or more
+//! segments — and consecutive segments from there until they hold the target length (`seq − 3`
+//! tokens; with probability 0.1 a random length in [2, `seq − 3`]) or the document ends; IsNext
+//! takes at least two. A is the first k of them (k uniform in 1..n). For IsNext, B is the rest;
+//! for NotNext, a run of segments from a random position of another document (with a single
+//! document, any position but A's true continuation). So the labels are balanced whatever the
+//! documents' lengths; only a corpus without a document of two segments gives NotNext alone.
+//! While A and B do not fit, the longer loses a token — A at its start, B at its end — so an
+//! IsNext pair still meets where the document does. The row is `[CLS] A [SEP] B [SEP]`, type ids
+//! 0 up to the first [SEP] and 1 after it.
 //!
 //! **Without NSP** (RoBERTa's FULL-SENTENCES): from a random segment, `[CLS]` and consecutive
 //! whole segments (running on into the next document, after a [SEP]; the corpus wraps around)
@@ -134,21 +137,35 @@ impl BertBatcher {
         } else {
             max_tokens
         };
-        let doc = below(rng, corpus.n_documents());
-        let segments = corpus.document(doc);
-        let start = segments.start + below(rng, segments.len());
-        let end = corpus.run_end(start, segments.end, target);
+        // IsNext needs A's document to go on after A: its first segment is drawn among all but the
+        // document's last, and the run takes at least two segments (cut to length below).
+        let is_next = rng.uniform() < 0.5;
+        let (doc, start) = match is_next.then(|| next_start(corpus, rng)).flatten() {
+            Some(at) => at,
+            None => {
+                let doc = below(rng, corpus.n_documents());
+                (
+                    doc,
+                    corpus.document(doc).start + below(rng, corpus.document(doc).len()),
+                )
+            }
+        };
+        let doc_end = corpus.document(doc).end;
+        let mut end = corpus.run_end(start, doc_end, target);
+        if is_next && end - start < 2 {
+            end = start + 2;
+        }
         let split = if end - start >= 2 {
             start + 1 + below(rng, end - start - 1)
         } else {
             end
         };
         let mut a = corpus.tokens(start..split);
-        let (b_segments, nsp_label) = if end - start == 1 || rng.uniform() < 0.5 {
+        let (b_segments, nsp_label) = if is_next && end - start >= 2 {
+            (split..end, IS_NEXT)
+        } else {
             let b_target = target.saturating_sub(a.len()).max(1);
             (random_b(corpus, doc, split, b_target, rng), NOT_NEXT)
-        } else {
-            (split..end, IS_NEXT)
         };
         let mut b = corpus.tokens(b_segments);
         while a.len() + b.len() > max_tokens {
@@ -201,6 +218,21 @@ impl BertBatcher {
 /// Uniform in [0, n).
 fn below(rng: &mut Rng, n: usize) -> usize {
     rng.below(n as u64) as usize
+}
+
+/// A random (document, segment) with at least one more segment after it in its document: the
+/// document drawn uniformly among those of two or more segments (by rejection; after 64 misses,
+/// the first such document from a random one on), the segment uniformly among all but its last.
+/// None when no document has two segments.
+fn next_start(corpus: &SegmentCorpus, rng: &mut Rng) -> Option<(usize, usize)> {
+    let docs = corpus.n_documents();
+    let first = below(rng, docs);
+    let doc = (0..64)
+        .map(|_| below(rng, docs))
+        .chain((0..docs).map(|i| (first + i) % docs))
+        .find(|&d| corpus.document(d).len() >= 2)?;
+    let segments = corpus.document(doc);
+    Some((doc, segments.start + below(rng, segments.len() - 1)))
 }
 
 /// Segments for a random B of about `target` tokens: from another document, or — with a
