@@ -28,13 +28,8 @@ pub struct Encoded {
 impl BertEncoder {
     pub fn new(tok: &TextTokenizer) -> Result<BertEncoder> {
         let specials = tok.bert_specials()?;
-        let mut inner = tok.inner().clone();
-        inner
-            .with_truncation(None)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        inner.with_padding(None);
         Ok(BertEncoder {
-            inner,
+            inner: tok.inner().clone(),
             cls: specials.cls,
             sep: specials.sep,
             pad: specials.pad,

@@ -148,10 +148,17 @@ impl TextTokenizer {
     }
 
     /// Loads a `tokenizer.json` (Hugging Face format).
+    /// Padding and truncation the file may set (Hugging Face checkpoints often fix both at 128 or
+    /// 512) are switched off: primer lays out every sequence itself, and a padded corpus would
+    /// be mostly [PAD].
     pub fn from_file(path: &Path) -> Result<Self> {
         let json = std::fs::read_to_string(path).map_err(Error::io(path))?;
-        let inner = Tokenizer::from_str(&json)
+        let mut inner = Tokenizer::from_str(&json)
             .map_err(|e| Error::format(path, format!("not a valid tokenizer.json: {e}")))?;
+        inner
+            .with_truncation(None)
+            .map_err(|e| Error::format(path, e.to_string()))?;
+        inner.with_padding(None);
         Ok(Self { inner })
     }
 

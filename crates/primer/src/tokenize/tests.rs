@@ -165,6 +165,37 @@ fn saved_tokenizers_load_back_identically() {
 }
 
 #[test]
+fn padding_and_truncation_in_a_loaded_file_are_switched_off() {
+    // as in Hugging Face checkpoints that fix both (all-MiniLM-L6-v2: 128)
+    let dir = temp_dir("padded");
+    let corpus = write(&dir, "corpus.txt", &generated_text(2_000));
+    let tok = TextTokenizer::train_bpe(std::slice::from_ref(&corpus), 300).unwrap();
+    let text = generated_text(40);
+    let plain = tok.encode(&text).unwrap();
+    assert!(plain.len() > 16);
+    let mut padded = tok.inner().clone();
+    padded.with_padding(Some(tokenizers::PaddingParams {
+        strategy: tokenizers::PaddingStrategy::Fixed(400),
+        ..Default::default()
+    }));
+    padded
+        .with_truncation(Some(tokenizers::TruncationParams {
+            max_length: 16,
+            ..Default::default()
+        }))
+        .unwrap();
+    let path = dir.join("padded.json");
+    std::fs::write(&path, padded.to_string(false).unwrap()).unwrap();
+    assert_eq!(
+        TextTokenizer::from_file(&path)
+            .unwrap()
+            .encode(&text)
+            .unwrap(),
+        plain
+    );
+}
+
+#[test]
 fn gpt2_style_vocab_and_merges_load_from_a_directory() {
     let dir = temp_dir("gpt2-dir");
     let corpus = write(&dir, "corpus.txt", &generated_text(5_000));
