@@ -139,17 +139,17 @@ impl BertBatcher {
         };
         // IsNext needs A's document to go on after A: its first segment is drawn among all but the
         // document's last, and the run takes at least two segments (cut to length below).
-        let is_next = rng.uniform() < 0.5;
-        let (doc, start) = match is_next.then(|| next_start(corpus, rng)).flatten() {
-            Some(at) => at,
-            None => {
-                let doc = below(rng, corpus.n_documents());
-                (
-                    doc,
-                    corpus.document(doc).start + below(rng, corpus.document(doc).len()),
-                )
-            }
+        let next = if rng.uniform() < 0.5 {
+            next_start(corpus, rng)
+        } else {
+            None
         };
+        let is_next = next.is_some();
+        let (doc, start) = next.unwrap_or_else(|| {
+            let doc = below(rng, corpus.n_documents());
+            let segments = corpus.document(doc);
+            (doc, segments.start + below(rng, segments.len()))
+        });
         let doc_end = corpus.document(doc).end;
         let mut end = corpus.run_end(start, doc_end, target);
         if is_next && end - start < 2 {
@@ -161,7 +161,7 @@ impl BertBatcher {
             end
         };
         let mut a = corpus.tokens(start..split);
-        let (b_segments, nsp_label) = if is_next && end - start >= 2 {
+        let (b_segments, nsp_label) = if is_next {
             (split..end, IS_NEXT)
         } else {
             let b_target = target.saturating_sub(a.len()).max(1);

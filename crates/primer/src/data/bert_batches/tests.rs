@@ -166,6 +166,8 @@ fn nsp_pairs_continue_the_document_half_the_time() {
     let sizes: Vec<usize> = (0..60).map(|d| 1 + d % 4).collect();
     let (is_next, _) = pair_fractions(&sizes, 3, 32);
     assert!((is_next - 0.5).abs() < 0.04, "IsNext fraction {is_next}");
+    // no document goes on after its first segment: NotNext only
+    assert_eq!(pair_fractions(&[1; 30], 4, 32).0, 0.0);
 }
 
 #[test]
