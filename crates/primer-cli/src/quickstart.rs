@@ -165,7 +165,7 @@ fn bert(a: &Args, corpus: &Path) -> Result<()> {
     }
     println!("    top-1 right for {right} of {total} new sentences");
     println!(
-        "    wrote {}/: config.json, model.safetensors, tokenizer.json, metrics.jsonl, loss.png",
+        "    wrote {}/: config.json, model.safetensors, tokenizer.json, tokenizer_config.json, metrics.jsonl, loss.png",
         out.display()
     );
     Ok(())

@@ -83,7 +83,7 @@ pub fn save_finetuned(
             (g.config.id2label, g.config.label2id) = hf::label_maps(&info.labels);
         }
     }
-    enc.tokenizer().save(&dir.join("tokenizer.json"))?;
+    enc.tokenizer().save_in(dir)?;
     hf::write_json(&dir.join("task.json"), info)?;
     backbone.save(dir, metadata)
 }

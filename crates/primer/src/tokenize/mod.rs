@@ -204,6 +204,16 @@ impl TextTokenizer {
         write_atomic(path, json.as_bytes())
     }
 
+    /// Saves `dir/tokenizer.json`, and for a BERT (WordPiece) pipeline also `dir/tokenizer_config.json`
+    /// (see [`Self::bert_tokenizer_config`]).
+    pub fn save_in(&self, dir: &Path) -> Result<()> {
+        self.save(&dir.join("tokenizer.json"))?;
+        match self.bert_tokenizer_config() {
+            Some(cfg) => crate::hf::write_json(&dir.join("tokenizer_config.json"), &cfg),
+            None => Ok(()),
+        }
+    }
+
     /// Token ids of `text`, without special tokens added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         self.encode_at(text).map_err(|e| match e {

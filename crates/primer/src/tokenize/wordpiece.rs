@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::models::{ModelWrapper, TrainerWrapper};
-use tokenizers::normalizers::BertNormalizer;
+use tokenizers::normalizers::{BertNormalizer, NormalizerWrapper};
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{
@@ -153,6 +153,35 @@ impl TextTokenizer {
         inner.add_special_tokens(&present);
         add_template(&mut inner)?;
         Ok(Self { inner })
+    }
+
+    /// `tokenizer_config.json` for a tokenizer with BERT's normalizer: transformers reads its casing
+    /// from there, not from tokenizer.json, and without the file lowercases (so a cased primer
+    /// model would get other ids in transformers than in primer). None for other pipelines.
+    pub fn bert_tokenizer_config(&self) -> Option<serde_json::Value> {
+        let Some(NormalizerWrapper::BertNormalizer(n)) = self.inner.get_normalizer() else {
+            return None;
+        };
+        let mut cfg = serde_json::json!({
+            "tokenizer_class": "BertTokenizer",
+            "do_lower_case": n.lowercase,
+            "strip_accents": n.strip_accents,
+            "tokenize_chinese_chars": n.handle_chinese_chars,
+            "clean_up_tokenization_spaces": true,
+        });
+        let keys = [
+            "pad_token",
+            "unk_token",
+            "cls_token",
+            "sep_token",
+            "mask_token",
+        ];
+        for (key, token) in keys.iter().zip(BERT_SPECIAL_TOKENS) {
+            if self.inner.token_to_id(token).is_some() {
+                cfg[*key] = token.into();
+            }
+        }
+        Some(cfg)
     }
 
     /// The ids of [PAD], [UNK], [CLS], [SEP] and [MASK]; an error names the first one missing.

@@ -273,7 +273,7 @@ pub fn pretrain(
                 cfg.lowercase,
             )?,
         };
-        t.save(&tok_path)?;
+        t.save_in(out)?;
         (t, None)
     };
     let specials = tok.bert_specials()?;

@@ -270,7 +270,7 @@ pub fn pretrain(
         } else {
             TextTokenizer::train_bpe(&files, cfg.vocab_size)?
         };
-        t.save(&tok_path)?;
+        t.save_in(out)?;
         let info = encode_corpus(corpus, &t, &bin_path)?;
         eprintln!(
             "tokenized {}: {} bytes -> {} tokens (vocab {})",

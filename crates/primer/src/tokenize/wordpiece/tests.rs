@@ -182,3 +182,37 @@ fn training_rejects_tiny_vocabularies_and_blank_corpora() {
         .to_string();
     assert!(err.contains("blank.txt"), "{err}");
 }
+
+#[test]
+fn save_in_writes_the_casing_transformers_reads() {
+    let dir = temp_dir("wp-cased");
+    let corpus = write(
+        &dir,
+        "corpus.txt",
+        &(generated_text(5_000) + "Quing Stele KA\n"),
+    );
+    let cased = TextTokenizer::train_wordpiece(std::slice::from_ref(&corpus), 300, false).unwrap();
+    let out = temp_dir("wp-cased-out");
+    cased.save_in(&out).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tokenizer_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["do_lower_case"], false);
+    assert_eq!(cfg["mask_token"], "[MASK]");
+    // vocab.txt + that config (what transformers falls back to) keeps the capitals
+    std::fs::remove_file(out.join("tokenizer.json")).unwrap();
+    write_vocab_txt(&cased, &out, "");
+    let sample = "Quing, the Stele KA!";
+    assert_eq!(
+        TextTokenizer::from_dir(&out)
+            .unwrap()
+            .encode(sample)
+            .unwrap(),
+        cased.encode(sample).unwrap()
+    );
+    // other pipelines get no tokenizer_config.json
+    let bpe = TextTokenizer::train_bpe(&[corpus], 300).unwrap();
+    let out = temp_dir("bpe-out");
+    bpe.save_in(&out).unwrap();
+    assert!(out.join("tokenizer.json").is_file() && !out.join("tokenizer_config.json").exists());
+}
