@@ -44,13 +44,14 @@ pub fn run(a: Args) -> Result<()> {
         stop_token: tok.eos_id(),
         seed: a.seed,
     };
-    // before the prompt is echoed, so that a bad setting prints nothing but the error
+    // before the prompt is echoed, so that a bad setting or prompt prints nothing but the error
     s.validate()?;
+    let ids = prompt_ids(&tok, &a.prompt)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     write!(out, "{}", a.prompt)?;
     out.flush()?;
-    complete(&model, &tok, &a.prompt, &s, |piece| {
+    complete(&model, &tok, ids, &s, |piece| {
         write!(out, "{piece}")?;
         out.flush()?;
         Ok(())
@@ -59,18 +60,11 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-/// Generates after `prompt` and streams the decoded text piece by piece to `emit`; returns the whole
-/// continuation. Text is emitted only up to the last complete character (byte-level tokens can split one).
-pub fn complete(
-    model: &Gpt,
-    tok: &TextTokenizer,
-    prompt: &str,
-    s: &Sampling,
-    mut emit: impl FnMut(&str) -> Result<()>,
-) -> Result<String> {
+/// The token ids generation starts from: the prompt's, or for an empty prompt a line break (which every
+/// corpus has), else `<|endoftext|>`.
+pub fn prompt_ids(tok: &TextTokenizer, prompt: &str) -> Result<Vec<u32>> {
     let mut ids = tok.encode(prompt)?;
     if ids.is_empty() {
-        // an empty prompt starts at a line break, which every corpus has; else at <|endoftext|>
         ids = tok.encode("\n").unwrap_or_default();
         if ids.is_empty() {
             ids.extend(tok.eos_id());
@@ -80,6 +74,18 @@ pub fn complete(
             "the prompt is empty and the tokenizer cannot encode a line break"
         );
     }
+    Ok(ids)
+}
+
+/// Generates after the prompt `ids` and streams the decoded text piece by piece to `emit`; returns the whole
+/// continuation. Text is emitted only up to the last complete character (byte-level tokens can split one).
+pub fn complete(
+    model: &Gpt,
+    tok: &TextTokenizer,
+    ids: Vec<u32>,
+    s: &Sampling,
+    mut emit: impl FnMut(&str) -> Result<()>,
+) -> Result<String> {
     let mut new_ids = Vec::new();
     let mut shown = 0;
     let mut err = None;

@@ -18,7 +18,7 @@ pub enum Model {
 /// saved config), else the default.
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// UTF-8 text file to train on (with --resume: the run's own, unless given).
+    /// UTF-8 text file to train on (with --resume: the run's own; give it only if the file has moved).
     #[arg(long, required_unless_present = "resume")]
     corpus: Option<PathBuf>,
     /// Output directory: checkpoint, tokenizer, metrics.jsonl, loss.png.
@@ -31,6 +31,9 @@ pub struct RunArgs {
     /// flags may change).
     #[arg(long, conflicts_with = "config")]
     resume: bool,
+    /// Start afresh in an --out that already holds a run, deleting that run's files (without it, primer refuses).
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
 }
 
 impl RunArgs {
@@ -48,12 +51,33 @@ impl RunArgs {
         })
     }
 
-    fn corpus(&self, saved: fn(&Path) -> primer::Result<PathBuf>) -> Result<PathBuf> {
-        Ok(match &self.corpus {
-            Some(c) => c.clone(),
-            None => saved(&self.out)?,
-        })
+    /// Gets `--out` ready (with `--overwrite`, deletes the run already there) and returns the corpus to read.
+    /// A resumed run keeps its own: `--corpus` may only name it again, or where it is now when it is no
+    /// longer at the saved path.
+    fn prepare(&self, saved: fn(&Path) -> primer::Result<PathBuf>) -> Result<PathBuf> {
+        if self.overwrite {
+            primer::train::clear_run(&self.out)?;
+        }
+        let given = self.corpus.clone();
+        if !self.resume {
+            return given.ok_or_else(|| anyhow::anyhow!("--corpus is required"));
+        }
+        let saved = saved(&self.out)?;
+        match given {
+            None => Ok(saved),
+            Some(c) if !saved.exists() || same_file(&c, &saved) => Ok(c),
+            Some(c) => anyhow::bail!(
+                "--corpus {}: a resumed run keeps its corpus, {} (leave --corpus out, or start a new run)",
+                c.display(),
+                saved.display()
+            ),
+        }
     }
+}
+
+/// Whether two paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
 /// Optimizer, schedule and evaluation flags both trainers share.
@@ -223,7 +247,7 @@ pub fn run(m: Model) -> Result<()> {
             let mut c = a.run.base(pretrain_gpt::GptTrainConfig::from_toml)?;
             overlay!(c, a, tokenizer, vocab_size, n_layer, n_head, n_embd, block_size, dropout);
             overlay_optim!(c, a.optim);
-            let corpus = a.run.corpus(pretrain_gpt::saved_corpus)?;
+            let corpus = a.run.prepare(pretrain_gpt::saved_corpus)?;
             let s = pretrain_gpt::pretrain(&corpus, &a.run.out, &c, a.run.resume)?;
             println!(
                 "done: {} steps, train loss {:.4}, val loss {:.4}, {:.0} tok/s, {:.1} s; model in {}",
@@ -266,7 +290,7 @@ pub fn run(m: Model) -> Result<()> {
             if a.whole_word_mask {
                 c.whole_word_mask = true;
             }
-            let corpus = a.run.corpus(pretrain_bert::saved_corpus)?;
+            let corpus = a.run.prepare(pretrain_bert::saved_corpus)?;
             let s = pretrain_bert::pretrain(&corpus, &a.run.out, &c, a.run.resume)?;
             let mut line = format!(
                 "done: {} steps, val mlm loss {:.4}, mlm accuracy {:.3}",

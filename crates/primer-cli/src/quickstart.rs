@@ -1,7 +1,7 @@
 //! `primer quickstart`: the whole pretraining loop on primer's own generated corpus, in a few minutes: a GPT
 //! that writes, then a BERT that fills in blanks.
 
-use crate::generate::complete;
+use crate::generate::{complete, prompt_ids};
 use anyhow::Result;
 use primer::data::synth::{generate_corpus, write_corpus};
 use primer::infer::fill_mask::fill_mask;
@@ -75,6 +75,7 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
          {} steps",
         cfg.vocab_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.max_iters
     );
+    primer::train::clear_run(&out)?;
     let s = pretrain_gpt::pretrain(corpus, &out, &cfg, false)?;
     println!(
         "    validation loss {:.3} (train {:.3}) after {} steps, {:.0} tokens/s, {:.0} s",
@@ -93,7 +94,9 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
             stop_token: tok.eos_id(),
             seed: a.seed + i as u64,
         };
-        let text = complete(&model, &tok, prompt, &sampling, |_| Ok(()))?;
+        let text = complete(&model, &tok, prompt_ids(&tok, prompt)?, &sampling, |_| {
+            Ok(())
+        })?;
         let line = text.lines().next().unwrap_or_default();
         println!("    {prompt}{line}");
     }
@@ -128,6 +131,7 @@ fn bert(a: &Args, corpus: &Path) -> Result<()> {
          sentence pair), masked-LM + next-sentence prediction, {} steps",
         cfg.vocab_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.max_iters
     );
+    primer::train::clear_run(&out)?;
     let s = pretrain_bert::pretrain(corpus, &out, &cfg, false)?;
     println!(
         "    validation: masked-word accuracy {:.3} (loss {:.3}), next-sentence accuracy {:.3}, after {} steps, \

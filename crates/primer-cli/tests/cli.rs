@@ -95,6 +95,10 @@ fn pretrain_with_config_then_generate() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("'d'") && !err.contains("panicked"), "{err}");
+    assert!(
+        bad.stdout.is_empty(),
+        "the prompt is checked before it is echoed"
+    );
 
     // a bad sampling setting (negative numbers included) is named before anything is printed
     for (flag, value, says) in [
@@ -119,6 +123,61 @@ fn pretrain_with_config_then_generate() {
         );
         assert!(bad.stdout.is_empty(), "{flag} {value}: {:?}", bad.stdout);
     }
+
+    // the finished run is not replaced by a fresh one, unless asked; a resumed run keeps its corpus
+    let again = |extra: &[&str]| {
+        let o = primer()
+            .args(["pretrain", "gpt", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let corpus_s = corpus.to_str().unwrap();
+    let tiny = ["--config", config.to_str().unwrap(), "--max-iters", "2"];
+    let (ok, err) = again(&[&["--corpus", corpus_s][..], &tiny].concat());
+    assert!(
+        !ok && err.contains("already holds a run") && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert!(metrics == std::fs::read_to_string(out.join("metrics.jsonl")).unwrap());
+    let other = d.join("other.txt");
+    std::fs::copy(&corpus, &other).unwrap();
+    let (ok, err) = again(&[
+        "--resume",
+        "--max-iters",
+        "310",
+        "--corpus",
+        other.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("keeps its corpus"), "{err}");
+    let (ok, err) = again(&["--resume", "--max-iters", "310", "--corpus", corpus_s]);
+    assert!(ok, "naming its own corpus again is fine: {err}");
+    let (ok, err) = again(&[&["--corpus", corpus_s, "--overwrite"][..], &tiny].concat());
+    assert!(ok, "{err}");
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        metrics.lines().count(),
+        2,
+        "a new run of 2 steps: {metrics}"
+    );
+    let file = d.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let o = primer()
+        .args(["pretrain", "gpt", "--corpus", corpus_s, "--out"])
+        .arg(&file)
+        .args(tiny)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("is a file, not a directory"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 

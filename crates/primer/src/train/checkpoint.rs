@@ -11,6 +11,60 @@ use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::Path;
 
+/// The files a pretraining run writes into its directory (other files there are left alone).
+const RUN_FILES: [&str; 10] = [
+    "trainer_state.json",
+    "model.safetensors",
+    "optimizer.safetensors",
+    "metrics.jsonl",
+    "config.json",
+    "train_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokens.bin",
+    "loss.png",
+];
+
+/// Makes `out` ready for a run: creates it; for a fresh run, refuses a directory that already holds a run
+/// (its `trainer_state.json`, `model.safetensors` or `metrics.jsonl`), so that forgetting `--resume` loses
+/// nothing.
+pub(crate) fn prepare_out(out: &Path, resume: bool) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::format(
+            out,
+            "is a file, not a directory: --out names the run's directory",
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(Error::io(out))?;
+    if resume {
+        return Ok(());
+    }
+    let held = ["trainer_state.json", "model.safetensors", "metrics.jsonl"];
+    if let Some(name) = held.iter().find(|name| out.join(name).exists()) {
+        return Err(Error::format(
+            out,
+            format!(
+                "already holds a run (it has {name}): pass --resume to continue it, --overwrite to \
+                 replace it, or choose another --out"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Deletes the files a pretraining run writes from `out` (for `--overwrite`); a missing directory or file is
+/// not an error.
+pub fn clear_run(out: &Path) -> Result<()> {
+    for name in RUN_FILES {
+        let path = out.join(name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path)(e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// AdamW settings from a trainer's flags, checked; errors name the flag.
 pub(crate) fn adamw_config(
     (lr, min_lr): (f32, f32),

@@ -7,3 +7,5 @@ pub mod metrics;
 pub mod pretrain_bert;
 pub mod pretrain_gpt;
 pub mod schedule;
+
+pub use checkpoint::clear_run;

@@ -23,7 +23,8 @@ use crate::hf;
 use crate::models::bert::{Bert, BertConfig, BertInput, Heads, PretrainStats};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    adamw_config, check_resume, progress_bar, report, restore_optimizer, save_checkpoint,
+    adamw_config, check_resume, prepare_out, progress_bar, report, restore_optimizer,
+    save_checkpoint,
 };
 use crate::train::data_parallel::BertShards;
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
@@ -256,7 +257,7 @@ pub fn pretrain(
         cfg.lr_decay_iters = cfg.max_iters;
     }
     let cfg = &cfg;
-    std::fs::create_dir_all(out).map_err(Error::io(out))?;
+    prepare_out(out, resume)?;
     let tok_path = out.join("tokenizer.json");
     let state_path = out.join("trainer_state.json");
     let cfg_path = out.join("train_config.json");

@@ -13,7 +13,8 @@ use crate::hf;
 use crate::models::gpt::{Gpt, GptConfig};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    adamw_config, check_resume, progress_bar, report, restore_optimizer, save_checkpoint,
+    adamw_config, check_resume, prepare_out, progress_bar, report, restore_optimizer,
+    save_checkpoint,
 };
 use crate::train::data_parallel::GptShards;
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
@@ -254,7 +255,7 @@ pub fn pretrain(
         cfg.lr_decay_iters = cfg.max_iters;
     }
     let cfg = &cfg;
-    std::fs::create_dir_all(out).map_err(Error::io(out))?;
+    prepare_out(out, resume)?;
     let tok_path = out.join("tokenizer.json");
     let bin_path = out.join("tokens.bin");
     let state_path = out.join("trainer_state.json");
