@@ -91,6 +91,10 @@ fn learns_and_resumes_exactly() {
     assert_eq!(fills.len(), 1);
     assert_eq!(fills[0].candidates.len(), 3);
     assert!(fills[0].candidates[0].prob >= fills[0].candidates[1].prob);
+    // a [MASK] beyond the model's positions is an error, not dropped
+    let long = "after three comes four. ".repeat(40) + "then [MASK].";
+    let err = fill_mask(&model, &tok, &long, 3).unwrap_err().to_string();
+    assert!(err.contains("past the limit"), "{err}");
 
     // 100 steps, then resumed to 200, equals 200 straight: same metrics, bit-identical weights
     let half = dir.join("half");

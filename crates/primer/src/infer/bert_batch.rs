@@ -27,12 +27,12 @@ pub struct Encoded {
 
 impl BertEncoder {
     pub fn new(tok: &TextTokenizer) -> Result<BertEncoder> {
-        let specials = tok.bert_specials()?;
+        let need = "a BERT input needs [CLS], [SEP] and [PAD]";
         Ok(BertEncoder {
             inner: tok.inner().clone(),
-            cls: specials.cls,
-            sep: specials.sep,
-            pad: specials.pad,
+            cls: tok.special_id("[CLS]", need)?,
+            sep: tok.special_id("[SEP]", need)?,
+            pad: tok.special_id("[PAD]", need)?,
         })
     }
 

@@ -21,20 +21,32 @@ pub struct MaskFill {
 }
 
 /// The `top_k` most probable tokens for each `[MASK]` in `text` (several masks are predicted together, each
-/// from the same forward pass). Errors when the text has no `[MASK]` or the model no masked-LM head.
+/// from the same forward pass). Errors when the text has no `[MASK]`, a `[MASK]` past the model's length
+/// limit, or the model no masked-LM head.
 pub fn fill_mask(
     model: &Bert,
     tok: &TextTokenizer,
     text: &str,
     top_k: usize,
 ) -> Result<Vec<MaskFill>> {
-    let mask = tok.bert_specials()?.mask;
+    let mask = tok.special_id("[MASK]", "fill-mask predicts the tokens at [MASK]")?;
     let enc = BertEncoder::new(tok)?;
-    let e = enc.encode(text, None, model.config.max_position_embeddings)?;
-    let rows: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == mask).collect();
-    if rows.is_empty() {
+    let limit = model.config.max_position_embeddings;
+    let whole = enc.encode(text, None, usize::MAX)?;
+    let masks = whole.ids.iter().filter(|&&id| id == mask).count();
+    if masks == 0 {
         return Err(Error::Config(format!(
             "the text has no [MASK] token to fill: {text:?}"
+        )));
+    }
+    let e = enc.encode(text, None, limit)?;
+    let rows: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == mask).collect();
+    if rows.len() < masks {
+        return Err(Error::Config(format!(
+            "the text is {} tokens with [CLS] and [SEP], more than the model's {limit}: {} of its {masks} \
+             [MASK] lie past the limit; shorten the text",
+            whole.ids.len(),
+            masks - rows.len()
         )));
     }
     let padded = Padded::new(&[&e], enc.pad_id());

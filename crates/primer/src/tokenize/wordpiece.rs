@@ -186,21 +186,23 @@ impl TextTokenizer {
 
     /// The ids of [PAD], [UNK], [CLS], [SEP] and [MASK]; an error names the first one missing.
     pub fn bert_specials(&self) -> Result<BertSpecials> {
-        let id = |name: &str| {
-            self.token_to_id(name).ok_or_else(|| {
-                Error::Config(format!(
-                    "the tokenizer's vocabulary has no {name} token (BERT pretraining needs {})",
-                    BERT_SPECIAL_TOKENS.join(", ")
-                ))
-            })
-        };
-        let [pad, unk, cls, sep, mask] = BERT_SPECIAL_TOKENS;
+        let need = format!("BERT pretraining needs {}", BERT_SPECIAL_TOKENS.join(", "));
+        let [pad, unk, cls, sep, mask] = BERT_SPECIAL_TOKENS.map(|t| self.special_id(t, &need));
         Ok(BertSpecials {
-            pad: id(pad)?,
-            unk: id(unk)?,
-            cls: id(cls)?,
-            sep: id(sep)?,
-            mask: id(mask)?,
+            pad: pad?,
+            unk: unk?,
+            cls: cls?,
+            sep: sep?,
+            mask: mask?,
+        })
+    }
+
+    /// The id of special token `name`; the error says what is missing and, from `need`, what for.
+    pub fn special_id(&self, name: &str, need: &str) -> Result<u32> {
+        self.token_to_id(name).ok_or_else(|| {
+            Error::Config(format!(
+                "the tokenizer's vocabulary has no {name} token ({need})"
+            ))
         })
     }
 

@@ -153,6 +153,8 @@ fn vocabularies_without_a_special_token_or_with_duplicates_are_errors() {
     let loaded = TextTokenizer::from_dir(&dir).unwrap();
     let err = loaded.bert_specials().unwrap_err().to_string();
     assert!(err.contains("no [MASK] token"), "{err}");
+    // an input (to embed, say) needs only [CLS], [SEP] and [PAD]
+    assert!(crate::infer::bert_batch::BertEncoder::new(&loaded).is_ok());
 
     let dir = temp_dir("wp-dup");
     let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n##e\nthe\n";
