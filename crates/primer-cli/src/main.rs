@@ -57,14 +57,14 @@ enum Bench {
         /// small or big
         #[arg(long, default_value = "small")]
         preset: String,
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = at_least_one)]
         steps: usize,
         #[arg(long, default_value_t = 5)]
         warmup: usize,
     },
     /// BERT pretraining throughput on the workload of scripts/torch_bert_train.py.
     BertTrain {
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
         steps: usize,
         #[arg(long, default_value_t = 3)]
         warmup: usize,
@@ -80,7 +80,7 @@ enum Bench {
         batch: usize,
         #[arg(long, default_value_t = 128)]
         max_len: usize,
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, value_parser = at_least_one)]
         steps: usize,
         #[arg(long, default_value_t = 3)]
         warmup: usize,
@@ -97,7 +97,7 @@ enum Bench {
         /// Batch sizes to time.
         #[arg(long, value_delimiter = ',', default_value = "1,32")]
         batch: Vec<usize>,
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
         runs: usize,
     },
 }
@@ -196,4 +196,12 @@ fn print_bench(r: &primer::bench::BenchResult) {
         "median_step_ms={:.2} tokens_per_s={:.0} peak_rss_mib={:.1}",
         r.median_step_ms, r.tokens_per_s, r.peak_rss_mib
     );
+}
+
+/// A count of timed steps or runs: a median of none would be NaN.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+    }
 }

@@ -215,6 +215,15 @@ fn missing_files_are_errors_not_panics() {
         .unwrap();
     let err = String::from_utf8_lossy(&bench.stderr);
     assert!(!bench.status.success() && err.contains("huge"), "{err}");
+    let bench = primer()
+        .args(["bench", "train", "--steps", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bench.stderr);
+    assert!(
+        !bench.status.success() && err.contains("at least 1"),
+        "a median of no steps: {err}"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 

@@ -50,6 +50,10 @@ fn losses(dir: &Path) -> Vec<(u64, f64, f64)> {
         .unwrap()
         .iter()
         .map(|r| {
+            // every evaluation, step 0's included, has the fields the issue names
+            for key in ["lr", "tokens_per_sec"] {
+                assert!(r[key].is_number(), "{key} missing: {r:?}");
+            }
             (
                 r["step"].as_u64().unwrap(),
                 r["train_loss"].as_f64().unwrap(),

@@ -41,9 +41,11 @@ pub struct GptConfig {
     pub attn_pdrop: f32,
     #[serde(default = "default_init_range")]
     pub initializer_range: f32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Written as `null` when the tokenizer has no `<|endoftext|>` (char runs): left out, transformers would
+    /// take GPT-2's 50256, outside a small vocabulary.
+    #[serde(default)]
     pub bos_token_id: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub eos_token_id: Option<u32>,
     /// MLP width; Hugging Face's `null` means 4·n_embd, the only width primer implements.
     #[serde(default, skip_serializing_if = "Option::is_none")]

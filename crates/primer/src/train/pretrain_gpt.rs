@@ -325,9 +325,11 @@ pub fn pretrain(
     let bar = progress_bar(cfg.max_iters, step)?;
     if step == 0 {
         let (tl, vl) = estimate_loss(&model, &mut shards, &splits, cfg, &mut x, &mut y)?;
-        metrics.write(
-            &serde_json::json!({"step": 0, "train_loss": tl, "val_loss": vl, "tokens": 0}),
-        )?;
+        // lr: the first step's; no tokens trained yet, so no speed
+        let lr = cosine_lr(0, cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.decay_iters());
+        metrics.write(&serde_json::json!({
+            "step": 0, "train_loss": tl, "val_loss": vl, "lr": lr, "tokens_per_sec": 0.0, "tokens": 0
+        }))?;
         report(
             &bar,
             format!("step 0: train loss {tl:.4}, val loss {vl:.4}"),
