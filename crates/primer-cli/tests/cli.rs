@@ -7,6 +7,15 @@ fn primer() -> Command {
     Command::new(env!("CARGO_BIN_EXE_primer"))
 }
 
+/// Runs `cmd`: whether it succeeded, and its stderr.
+fn outcome(cmd: &mut Command) -> (bool, String) {
+    let o = cmd.output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("primer-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -126,15 +135,11 @@ fn pretrain_with_config_then_generate() {
 
     // the finished run is not replaced by a fresh one, unless asked; a resumed run keeps its corpus
     let again = |extra: &[&str]| {
-        let o = primer()
-            .args(["pretrain", "gpt", "--out"])
-            .arg(&out)
-            .args(extra)
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
+        outcome(
+            primer()
+                .args(["pretrain", "gpt", "--out"])
+                .arg(&out)
+                .args(extra),
         )
     };
     let corpus_s = corpus.to_str().unwrap();
@@ -167,17 +172,13 @@ fn pretrain_with_config_then_generate() {
     );
     let file = d.join("a-file");
     std::fs::write(&file, "").unwrap();
-    let o = primer()
-        .args(["pretrain", "gpt", "--corpus", corpus_s, "--out"])
-        .arg(&file)
-        .args(tiny)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success() && err.contains("is a file, not a directory"),
-        "{err}"
+    let (ok, err) = outcome(
+        primer()
+            .args(["pretrain", "gpt", "--corpus", corpus_s, "--out"])
+            .arg(&file)
+            .args(tiny),
     );
+    assert!(!ok && err.contains("is a file, not a directory"), "{err}");
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -215,13 +216,9 @@ fn missing_files_are_errors_not_panics() {
         .unwrap();
     let err = String::from_utf8_lossy(&bench.stderr);
     assert!(!bench.status.success() && err.contains("huge"), "{err}");
-    let bench = primer()
-        .args(["bench", "train", "--steps", "0"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&bench.stderr);
+    let (ok, err) = outcome(primer().args(["bench", "train", "--steps", "0"]));
     assert!(
-        !bench.status.success() && err.contains("at least 1"),
+        !ok && err.contains("at least 1"),
         "a median of no steps: {err}"
     );
     std::fs::remove_dir_all(&d).unwrap();

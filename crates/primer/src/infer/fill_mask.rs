@@ -39,13 +39,18 @@ pub fn fill_mask(
             "the text has no [MASK] token to fill: {text:?}"
         )));
     }
-    let e = enc.encode(text, None, limit)?;
+    let len = whole.ids.len();
+    // encoded again, cut to the limit, only when it is too long
+    let e = if len <= limit {
+        whole
+    } else {
+        enc.encode(text, None, limit)?
+    };
     let rows: Vec<usize> = (0..e.ids.len()).filter(|&i| e.ids[i] == mask).collect();
     if rows.len() < masks {
         return Err(Error::Config(format!(
-            "the text is {} tokens with [CLS] and [SEP], more than the model's {limit}: {} of its {masks} \
+            "the text is {len} tokens with [CLS] and [SEP], more than the model's {limit}: {} of its {masks} \
              [MASK] lie past the limit; shorten the text",
-            whole.ids.len(),
             masks - rows.len()
         )));
     }

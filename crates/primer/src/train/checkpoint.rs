@@ -11,12 +11,13 @@ use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::Path;
 
-/// The files a pretraining run writes into its directory (other files there are left alone).
+/// The files a pretraining run writes into its directory (other files there are left alone); the first
+/// [`RUN_MARKS`] say that a run is there.
 const RUN_FILES: [&str; 10] = [
     "trainer_state.json",
     "model.safetensors",
-    "optimizer.safetensors",
     "metrics.jsonl",
+    "optimizer.safetensors",
     "config.json",
     "train_config.json",
     "tokenizer.json",
@@ -24,6 +25,7 @@ const RUN_FILES: [&str; 10] = [
     "tokens.bin",
     "loss.png",
 ];
+const RUN_MARKS: usize = 3;
 
 /// Makes `out` ready for a run: creates it; for a fresh run, refuses a directory that already holds a run
 /// (its `trainer_state.json`, `model.safetensors` or `metrics.jsonl`), so that forgetting `--resume` loses
@@ -39,8 +41,10 @@ pub(crate) fn prepare_out(out: &Path, resume: bool) -> Result<()> {
     if resume {
         return Ok(());
     }
-    let held = ["trainer_state.json", "model.safetensors", "metrics.jsonl"];
-    if let Some(name) = held.iter().find(|name| out.join(name).exists()) {
+    if let Some(name) = RUN_FILES[..RUN_MARKS]
+        .iter()
+        .find(|name| out.join(name).exists())
+    {
         return Err(Error::format(
             out,
             format!(
