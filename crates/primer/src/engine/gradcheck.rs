@@ -56,6 +56,7 @@ fn linear_ref(x: &[f64], w: &[f64], b: &[f64], d: matmul::Dims) -> Vec<f64> {
                 let wi = match d.layout {
                     matmul::Layout::InOut => w[i * d.d_out + o],
                     matmul::Layout::OutIn => w[o * d.d_in + i],
+                    matmul::Layout::Panels => unreachable!(),
                 };
                 s += x[r * d.d_in + i] * wi;
             }

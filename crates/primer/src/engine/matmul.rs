@@ -3,7 +3,7 @@
 //! Weights come in two layouts because checkpoints do: GPT-2's Conv1D stores `[in, out]`, while
 //! `nn.Linear` (BERT, T5, GPT-2's lm_head) stores `[out, in]`. Transposes are free: only strides change.
 
-use super::{simd, SendPtr};
+use super::{panels, simd, SendPtr};
 use gemm_common::Parallelism;
 use rayon::prelude::*;
 
@@ -14,6 +14,8 @@ pub enum Layout {
     InOut,
     /// `[out, in]`, row-major (`nn.Linear`).
     OutIn,
+    /// `[out/16, in, 16]` panels, packed once for inference by [`panels::pack`]; forward only.
+    Panels,
 }
 
 /// Shape of a linear layer applied to `rows` vectors.
@@ -172,6 +174,7 @@ fn w_strides(d: &Dims) -> (usize, usize) {
     match d.layout {
         Layout::InOut => (d.d_out, 1),
         Layout::OutIn => (1, d.d_in),
+        Layout::Panels => unreachable!("packed weights are read by panels::forward only"),
     }
 }
 
@@ -188,6 +191,9 @@ pub fn forward(
     assert_eq!(w.len(), d.d_in * d.d_out);
     if let Some(b) = bias {
         assert_eq!(b.len(), d.d_out);
+    }
+    if d.layout == Layout::Panels {
+        return panels::forward(out, x, w, bias, d.rows, d.d_in, d.d_out, accumulate, true);
     }
     let (w_rs, w_cs) = w_strides(&d);
     gemm_strided(
@@ -222,6 +228,11 @@ pub fn backward(
     assert!(dout.len() >= d.rows * d.d_out && x.len() >= d.rows * d.d_in);
     assert_eq!(w.len(), d.d_in * d.d_out);
     assert_eq!(dw.len(), d.d_in * d.d_out);
+    assert_ne!(
+        d.layout,
+        Layout::Panels,
+        "packed weights are for inference only"
+    );
     let (w_rs, w_cs) = w_strides(&d);
     let grad_x = |dx: &mut [f32]| {
         assert!(dx.len() >= d.rows * d.d_in);
@@ -275,6 +286,7 @@ pub fn backward(
             true,
             None,
         ),
+        Layout::Panels => unreachable!("refused above"),
     };
     if let Some(dx) = dx {
         grad_x(dx);

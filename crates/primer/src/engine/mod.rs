@@ -15,6 +15,7 @@ pub mod gelu;
 mod gradcheck;
 pub mod layernorm;
 pub mod matmul;
+pub mod panels;
 pub mod params;
 pub mod rng;
 pub mod simd;
