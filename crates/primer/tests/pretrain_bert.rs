@@ -158,6 +158,10 @@ fn bad_input_is_a_clear_error() {
     std::fs::write(&blank, "\n\n  \n").unwrap();
     let e = err(&tiny(10), &blank, "c", false);
     assert!(e.contains("blank.txt"), "{e}");
+    // runs refused for their tokenizer or their corpus leave no files behind
+    for out in ["b", "c"] {
+        assert!(!dir.join(out).join("tokenizer.json").exists(), "{out}");
+    }
     // resuming with a changed model, or past the end
     pretrain(&corpus, &dir.join("run"), &tiny(20), false).unwrap();
     let changed = BertTrainConfig {

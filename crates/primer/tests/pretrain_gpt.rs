@@ -145,6 +145,21 @@ fn bad_corpora_are_clear_errors() {
     std::fs::write(&short, "a short text\n").unwrap();
     let e = err_of(pretrain(&short, &d.join("o3"), &tiny(2), false));
     assert!(e.contains("short.txt") && e.contains("too short"), "{e}");
+
+    // long enough to train on, but its last tenth (10 characters) holds no block of 16 + 1
+    let no_val = d.join("noval.txt");
+    std::fs::write(&no_val, "abcdefghi\n".repeat(10)).unwrap();
+    let e = err_of(pretrain(&no_val, &d.join("o5"), &tiny(2), false));
+    assert!(
+        e.contains("noval.txt") && e.contains("validation split") && e.contains("--val-fraction"),
+        "{e}"
+    );
+    // a fresh run that fails leaves none of its files behind
+    for o in ["o2", "o3", "o5"] {
+        for f in ["tokenizer.json", "tokens.bin"] {
+            assert!(!d.join(o).join(f).exists(), "{o}/{f} left behind");
+        }
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }
 

@@ -274,7 +274,6 @@ pub fn pretrain(
                 cfg.lowercase,
             )?,
         };
-        t.save_in(out)?;
         (t, None)
     };
     let specials = tok.bert_specials()?;
@@ -309,6 +308,10 @@ pub fn pretrain(
                 tok.vocab_size()
             ),
         ));
+    }
+    // a fresh run writes its first file only now, once the corpus and the settings have passed every check
+    if !resume {
+        tok.save_in(out)?;
     }
     hf::write_json(&cfg_path, cfg)?;
     let mut opt = AdamW::new(cfg.adamw()?, model.num_params());

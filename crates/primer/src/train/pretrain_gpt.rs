@@ -13,7 +13,7 @@ use crate::hf;
 use crate::models::gpt::{Gpt, GptConfig};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    adamw_config, check_resume, prepare_out, progress_bar, report, restore_optimizer,
+    adamw_config, check_resume, clear_run, prepare_out, progress_bar, report, restore_optimizer,
     save_checkpoint,
 };
 use crate::train::data_parallel::GptShards;
@@ -182,11 +182,22 @@ impl Splits {
         let n = tokens.len();
         let train_end = ((n as f64) * (1.0 - val_fraction)) as usize;
         let need = block + 1;
-        if train_end < need || n - train_end < need {
+        let (val_tokens, pct) = (n - train_end, val_fraction * 100.0);
+        if train_end < need {
             return Err(Error::format(
                 corpus,
                 format!(
-                    "corpus has {n} tokens: too short for blocks of {block} (each split needs at least {need}; \
+                    "corpus has {n} tokens: the training split ({train_end}) is too short for blocks of {block} \
+                     (it needs at least {need}; lower --block-size or use a longer corpus)"
+                ),
+            ));
+        }
+        if val_tokens < need {
+            return Err(Error::format(
+                corpus,
+                format!(
+                    "corpus has {n} tokens: the validation split (the last {pct}%, --val-fraction) has \
+                     {val_tokens}, too few for blocks of {block} (it needs at least {need}; raise --val-fraction, \
                      lower --block-size or use a longer corpus)"
                 ),
             ));
@@ -240,6 +251,32 @@ pub fn saved_corpus(out: &Path) -> Result<PathBuf> {
     Ok(state.corpus)
 }
 
+/// A fresh run's tokenizer (trained on `corpus`, saved in `out`) and the corpus tokenized into `out/tokens.bin`.
+fn tokenize_fresh(
+    corpus: &Path,
+    out: &Path,
+    cfg: &GptTrainConfig,
+) -> Result<(TextTokenizer, Splits)> {
+    let files = [corpus.to_path_buf()];
+    let t = if cfg.tokenizer == "char" {
+        TextTokenizer::train_char(&files)?
+    } else {
+        TextTokenizer::train_bpe(&files, cfg.vocab_size)?
+    };
+    t.save_in(out)?;
+    let bin_path = out.join("tokens.bin");
+    let info = encode_corpus(corpus, &t, &bin_path)?;
+    eprintln!(
+        "tokenized {}: {} bytes -> {} tokens (vocab {})",
+        corpus.display(),
+        info.bytes,
+        info.tokens,
+        t.vocab_size()
+    );
+    let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
+    Ok((t, splits))
+}
+
 /// Runs (or resumes) GPT pretraining on `corpus`, writing everything into `out`. A fresh run records the
 /// resolved settings in `OUT/train_config.json`; a resumed run may change only the length of the run and
 /// the evaluation and optimizer settings, not what shapes the model, the data or the schedule.
@@ -260,29 +297,26 @@ pub fn pretrain(
     let bin_path = out.join("tokens.bin");
     let state_path = out.join("trainer_state.json");
     let cfg_path = out.join("train_config.json");
-    let (tokenizer, state) = if resume {
+    let data = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
-        (TextTokenizer::from_file(&tok_path)?, Some(state))
+        TextTokenizer::from_file(&tok_path).and_then(|t| {
+            let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
+            Ok((t, Some(state), splits))
+        })
     } else {
-        let files = [corpus.to_path_buf()];
-        let t = if cfg.tokenizer == "char" {
-            TextTokenizer::train_char(&files)?
-        } else {
-            TextTokenizer::train_bpe(&files, cfg.vocab_size)?
-        };
-        t.save_in(out)?;
-        let info = encode_corpus(corpus, &t, &bin_path)?;
-        eprintln!(
-            "tokenized {}: {} bytes -> {} tokens (vocab {})",
-            corpus.display(),
-            info.bytes,
-            info.tokens,
-            t.vocab_size()
-        );
-        (t, None)
+        tokenize_fresh(corpus, out, cfg).map(|(t, splits)| (t, None, splits))
     };
-    let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
+    let (tokenizer, state, splits) = match data {
+        Ok(d) => d,
+        Err(e) => {
+            // a fresh run that stops here leaves no tokenizer or token file behind (a resumed one keeps its own)
+            if !resume {
+                let _ = clear_run(out);
+            }
+            return Err(e);
+        }
+    };
     let mut model = if resume {
         Gpt::load(out)?
     } else {
