@@ -456,11 +456,22 @@ impl Bert {
     pub fn load(dir: &Path) -> Result<Bert> {
         let config = hf::read_model_config(dir, "bert", BertConfig::validate)?;
         let file = TensorFile::open(&dir.join("model.safetensors"))?;
-        let has = |name: &str| checkpoint_names(name).iter().any(|n| file.contains(n));
-        let nsp = has("cls.seq_relationship.weight");
+        // a head counts as present when any of its tensors is, so that a partial one is an error naming the rest
+        let has = |names: &[&str]| {
+            names
+                .iter()
+                .any(|&name| checkpoint_names(name).iter().any(|n| file.contains(n)))
+        };
+        let nsp = has(&["cls.seq_relationship.weight", "cls.seq_relationship.bias"]);
         let heads = Heads {
-            pooler: has("bert.pooler.dense.weight") || nsp,
-            mlm: has("cls.predictions.transform.dense.weight"),
+            pooler: has(&["bert.pooler.dense.weight", "bert.pooler.dense.bias"]) || nsp,
+            mlm: has(&[
+                "cls.predictions.transform.dense.weight",
+                "cls.predictions.transform.dense.bias",
+                "cls.predictions.transform.LayerNorm.weight",
+                "cls.predictions.transform.LayerNorm.bias",
+                "cls.predictions.bias",
+            ]),
             nsp,
         };
         let mut model = Bert::zeros(config, heads)?;
