@@ -247,6 +247,12 @@ pub fn run(m: Model) -> Result<()> {
             let mut c = a.run.base(pretrain_gpt::GptTrainConfig::from_toml)?;
             overlay!(c, a, tokenizer, vocab_size, n_layer, n_head, n_embd, block_size, dropout);
             overlay_optim!(c, a.optim);
+            if c.tokenizer == "char" && a.vocab_size.is_some() {
+                anyhow::bail!(
+                    "--vocab-size applies to --tokenizer bpe; a character tokenizer's vocabulary is the \
+                     characters of the corpus"
+                );
+            }
             let corpus = a.run.prepare(pretrain_gpt::saved_corpus)?;
             let s = pretrain_gpt::pretrain(&corpus, &a.run.out, &c, a.run.resume)?;
             println!(
@@ -281,6 +287,15 @@ pub fn run(m: Model) -> Result<()> {
             if a.tokenizer.is_some() {
                 c.tokenizer = a.tokenizer.clone();
             }
+            if let Some(file) = &c.tokenizer {
+                if a.vocab_size.is_some() || a.lowercase.is_some() {
+                    anyhow::bail!(
+                        "--vocab-size and --lowercase shape the WordPiece tokenizer primer trains; the tokenizer \
+                         {} is used as it is",
+                        file.display()
+                    );
+                }
+            }
             if a.val_corpus.is_some() {
                 c.val_corpus = a.val_corpus.clone();
             }
@@ -299,7 +314,11 @@ pub fn run(m: Model) -> Result<()> {
                 s.val.mlm_accuracy()
             );
             if s.val.nsp_count > 0 {
-                line += &format!(", nsp accuracy {:.3}", s.val.nsp_accuracy());
+                line += &format!(
+                    ", nsp loss {:.4}, nsp accuracy {:.3}",
+                    s.val.nsp_loss(),
+                    s.val.nsp_accuracy()
+                );
             }
             println!(
                 "{line}, {:.0} tok/s, {:.1} s; model in {}",

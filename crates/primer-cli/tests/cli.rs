@@ -160,6 +160,9 @@ fn pretrain_with_config_then_generate() {
         other.to_str().unwrap(),
     ]);
     assert!(!ok && err.contains("keeps its corpus"), "{err}");
+    // a character run has no vocabulary size to set, on resume or not
+    let (ok, err) = again(&["--resume", "--max-iters", "310", "--vocab-size", "500"]);
+    assert!(!ok && err.contains("--tokenizer bpe"), "{err}");
     let (ok, err) = again(&["--resume", "--max-iters", "310", "--corpus", corpus_s]);
     assert!(ok, "naming its own corpus again is fine: {err}");
     let (ok, err) = again(&[&["--corpus", corpus_s, "--overwrite"][..], &tiny].concat());
@@ -284,7 +287,13 @@ fn pretrain_bert_then_fill_mask_and_embed() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(String::from_utf8_lossy(&run.stdout).contains("done: 20 steps"));
+    let done = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        done.contains("done: 20 steps")
+            && done.contains("nsp loss")
+            && done.contains("nsp accuracy"),
+        "{done}"
+    );
     let saved = std::fs::read_to_string(out.join("train_config.json")).unwrap();
     assert!(
         saved.contains("\"whole_word_mask\": true") && saved.contains("\"mlm_probability\": 0.2"),
@@ -352,6 +361,31 @@ fn pretrain_bert_then_fill_mask_and_embed() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cls or mean"));
+    // more tokens than the model has positions
+    let (ok, err) = outcome(
+        primer()
+            .args(["embed", "--max-length", "100000", "--model"])
+            .arg(&out)
+            .arg("x"),
+    );
+    assert!(
+        !ok && err.contains("100000") && err.contains("max_position_embeddings"),
+        "{err}"
+    );
+    // a reused tokenizer file is taken as it is: a vocabulary size for it is refused, not ignored
+    let (ok, err) = outcome(
+        primer()
+            .args(["pretrain", "bert", "--vocab-size", "50", "--corpus"])
+            .arg(&corpus)
+            .arg("--out")
+            .arg(d.join("reuse"))
+            .arg("--tokenizer")
+            .arg(out.join("tokenizer.json")),
+    );
+    assert!(
+        !ok && err.contains("--vocab-size") && err.contains("used as it is"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 

@@ -40,7 +40,13 @@ pub fn embed(
     normalize: bool,
     max_len: usize,
 ) -> Result<Vec<Vec<f32>>> {
-    let max_len = max_len.min(model.config.max_position_embeddings);
+    let positions = model.config.max_position_embeddings;
+    if max_len > positions || max_len < 3 {
+        return Err(Error::Config(format!(
+            "--max-length {max_len}: it must be between 3 ([CLS], one token, [SEP]) and the model's {positions} \
+             positions (max_position_embeddings)"
+        )));
+    }
     let enc = BertEncoder::new(tok)?;
     let encoded = texts
         .iter()
