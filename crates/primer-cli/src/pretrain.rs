@@ -288,6 +288,12 @@ pub fn run(m: Model) -> Result<()> {
                 c.tokenizer = a.tokenizer.clone();
             }
             if let Some(file) = &c.tokenizer {
+                if a.run.overwrite && same_file(file, &a.run.out.join("tokenizer.json")) {
+                    anyhow::bail!(
+                        "--tokenizer {}: --overwrite deletes it with the rest of the run; copy it elsewhere first",
+                        file.display()
+                    );
+                }
                 if a.vocab_size.is_some() || a.lowercase.is_some() {
                     anyhow::bail!(
                         "--vocab-size and --lowercase shape the WordPiece tokenizer primer trains; the tokenizer \

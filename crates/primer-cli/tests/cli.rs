@@ -386,6 +386,18 @@ fn pretrain_bert_then_fill_mask_and_embed() {
         !ok && err.contains("--vocab-size") && err.contains("used as it is"),
         "{err}"
     );
+    // nor is a tokenizer that --overwrite would delete before reading it
+    let (ok, err) = outcome(
+        primer()
+            .args(["pretrain", "bert", "--overwrite", "--corpus"])
+            .arg(&corpus)
+            .arg("--out")
+            .arg(&out)
+            .arg("--tokenizer")
+            .arg(out.join("tokenizer.json")),
+    );
+    assert!(!ok && err.contains("copy it elsewhere"), "{err}");
+    assert!(out.join("model.safetensors").exists(), "the run is kept");
     std::fs::remove_dir_all(&d).unwrap();
 }
 

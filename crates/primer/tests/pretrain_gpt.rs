@@ -149,6 +149,9 @@ fn bad_corpora_are_clear_errors() {
     // long enough to train on, but its last tenth (10 characters) holds no block of 16 + 1
     let no_val = d.join("noval.txt");
     std::fs::write(&no_val, "abcdefghi\n".repeat(10)).unwrap();
+    // a file of someone else's in --out (no run marks it) is none of a failed run's business
+    std::fs::create_dir_all(d.join("o5")).unwrap();
+    std::fs::write(d.join("o5").join("config.json"), "{}").unwrap();
     let e = err_of(pretrain(&no_val, &d.join("o5"), &tiny(2), false));
     assert!(
         e.contains("noval.txt") && e.contains("validation split") && e.contains("--val-fraction"),
@@ -160,6 +163,7 @@ fn bad_corpora_are_clear_errors() {
             assert!(!d.join(o).join(f).exists(), "{o}/{f} left behind");
         }
     }
+    assert!(d.join("o5").join("config.json").exists());
     std::fs::remove_dir_all(&d).unwrap();
 }
 

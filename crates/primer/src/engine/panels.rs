@@ -37,7 +37,7 @@ fn kernels() -> Option<[MicroKernelFn<f32>; ROWS]> {
 
 /// Whether a `d_out`-wide weight matrix can be packed on this CPU.
 pub fn can_pack(d_out: usize) -> bool {
-    d_out.is_multiple_of(WIDTH) && kernels().is_some()
+    d_out > 0 && d_out.is_multiple_of(WIDTH) && kernels().is_some()
 }
 
 /// Packs `w` (`[d_in, d_out]`, row-major) into panels, in place. `d_out` must be a multiple of [`WIDTH`].

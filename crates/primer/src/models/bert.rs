@@ -532,6 +532,16 @@ impl Bert {
         self.layout.total()
     }
 
+    /// Errors for a copy reordered by [`Bert::into_inference`], whose weights no backward pass reads.
+    fn check_trainable(&self) -> Result<()> {
+        if self.layers_in_out {
+            return Err(Error::Config(
+                "this copy of the model was reordered for inference and cannot be trained".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_input(&self, inp: &BertInput) -> Result<()> {
         let cfg = &self.config;
         let n = inp.batch * inp.seq;
@@ -1207,6 +1217,7 @@ impl Bert {
         (mlm_scale, nsp_scale): (f32, f32),
         train_seed: u64,
     ) -> Result<PretrainStats> {
+        self.check_trainable()?;
         self.check_input(inp)?;
         self.check_labels(inp, mlm_labels, nsp_labels)?;
         a.fits(inp)?;
@@ -1494,6 +1505,7 @@ impl Bert {
         grads: &mut [f32],
         train_seed: Option<u64>,
     ) -> Result<()> {
+        self.check_trainable()?;
         a.fits(inp)?;
         if a.dhidden.len() != dhidden.len() || grads.len() != self.params.len() {
             return Err(Error::Config(format!(
@@ -1697,8 +1709,12 @@ mod tests {
     use super::*;
 
     fn tiny(dropout: f32) -> Bert {
-        let mut cfg = BertConfig::new(23, 16, 2, 2, 8);
-        cfg.intermediate_size = 12;
+        sized(8, 12, dropout)
+    }
+
+    fn sized(hidden: usize, intermediate: usize, dropout: f32) -> Bert {
+        let mut cfg = BertConfig::new(23, 16, 2, 2, hidden);
+        cfg.intermediate_size = intermediate;
         cfg.hidden_dropout_prob = dropout;
         cfg.attention_probs_dropout_prob = dropout;
         let mut m = Bert::new(cfg, Heads::PRETRAINING, 3).unwrap();
@@ -1778,34 +1794,50 @@ mod tests {
     }
 
     #[test]
-    fn a_model_transposed_for_inference_gives_the_same_outputs() {
-        // intermediate 12 ≠ hidden 8, so a transpose with the sizes swapped would be caught
-        let m = tiny(0.0);
-        let b = batch();
-        let want = m.hidden_states(&input(&b)).unwrap();
-        let rows = [1, 4, 7];
-        let want_logits = m.mlm_logits(&want, &rows).unwrap();
-        let t = m.clone().into_inference();
-        assert_ne!(t.params, m.params);
-        let got = t.hidden_states(&input(&b)).unwrap();
-        let diff = got
-            .iter()
-            .zip(&want)
-            .fold(0.0f32, |d, (a, b)| d.max((a - b).abs()));
-        assert!(diff < 1e-5, "hidden states differ by {diff}");
-        let logits = t.mlm_logits(&got, &rows).unwrap();
-        let diff = logits
-            .iter()
-            .zip(&want_logits)
-            .fold(0.0f32, |d, (a, b)| d.max((a - b).abs()));
-        assert!(diff < 1e-4, "MLM logits differ by {diff}");
-        // transposing twice is a no-op the second time
-        assert_eq!(t.clone().into_inference().params, t.params);
-        let dir =
-            std::env::temp_dir().join(format!("primer-inference-save-{}", std::process::id()));
-        let e = t.save(&dir, &[]).unwrap_err();
-        assert!(e.to_string().contains("cannot be saved"), "{e}");
-        assert!(!dir.exists(), "nothing may be written");
+    fn a_model_reordered_for_inference_gives_the_same_outputs() {
+        // intermediate 12 ≠ hidden 8, so a transpose with the sizes swapped would be caught; widths of 16, 48 and
+        // 32 are packed into panels where the CPU takes them (AVX2 without AVX-512)
+        for m in [tiny(0.0), sized(16, 32, 0.0)] {
+            let b = batch();
+            let want = m.hidden_states(&input(&b)).unwrap();
+            let rows = [1, 4, 7];
+            let want_logits = m.mlm_logits(&want, &rows).unwrap();
+            let t = m.clone().into_inference();
+            assert_ne!(t.params, m.params);
+            let got = t.hidden_states(&input(&b)).unwrap();
+            let diff = got
+                .iter()
+                .zip(&want)
+                .fold(0.0f32, |d, (a, b)| d.max((a - b).abs()));
+            assert!(diff < 1e-5, "hidden states differ by {diff}");
+            let logits = t.mlm_logits(&got, &rows).unwrap();
+            let diff = logits
+                .iter()
+                .zip(&want_logits)
+                .fold(0.0f32, |d, (a, b)| d.max((a - b).abs()));
+            assert!(diff < 1e-4, "MLM logits differ by {diff}");
+            // reordering twice is a no-op the second time
+            assert_eq!(t.clone().into_inference().params, t.params);
+            let dir =
+                std::env::temp_dir().join(format!("primer-inference-save-{}", std::process::id()));
+            let e = t.save(&dir, &[]).unwrap_err();
+            assert!(e.to_string().contains("cannot be saved"), "{e}");
+            assert!(!dir.exists(), "nothing may be written");
+            // nor trained
+            let mut a = BertActs::new(&t.config, 2, 6, true);
+            let mut g = vec![0.0; t.num_params()];
+            let e = t
+                .pretrain_forward_backward(
+                    &mut a,
+                    &input(&b),
+                    (&b.mlm, &b.nsp),
+                    &mut g,
+                    (1.0, 1.0),
+                    1,
+                )
+                .unwrap_err();
+            assert!(e.to_string().contains("cannot be trained"), "{e}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::hf;
 use crate::models::gpt::{Gpt, GptConfig};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    adamw_config, check_resume, clear_run, prepare_out, progress_bar, report, restore_optimizer,
+    adamw_config, check_resume, prepare_out, progress_bar, report, restore_optimizer,
     save_checkpoint,
 };
 use crate::train::data_parallel::GptShards;
@@ -182,7 +182,7 @@ impl Splits {
         let n = tokens.len();
         let train_end = ((n as f64) * (1.0 - val_fraction)) as usize;
         let need = block + 1;
-        let (val_tokens, pct) = (n - train_end, val_fraction * 100.0);
+        let val_tokens = n - train_end;
         if train_end < need {
             return Err(Error::format(
                 corpus,
@@ -196,8 +196,8 @@ impl Splits {
             return Err(Error::format(
                 corpus,
                 format!(
-                    "corpus has {n} tokens: the validation split (the last {pct}%, --val-fraction) has \
-                     {val_tokens}, too few for blocks of {block} (it needs at least {need}; raise --val-fraction, \
+                    "corpus has {n} tokens: the validation split (its last part, --val-fraction {val_fraction}) \
+                     has {val_tokens}, too few for blocks of {block} (it needs at least {need}; raise --val-fraction, \
                      lower --block-size or use a longer corpus)"
                 ),
             ));
@@ -251,7 +251,9 @@ pub fn saved_corpus(out: &Path) -> Result<PathBuf> {
     Ok(state.corpus)
 }
 
-/// A fresh run's tokenizer (trained on `corpus`, saved in `out`) and the corpus tokenized into `out/tokens.bin`.
+/// A fresh run's tokenizer (trained on `corpus`) and the corpus tokenized into `out/tokens.bin`. The tokenizer is
+/// saved in `out` only once both splits are known to hold a block; before that, a failure removes the token file
+/// it wrote and leaves everything else in `out` as it was.
 fn tokenize_fresh(
     corpus: &Path,
     out: &Path,
@@ -263,7 +265,6 @@ fn tokenize_fresh(
     } else {
         TextTokenizer::train_bpe(&files, cfg.vocab_size)?
     };
-    t.save_in(out)?;
     let bin_path = out.join("tokens.bin");
     let info = encode_corpus(corpus, &t, &bin_path)?;
     eprintln!(
@@ -273,7 +274,14 @@ fn tokenize_fresh(
         info.tokens,
         t.vocab_size()
     );
-    let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
+    let splits = match Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&bin_path);
+            return Err(e);
+        }
+    };
+    t.save_in(out)?;
     Ok((t, splits))
 }
 
@@ -297,25 +305,15 @@ pub fn pretrain(
     let bin_path = out.join("tokens.bin");
     let state_path = out.join("trainer_state.json");
     let cfg_path = out.join("train_config.json");
-    let data = if resume {
+    let (tokenizer, state, splits) = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
-        TextTokenizer::from_file(&tok_path).and_then(|t| {
-            let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
-            Ok((t, Some(state), splits))
-        })
+        let t = TextTokenizer::from_file(&tok_path)?;
+        let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
+        (t, Some(state), splits)
     } else {
-        tokenize_fresh(corpus, out, cfg).map(|(t, splits)| (t, None, splits))
-    };
-    let (tokenizer, state, splits) = match data {
-        Ok(d) => d,
-        Err(e) => {
-            // a fresh run that stops here leaves no tokenizer or token file behind (a resumed one keeps its own)
-            if !resume {
-                let _ = clear_run(out);
-            }
-            return Err(e);
-        }
+        let (t, splits) = tokenize_fresh(corpus, out, cfg)?;
+        (t, None, splits)
     };
     let mut model = if resume {
         Gpt::load(out)?
