@@ -174,7 +174,9 @@ fn w_strides(d: &Dims) -> (usize, usize) {
     match d.layout {
         Layout::InOut => (d.d_out, 1),
         Layout::OutIn => (1, d.d_in),
-        Layout::Panels => unreachable!("packed weights are read by panels::forward only"),
+        Layout::Panels => {
+            unreachable!("packed weights are for inference only: panels::forward reads them")
+        }
     }
 }
 
@@ -228,11 +230,6 @@ pub fn backward(
     assert!(dout.len() >= d.rows * d.d_out && x.len() >= d.rows * d.d_in);
     assert_eq!(w.len(), d.d_in * d.d_out);
     assert_eq!(dw.len(), d.d_in * d.d_out);
-    assert_ne!(
-        d.layout,
-        Layout::Panels,
-        "packed weights are for inference only"
-    );
     let (w_rs, w_cs) = w_strides(&d);
     let grad_x = |dx: &mut [f32]| {
         assert!(dx.len() >= d.rows * d.d_in);
@@ -286,7 +283,7 @@ pub fn backward(
             true,
             None,
         ),
-        Layout::Panels => unreachable!("refused above"),
+        Layout::Panels => unreachable!("w_strides refused packed weights above"),
     };
     if let Some(dx) = dx {
         grad_x(dx);

@@ -73,7 +73,7 @@ pub fn forward(
     }
     let n_panels = d_out / WIDTH;
     let threads = if par { rayon::current_num_threads() } else { 1 };
-    let per = n_panels.div_ceil(threads.min(n_panels).max(1));
+    let per = n_panels.div_ceil(threads).max(1);
     let dst = SendPtr(out.as_mut_ptr());
     let run = |first: usize| {
         let panels = first..(first + per).min(n_panels);
@@ -130,11 +130,12 @@ pub fn forward(
             }
         }
     };
-    let starts: Vec<usize> = (0..n_panels).step_by(per).collect();
-    if starts.len() > 1 {
-        starts.into_par_iter().for_each(run);
+    // as in `matmul::gemm_strided`: one run of panels per thread, or the whole product here when there is one
+    let runs = n_panels.div_ceil(per);
+    if runs > 1 {
+        (0..runs).into_par_iter().for_each(|i| run(i * per));
     } else {
-        starts.into_iter().for_each(run);
+        run(0);
     }
 }
 
