@@ -51,6 +51,23 @@ impl RunArgs {
         })
     }
 
+    /// How a setting the run would ignore was given, for the error that refuses it: the flag when it was
+    /// given, else `--config`'s file when that sets it, else `None`.
+    fn given(&self, flag: bool, key: &str) -> Result<Option<String>> {
+        if flag {
+            return Ok(Some(format!("--{}", key.replace('_', "-"))));
+        }
+        let Some(path) = self.config.as_ref().filter(|_| !self.resume) else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)?;
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(table
+            .contains_key(key)
+            .then(|| format!("{key} in {}", path.display())))
+    }
+
     /// Gets `--out` ready (with `--overwrite`, deletes the run already there) and returns the corpus to read.
     /// A resumed run keeps its own: `--corpus` may only name it again, or where it is now when it is no
     /// longer at the saved path.
@@ -247,11 +264,13 @@ pub fn run(m: Model) -> Result<()> {
             let mut c = a.run.base(pretrain_gpt::GptTrainConfig::from_toml)?;
             overlay!(c, a, tokenizer, vocab_size, n_layer, n_head, n_embd, block_size, dropout);
             overlay_optim!(c, a.optim);
-            if c.tokenizer == "char" && a.vocab_size.is_some() {
-                anyhow::bail!(
-                    "--vocab-size applies to --tokenizer bpe; a character tokenizer's vocabulary is the \
-                     characters of the corpus"
-                );
+            if c.tokenizer == "char" {
+                if let Some(how) = a.run.given(a.vocab_size.is_some(), "vocab_size")? {
+                    anyhow::bail!(
+                        "{how}: the vocabulary size applies to --tokenizer bpe; a character tokenizer's \
+                         vocabulary is the characters of the corpus"
+                    );
+                }
             }
             let corpus = a.run.prepare(pretrain_gpt::saved_corpus)?;
             let s = pretrain_gpt::pretrain(&corpus, &a.run.out, &c, a.run.resume)?;
@@ -294,12 +313,17 @@ pub fn run(m: Model) -> Result<()> {
                         file.display()
                     );
                 }
-                if a.vocab_size.is_some() || a.lowercase.is_some() {
-                    anyhow::bail!(
-                        "--vocab-size and --lowercase shape the WordPiece tokenizer primer trains; the tokenizer \
-                         {} is used as it is",
-                        file.display()
-                    );
+                for (flag, key) in [
+                    (a.vocab_size.is_some(), "vocab_size"),
+                    (a.lowercase.is_some(), "lowercase"),
+                ] {
+                    if let Some(how) = a.run.given(flag, key)? {
+                        anyhow::bail!(
+                            "{how}: the vocabulary size and lowercasing shape the WordPiece tokenizer primer \
+                             trains; the tokenizer {} is used as it is",
+                            file.display()
+                        );
+                    }
                 }
             }
             if a.val_corpus.is_some() {

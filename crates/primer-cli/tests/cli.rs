@@ -163,6 +163,21 @@ fn pretrain_with_config_then_generate() {
     // a character run has no vocabulary size to set, on resume or not
     let (ok, err) = again(&["--resume", "--max-iters", "310", "--vocab-size", "500"]);
     assert!(!ok && err.contains("--tokenizer bpe"), "{err}");
+    // nor in a config file, where it was once ignored without a word
+    let chars_config = d.join("chars.toml");
+    std::fs::write(&chars_config, "vocab_size = 500\nmax_iters = 2\n").unwrap();
+    let (ok, err) = outcome(
+        primer()
+            .args(["pretrain", "gpt", "--corpus", corpus_s, "--out"])
+            .arg(d.join("chars"))
+            .arg("--config")
+            .arg(&chars_config),
+    );
+    assert!(
+        !ok && err.contains("vocab_size in") && err.contains("chars.toml"),
+        "{err}"
+    );
+    assert!(!d.join("chars").join("tokens.bin").exists());
     let (ok, err) = again(&["--resume", "--max-iters", "310", "--corpus", corpus_s]);
     assert!(ok, "naming its own corpus again is fine: {err}");
     let (ok, err) = again(&[&["--corpus", corpus_s, "--overwrite"][..], &tiny].concat());
@@ -384,6 +399,29 @@ fn pretrain_bert_then_fill_mask_and_embed() {
     );
     assert!(
         !ok && err.contains("--vocab-size") && err.contains("used as it is"),
+        "{err}"
+    );
+    // the same from a config file that names the tokenizer to reuse
+    let reuse_config = d.join("reuse.toml");
+    std::fs::write(
+        &reuse_config,
+        format!(
+            "tokenizer = {:?}\nlowercase = false\n",
+            out.join("tokenizer.json").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let (ok, err) = outcome(
+        primer()
+            .args(["pretrain", "bert", "--corpus"])
+            .arg(&corpus)
+            .arg("--out")
+            .arg(d.join("reuse"))
+            .arg("--config")
+            .arg(&reuse_config),
+    );
+    assert!(
+        !ok && err.contains("lowercase in") && err.contains("used as it is"),
         "{err}"
     );
     // nor is a tokenizer that --overwrite would delete before reading it
