@@ -102,7 +102,19 @@ enum Bench {
     },
 }
 
-fn main() -> Result<()> {
+/// Runs the command; an error is printed as its chain of causes on one line, without the backtrace that
+/// `RUST_BACKTRACE=1` would add to a bad flag or a missing file.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let cli = match Cli::from_arg_matches(&with_negative_numbers(Cli::command()).get_matches()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use primer::train::{pretrain_bert, pretrain_gpt};
+use primer::train::{pretrain_bert, pretrain_gpt, Start};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +43,7 @@ impl RunArgs {
         from_toml: fn(&Path) -> primer::Result<C>,
     ) -> Result<C> {
         Ok(if self.resume {
+            primer::train::check_resumable(&self.out)?;
             primer::hf::read_config(&self.out.join("train_config.json"))?
         } else if let Some(path) = &self.config {
             from_toml(path)?
@@ -68,13 +69,20 @@ impl RunArgs {
             .then(|| format!("{key} in {}", path.display())))
     }
 
-    /// Gets `--out` ready (with `--overwrite`, deletes the run already there) and returns the corpus to read.
-    /// A resumed run keeps its own: `--corpus` may only name it again, or where it is now when it is no
-    /// longer at the saved path.
-    fn prepare(&self, saved: fn(&Path) -> primer::Result<PathBuf>) -> Result<PathBuf> {
-        if self.overwrite {
-            primer::train::clear_run(&self.out)?;
+    /// How the run starts in `--out`.
+    fn start(&self) -> Start {
+        if self.resume {
+            Start::Resume
+        } else if self.overwrite {
+            Start::Overwrite
+        } else {
+            Start::Fresh
         }
+    }
+
+    /// The corpus to read. A resumed run keeps its own: `--corpus` may only name it again, or where it is now
+    /// when it is no longer at the saved path.
+    fn corpus(&self, saved: fn(&Path) -> primer::Result<PathBuf>) -> Result<PathBuf> {
         let given = self.corpus.clone();
         if !self.resume {
             return given.ok_or_else(|| anyhow::anyhow!("--corpus is required"));
@@ -272,8 +280,8 @@ pub fn run(m: Model) -> Result<()> {
                     );
                 }
             }
-            let corpus = a.run.prepare(pretrain_gpt::saved_corpus)?;
-            let s = pretrain_gpt::pretrain(&corpus, &a.run.out, &c, a.run.resume)?;
+            let corpus = a.run.corpus(pretrain_gpt::saved_corpus)?;
+            let s = pretrain_gpt::pretrain(&corpus, &a.run.out, &c, a.run.start())?;
             println!(
                 "done: {} steps, train loss {:.4}, val loss {:.4}, {:.0} tok/s, {:.1} s; model in {}",
                 s.steps,
@@ -335,8 +343,8 @@ pub fn run(m: Model) -> Result<()> {
             if a.whole_word_mask {
                 c.whole_word_mask = true;
             }
-            let corpus = a.run.prepare(pretrain_bert::saved_corpus)?;
-            let s = pretrain_bert::pretrain(&corpus, &a.run.out, &c, a.run.resume)?;
+            let corpus = a.run.corpus(pretrain_bert::saved_corpus)?;
+            let s = pretrain_bert::pretrain(&corpus, &a.run.out, &c, a.run.start())?;
             let mut line = format!(
                 "done: {} steps, val mlm loss {:.4}, mlm accuracy {:.3}",
                 s.steps,

@@ -11,6 +11,7 @@ use primer::models::gpt::Gpt;
 use primer::tokenize::TextTokenizer;
 use primer::train::pretrain_bert::{self, BertTrainConfig};
 use primer::train::pretrain_gpt::{self, GptTrainConfig};
+use primer::train::Start;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -75,8 +76,7 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
          {} steps",
         cfg.vocab_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.max_iters
     );
-    primer::train::clear_run(&out)?;
-    let s = pretrain_gpt::pretrain(corpus, &out, &cfg, false)?;
+    let s = pretrain_gpt::pretrain(corpus, &out, &cfg, Start::Overwrite)?;
     println!(
         "    validation loss {:.3} (train {:.3}) after {} steps, {:.0} tokens/s, {:.0} s",
         s.val_loss, s.train_loss, s.steps, s.tokens_per_sec, s.elapsed_s
@@ -131,8 +131,7 @@ fn bert(a: &Args, corpus: &Path) -> Result<()> {
          sentence pair), masked-LM + next-sentence prediction, {} steps",
         cfg.vocab_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.max_iters
     );
-    primer::train::clear_run(&out)?;
-    let s = pretrain_bert::pretrain(corpus, &out, &cfg, false)?;
+    let s = pretrain_bert::pretrain(corpus, &out, &cfg, Start::Overwrite)?;
     println!(
         "    validation: masked-word accuracy {:.3} (loss {:.3}), next-sentence accuracy {:.3}, after {} steps, \
          {:.0} tokens/s, {:.0} s",

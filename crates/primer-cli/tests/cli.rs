@@ -180,14 +180,97 @@ fn pretrain_with_config_then_generate() {
     assert!(!d.join("chars").join("tokens.bin").exists());
     let (ok, err) = again(&["--resume", "--max-iters", "310", "--corpus", corpus_s]);
     assert!(ok, "naming its own corpus again is fine: {err}");
-    let (ok, err) = again(&[&["--corpus", corpus_s, "--overwrite"][..], &tiny].concat());
+    // --overwrite deletes the old run only once the new one has passed its checks: a bad flag or a corpus too
+    // short for a block leaves it whole
+    let model_bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let short = d.join("short.txt");
+    std::fs::write(&short, "too short\n").unwrap();
+    for bad in [
+        &["--corpus", corpus_s, "--lr", "-1"][..],
+        &["--corpus", short.to_str().unwrap()][..],
+    ] {
+        let (ok, err) = again(&[bad, &["--overwrite"][..], &tiny].concat());
+        assert!(!ok, "{bad:?}");
+        assert!(
+            std::fs::read(out.join("model.safetensors")).unwrap() == model_bytes
+                && std::fs::read_to_string(out.join("metrics.jsonl")).unwrap() == metrics
+                && out.join("tokens.bin").exists()
+                && out.join("trainer_state.json").exists(),
+            "{bad:?} replaced the old run: {err}"
+        );
+    }
+    // a corpus named relative to the working directory is saved as an absolute path, so that the run resumes
+    // from anywhere
+    let (ok, err) = outcome(
+        primer()
+            .current_dir(&d)
+            .args([
+                "pretrain",
+                "gpt",
+                "--corpus",
+                "corpus.txt",
+                "--overwrite",
+                "--out",
+            ])
+            .arg(&out)
+            .args(tiny),
+    );
     assert!(ok, "{err}");
+    let state = std::fs::read_to_string(out.join("trainer_state.json")).unwrap();
+    assert!(
+        state.contains(&format!("{:?}", corpus.to_str().unwrap())),
+        "{state}"
+    );
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(
         metrics.lines().count(),
         2,
         "a new run of 2 steps: {metrics}"
     );
+    // a run stopped before its first checkpoint is neither resumable nor silently replaced; the errors say
+    // what to do
+    let early = d.join("early");
+    std::fs::create_dir_all(&early).unwrap();
+    for name in ["metrics.jsonl", "train_config.json", "tokenizer.json"] {
+        std::fs::copy(out.join(name), early.join(name)).unwrap();
+    }
+    let in_early = |extra: &[&str]| {
+        outcome(
+            primer()
+                .args(["pretrain", "gpt", "--out"])
+                .arg(&early)
+                .args(extra),
+        )
+    };
+    let (ok, err) = in_early(&[&["--corpus", corpus_s][..], &tiny].concat());
+    assert!(
+        !ok && err.contains("before its first checkpoint") && !err.contains("--resume"),
+        "{err}"
+    );
+    let (ok, err) = in_early(&["--resume", "--max-iters", "4"]);
+    assert!(
+        !ok && err.contains("nothing to resume") && err.contains("--overwrite"),
+        "{err}"
+    );
+    let (ok, err) = in_early(&[&["--corpus", corpus_s, "--overwrite"][..], &tiny].concat());
+    assert!(ok, "{err}");
+    // resuming where there is no run creates nothing; a refused fresh run leaves no directory behind
+    let (ok, err) = outcome(
+        primer()
+            .args(["pretrain", "gpt", "--resume", "--out"])
+            .arg(d.join("none")),
+    );
+    assert!(!ok && err.contains("no run to resume"), "{err}");
+    let (ok, _) = outcome(
+        primer()
+            .args(["pretrain", "gpt", "--corpus"])
+            .arg(&short)
+            .arg("--out")
+            .arg(d.join("refused"))
+            .args(tiny),
+    );
+    assert!(!ok && !d.join("none").exists() && !d.join("refused").exists());
     let file = d.join("a-file");
     std::fs::write(&file, "").unwrap();
     let (ok, err) = outcome(
@@ -203,7 +286,9 @@ fn pretrain_with_config_then_generate() {
 #[test]
 fn missing_files_are_errors_not_panics() {
     let d = tmp("missing");
+    // an error is one line, without a backtrace even where RUST_BACKTRACE asks for them
     let run = primer()
+        .env("RUST_BACKTRACE", "1")
         .args(["pretrain", "gpt", "--corpus"])
         .arg(d.join("nope.txt"))
         .arg("--out")
@@ -213,7 +298,7 @@ fn missing_files_are_errors_not_panics() {
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(
-        err.contains("nope.txt") && !err.contains("panicked"),
+        err.contains("nope.txt") && !err.contains("panicked") && err.trim().lines().count() == 1,
         "{err}"
     );
 

@@ -9,6 +9,7 @@ use primer::models::bert::{Bert, Heads};
 use primer::tokenize::TextTokenizer;
 use primer::train::metrics::read_metrics;
 use primer::train::pretrain_bert::{pretrain, BertTrainConfig};
+use primer::train::Start;
 use std::path::{Path, PathBuf};
 
 /// Documents of counting sentences: each word follows from its neighbours, so masked words are predictable.
@@ -63,7 +64,7 @@ fn learns_and_resumes_exactly() {
     let dir = tmp("learn");
     let corpus = write_corpus(&dir);
     let full = dir.join("full");
-    pretrain(&corpus, &full, &tiny(200), false).unwrap();
+    pretrain(&corpus, &full, &tiny(200), Start::Fresh).unwrap();
     let val = metric(&full, "val_mlm_loss");
     assert_eq!(
         val.iter().map(|v| v.0).collect::<Vec<_>>(),
@@ -98,8 +99,8 @@ fn learns_and_resumes_exactly() {
 
     // 100 steps, then resumed to 200, equals 200 straight: same metrics, bit-identical weights
     let half = dir.join("half");
-    pretrain(&corpus, &half, &tiny(100), false).unwrap();
-    pretrain(&corpus, &half, &tiny(200), true).unwrap();
+    pretrain(&corpus, &half, &tiny(100), Start::Fresh).unwrap();
+    pretrain(&corpus, &half, &tiny(200), Start::Resume).unwrap();
     assert_eq!(metric(&half, "val_mlm_loss"), val);
     assert_eq!(metric(&half, "mlm_loss"), metric(&full, "mlm_loss"));
     assert_eq!(Bert::load(&half).unwrap().params, model.params);
@@ -117,7 +118,7 @@ fn roberta_style_whole_word_run_saves_a_masked_lm() {
         random_replace: 0.5,
         ..tiny(20)
     };
-    pretrain(&corpus, &dir.join("out"), &cfg, false).unwrap();
+    pretrain(&corpus, &dir.join("out"), &cfg, Start::Fresh).unwrap();
     let model = Bert::load(&dir.join("out")).unwrap();
     assert_eq!(model.heads, Heads::MASKED_LM);
     assert!(metric(&dir.join("out"), "nsp_loss").is_empty());
@@ -129,8 +130,8 @@ fn roberta_style_whole_word_run_saves_a_masked_lm() {
 fn bad_input_is_a_clear_error() {
     let dir = tmp("bad");
     let corpus = write_corpus(&dir);
-    let err = |cfg: &BertTrainConfig, corpus: &Path, out: &str, resume: bool| {
-        pretrain(corpus, &dir.join(out), cfg, resume)
+    let err = |cfg: &BertTrainConfig, corpus: &Path, out: &str, start: Start| {
+        pretrain(corpus, &dir.join(out), cfg, start)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
@@ -141,7 +142,7 @@ fn bad_input_is_a_clear_error() {
         random_replace: 0.3,
         ..tiny(10)
     };
-    assert!(err(&bad, &corpus, "a", false).contains("--random-replace"));
+    assert!(err(&bad, &corpus, "a", Start::Fresh).contains("--random-replace"));
     // a tokenizer without [MASK]
     let bpe = TextTokenizer::train_bpe(std::slice::from_ref(&corpus), 300).unwrap();
     bpe.save(&dir.join("bpe.json")).unwrap();
@@ -150,25 +151,31 @@ fn bad_input_is_a_clear_error() {
         ..tiny(10)
     };
     assert!(
-        err(&with_bpe, &corpus, "b", false).contains("[PAD]")
-            || err(&with_bpe, &corpus, "b", false).contains("[MASK]")
+        err(&with_bpe, &corpus, "b", Start::Fresh).contains("[PAD]")
+            || err(&with_bpe, &corpus, "b", Start::Fresh).contains("[MASK]")
     );
     // a corpus of blank lines
     let blank = dir.join("blank.txt");
     std::fs::write(&blank, "\n\n  \n").unwrap();
-    let e = err(&tiny(10), &blank, "c", false);
+    let e = err(&tiny(10), &blank, "c", Start::Fresh);
     assert!(e.contains("blank.txt"), "{e}");
     // runs refused for their tokenizer or their corpus leave no files behind
     for out in ["b", "c"] {
         assert!(!dir.join(out).join("tokenizer.json").exists(), "{out}");
     }
     // resuming with a changed model, or past the end
-    pretrain(&corpus, &dir.join("run"), &tiny(20), false).unwrap();
+    pretrain(&corpus, &dir.join("run"), &tiny(20), Start::Fresh).unwrap();
     let changed = BertTrainConfig {
         n_embd: 32,
         ..tiny(100)
     };
-    assert!(err(&changed, &corpus, "run", true).contains("n-embd"));
-    assert!(err(&tiny(20), &corpus, "run", true).contains("larger --max-iters"));
+    assert!(err(&changed, &corpus, "run", Start::Resume).contains("n-embd"));
+    assert!(err(&tiny(20), &corpus, "run", Start::Resume).contains("larger --max-iters"));
+    // nor on a corpus that changed since the run started
+    let mut text = std::fs::read_to_string(&corpus).unwrap();
+    text.push_str("\nan added document.\nwith two lines.\n");
+    std::fs::write(&corpus, text).unwrap();
+    let e = err(&tiny(40), &corpus, "run", Start::Resume);
+    assert!(e.contains("bytes") && e.contains("keeps its corpus"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -8,6 +8,7 @@ use primer::hf::TensorFile;
 use primer::models::gpt::{Gpt, GptConfig};
 use primer::train::metrics::read_metrics;
 use primer::train::pretrain_gpt::{pretrain, GptTrainConfig};
+use primer::train::Start;
 use std::path::{Path, PathBuf};
 
 /// A corpus with structure a tiny model can pick up: counting sentences.
@@ -68,7 +69,7 @@ fn learns_and_resumes_exactly() {
     let d = tmp("resume");
     let corpus = write_corpus(&d);
     let (full, half) = (d.join("full"), d.join("half"));
-    let s = pretrain(&corpus, &full, &tiny(40), false).unwrap();
+    let s = pretrain(&corpus, &full, &tiny(40), Start::Fresh).unwrap();
     let l = losses(&full);
     assert_eq!(
         l.iter().map(|x| x.0).collect::<Vec<_>>(),
@@ -86,8 +87,8 @@ fn learns_and_resumes_exactly() {
         assert!(full.join(f).exists(), "{f} missing");
     }
 
-    pretrain(&corpus, &half, &tiny(20), false).unwrap();
-    pretrain(&corpus, &half, &tiny(40), true).unwrap();
+    pretrain(&corpus, &half, &tiny(20), Start::Fresh).unwrap();
+    pretrain(&corpus, &half, &tiny(40), Start::Resume).unwrap();
     assert_eq!(
         losses(&half),
         l,
@@ -117,12 +118,12 @@ fn bad_corpora_are_clear_errors() {
     let d = tmp("badcorpus");
     let empty = d.join("empty.txt");
     std::fs::write(&empty, "").unwrap();
-    let e = err_of(pretrain(&empty, &d.join("o1"), &tiny(2), false));
+    let e = err_of(pretrain(&empty, &d.join("o1"), &tiny(2), Start::Fresh));
     assert!(e.contains("empty.txt") && e.contains("empty"), "{e}");
 
     let bad = d.join("bad.txt");
     std::fs::write(&bad, b"hello world\nabc\xff\xfedef\n").unwrap();
-    let e = err_of(pretrain(&bad, &d.join("o2"), &tiny(2), false));
+    let e = err_of(pretrain(&bad, &d.join("o2"), &tiny(2), Start::Fresh));
     assert!(
         e.contains("bad.txt") && e.contains("UTF-8") && e.contains("15"),
         "{e}"
@@ -134,7 +135,12 @@ fn bad_corpora_are_clear_errors() {
         n_head: 4,
         ..tiny(2)
     };
-    let e = err_of(pretrain(&write_corpus(&d), &d.join("o4"), &odd, false));
+    let e = err_of(pretrain(
+        &write_corpus(&d),
+        &d.join("o4"),
+        &odd,
+        Start::Fresh,
+    ));
     assert!(
         e.contains("n_embd (18) is not divisible by n_head (4)"),
         "{e}"
@@ -143,7 +149,7 @@ fn bad_corpora_are_clear_errors() {
 
     let short = d.join("short.txt");
     std::fs::write(&short, "a short text\n").unwrap();
-    let e = err_of(pretrain(&short, &d.join("o3"), &tiny(2), false));
+    let e = err_of(pretrain(&short, &d.join("o3"), &tiny(2), Start::Fresh));
     assert!(e.contains("short.txt") && e.contains("too short"), "{e}");
 
     // long enough to train on, but its last tenth (10 characters) holds no block of 16 + 1
@@ -152,7 +158,7 @@ fn bad_corpora_are_clear_errors() {
     // a file of someone else's in --out (no run marks it) is none of a failed run's business
     std::fs::create_dir_all(d.join("o5")).unwrap();
     std::fs::write(d.join("o5").join("config.json"), "{}").unwrap();
-    let e = err_of(pretrain(&no_val, &d.join("o5"), &tiny(2), false));
+    let e = err_of(pretrain(&no_val, &d.join("o5"), &tiny(2), Start::Fresh));
     assert!(
         e.contains("noval.txt") && e.contains("validation split") && e.contains("--val-fraction"),
         "{e}"

@@ -27,33 +27,87 @@ const RUN_FILES: [&str; 10] = [
 ];
 const RUN_MARKS: usize = 3;
 
-/// Makes `out` ready for a run: creates it; for a fresh run, refuses a directory that already holds a run
-/// (its `trainer_state.json`, `model.safetensors` or `metrics.jsonl`), so that forgetting `--resume` loses
-/// nothing.
-pub(crate) fn prepare_out(out: &Path, resume: bool) -> Result<()> {
+/// How a run starts in its directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// A new run; a directory that already holds one is refused, so that forgetting `--resume` loses nothing.
+    Fresh,
+    /// A new run in place of the one in the directory, whose files are deleted only when the new run has passed
+    /// every check and writes its first file ([`commit_fresh`]).
+    Overwrite,
+    /// Continue the run saved in the directory.
+    Resume,
+}
+
+/// Refuses `--resume` where there is no checkpoint to continue, saying why.
+pub fn check_resumable(out: &Path) -> Result<()> {
+    if out.join("trainer_state.json").exists() {
+        return Ok(());
+    }
+    let why = if !out.is_dir() {
+        "there is no run to resume here (no such directory)"
+    } else if RUN_FILES.iter().any(|name| out.join(name).exists()) {
+        "the run here stopped before its first checkpoint (there is no trainer_state.json), so there is nothing \
+         to resume: pass --overwrite instead of --resume to start it afresh"
+    } else {
+        "there is no run to resume here (no trainer_state.json)"
+    };
+    Err(Error::format(out, why))
+}
+
+/// Makes `out` ready for a run: creates it; for a fresh run, refuses a directory that already holds a run (its
+/// `trainer_state.json`, `model.safetensors` or `metrics.jsonl`); for a resumed one, a directory without a
+/// checkpoint. Nothing is deleted here: see [`commit_fresh`].
+pub(crate) fn prepare_out(out: &Path, start: Start) -> Result<()> {
     if out.exists() && !out.is_dir() {
         return Err(Error::format(
             out,
             "is a file, not a directory: --out names the run's directory",
         ));
     }
+    if start == Start::Resume {
+        return check_resumable(out);
+    }
     std::fs::create_dir_all(out).map_err(Error::io(out))?;
-    if resume {
+    if start == Start::Overwrite {
         return Ok(());
     }
     if let Some(name) = RUN_FILES[..RUN_MARKS]
         .iter()
         .find(|name| out.join(name).exists())
     {
+        let what = if out.join("trainer_state.json").exists() {
+            "pass --resume to continue it, --overwrite to replace it"
+        } else {
+            "it stopped before its first checkpoint, so pass --overwrite to start it afresh"
+        };
         return Err(Error::format(
             out,
-            format!(
-                "already holds a run (it has {name}): pass --resume to continue it, --overwrite to \
-                 replace it, or choose another --out"
-            ),
+            format!("already holds a run (it has {name}): {what}, or choose another --out"),
         ));
     }
     Ok(())
+}
+
+/// The moment a fresh run writes its first file: with [`Start::Overwrite`], the old run's files go now, after
+/// the new run has passed every check, so that a typo in a flag or a bad corpus leaves the old run as it was.
+pub(crate) fn commit_fresh(out: &Path, start: Start) -> Result<()> {
+    if start == Start::Overwrite {
+        clear_run(out)?;
+    }
+    Ok(())
+}
+
+/// Runs `body` for a run in `out`; when it fails and `out` did not exist before, removes the directory again if
+/// the run left it empty, so that a refused run leaves no trace.
+pub(crate) fn in_run_dir<T>(out: &Path, body: impl FnOnce() -> Result<T>) -> Result<T> {
+    let existed = out.exists();
+    let result = body();
+    if result.is_err() && !existed {
+        // fails, as wanted, when the run wrote anything
+        let _ = std::fs::remove_dir(out);
+    }
+    result
 }
 
 /// Deletes the files a pretraining run writes from `out` (for `--overwrite`); a missing directory or file is
@@ -67,6 +121,12 @@ pub fn clear_run(out: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The absolute path of a run's corpus, as its trainer state records it, so that `--resume` finds it from any
+/// working directory.
+pub(crate) fn absolute(corpus: &Path) -> std::path::PathBuf {
+    std::path::absolute(corpus).unwrap_or_else(|_| corpus.to_path_buf())
 }
 
 /// AdamW settings from a trainer's flags, checked; errors name the flag.

@@ -8,4 +8,4 @@ pub mod pretrain_bert;
 pub mod pretrain_gpt;
 pub mod schedule;
 
-pub use checkpoint::clear_run;
+pub use checkpoint::{check_resumable, clear_run, Start};

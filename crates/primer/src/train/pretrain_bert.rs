@@ -23,8 +23,8 @@ use crate::hf;
 use crate::models::bert::{Bert, BertConfig, BertInput, Heads, PretrainStats};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    adamw_config, check_resume, prepare_out, progress_bar, report, restore_optimizer,
-    save_checkpoint,
+    absolute, adamw_config, check_resume, commit_fresh, in_run_dir, prepare_out, progress_bar,
+    report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::BertShards;
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
@@ -226,6 +226,10 @@ struct TrainerState {
     step: usize,
     adam_t: u64,
     corpus: PathBuf,
+    /// The corpus's size when the run started, to refuse resuming on a corpus that changed since (absent in
+    /// runs saved before it was recorded).
+    #[serde(default)]
+    corpus_bytes: Option<u64>,
     tokens_seen: u64,
     elapsed_s: f64,
 }
@@ -249,21 +253,37 @@ pub fn pretrain(
     corpus: &Path,
     out: &Path,
     cfg: &BertTrainConfig,
-    resume: bool,
+    start: Start,
 ) -> Result<BertRunSummary> {
     cfg.validate()?;
     let mut cfg = cfg.clone();
     if cfg.lr_decay_iters == 0 {
         cfg.lr_decay_iters = cfg.max_iters;
     }
-    let cfg = &cfg;
-    prepare_out(out, resume)?;
+    in_run_dir(out, || run(corpus, out, &cfg, start))
+}
+
+fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result<BertRunSummary> {
+    let resume = start == Start::Resume;
+    prepare_out(out, start)?;
     let tok_path = out.join("tokenizer.json");
     let state_path = out.join("trainer_state.json");
     let cfg_path = out.join("train_config.json");
+    let corpus_bytes = std::fs::metadata(corpus).map_err(Error::io(corpus))?.len();
     let (tok, state) = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
+        if state.corpus_bytes.is_some_and(|n| n != corpus_bytes) {
+            return Err(Error::format(
+                corpus,
+                format!(
+                    "is {corpus_bytes} bytes, but the run in {} started on {} bytes: a resumed run keeps its \
+                     corpus as it was (start a new run to train on the changed one)",
+                    out.display(),
+                    state.corpus_bytes.unwrap_or_default()
+                ),
+            ));
+        }
         (TextTokenizer::from_file(&tok_path)?, Some(state))
     } else {
         let t = match &cfg.tokenizer {
@@ -311,6 +331,7 @@ pub fn pretrain(
     }
     // a fresh run writes its first file only now, once the corpus and the settings have passed every check
     if !resume {
+        commit_fresh(out, start)?;
         tok.save_in(out)?;
     }
     hf::write_json(&cfg_path, cfg)?;
@@ -419,7 +440,8 @@ pub fn pretrain(
             let state = TrainerState {
                 step,
                 adam_t: opt.t,
-                corpus: corpus.to_path_buf(),
+                corpus: absolute(corpus),
+                corpus_bytes: Some(corpus_bytes),
                 tokens_seen,
                 elapsed_s: elapsed,
             };

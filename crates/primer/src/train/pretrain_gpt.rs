@@ -13,8 +13,8 @@ use crate::hf;
 use crate::models::gpt::{Gpt, GptConfig};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    adamw_config, check_resume, prepare_out, progress_bar, report, restore_optimizer,
-    save_checkpoint,
+    absolute, adamw_config, check_resume, commit_fresh, in_run_dir, prepare_out, progress_bar,
+    report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::GptShards;
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
@@ -251,13 +251,15 @@ pub fn saved_corpus(out: &Path) -> Result<PathBuf> {
     Ok(state.corpus)
 }
 
-/// A fresh run's tokenizer (trained on `corpus`) and the corpus tokenized into `out/tokens.bin`. The tokenizer is
-/// saved in `out` only once both splits are known to hold a block; before that, a failure removes the token file
-/// it wrote and leaves everything else in `out` as it was.
+/// A fresh run's tokenizer (trained on `corpus`) and the corpus tokenized into `out/tokens.bin`. The token file
+/// is written under another name first, and the run's first files (through [`commit_fresh`]: the token file and
+/// the tokenizer) go into `out` only once both splits are known to hold a block; before that, a failure leaves
+/// `out` as it was, an old run replaced by `--overwrite` included.
 fn tokenize_fresh(
     corpus: &Path,
     out: &Path,
     cfg: &GptTrainConfig,
+    start: Start,
 ) -> Result<(TextTokenizer, Splits)> {
     let files = [corpus.to_path_buf()];
     let t = if cfg.tokenizer == "char" {
@@ -265,8 +267,8 @@ fn tokenize_fresh(
     } else {
         TextTokenizer::train_bpe(&files, cfg.vocab_size)?
     };
-    let bin_path = out.join("tokens.bin");
-    let info = encode_corpus(corpus, &t, &bin_path)?;
+    let partial = out.join("tokens.bin.partial");
+    let info = encode_corpus(corpus, &t, &partial)?;
     eprintln!(
         "tokenized {}: {} bytes -> {} tokens (vocab {})",
         corpus.display(),
@@ -274,14 +276,23 @@ fn tokenize_fresh(
         info.tokens,
         t.vocab_size()
     );
-    let splits = match Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = std::fs::remove_file(&bin_path);
-            return Err(e);
-        }
-    };
+    let fits = Splits::open(&partial, cfg.val_fraction, cfg.block_size, corpus).map(drop);
+    let committed = fits.and_then(|()| {
+        commit_fresh(out, start)?;
+        let bin_path = out.join("tokens.bin");
+        std::fs::rename(&partial, &bin_path).map_err(Error::io(&bin_path))
+    });
+    if let Err(e) = committed {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
     t.save_in(out)?;
+    let splits = Splits::open(
+        &out.join("tokens.bin"),
+        cfg.val_fraction,
+        cfg.block_size,
+        corpus,
+    )?;
     Ok((t, splits))
 }
 
@@ -292,15 +303,19 @@ pub fn pretrain(
     corpus: &Path,
     out: &Path,
     cfg: &GptTrainConfig,
-    resume: bool,
+    start: Start,
 ) -> Result<RunSummary> {
     cfg.validate()?;
     let mut cfg = cfg.clone();
     if cfg.lr_decay_iters == 0 {
         cfg.lr_decay_iters = cfg.max_iters;
     }
-    let cfg = &cfg;
-    prepare_out(out, resume)?;
+    in_run_dir(out, || run(corpus, out, &cfg, start))
+}
+
+fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<RunSummary> {
+    let resume = start == Start::Resume;
+    prepare_out(out, start)?;
     let tok_path = out.join("tokenizer.json");
     let bin_path = out.join("tokens.bin");
     let state_path = out.join("trainer_state.json");
@@ -312,7 +327,7 @@ pub fn pretrain(
         let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
         (t, Some(state), splits)
     } else {
-        let (t, splits) = tokenize_fresh(corpus, out, cfg)?;
+        let (t, splits) = tokenize_fresh(corpus, out, cfg, start)?;
         (t, None, splits)
     };
     let mut model = if resume {
@@ -416,7 +431,7 @@ pub fn pretrain(
                 step,
                 rng_state: rng.state(),
                 adam_t: opt.t,
-                corpus: corpus.to_path_buf(),
+                corpus: absolute(corpus),
                 tokens_seen,
                 elapsed_s: elapsed,
             };
