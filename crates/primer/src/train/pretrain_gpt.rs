@@ -18,7 +18,7 @@ use crate::train::checkpoint::{
 };
 use crate::train::data_parallel::GptShards;
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
-use crate::train::schedule::cosine_lr;
+use crate::train::schedule::{cosine_lr, warmup_warning};
 use crate::viz::plot::plot_jsonl;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -309,6 +309,9 @@ pub fn pretrain(
     let mut cfg = cfg.clone();
     if cfg.lr_decay_iters == 0 {
         cfg.lr_decay_iters = cfg.max_iters;
+    }
+    if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters) {
+        eprintln!("{warning}");
     }
     in_run_dir(out, || run(corpus, out, &cfg, start))
 }

@@ -5,7 +5,7 @@
 /// `decay_steps`, `min_lr` after.
 pub fn cosine_lr(step: usize, lr: f32, min_lr: f32, warmup: usize, decay_steps: usize) -> f32 {
     if step < warmup {
-        return lr * (step + 1) as f32 / (warmup + 1) as f32;
+        return lr * (step as f32 + 1.0) / (warmup as f32 + 1.0);
     }
     if step >= decay_steps {
         return min_lr;
@@ -15,18 +15,30 @@ pub fn cosine_lr(step: usize, lr: f32, min_lr: f32, warmup: usize, decay_steps: 
     min_lr + coeff * (lr - min_lr)
 }
 
+/// A warning for a pretraining schedule whose warm-up does not end before the cosine decay would: the rate then
+/// rises for the whole decay and never reaches `--min-lr` there (nanoGPT's rule, kept so that settings carry over).
+pub fn warmup_warning(warmup: usize, decay_steps: usize) -> Option<String> {
+    (warmup >= decay_steps).then(|| {
+        format!(
+            "warning: --warmup-iters {warmup} is not shorter than --lr-decay-iters {decay_steps} (default: \
+             --max-iters): the learning rate rises to step {decay_steps} without reaching --lr, then jumps to \
+             --min-lr; lower --warmup-iters for a warm-up and a decay"
+        )
+    })
+}
+
 /// Linear warm-up over `warmup` steps to `lr`, then linear decay to zero at `total`.
 pub fn linear_lr(step: usize, lr: f32, warmup: usize, total: usize) -> f32 {
     if step < warmup {
         lr * (step + 1) as f32 / warmup as f32
     } else {
-        lr * (total.saturating_sub(step)) as f32 / (total - warmup).max(1) as f32
+        lr * (total.saturating_sub(step)) as f32 / total.saturating_sub(warmup).max(1) as f32
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::cosine_lr;
+    use super::{cosine_lr, linear_lr};
 
     #[test]
     fn warmup_peak_and_floor() {
@@ -40,5 +52,15 @@ mod tests {
         );
         assert!((f(110) - 0.1).abs() < 1e-6 && (f(500) - 0.1).abs() < 1e-6);
         assert!((10..110).all(|s| f(s + 1) <= f(s)));
+    }
+
+    /// An absurd warm-up gives a tiny rate, not an overflow to infinity; a warm-up past the decay is warned of.
+    #[test]
+    fn huge_warmup_stays_finite_and_is_warned_of() {
+        let lr = cosine_lr(3, 1e-3, 1e-4, usize::MAX, 10);
+        assert!(lr.is_finite() && lr > 0.0 && lr < 1e-3, "{lr}");
+        assert!(super::warmup_warning(100, 20).is_some_and(|w| w.contains("--warmup-iters 100")));
+        assert!(super::warmup_warning(10, 20).is_none());
+        assert!(linear_lr(5, 1.0, 10, 4).is_finite());
     }
 }
