@@ -57,16 +57,16 @@ enum Bench {
         /// small or big
         #[arg(long, default_value = "small")]
         preset: String,
-        #[arg(long, default_value_t = 50, value_parser = at_least_one)]
+        #[arg(long, default_value_t = 50, value_parser = timed_steps)]
         steps: usize,
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = warmup_steps)]
         warmup: usize,
     },
     /// BERT pretraining throughput on the workload of scripts/torch_bert_train.py.
     BertTrain {
-        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+        #[arg(long, default_value_t = 20, value_parser = timed_steps)]
         steps: usize,
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = warmup_steps)]
         warmup: usize,
     },
     /// Classification fine-tuning throughput of a BERT checkpoint, as scripts/torch_finetune_bench.py measures it.
@@ -80,9 +80,9 @@ enum Bench {
         batch: usize,
         #[arg(long, default_value_t = 128)]
         max_len: usize,
-        #[arg(long, default_value_t = 30, value_parser = at_least_one)]
+        #[arg(long, default_value_t = 30, value_parser = timed_steps)]
         steps: usize,
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = warmup_steps)]
         warmup: usize,
         /// Only rows of at least max-len tokens, cut to max-len: batches with no padding.
         #[arg(long)]
@@ -97,7 +97,7 @@ enum Bench {
         /// Batch sizes to time.
         #[arg(long, value_delimiter = ',', default_value = "1,32")]
         batch: Vec<usize>,
-        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+        #[arg(long, default_value_t = 20, value_parser = timed_steps)]
         runs: usize,
     },
 }
@@ -210,10 +210,25 @@ fn print_bench(r: &primer::bench::BenchResult) {
     );
 }
 
-/// A count of timed steps or runs: a median of none would be NaN.
-fn at_least_one(s: &str) -> Result<usize, String> {
+/// A count of timed steps or runs: at least one (a median of none would be NaN), at most a million.
+fn timed_steps(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+        Ok(n) if (1..=MAX_BENCH_STEPS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a whole number from 1 to {MAX_BENCH_STEPS}"
+        )),
     }
 }
+
+/// A count of untimed warm-up steps: at most a million.
+fn warmup_steps(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= MAX_BENCH_STEPS => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a whole number from 0 to {MAX_BENCH_STEPS}"
+        )),
+    }
+}
+
+/// The most steps (or runs) a benchmark takes: more would be days of work, or overflow the timing buffers.
+const MAX_BENCH_STEPS: usize = 1_000_000;

@@ -100,6 +100,15 @@ impl RunArgs {
     }
 }
 
+/// Refuses 0 for a flag whose default is derived from other settings (saved as 0 in a config, it means "the
+/// default"), rather than quietly giving the default.
+fn refuse_zero(flag: &str, value: Option<usize>) -> Result<()> {
+    if value == Some(0) {
+        anyhow::bail!("{flag} must be positive (leave it out for its default)");
+    }
+    Ok(())
+}
+
 /// Whether two paths name the same existing file.
 fn same_file(a: &Path, b: &Path) -> bool {
     matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
@@ -272,6 +281,7 @@ pub fn run(m: Model) -> Result<()> {
             let mut c = a.run.base(pretrain_gpt::GptTrainConfig::from_toml)?;
             overlay!(c, a, tokenizer, vocab_size, n_layer, n_head, n_embd, block_size, dropout);
             overlay_optim!(c, a.optim);
+            refuse_zero("--lr-decay-iters", a.optim.lr_decay_iters)?;
             if c.tokenizer == "char" {
                 if let Some(how) = a.run.given(a.vocab_size.is_some(), "vocab_size")? {
                     anyhow::bail!(
@@ -311,6 +321,8 @@ pub fn run(m: Model) -> Result<()> {
                 random_replace
             );
             overlay_optim!(c, a.optim);
+            refuse_zero("--lr-decay-iters", a.optim.lr_decay_iters)?;
+            refuse_zero("--intermediate-size", a.intermediate_size)?;
             if a.tokenizer.is_some() {
                 c.tokenizer = a.tokenizer.clone();
             }

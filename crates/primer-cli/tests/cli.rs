@@ -319,11 +319,52 @@ fn missing_files_are_errors_not_panics() {
         .unwrap();
     let err = String::from_utf8_lossy(&bench.stderr);
     assert!(!bench.status.success() && err.contains("huge"), "{err}");
-    let (ok, err) = outcome(primer().args(["bench", "train", "--steps", "0"]));
-    assert!(
-        !ok && err.contains("at least 1"),
-        "a median of no steps: {err}"
-    );
+    // a median of no steps, and step counts that would overflow the timings, are refused; so is 0 for a flag
+    // whose default is derived (0 used to mean that default without a word)
+    let corpus = d.join("c.txt");
+    std::fs::write(&corpus, "some text\n").unwrap();
+    let corpus = corpus.to_str().unwrap();
+    for (args, says) in [
+        (&["bench", "train", "--steps", "0"][..], "from 1 to"),
+        (
+            &["bench", "train", "--steps", "18446744073709551615"],
+            "from 1 to",
+        ),
+        (
+            &["bench", "train", "--warmup", "18446744073709551615"],
+            "from 0 to",
+        ),
+        (
+            &[
+                "pretrain",
+                "bert",
+                "--corpus",
+                corpus,
+                "--out",
+                "x",
+                "--intermediate-size",
+                "0",
+            ],
+            "--intermediate-size must be positive",
+        ),
+        (
+            &[
+                "pretrain",
+                "gpt",
+                "--corpus",
+                corpus,
+                "--out",
+                "x",
+                "--lr-decay-iters",
+                "0",
+            ],
+            "--lr-decay-iters must be positive",
+        ),
+    ] {
+        let (ok, err) = outcome(primer().current_dir(&d).args(args));
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+    assert!(!d.join("x").exists());
     std::fs::remove_dir_all(&d).unwrap();
 }
 

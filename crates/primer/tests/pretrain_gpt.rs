@@ -147,6 +147,28 @@ fn bad_corpora_are_clear_errors() {
     );
     assert!(!d.join("o4").join("tokens.bin").exists());
 
+    // so is a model, or a batch, too large for any memory, instead of an abort in the allocator or an overflow
+    for huge in [
+        GptTrainConfig {
+            n_embd: 1 << 16,
+            n_head: 1,
+            ..tiny(2)
+        },
+        GptTrainConfig {
+            batch_size: 1 << 61,
+            ..tiny(2)
+        },
+    ] {
+        let e = err_of(pretrain(
+            &write_corpus(&d),
+            &d.join("o6"),
+            &huge,
+            Start::Fresh,
+        ));
+        assert!(e.contains("GiB of memory") && e.contains("--n-embd"), "{e}");
+        assert!(!d.join("o6").exists(), "a refused run leaves no directory");
+    }
+
     let short = d.join("short.txt");
     std::fs::write(&short, "a short text\n").unwrap();
     let e = err_of(pretrain(&short, &d.join("o3"), &tiny(2), Start::Fresh));

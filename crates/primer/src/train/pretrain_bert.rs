@@ -27,6 +27,7 @@ use crate::train::checkpoint::{
     report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::BertShards;
+use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::{cosine_lr, warmup_warning};
 use crate::viz::plot::plot_jsonl;
@@ -143,7 +144,29 @@ impl BertTrainConfig {
         }
         self.mask_config().validate()?;
         self.model_config(self.vocab_size.max(8)).validate()?;
-        self.adamw().map(|_| ())
+        self.adamw()?;
+        self.check_memory()
+    }
+
+    /// Refuses sizes whose weights, activations and drawn batches could not fit in memory, before anything is
+    /// allocated.
+    fn check_memory(&self) -> Result<()> {
+        let m = self.model_config(self.vocab_size.max(8));
+        let (c, i, l) = (m.hidden_size, m.intermediate_size, m.num_hidden_layers);
+        let (b, t) = (self.batch_size, self.block_size);
+        // word and position embeddings; per layer the attention's 4·C² and the feed-forward's 2·C·I weights
+        let layer = c.saturating_mul(4).saturating_add(i.saturating_mul(2));
+        let params =
+            product(&[m.vocab_size.saturating_add(t), c]).saturating_add(product(&[l, layer, c]));
+        // per token and layer at least 4·C + I activations are kept for backward; every micro-batch of a step is
+        // drawn before the step (ids, segments, labels)
+        let per_token = c.saturating_mul(4).saturating_add(i);
+        let acts =
+            product(&[b, t, l, per_token]).saturating_add(product(&[self.grad_accum, b, t, 3]));
+        check_fits(
+            lower_bound(params, acts),
+            "--n-embd, --intermediate-size, --n-layer, --vocab-size, --batch-size, --block-size or --grad-accum",
+        )
     }
 
     fn adamw(&self) -> Result<AdamWConfig> {

@@ -17,6 +17,7 @@ use crate::train::checkpoint::{
     report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::GptShards;
+use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::{cosine_lr, warmup_warning};
 use crate::viz::plot::plot_jsonl;
@@ -115,7 +116,27 @@ impl GptTrainConfig {
         }
         // the model's shape is checked before the corpus is tokenized; its vocabulary is known only after
         self.model_config(self.vocab_size.max(1)).validate()?;
-        self.adamw().map(|_| ())
+        self.adamw()?;
+        self.check_memory()
+    }
+
+    /// Refuses sizes whose weights and activations could not fit in memory, before anything is allocated.
+    fn check_memory(&self) -> Result<()> {
+        let (c, l) = (self.n_embd, self.n_layer);
+        let vocab = if self.tokenizer == "bpe" {
+            self.vocab_size
+        } else {
+            1
+        };
+        // token and position embeddings, and per layer at least the 12·C² of attention and MLP weights
+        let params = product(&[vocab.saturating_add(self.block_size), c])
+            .saturating_add(product(&[12, l, c, c]));
+        // per token and layer, at least eight C-wide activations are kept for backward
+        let acts = product(&[self.batch_size, self.block_size, l, 8, c]);
+        check_fits(
+            lower_bound(params, acts),
+            "--n-embd, --n-layer, --vocab-size, --batch-size or --block-size",
+        )
     }
 
     fn adamw(&self) -> Result<AdamWConfig> {

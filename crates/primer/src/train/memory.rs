@@ -1,0 +1,74 @@
+//! A lower bound on the memory a training run needs, checked before anything is allocated, so that absurd sizes
+//! (`--n-embd 65536`, `--batch-size 10000000000`) are refused with the flags to lower instead of aborting the
+//! process in the allocator, or overflowing a size computation.
+
+use crate::error::{Error, Result};
+
+/// Bytes per parameter while training: the weights, their gradients and AdamW's two moments, all f32.
+const TRAINING_BYTES_PER_PARAM: u128 = 16;
+
+/// What a run holds at least: `params` trainable parameters and `floats` other f32 values (activations, logits,
+/// batches). Saturates instead of overflowing, so any absurd size comes out larger than memory.
+pub(crate) fn lower_bound(params: u128, floats: u128) -> u128 {
+    params
+        .saturating_mul(TRAINING_BYTES_PER_PARAM)
+        .saturating_add(floats.saturating_mul(4))
+}
+
+/// The product of `factors`, saturating at `u128::MAX`.
+pub(crate) fn product(factors: &[usize]) -> u128 {
+    factors
+        .iter()
+        .fold(1u128, |acc, &f| acc.saturating_mul(f as u128))
+}
+
+/// Refuses settings that need more than this machine's memory (when it can be read: `/proc/meminfo`), or more
+/// than 2⁶⁴ bytes anywhere; `lower` names the flags that shrink the run.
+pub(crate) fn check_fits(bytes: u128, lower: &str) -> Result<()> {
+    let total = physical_memory();
+    if bytes <= total.unwrap_or(u64::MAX as u128) {
+        return Ok(());
+    }
+    let gib = |b: u128| b as f64 / (1u128 << 30) as f64;
+    let have = match total {
+        Some(t) => format!("this machine has {:.1} GiB", gib(t)),
+        None => "no machine has that much".into(),
+    };
+    Err(Error::Config(format!(
+        "these settings need at least {:.1} GiB of memory to train ({have}): lower {lower}",
+        gib(bytes)
+    )))
+}
+
+/// Total physical memory, from `/proc/meminfo` (Linux); `None` elsewhere.
+fn physical_memory() -> Option<u128> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u128 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_sizes_are_refused_and_small_ones_pass() {
+        assert!(check_fits(lower_bound(1_000_000, 1_000_000), "--n-embd").is_ok());
+        let huge = lower_bound(product(&[usize::MAX, usize::MAX, 3]), 0);
+        assert_eq!(huge, u128::MAX, "saturates instead of overflowing");
+        let e = check_fits(huge, "--n-embd or --batch-size")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("GiB") && e.contains("--n-embd or --batch-size"),
+            "{e}"
+        );
+    }
+}
