@@ -357,19 +357,11 @@ pub fn run(m: Model) -> Result<()> {
             }
             let corpus = a.run.corpus(pretrain_bert::saved_corpus)?;
             let s = pretrain_bert::pretrain(&corpus, &a.run.out, &c, a.run.start())?;
-            let mut line = format!(
-                "done: {} steps, val mlm loss {:.4}, mlm accuracy {:.3}",
+            let line = format!(
+                "done: {} steps, {}",
                 s.steps,
-                s.val.mlm_loss(),
-                s.val.mlm_accuracy()
+                pretrain_bert::describe(&s.val)
             );
-            if s.val.nsp_count > 0 {
-                line += &format!(
-                    ", nsp loss {:.4}, nsp accuracy {:.3}",
-                    s.val.nsp_loss(),
-                    s.val.nsp_accuracy()
-                );
-            }
             println!(
                 "{line}, {:.0} tok/s, {:.1} s; model in {}",
                 s.tokens_per_sec,

@@ -163,6 +163,19 @@ fn bad_input_is_a_clear_error() {
     for out in ["b", "c"] {
         assert!(!dir.join(out).join("tokenizer.json").exists(), "{out}");
     }
+    // validation batches that happen to mask no token have no masked-LM loss to report: null, not a perfect 0
+    let none_masked = BertTrainConfig {
+        mlm_probability: 1e-6,
+        batch_size: 1,
+        grad_accum: 1,
+        eval_iters: 1,
+        ..tiny(2)
+    };
+    let s = pretrain(&corpus, &dir.join("none"), &none_masked, Start::Fresh).unwrap();
+    assert!(s.val.mlm_loss().is_nan() && s.val.total_loss().is_finite());
+    let last = std::fs::read_to_string(dir.join("none").join("metrics.jsonl")).unwrap();
+    assert!(last.contains("\"val_mlm_loss\":null"), "{last}");
+    assert!(primer::train::pretrain_bert::describe(&s.val).contains("no token was masked"));
     // resuming with a changed model, or past the end
     pretrain(&corpus, &dir.join("run"), &tiny(20), Start::Fresh).unwrap();
     let changed = BertTrainConfig {

@@ -668,27 +668,40 @@ impl PretrainStats {
         self.nsp_correct += o.nsp_correct;
     }
 
-    /// Mean masked-LM cross-entropy.
+    /// Mean masked-LM cross-entropy; NaN when no token was masked (there was nothing to score).
     pub fn mlm_loss(&self) -> f64 {
-        self.mlm_loss_sum / self.mlm_count.max(1) as f64
+        mean(self.mlm_loss_sum, self.mlm_count)
     }
 
+    /// Share of masked tokens predicted right; NaN when none was masked.
     pub fn mlm_accuracy(&self) -> f64 {
-        self.mlm_correct as f64 / self.mlm_count.max(1) as f64
+        mean(self.mlm_correct as f64, self.mlm_count)
     }
 
-    /// Mean next-sentence cross-entropy (0 without NSP).
+    /// Mean next-sentence cross-entropy; NaN without NSP labels.
     pub fn nsp_loss(&self) -> f64 {
-        self.nsp_loss_sum / self.nsp_count.max(1) as f64
+        mean(self.nsp_loss_sum, self.nsp_count)
     }
 
+    /// Share of next-sentence labels predicted right; NaN without NSP labels.
     pub fn nsp_accuracy(&self) -> f64 {
-        self.nsp_correct as f64 / self.nsp_count.max(1) as f64
+        mean(self.nsp_correct as f64, self.nsp_count)
     }
 
-    /// Hugging Face's `BertForPreTraining` loss: MLM mean + NSP mean.
+    /// Hugging Face's `BertForPreTraining` loss: MLM mean + NSP mean, a missing part counting 0 (as when a batch
+    /// happens to mask no token).
     pub fn total_loss(&self) -> f64 {
-        self.mlm_loss() + self.nsp_loss()
+        self.mlm_loss_sum / self.mlm_count.max(1) as f64
+            + self.nsp_loss_sum / self.nsp_count.max(1) as f64
+    }
+}
+
+/// `sum / count`, NaN for a mean of nothing.
+fn mean(sum: f64, count: usize) -> f64 {
+    if count == 0 {
+        f64::NAN
+    } else {
+        sum / count as f64
     }
 }
 

@@ -518,12 +518,19 @@ fn evaluate(model: &Bert, shards: &mut BertShards, batches: &[BertBatch]) -> Res
     Ok(st)
 }
 
-fn describe(v: &PretrainStats) -> String {
-    let mut s = format!(
-        "val mlm loss {:.4}, mlm accuracy {:.3}",
-        v.mlm_loss(),
-        v.mlm_accuracy()
-    );
+/// The validation numbers as one line: masked-LM loss and accuracy, and next-sentence loss and accuracy when
+/// the run predicts it.
+pub fn describe(v: &PretrainStats) -> String {
+    let mut s = if v.mlm_count == 0 {
+        "no token was masked in the validation batches (raise --eval-iters or --mlm-probability)"
+            .to_string()
+    } else {
+        format!(
+            "val mlm loss {:.4}, mlm accuracy {:.3}",
+            v.mlm_loss(),
+            v.mlm_accuracy()
+        )
+    };
     if v.nsp_count > 0 {
         s += &format!(
             ", nsp loss {:.4}, nsp accuracy {:.3}",
