@@ -2,7 +2,7 @@
 //! that writes, then a BERT that fills in blanks.
 
 use crate::generate::{complete, prompt_ids};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use primer::data::synth::{generate_corpus, write_corpus};
 use primer::infer::fill_mask::fill_mask;
 use primer::infer::generate::Sampling;
@@ -20,27 +20,29 @@ pub struct Args {
     #[arg(long, default_value = "runs/quickstart")]
     out: PathBuf,
     /// GPT training steps (the default fits in a few minutes on 2 cores).
-    #[arg(long, default_value_t = 800)]
-    max_iters: usize,
+    #[arg(long, default_value_t = 800, value_parser = clap::value_parser!(u32).range(1..))]
+    max_iters: u32,
     /// BERT training steps.
-    #[arg(long, default_value_t = 1500)]
-    bert_iters: usize,
-    /// Size of the generated corpus in bytes.
-    #[arg(long, default_value_t = 3_000_000)]
-    corpus_bytes: usize,
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u32).range(1..))]
+    bert_iters: u32,
+    /// Size of the generated corpus in bytes (at least 50000, so that both models have blocks to validate on).
+    #[arg(long, default_value_t = 3_000_000, value_parser = clap::value_parser!(u64).range(50_000..=1 << 32))]
+    corpus_bytes: u64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    std::fs::create_dir_all(&a.out)?;
+    // every setting is checked before the corpus is written or the first model trained
+    gpt_config(&a).validate()?;
+    bert_config(&a).validate()?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
     let corpus = a.out.join("corpus.txt");
-    write_corpus(&corpus, a.seed, a.corpus_bytes)?;
+    let bytes = write_corpus(&corpus, a.seed, a.corpus_bytes as usize)?;
     println!(
-        "1/5 wrote {} ({} bytes of generated English-like text, documents separated by blank lines; \
+        "1/5 wrote {} ({bytes} bytes of generated English-like text, documents separated by blank lines; \
          point `primer pretrain` at your own)",
         corpus.display(),
-        a.corpus_bytes
     );
     gpt(&a, &corpus)?;
     bert(&a, &corpus)?;
@@ -52,9 +54,9 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-fn gpt(a: &Args, corpus: &Path) -> Result<()> {
-    let out = a.out.join("gpt");
-    let cfg = GptTrainConfig {
+/// The quickstart's GPT settings.
+fn gpt_config(a: &Args) -> GptTrainConfig {
+    GptTrainConfig {
         tokenizer: "bpe".into(),
         vocab_size: 1024,
         n_layer: 4,
@@ -62,15 +64,20 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
         n_embd: 128,
         block_size: 64,
         batch_size: 16,
-        max_iters: a.max_iters,
+        max_iters: a.max_iters as usize,
         lr: 3e-3,
         min_lr: 3e-4,
         warmup_iters: 50,
-        eval_interval: (a.max_iters / 5).max(1),
+        eval_interval: (a.max_iters as usize / 5).max(1),
         eval_iters: 10,
         seed: a.seed,
         ..GptTrainConfig::default()
-    };
+    }
+}
+
+fn gpt(a: &Args, corpus: &Path) -> Result<()> {
+    let out = a.out.join("gpt");
+    let cfg = gpt_config(a);
     println!(
         "2/5 GPT: a byte-level BPE tokenizer (vocab {}) and a causal LM ({} layers, {} heads, {} wide, context {}), \
          {} steps",
@@ -107,9 +114,9 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
     Ok(())
 }
 
-fn bert(a: &Args, corpus: &Path) -> Result<()> {
-    let out = a.out.join("bert");
-    let cfg = BertTrainConfig {
+/// The quickstart's BERT settings.
+fn bert_config(a: &Args) -> BertTrainConfig {
+    BertTrainConfig {
         vocab_size: 2048,
         n_layer: 2,
         n_head: 4,
@@ -117,15 +124,20 @@ fn bert(a: &Args, corpus: &Path) -> Result<()> {
         block_size: 64,
         batch_size: 32,
         dropout: 0.0,
-        max_iters: a.bert_iters,
+        max_iters: a.bert_iters as usize,
         lr: 2e-3,
         min_lr: 2e-4,
         warmup_iters: 100,
-        eval_interval: (a.bert_iters / 5).max(1),
+        eval_interval: (a.bert_iters as usize / 5).max(1),
         eval_iters: 10,
         seed: a.seed,
         ..BertTrainConfig::default()
-    };
+    }
+}
+
+fn bert(a: &Args, corpus: &Path) -> Result<()> {
+    let out = a.out.join("bert");
+    let cfg = bert_config(a);
     println!(
         "4/5 BERT: a WordPiece tokenizer (vocab {}) and an encoder ({} layers, {} heads, {} wide, {} tokens per \
          sentence pair), masked-LM + next-sentence prediction, {} steps",

@@ -365,6 +365,19 @@ fn missing_files_are_errors_not_panics() {
         assert!(!ok && err.contains(says), "{args:?}: {err}");
     }
     assert!(!d.join("x").exists());
+    // quickstart checks its flags before it writes its corpus, and names an --out it cannot use
+    let (ok, err) = outcome(
+        primer()
+            .current_dir(&d)
+            .args(["quickstart", "--bert-iters", "0"]),
+    );
+    assert!(!ok && err.contains("--bert-iters"), "{err}");
+    assert!(!d.join("runs").exists());
+    let (ok, err) = outcome(primer().args(["quickstart", "--out"]).arg(d.join("c.txt")));
+    assert!(
+        !ok && err.contains("--out") && err.contains("c.txt"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 

@@ -704,9 +704,12 @@ pub fn generate_corpus(seed: u64, target_bytes: usize) -> String {
     out
 }
 
-/// Writes [`generate_corpus`]`(seed, target_bytes)` to `path` atomically.
-pub fn write_corpus(path: &Path, seed: u64, target_bytes: usize) -> Result<()> {
-    crate::train::atomic::write_atomic(path, generate_corpus(seed, target_bytes).as_bytes())
+/// Writes [`generate_corpus`]`(seed, target_bytes)` to `path` atomically; returns its size in bytes (the last
+/// document ends past the target).
+pub fn write_corpus(path: &Path, seed: u64, target_bytes: usize) -> Result<usize> {
+    let text = generate_corpus(seed, target_bytes);
+    crate::train::atomic::write_atomic(path, text.as_bytes())?;
+    Ok(text.len())
 }
 
 /// One sentence labelled "positive" or "negative". The label follows from the words alone:
