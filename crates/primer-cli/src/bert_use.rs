@@ -5,7 +5,7 @@ use primer::infer::embed::{embed, Pooling};
 use primer::infer::fill_mask::fill_mask;
 use primer::models::bert::Bert;
 use primer::tokenize::TextTokenizer;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct FillMaskArgs {
@@ -23,12 +23,37 @@ pub struct FillMaskArgs {
     texts: Vec<String>,
 }
 
+/// A BERT directory's model, reordered for inference, and its tokenizer, refused when the tokenizer has ids the
+/// model has no embedding for.
+fn load(dir: &Path) -> Result<(Bert, TextTokenizer)> {
+    let model = Bert::load(dir)?.into_inference();
+    let tok = TextTokenizer::from_dir(dir)?;
+    anyhow::ensure!(
+        tok.vocab_size() <= model.config.vocab_size,
+        "{}: the tokenizer has {} tokens, but config.json's vocab_size is {}: they belong to different models",
+        dir.display(),
+        tok.vocab_size(),
+        model.config.vocab_size
+    );
+    Ok((model, tok))
+}
+
 pub fn fill(a: FillMaskArgs) -> Result<()> {
     anyhow::ensure!(a.top_k > 0, "--top-k must be at least 1");
-    let model = Bert::load(&a.model)?.into_inference();
-    let tok = TextTokenizer::from_dir(&a.model)?;
-    for text in &a.texts {
-        let fills = fill_mask(&model, &tok, text, a.top_k)?;
+    let (model, tok) = load(&a.model)?;
+    anyhow::ensure!(
+        model.heads.mlm,
+        "{}: this checkpoint has no masked-LM head (cls.predictions.*), which fill-mask needs: a BertModel (a \
+         sentence encoder, say) only embeds; use `primer embed`",
+        a.model.display()
+    );
+    // every text is filled before anything is printed, so that a bad one leaves no partial output
+    let all = a
+        .texts
+        .iter()
+        .map(|text| fill_mask(&model, &tok, text, a.top_k))
+        .collect::<primer::Result<Vec<_>>>()?;
+    for (text, fills) in a.texts.iter().zip(all) {
         if a.json {
             println!("{}", serde_json::json!({ "text": text, "masks": fills }));
             continue;
@@ -74,8 +99,7 @@ pub struct EmbedArgs {
 }
 
 pub fn embed_texts(a: EmbedArgs) -> Result<()> {
-    let model = Bert::load(&a.model)?.into_inference();
-    let tok = TextTokenizer::from_dir(&a.model)?;
+    let (model, tok) = load(&a.model)?;
     let max_len = a.max_length.unwrap_or(model.config.max_position_embeddings);
     let vecs = embed(&model, &tok, &a.texts, a.pooling, a.normalize, max_len)?;
     for (text, v) in a.texts.iter().zip(&vecs) {

@@ -105,6 +105,13 @@ enum Bench {
 /// Runs the command; an error is printed as its chain of causes on one line, without the backtrace that
 /// `RUST_BACKTRACE=1` would add to a bad flag or a missing file.
 fn main() -> std::process::ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`primer embed … | head`) panics; the default action
+    // ends the process quietly instead, as it does `cat`'s
+    #[cfg(unix)]
+    // SAFETY: restores the default action of one signal before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

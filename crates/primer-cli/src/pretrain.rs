@@ -27,8 +27,8 @@ pub struct RunArgs {
     /// TOML file with any of the settings (snake_case names, e.g. n_layer = 4).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Continue the run saved in --out (with its saved settings; --max-iters and the evaluation and optimizer
-    /// flags may change).
+    /// Continue the run saved in --out with its saved settings: --max-iters, the learning rates and the evaluation
+    /// flags may change; settings that shape the model, the data or the schedule's end are refused, by name.
     #[arg(long, conflicts_with = "config")]
     resume: bool,
     /// Start afresh in an --out that already holds a run, deleting that run's files (without it, primer refuses).
@@ -348,6 +348,11 @@ pub fn run(m: Model) -> Result<()> {
             }
             if a.val_corpus.is_some() {
                 c.val_corpus = a.val_corpus.clone();
+            }
+            if c.val_corpus.is_some() && a.optim.val_fraction.is_some() {
+                anyhow::bail!(
+                    "--val-fraction holds out part of the corpus, --val-corpus validates on another file: give one"
+                );
             }
             if a.no_nsp {
                 c.nsp = false;

@@ -324,45 +324,36 @@ fn missing_files_are_errors_not_panics() {
     let corpus = d.join("c.txt");
     std::fs::write(&corpus, "some text\n").unwrap();
     let corpus = corpus.to_str().unwrap();
+    let bert = format!("pretrain bert --corpus {corpus} --out x");
     for (args, says) in [
-        (&["bench", "train", "--steps", "0"][..], "from 1 to"),
+        ("bench train --steps 0".to_string(), "from 1 to"),
         (
-            &["bench", "train", "--steps", "18446744073709551615"],
+            "bench train --steps 18446744073709551615".into(),
             "from 1 to",
         ),
         (
-            &["bench", "train", "--warmup", "18446744073709551615"],
+            "bench train --warmup 18446744073709551615".into(),
             "from 0 to",
         ),
         (
-            &[
-                "pretrain",
-                "bert",
-                "--corpus",
-                corpus,
-                "--out",
-                "x",
-                "--intermediate-size",
-                "0",
-            ],
+            format!("{bert} --intermediate-size 0"),
             "--intermediate-size must be positive",
         ),
         (
-            &[
-                "pretrain",
-                "gpt",
-                "--corpus",
-                corpus,
-                "--out",
-                "x",
-                "--lr-decay-iters",
-                "0",
-            ],
+            format!("pretrain gpt --corpus {corpus} --out x --lr-decay-iters 0"),
             "--lr-decay-iters must be positive",
         ),
+        (
+            format!("{bert} --val-corpus {corpus} --val-fraction 0.2"),
+            "give one",
+        ),
+        (
+            format!("{bert} --n-layer 0"),
+            "--n-layer sets num_hidden_layers",
+        ),
     ] {
-        let (ok, err) = outcome(primer().current_dir(&d).args(args));
-        assert!(!ok && err.contains(says), "{args:?}: {err}");
+        let (ok, err) = outcome(primer().current_dir(&d).args(args.split_whitespace()));
+        assert!(!ok && err.contains(says), "{args}: {err}");
     }
     assert!(!d.join("x").exists());
     // quickstart checks its flags before it writes its corpus, and names an --out it cannot use
@@ -470,13 +461,14 @@ fn pretrain_bert_then_fill_mask_and_embed() {
     assert_eq!(masks.len(), 2);
     assert_eq!(masks[0]["candidates"].as_array().unwrap().len(), 2);
 
+    // a bad text among good ones is reported before any output, not after the good ones were printed
     let no_mask = primer()
         .args(["fill-mask", "--model"])
         .arg(&out)
-        .arg("no blank here")
+        .args(["the [MASK] sat", "no blank here"])
         .output()
         .unwrap();
-    assert!(!no_mask.status.success());
+    assert!(!no_mask.status.success() && no_mask.stdout.is_empty());
     assert!(String::from_utf8_lossy(&no_mask.stderr).contains("no [MASK]"));
     let no_k = primer()
         .args(["fill-mask", "--top-k", "0", "--model"])
@@ -508,6 +500,19 @@ fn pretrain_bert_then_fill_mask_and_embed() {
         let norm: f64 = v.iter().map(|x| x * x).sum::<f64>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "normalized: {norm}");
     }
+    // a reader that stops early (`| head`) ends primer quietly, without a panic about a broken pipe
+    let mut child = primer()
+        .args(["embed", "--model"])
+        .arg(&out)
+        .args(vec!["the cat"; 5000])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(!err.contains("panicked"), "{err}");
     let bad = primer()
         .args(["embed", "--model"])
         .arg(&out)

@@ -143,7 +143,15 @@ impl BertTrainConfig {
             return bad("--dropout must be in [0, 1)");
         }
         self.mask_config().validate()?;
-        self.model_config(self.vocab_size.max(8)).validate()?;
+        self.model_config(self.vocab_size.max(8))
+            .validate()
+            .map_err(|e| {
+                Error::Config(format!(
+                    "{e} (config.json's names: --n-layer sets num_hidden_layers, --n-head num_attention_heads, \
+                     --n-embd hidden_size, --intermediate-size intermediate_size, --block-size \
+                     max_position_embeddings)"
+                ))
+            })?;
         self.adamw()?;
         self.check_memory()
     }
@@ -322,8 +330,13 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
         };
         (t, None)
     };
-    let specials = tok.bert_specials()?;
-    let masker = Masker::for_tokenizer(&tok, cfg.mask_config())?;
+    // a tokenizer file the user gave is named in what is wrong with it
+    let named = |e: Error| match (&cfg.tokenizer, resume) {
+        (Some(path), false) => Error::format(path, e.to_string()),
+        _ => e,
+    };
+    let specials = tok.bert_specials().map_err(named)?;
+    let masker = Masker::for_tokenizer(&tok, cfg.mask_config()).map_err(named)?;
     let batcher = BertBatcher::new(specials, masker, cfg.block_size, cfg.nsp)?;
     let segments = SegmentCorpus::from_file(corpus, &tok)?;
     eprintln!(
