@@ -37,14 +37,24 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The settings this run starts from: the saved ones on resume, else `--config`, else the defaults.
+    /// The settings this run starts from: the saved ones on resume, else `--config`, else the defaults. `model`
+    /// is the command's (gpt or bert): a run of the other kind is named as such.
     fn base<C: DeserializeOwned + Default>(
         &self,
+        model: &str,
         from_toml: fn(&Path) -> primer::Result<C>,
     ) -> Result<C> {
         Ok(if self.resume {
             primer::train::check_resumable(&self.out)?;
-            primer::hf::read_config(&self.out.join("train_config.json"))?
+            let path = self.out.join("train_config.json");
+            let other = if model == "gpt" { "bert" } else { "gpt" };
+            if saved_by(&path) == Some(other) {
+                anyhow::bail!(
+                    "{}: holds a `pretrain {other}` run: resume it with `primer pretrain {other} --resume`",
+                    self.out.display()
+                );
+            }
+            primer::hf::read_config(&path)?
         } else if let Some(path) = &self.config {
             from_toml(path)?
         } else {
@@ -107,6 +117,19 @@ fn refuse_zero(flag: &str, value: Option<usize>) -> Result<()> {
         anyhow::bail!("{flag} must be positive (leave it out for its default)");
     }
     Ok(())
+}
+
+/// Which trainer wrote a `train_config.json`, from a setting only that one has.
+fn saved_by(path: &Path) -> Option<&'static str> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    if v.get("mlm_probability").is_some() {
+        Some("bert")
+    } else if v.get("tokenizer").is_some_and(|t| t.is_string()) {
+        Some("gpt")
+    } else {
+        None
+    }
 }
 
 /// Whether two paths name the same existing file.
@@ -278,7 +301,7 @@ pub struct BertArgs {
 pub fn run(m: Model) -> Result<()> {
     match m {
         Model::Gpt(a) => {
-            let mut c = a.run.base(pretrain_gpt::GptTrainConfig::from_toml)?;
+            let mut c = a.run.base("gpt", pretrain_gpt::GptTrainConfig::from_toml)?;
             overlay!(c, a, tokenizer, vocab_size, n_layer, n_head, n_embd, block_size, dropout);
             overlay_optim!(c, a.optim);
             refuse_zero("--lr-decay-iters", a.optim.lr_decay_iters)?;
@@ -304,7 +327,9 @@ pub fn run(m: Model) -> Result<()> {
             Ok(())
         }
         Model::Bert(a) => {
-            let mut c = a.run.base(pretrain_bert::BertTrainConfig::from_toml)?;
+            let mut c = a
+                .run
+                .base("bert", pretrain_bert::BertTrainConfig::from_toml)?;
             overlay!(
                 c,
                 a,

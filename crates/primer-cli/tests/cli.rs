@@ -228,6 +228,19 @@ fn pretrain_with_config_then_generate() {
         2,
         "a new run of 2 steps: {metrics}"
     );
+    let (ok, err) = outcome(
+        primer()
+            .args([
+                "pretrain",
+                "bert",
+                "--resume",
+                "--max-iters",
+                "999",
+                "--out",
+            ])
+            .arg(&out),
+    );
+    assert!(!ok && err.contains("`pretrain gpt` run"), "{err}");
     // a run stopped before its first checkpoint is neither resumable nor silently replaced; the errors say
     // what to do
     let early = d.join("early");
@@ -356,6 +369,14 @@ fn missing_files_are_errors_not_panics() {
         assert!(!ok && err.contains(says), "{args}: {err}");
     }
     assert!(!d.join("x").exists());
+    // a trained vocabulary smaller than asked for is pointed out (this corpus is then too short anyway)
+    let (_, err) = outcome(
+        primer().current_dir(&d).args(
+            format!("pretrain gpt --corpus {corpus} --out x --tokenizer bpe --vocab-size 5000")
+                .split_whitespace(),
+        ),
+    );
+    assert!(err.contains("fewer than --vocab-size 5000"), "{err}");
     // quickstart checks its flags before it writes its corpus, and names an --out it cannot use
     let (ok, err) = outcome(
         primer()
@@ -461,6 +482,13 @@ fn pretrain_bert_then_fill_mask_and_embed() {
     assert_eq!(masks.len(), 2);
     assert_eq!(masks[0]["candidates"].as_array().unwrap().len(), 2);
 
+    // a BERT run resumed as a GPT one is named as such, not a type error in train_config.json
+    let (ok, err) = outcome(
+        primer()
+            .args(["pretrain", "gpt", "--resume", "--max-iters", "999", "--out"])
+            .arg(&out),
+    );
+    assert!(!ok && err.contains("`pretrain bert` run"), "{err}");
     // a bad text among good ones is reported before any output, not after the good ones were printed
     let no_mask = primer()
         .args(["fill-mask", "--model"])

@@ -110,6 +110,17 @@ pub(crate) fn in_run_dir<T>(out: &Path, body: impl FnOnce() -> Result<T>) -> Res
     result
 }
 
+/// Says so when a trained vocabulary came out smaller than `--vocab-size` asked: the corpus had no more merges
+/// (or word pieces) to learn, and the model is built for the vocabulary there is.
+pub(crate) fn note_small_vocab(corpus: &Path, got: usize, asked: usize) {
+    if got < asked {
+        eprintln!(
+            "note: {} yields a vocabulary of {got}, fewer than --vocab-size {asked}: there was nothing more to learn",
+            corpus.display()
+        );
+    }
+}
+
 /// Deletes the files a pretraining run writes from `out` (for `--overwrite`); a missing directory or file is
 /// not an error.
 pub fn clear_run(out: &Path) -> Result<()> {

@@ -23,8 +23,8 @@ use crate::hf;
 use crate::models::bert::{Bert, BertConfig, BertInput, Heads, PretrainStats};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    absolute, adamw_config, check_resume, commit_fresh, in_run_dir, prepare_out, progress_bar,
-    report, restore_optimizer, save_checkpoint, Start,
+    absolute, adamw_config, check_resume, commit_fresh, in_run_dir, note_small_vocab, prepare_out,
+    progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::BertShards;
 use crate::train::memory::{check_fits, lower_bound, product};
@@ -322,11 +322,12 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
     } else {
         let t = match &cfg.tokenizer {
             Some(path) => TextTokenizer::from_file(path)?,
-            None => TextTokenizer::train_wordpiece(
-                &[corpus.to_path_buf()],
-                cfg.vocab_size,
-                cfg.lowercase,
-            )?,
+            None => {
+                let files = [corpus.to_path_buf()];
+                let t = TextTokenizer::train_wordpiece(&files, cfg.vocab_size, cfg.lowercase)?;
+                note_small_vocab(corpus, t.vocab_size(), cfg.vocab_size);
+                t
+            }
         };
         (t, None)
     };

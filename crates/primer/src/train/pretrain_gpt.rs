@@ -13,8 +13,8 @@ use crate::hf;
 use crate::models::gpt::{Gpt, GptConfig};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    absolute, adamw_config, check_resume, commit_fresh, in_run_dir, prepare_out, progress_bar,
-    report, restore_optimizer, save_checkpoint, Start,
+    absolute, adamw_config, check_resume, commit_fresh, in_run_dir, note_small_vocab, prepare_out,
+    progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::GptShards;
 use crate::train::memory::{check_fits, lower_bound, product};
@@ -286,7 +286,9 @@ fn tokenize_fresh(
     let t = if cfg.tokenizer == "char" {
         TextTokenizer::train_char(&files)?
     } else {
-        TextTokenizer::train_bpe(&files, cfg.vocab_size)?
+        let t = TextTokenizer::train_bpe(&files, cfg.vocab_size)?;
+        note_small_vocab(corpus, t.vocab_size(), cfg.vocab_size);
+        t
     };
     let partial = out.join("tokens.bin.partial");
     let info = encode_corpus(corpus, &t, &partial)?;
