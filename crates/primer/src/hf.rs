@@ -95,7 +95,35 @@ pub fn save_raw(
     }
     let out = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::format(path, e.to_string()))?;
-    write_atomic(path, &out)
+    write_atomic(
+        path,
+        &sorted_header(out).map_err(|e| Error::format(path, e))?,
+    )
+}
+
+/// The same safetensors bytes with the header's entries in sorted order. `safetensors` writes the metadata from
+/// a `HashMap`, whose order changes from run to run, so two identical runs would write checkpoints that differ
+/// in their header; sorted, they are byte for byte the same. The offsets in the entries are explicit, so their
+/// order in the header does not matter to any reader.
+fn sorted_header(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let size = bytes.get(..8).ok_or("no header size")?;
+    let len = u64::from_le_bytes(size.try_into().map_err(|_| "no header size")?) as usize;
+    let header = bytes.get(8..8 + len).ok_or("header past the end")?;
+    let mut entries: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    if let Some(meta) = entries.get_mut("__metadata__") {
+        let sorted: BTreeMap<String, String> =
+            serde_json::from_value(meta.take()).map_err(|e| e.to_string())?;
+        *meta = serde_json::to_value(sorted).map_err(|e| e.to_string())?;
+    }
+    let mut json = serde_json::to_vec(&entries).map_err(|e| e.to_string())?;
+    // the data starts 8-aligned, as safetensors pads it
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - len);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + len..]);
+    Ok(out)
 }
 
 /// An opened safetensors file (memory-mapped).
@@ -284,6 +312,30 @@ pub fn label_maps(names: &[String]) -> (BTreeMap<String, String>, BTreeMap<Strin
 
 #[cfg(test)]
 mod tests {
+    /// The same tensors and metadata give the same bytes every time (safetensors alone orders the metadata by a
+    /// randomly seeded hash), and the file still reads back.
+    #[test]
+    fn saved_files_are_byte_identical() {
+        let dir = crate::testutil::scratch_dir("hf", "identical");
+        let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let tensors = [
+            ("b".to_string(), bytes(&[1.0, 2.0, 3.0]), vec![3]),
+            ("a".to_string(), bytes(&[4.0, 5.0]), vec![1, 2]),
+        ];
+        let meta = [("step", "7".to_string()), ("kind", "test".to_string())];
+        let mut first = None;
+        for i in 0..16 {
+            let path = dir.join(format!("{i}.safetensors"));
+            super::save_raw(&path, &tensors, &meta).unwrap();
+            let got = std::fs::read(&path).unwrap();
+            assert_eq!(&got, first.get_or_insert_with(|| got.clone()), "save {i}");
+            let f = super::TensorFile::open(&path).unwrap();
+            assert_eq!(f.metadata("step").unwrap().as_deref(), Some("7"));
+            assert_eq!(f.get_f32("a").unwrap().0, vec![4.0, 5.0]);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn f16_conversion() {
         for (h, f) in [
