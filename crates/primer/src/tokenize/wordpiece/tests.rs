@@ -218,3 +218,34 @@ fn save_in_writes_the_casing_transformers_reads() {
     bpe.save_in(&out).unwrap();
     assert!(out.join("tokenizer.json").is_file() && !out.join("tokenizer_config.json").exists());
 }
+
+#[test]
+fn a_bare_vocab_txt_normalizes_as_its_tokenizer_config_says() {
+    let dir = temp_dir("wp-normalize");
+    let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\ncafé\ncafe\nCafe\n北\n京\n北京\n";
+    write(&dir, VOCAB_FILE, vocab);
+    let text = "Café 北京";
+    let ids = |config: Option<&str>| {
+        if let Some(c) = config {
+            write(&dir, "tokenizer_config.json", c);
+        }
+        TextTokenizer::from_dir(&dir).unwrap().encode(text).unwrap()
+    };
+    // bert-base-uncased: lowercase, strip accents, split Chinese characters
+    assert_eq!(ids(None), [6, 8, 9]);
+    let keep =
+        r#"{"do_lower_case": true, "strip_accents": false, "tokenize_chinese_chars": false}"#;
+    assert_eq!(ids(Some(keep)), [5, 10]);
+    // strip_accents null follows do_lower_case
+    assert_eq!(ids(Some(r#"{"strip_accents": null}"#)), [6, 8, 9]);
+    assert_eq!(
+        ids(Some(r#"{"do_lower_case": false, "strip_accents": true}"#)),
+        [7, 8, 9]
+    );
+    write(&dir, "tokenizer_config.json", r#"{"strip_accents": "no"}"#);
+    let err = TextTokenizer::from_dir(&dir).err().unwrap().to_string();
+    assert!(
+        err.contains("tokenizer_config.json") && err.contains("strip_accents"),
+        "{err}"
+    );
+}
