@@ -54,6 +54,20 @@ fn bert_pipeline(model: WordPiece, normalizer: BertNormalizer) -> Tokenizer {
     inner
 }
 
+/// BERT's whole tokenizer around `model`, as transformers' `BertTokenizer` builds it: [`bert_pipeline`],
+/// the BERT special tokens the vocabulary has registered as special, and the [CLS]/[SEP] template.
+fn bert_tokenizer(model: WordPiece, normalizer: BertNormalizer) -> Result<Tokenizer> {
+    let mut inner = bert_pipeline(model, normalizer);
+    let present: Vec<AddedToken> = BERT_SPECIAL_TOKENS
+        .iter()
+        .filter(|t| inner.token_to_id(t).is_some())
+        .map(|&t| AddedToken::from(t, true))
+        .collect();
+    inner.add_special_tokens(&present);
+    add_template(&mut inner)?;
+    Ok(inner)
+}
+
 /// Adds the `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` post-processor when the vocabulary has
 /// [CLS] and [SEP].
 fn add_template(inner: &mut Tokenizer) -> Result<()> {
@@ -115,10 +129,9 @@ impl TextTokenizer {
                 "WordPiece training made another model".into(),
             ));
         };
-        let mut inner = bert_pipeline(model, normalizer);
-        inner.add_special_tokens(&BERT_SPECIAL_TOKENS.map(|t| AddedToken::from(t, true)));
-        add_template(&mut inner)?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner: bert_tokenizer(model, normalizer)?,
+        })
     }
 
     /// Loads the `vocab.txt` of directory `dir` with the BERT pipeline, normalizing as its
@@ -145,24 +158,25 @@ impl TextTokenizer {
                 ),
             ));
         }
-        let mut inner = bert_pipeline(model, normalizer_setting(dir)?);
-        let present: Vec<AddedToken> = BERT_SPECIAL_TOKENS
-            .iter()
-            .filter(|t| inner.token_to_id(t).is_some())
-            .map(|&t| AddedToken::from(t, true))
-            .collect();
-        inner.add_special_tokens(&present);
-        add_template(&mut inner)?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner: bert_tokenizer(model, normalizer_setting(dir)?)?,
+        })
     }
 
-    /// `tokenizer_config.json` for a tokenizer with BERT's normalizer: transformers reads its casing
-    /// from there, not from tokenizer.json, and without the file lowercases (so a cased primer
-    /// model would get other ids in transformers than in primer). None for other pipelines.
+    /// `tokenizer_config.json` for BERT's own tokenizer ([`bert_tokenizer`]) around a WordPiece
+    /// vocabulary. transformers' `BertTokenizer` rebuilds that from the vocabulary and the casing
+    /// read from this file (without it, it lowercases: a cased primer model would get other ids in
+    /// transformers than in primer). None for any other pipeline, which it would not rebuild as is.
     pub fn bert_tokenizer_config(&self) -> Option<serde_json::Value> {
-        let Some(NormalizerWrapper::BertNormalizer(n)) = self.inner.get_normalizer() else {
+        let (Some(NormalizerWrapper::BertNormalizer(n)), ModelWrapper::WordPiece(model)) =
+            (self.inner.get_normalizer(), self.inner.get_model())
+        else {
             return None;
         };
+        let rebuilt = bert_tokenizer(model.clone(), *n).ok()?;
+        if rebuilt.to_string(false).ok()? != self.inner.to_string(false).ok()? {
+            return None;
+        }
         let mut cfg = serde_json::json!({
             "tokenizer_class": "BertTokenizer",
             "do_lower_case": n.lowercase,
@@ -170,18 +184,7 @@ impl TextTokenizer {
             "tokenize_chinese_chars": n.handle_chinese_chars,
             "clean_up_tokenization_spaces": true,
         });
-        let keys = [
-            "pad_token",
-            "unk_token",
-            "cls_token",
-            "sep_token",
-            "mask_token",
-        ];
-        for (key, token) in keys.iter().zip(BERT_SPECIAL_TOKENS) {
-            if self.inner.token_to_id(token).is_some() {
-                cfg[*key] = token.into();
-            }
-        }
+        self.add_special_token_keys(&mut cfg);
         Some(cfg)
     }
 

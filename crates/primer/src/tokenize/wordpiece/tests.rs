@@ -1,5 +1,5 @@
 use super::*;
-use crate::tokenize::tests::{generated_text, temp_dir, write};
+use crate::tokenize::tests::{generated_text, saved_config, temp_dir, write};
 
 /// A trained uncased WordPiece of `vocab_size` on generated text, and the corpus path.
 fn trained(name: &str, vocab_size: usize) -> (TextTokenizer, PathBuf) {
@@ -212,11 +212,38 @@ fn save_in_writes_the_casing_transformers_reads() {
             .unwrap(),
         cased.encode(sample).unwrap()
     );
-    // other pipelines get no tokenizer_config.json
-    let bpe = TextTokenizer::train_bpe(&[corpus], 300).unwrap();
-    let out = temp_dir("bpe-out");
-    bpe.save_in(&out).unwrap();
-    assert!(out.join("tokenizer.json").is_file() && !out.join("tokenizer_config.json").exists());
+}
+
+#[test]
+fn a_wordpiece_without_berts_pipeline_saves_a_config_that_keeps_it() {
+    // transformers' BertTokenizer would rebuild BERT's normalizer and pre-tokenizer around the vocabulary
+    let (tok, _) = trained("wp-odd", 300);
+    let mut bare = tok.clone();
+    bare.inner.with_normalizer(None::<NormalizerWrapper>);
+    let mut split_on_spaces = tok.clone();
+    split_on_spaces
+        .inner
+        .with_pre_tokenizer(Some(tokenizers::pre_tokenizers::whitespace::Whitespace));
+    for (name, odd) in [("bare", bare), ("whitespace", split_on_spaces)] {
+        let out = temp_dir(&format!("wp-odd-{name}"));
+        odd.save_in(&out).unwrap();
+        let cfg = saved_config(&out);
+        assert_eq!(cfg["tokenizer_class"], "PreTrainedTokenizerFast", "{name}");
+        assert!(cfg.get("do_lower_case").is_none(), "{name}");
+        let keys = [
+            "pad_token",
+            "unk_token",
+            "cls_token",
+            "sep_token",
+            "mask_token",
+        ];
+        for (key, token) in keys.iter().zip(BERT_SPECIAL_TOKENS) {
+            assert_eq!(cfg[key], token, "{name} {key}");
+        }
+        assert!(cfg.get("eos_token").is_none(), "{name}");
+        assert_eq!(cfg["model_input_names"][1], "token_type_ids", "{name}");
+    }
+    assert_eq!(tok.tokenizer_config()["tokenizer_class"], "BertTokenizer");
 }
 
 #[test]
