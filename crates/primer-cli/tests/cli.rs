@@ -113,6 +113,7 @@ fn pretrain_with_config_then_generate() {
     for (flag, value, says) in [
         ("--top-p", "1.5", "--top-p must be in (0, 1]"),
         ("--temperature", "-1", "--temperature must be"),
+        ("--temperature", "inf", "--temperature must be finite"),
         (
             "--repetition-penalty",
             "-0.5",

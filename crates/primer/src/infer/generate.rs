@@ -27,7 +27,7 @@ pub struct Sampling {
 impl Sampling {
     pub fn validate(&self) -> Result<()> {
         if self.temperature < 0.0 || !self.temperature.is_finite() {
-            return Err(Error::Config("--temperature must be ≥ 0".into()));
+            return Err(Error::Config("--temperature must be finite and ≥ 0".into()));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(Error::Config("--top-p must be in (0, 1]".into()));
