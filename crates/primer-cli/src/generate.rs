@@ -89,7 +89,7 @@ pub fn complete(
     let mut new_ids = Vec::new();
     let mut shown = 0;
     let mut err = None;
-    let result = generate(model, &ids, s, |t| {
+    let result = generate(model, tok, &ids, s, |t| {
         new_ids.push(t);
         let text = tok.decode(&new_ids)?;
         let complete_len = text.trim_end_matches('\u{fffd}').len();

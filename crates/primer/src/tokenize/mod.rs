@@ -290,13 +290,18 @@ impl TextTokenizer {
 
     /// The text of `ids` (special tokens included). An id outside the vocabulary is an error.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        if let Some(bad) = ids.iter().find(|&&id| self.inner.id_to_token(id).is_none()) {
+        if let Some(bad) = ids.iter().find(|&&id| !self.has_id(id)) {
             return Err(Error::Tokenizer(format!(
                 "token id {bad} is not in the vocabulary (size {})",
                 self.vocab_size()
             )));
         }
         self.inner.decode(ids, false).map_err(tok_err)
+    }
+
+    /// Whether `id` is in the vocabulary (so that [`Self::decode`] takes it).
+    pub fn has_id(&self, id: u32) -> bool {
+        self.inner.id_to_token(id).is_some()
     }
 
     /// Number of tokens, special tokens included.
