@@ -47,6 +47,14 @@ pub fn run(a: Args) -> Result<()> {
     // before the prompt is echoed, so that a bad setting or prompt prints nothing but the error
     s.validate()?;
     let ids = prompt_ids(&tok, &a.prompt)?;
+    let vocab = model.config.vocab_size;
+    if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+        anyhow::bail!(
+            "the prompt encodes to token id {bad}, outside the vocabulary of the model in {} ({vocab} ids): \
+             its tokenizer does not fit the model",
+            a.model.display()
+        );
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     write!(out, "{}", a.prompt)?;

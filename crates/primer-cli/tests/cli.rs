@@ -652,7 +652,7 @@ fn save_favouring(dir: &std::path::Path, tok: &TextTokenizer, vocab: usize, favo
 }
 
 #[test]
-fn generate_picks_only_ids_the_tokenizer_has() {
+fn generate_with_padded_or_mismatched_vocabularies() {
     let d = tmp("vocab");
     let corpus = d.join("chars.txt");
     std::fs::write(&corpus, "abc \n").unwrap();
@@ -679,6 +679,18 @@ fn generate_picks_only_ids_the_tokenizer_has() {
         assert_eq!(text.chars().count(), 1 + 6 + 1, "{text:?}");
         assert!(text.chars().all(|c| "abc \n".contains(c)), "{text:?}");
     }
+
+    // a tokenizer larger than the model: the prompt is refused before it is echoed
+    let small = d.join("small");
+    save_favouring(&small, &chars, 3, 0);
+    let out = run(&small, "ac", "0");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("prompt") && err.contains("token id 4") && err.contains("small"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
 
     std::fs::remove_dir_all(&d).unwrap();
 }
