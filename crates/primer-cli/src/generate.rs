@@ -86,7 +86,8 @@ pub fn prompt_ids(tok: &TextTokenizer, prompt: &str) -> Result<Vec<u32>> {
 }
 
 /// Generates after the prompt `ids` and streams the decoded text piece by piece to `emit`; returns the whole
-/// continuation. Text is emitted only up to the last complete character (byte-level tokens can split one).
+/// continuation. Text is emitted up to the last complete character (byte-level tokens can split one); bytes
+/// left over at the end are emitted as U+FFFD, as transformers decodes them.
 pub fn complete(
     model: &Gpt,
     tok: &TextTokenizer,
@@ -115,5 +116,9 @@ pub fn complete(
         return Err(e);
     }
     result?;
-    Ok(tok.decode(&new_ids)?)
+    let text = tok.decode(&new_ids)?;
+    if let Some(rest) = text.get(shown..).filter(|rest| !rest.is_empty()) {
+        emit(rest)?;
+    }
+    Ok(text)
 }

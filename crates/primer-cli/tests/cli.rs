@@ -652,7 +652,7 @@ fn save_favouring(dir: &std::path::Path, tok: &TextTokenizer, vocab: usize, favo
 }
 
 #[test]
-fn generate_with_padded_or_mismatched_vocabularies() {
+fn generate_with_padded_or_mismatched_vocabularies_and_split_characters() {
     let d = tmp("vocab");
     let corpus = d.join("chars.txt");
     std::fs::write(&corpus, "abc \n").unwrap();
@@ -692,5 +692,14 @@ fn generate_with_padded_or_mismatched_vocabularies() {
     );
     assert!(out.stdout.is_empty(), "{:?}", out.stdout);
 
+    // byte-level tokens that never complete a character come out as U+FFFD, as transformers prints them
+    let bpe = TextTokenizer::train_bpe(&[corpus], 257).unwrap();
+    let lead_byte = bpe.token_to_id("Ã").unwrap(); // 0xC3, which starts "é"
+    let split = d.join("split");
+    save_favouring(&split, &bpe, bpe.vocab_size(), lead_byte);
+    let out = run(&split, "a", "0");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text, format!("a{}\n", "\u{fffd}".repeat(6)));
     std::fs::remove_dir_all(&d).unwrap();
 }
