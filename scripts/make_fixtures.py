@@ -15,7 +15,7 @@ model.safetensors, and generation_config.json for GPT-2) plus `reference.safeten
 Parameters are named as in model.safetensors; a tied parameter appears once, under its
 saved name, with the gradient summed over all its uses.
 
-GPT-2 (gpt2_tiny, gpt2_tiny_untied):
+GPT-2 (gpt2_tiny, gpt2_tiny_untied, gpt2_tiny_unscaled):
 
     input_ids  int64 [B, T]          random ids from the vocabulary
     targets    int64 [B, T]          input_ids shifted left by one in each row, last
@@ -207,10 +207,13 @@ def fixture_metadata(model, seed, **extra):
 GPT2_FIXTURES = {
     "gpt2_tiny": dict(tie_word_embeddings=True, activation_function="gelu", seed=1234),
     "gpt2_tiny_untied": dict(tie_word_embeddings=False, activation_function="gelu_new", seed=4321),
+    # scale_attn_weights=False: attention scores QK^T without the 1/sqrt(head_dim)
+    "gpt2_tiny_unscaled": dict(tie_word_embeddings=True, activation_function="gelu_new", seed=2468,
+                               scale_attn_weights=False),
 }
 
 
-def gpt2_config(tie, activation):
+def gpt2_config(tie, activation, scale_attn_weights=True):
     from transformers import GPT2Config
 
     vocab = 97
@@ -226,6 +229,7 @@ def gpt2_config(tie, activation):
         attn_pdrop=0.0,
         layer_norm_epsilon=1e-5,
         tie_word_embeddings=tie,
+        scale_attn_weights=scale_attn_weights,
         # The default 50256 lies outside this vocabulary; keep the config self-consistent.
         bos_token_id=vocab - 1,
         eos_token_id=vocab - 1,
@@ -239,7 +243,8 @@ def gpt2_fixtures(root):
     for name, spec in GPT2_FIXTURES.items():
         out_dir = os.path.join(root, name)
         os.makedirs(out_dir, exist_ok=True)
-        config = gpt2_config(spec["tie_word_embeddings"], spec["activation_function"])
+        config = gpt2_config(spec["tie_word_embeddings"], spec["activation_function"],
+                             spec.get("scale_attn_weights", True))
         # Eager attention is the textbook softmax(QK^T/sqrt(d))V that primer implements.
         config._attn_implementation = "eager"
         torch.manual_seed(spec["seed"])

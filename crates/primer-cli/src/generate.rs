@@ -47,6 +47,14 @@ pub fn run(a: Args) -> Result<()> {
     // before the prompt is echoed, so that a bad setting or prompt prints nothing but the error
     s.validate()?;
     let ids = prompt_ids(&tok, &a.prompt)?;
+    let vocab = model.config.vocab_size;
+    if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+        anyhow::bail!(
+            "the prompt encodes to token id {bad}, outside the vocabulary of the model in {} ({vocab} ids): \
+             its tokenizer does not fit the model",
+            a.model.display()
+        );
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     write!(out, "{}", a.prompt)?;
@@ -78,7 +86,8 @@ pub fn prompt_ids(tok: &TextTokenizer, prompt: &str) -> Result<Vec<u32>> {
 }
 
 /// Generates after the prompt `ids` and streams the decoded text piece by piece to `emit`; returns the whole
-/// continuation. Text is emitted only up to the last complete character (byte-level tokens can split one).
+/// continuation. Text is emitted up to the last complete character (byte-level tokens can split one); bytes
+/// left over at the end are emitted as U+FFFD, as transformers decodes them.
 pub fn complete(
     model: &Gpt,
     tok: &TextTokenizer,
@@ -89,7 +98,7 @@ pub fn complete(
     let mut new_ids = Vec::new();
     let mut shown = 0;
     let mut err = None;
-    let result = generate(model, &ids, s, |t| {
+    let result = generate(model, tok, &ids, s, |t| {
         new_ids.push(t);
         let text = tok.decode(&new_ids)?;
         let complete_len = text.trim_end_matches('\u{fffd}').len();
@@ -107,5 +116,9 @@ pub fn complete(
         return Err(e);
     }
     result?;
-    Ok(tok.decode(&new_ids)?)
+    let text = tok.decode(&new_ids)?;
+    if let Some(rest) = text.get(shown..).filter(|rest| !rest.is_empty()) {
+        emit(rest)?;
+    }
+    Ok(text)
 }

@@ -14,6 +14,10 @@ use primer::train::pretrain_gpt::{self, GptTrainConfig};
 use primer::train::Start;
 use std::path::{Path, PathBuf};
 
+/// The files each of the two runs leaves in its directory.
+const WRITTEN: &str =
+    "config.json, model.safetensors, tokenizer.json, tokenizer_config.json, metrics.jsonl, loss.png";
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Where the corpus and the two runs (gpt/, bert/: tokenizer, checkpoint, metrics.jsonl, loss.png) go.
@@ -107,10 +111,7 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
         let line = text.lines().next().unwrap_or_default();
         println!("    {prompt}{line}");
     }
-    println!(
-        "    wrote {}/: config.json, model.safetensors, tokenizer.json, metrics.jsonl, loss.png",
-        out.display()
-    );
+    println!("    wrote {}/: {WRITTEN}", out.display());
     Ok(())
 }
 
@@ -179,10 +180,7 @@ fn bert(a: &Args, corpus: &Path) -> Result<()> {
         }
     }
     println!("    top-1 right for {right} of {total} new sentences");
-    println!(
-        "    wrote {}/: config.json, model.safetensors, tokenizer.json, tokenizer_config.json, metrics.jsonl, loss.png",
-        out.display()
-    );
+    println!("    wrote {}/: {WRITTEN}", out.display());
     Ok(())
 }
 

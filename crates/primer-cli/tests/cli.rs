@@ -1,5 +1,7 @@
 //! The `primer` binary as a user runs it: pretrain from flags and a TOML config, generate, and clear errors.
 
+use primer::models::gpt::{Gpt, GptConfig};
+use primer::tokenize::TextTokenizer;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -113,6 +115,7 @@ fn pretrain_with_config_then_generate() {
     for (flag, value, says) in [
         ("--top-p", "1.5", "--top-p must be in (0, 1]"),
         ("--temperature", "-1", "--temperature must be"),
+        ("--temperature", "inf", "--temperature must be finite"),
         (
             "--repetition-penalty",
             "-0.5",
@@ -801,4 +804,74 @@ fn finetune_bad_input_is_a_clear_error_and_writes_no_model() {
         "{err}"
     );
     assert!(!out.join("model.safetensors").exists());
+}
+
+/// Saves into `dir` a GPT of `vocab` ids whose next-token logits always favour `favourite`, with tokenizer `tok`.
+fn save_favouring(dir: &std::path::Path, tok: &TextTokenizer, vocab: usize, favourite: u32) {
+    let mut model = Gpt::new(GptConfig::new(vocab, 16, 1, 1, 4), 0).unwrap();
+    // the final LayerNorm then outputs its bias e_0 whatever the input, and the tied head reads wte[.., 0]
+    for spec in model.layout.specs() {
+        let p = &mut model.params[spec.range()];
+        match spec.name.as_str() {
+            "transformer.ln_f.weight" => p.fill(0.0),
+            "transformer.ln_f.bias" => p[0] = 1.0,
+            "transformer.wte.weight" => p[favourite as usize * 4] = 5.0,
+            _ => {}
+        }
+    }
+    model.save(dir, &[]).unwrap();
+    tok.save_in(dir).unwrap();
+}
+
+#[test]
+fn generate_with_padded_or_mismatched_vocabularies_and_split_characters() {
+    let d = tmp("vocab");
+    let corpus = d.join("chars.txt");
+    std::fs::write(&corpus, "abc \n").unwrap();
+    let chars = TextTokenizer::train_char(std::slice::from_ref(&corpus)).unwrap();
+    assert_eq!(chars.vocab_size(), 5);
+    let run = |dir: &std::path::Path, prompt: &str, temperature: &str| {
+        primer()
+            .args(["generate", "--model"])
+            .arg(dir)
+            .args(["--prompt", prompt, "--temperature", temperature])
+            .args(["--max-new-tokens", "6"])
+            .output()
+            .unwrap()
+    };
+
+    // a vocabulary padded past the tokenizer's: the padding's ids are never picked, though favoured
+    let padded = d.join("padded");
+    save_favouring(&padded, &chars, 9, 7);
+    for temperature in ["0", "1"] {
+        let out = run(&padded, "a", temperature);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "temperature {temperature}: {err}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.chars().count(), 1 + 6 + 1, "{text:?}");
+        assert!(text.chars().all(|c| "abc \n".contains(c)), "{text:?}");
+    }
+
+    // a tokenizer larger than the model: the prompt is refused before it is echoed
+    let small = d.join("small");
+    save_favouring(&small, &chars, 3, 0);
+    let out = run(&small, "ac", "0");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("prompt") && err.contains("token id 4") && err.contains("small"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+
+    // byte-level tokens that never complete a character come out as U+FFFD, as transformers prints them
+    let bpe = TextTokenizer::train_bpe(&[corpus], 257).unwrap();
+    let lead_byte = bpe.token_to_id("Ã").unwrap(); // 0xC3, which starts "é"
+    let split = d.join("split");
+    save_favouring(&split, &bpe, bpe.vocab_size(), lead_byte);
+    let out = run(&split, "a", "0");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text, format!("a{}\n", "\u{fffd}".repeat(6)));
+    std::fs::remove_dir_all(&d).unwrap();
 }

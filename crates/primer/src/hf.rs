@@ -133,8 +133,11 @@ pub struct TensorFile {
 }
 
 impl TensorFile {
+    /// Opens `path`; when it is a missing `model.safetensors` beside a checkpoint in a format primer does not
+    /// read (sharded, or PyTorch's `.bin`), the error says so and how to convert it.
     pub fn open(path: &Path) -> Result<TensorFile> {
-        let file = std::fs::File::open(path).map_err(Error::io(path))?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| unreadable_checkpoint(path).unwrap_or_else(|| Error::io(path)(e)))?;
         // SAFETY: the file is only read; a concurrent writer would be a user error we cannot prevent.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(path))?;
         let tf = TensorFile {
@@ -278,6 +281,35 @@ impl TensorFile {
     }
 }
 
+/// Checkpoint files transformers writes that primer does not read, with what they are.
+const UNREADABLE_CHECKPOINTS: [(&str, &str); 3] = [
+    ("model.safetensors.index.json", "a sharded checkpoint"),
+    (
+        "pytorch_model.bin.index.json",
+        "a sharded PyTorch checkpoint",
+    ),
+    ("pytorch_model.bin", "a PyTorch .bin checkpoint"),
+];
+
+/// For a missing `DIR/model.safetensors`: an error naming the unreadable checkpoint DIR holds, if any.
+fn unreadable_checkpoint(path: &Path) -> Option<Error> {
+    let dir = path.parent()?;
+    if path.file_name()? != "model.safetensors" {
+        return None;
+    }
+    let (name, what) = UNREADABLE_CHECKPOINTS
+        .iter()
+        .find(|(name, _)| dir.join(name).is_file())?;
+    Some(Error::format(
+        dir,
+        format!(
+            "has {name} ({what}) and no model.safetensors; primer reads only a single model.safetensors: \
+             convert it in transformers with \
+             save_pretrained(OUT, safe_serialization=True, max_shard_size=\"1000GB\")"
+        ),
+    ))
+}
+
 fn f16_to_f32(h: u16) -> f32 {
     let sign = ((h >> 15) as u32) << 31;
     let exp = ((h >> 10) & 0x1f) as u32;
@@ -312,6 +344,8 @@ pub fn label_maps(names: &[String]) -> (BTreeMap<String, String>, BTreeMap<Strin
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     /// The same tensors and metadata give the same bytes every time (safetensors alone orders the metadata by a
     /// randomly seeded hash), and the file still reads back.
     #[test]
@@ -337,6 +371,28 @@ mod tests {
     }
 
     #[test]
+    fn sharded_and_bin_checkpoints_are_named_with_how_to_convert() {
+        for (name, what) in UNREADABLE_CHECKPOINTS {
+            let dir = crate::testutil::scratch_dir("hf", name);
+            std::fs::write(dir.join(name), "{}").unwrap();
+            let err = TensorFile::open(&dir.join("model.safetensors"))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                err.contains(name) && err.contains(what) && err.contains("save_pretrained"),
+                "{err}"
+            );
+        }
+        let dir = crate::testutil::scratch_dir("hf", "empty");
+        let err = TensorFile::open(&dir.join("model.safetensors"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("model.safetensors: No such file"), "{err}");
+    }
+
+    #[test]
     fn f16_conversion() {
         for (h, f) in [
             (0x3c00u16, 1.0f32),
@@ -345,7 +401,7 @@ mod tests {
             (0x0001, 5.960_464_5e-8),
             (0x7bff, 65504.0),
         ] {
-            assert_eq!(super::f16_to_f32(h), f, "{h:#x}");
+            assert_eq!(f16_to_f32(h), f, "{h:#x}");
         }
     }
 }

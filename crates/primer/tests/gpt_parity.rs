@@ -125,19 +125,26 @@ fn gpt2_untied_tanh_gelu_matches_pytorch() {
 }
 
 #[test]
+fn gpt2_unscaled_attention_matches_pytorch() {
+    // scale_attn_weights: false, as some GPT-2 variants set it
+    check_model("gpt2_tiny_unscaled");
+}
+
+#[test]
 fn kv_cache_generation_matches_full_forward() {
-    let dir = fixture("gpt2_tiny");
-    let model = Gpt::load(&dir).unwrap();
-    let ids: Vec<u32> = (0..12).map(|i| (i * 7 + 3) % 97).collect();
-    let full = model.logits(&ids, 1).unwrap();
-    let v = model.config.vocab_size;
-    let mut cache = model.new_cache();
-    // a prompt of 5, then one token at a time
-    let mut last = model.step(&mut cache, &ids[..5]).unwrap();
-    assert!(max_abs_diff(&last, &full[4 * v..5 * v]) < 1e-4);
-    for t in 5..12 {
-        last = model.step(&mut cache, &ids[t..t + 1]).unwrap();
-        let d = max_abs_diff(&last, &full[t * v..(t + 1) * v]);
-        assert!(d < 1e-4, "position {t}: cached logits differ by {d}");
+    for name in ["gpt2_tiny", "gpt2_tiny_unscaled"] {
+        let model = Gpt::load(&fixture(name)).unwrap();
+        let ids: Vec<u32> = (0..12).map(|i| (i * 7 + 3) % 97).collect();
+        let full = model.logits(&ids, 1).unwrap();
+        let v = model.config.vocab_size;
+        let mut cache = model.new_cache();
+        // a prompt of 5, then one token at a time
+        let mut last = model.step(&mut cache, &ids[..5]).unwrap();
+        assert!(max_abs_diff(&last, &full[4 * v..5 * v]) < 1e-4, "{name}");
+        for t in 5..12 {
+            last = model.step(&mut cache, &ids[t..t + 1]).unwrap();
+            let d = max_abs_diff(&last, &full[t * v..(t + 1) * v]);
+            assert!(d < 1e-4, "{name} position {t}: cached logits differ by {d}");
+        }
     }
 }

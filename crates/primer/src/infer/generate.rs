@@ -1,11 +1,13 @@
 //! Text generation from a GPT with a KV cache: greedy, temperature, top-k, top-p (nucleus) and repetition
-//! penalty (as Hugging Face applies them: penalty, temperature, top-k, top-p, then sampling).
+//! penalty (as Hugging Face applies them: penalty, temperature, top-k, top-p, then sampling). Only ids the
+//! tokenizer has are picked: Hugging Face GPT-2 vocabularies are often padded past the tokenizer's.
 
 use crate::engine::awake::with_pool_awake;
 use crate::engine::rng::Rng;
 use crate::engine::xent;
 use crate::error::{Error, Result};
 use crate::models::gpt::Gpt;
+use crate::tokenize::TextTokenizer;
 
 /// How to pick each next token.
 #[derive(Clone, Debug)]
@@ -27,7 +29,7 @@ pub struct Sampling {
 impl Sampling {
     pub fn validate(&self) -> Result<()> {
         if self.temperature < 0.0 || !self.temperature.is_finite() {
-            return Err(Error::Config("--temperature must be ≥ 0".into()));
+            return Err(Error::Config("--temperature must be finite and ≥ 0".into()));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(Error::Config("--top-p must be in (0, 1]".into()));
@@ -41,7 +43,8 @@ impl Sampling {
     }
 }
 
-/// Chooses the next token from `logits` (modified in place) given the tokens so far.
+/// Chooses the next token from `logits` (modified in place) given the tokens so far. An id whose logit is −∞
+/// is never chosen; at least one must be finite.
 pub fn pick(logits: &mut [f32], context: &[u32], s: &Sampling, rng: &mut Rng) -> u32 {
     if s.repetition_penalty != 1.0 {
         let mut seen = vec![false; logits.len()];
@@ -64,6 +67,7 @@ pub fn pick(logits: &mut [f32], context: &[u32], s: &Sampling, rng: &mut Rng) ->
     let mut order: Vec<(u32, f32)> = logits
         .iter()
         .enumerate()
+        .filter(|(_, &l)| l > f32::NEG_INFINITY)
         .map(|(i, &l)| (i as u32, l / s.temperature))
         .collect();
     order.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -100,11 +104,13 @@ pub fn pick(logits: &mut [f32], context: &[u32], s: &Sampling, rng: &mut Rng) ->
     order[probs.len() - 1].0
 }
 
-/// Generates up to `s.max_new_tokens` tokens after `prompt`, calling `on_token` with each one as it comes.
-/// When the context reaches the model's `n_positions`, the cache is rebuilt from the last half of it.
-/// A token is many short kernels, so the pool's threads stay awake for the whole run ([`with_pool_awake`]).
+/// Generates up to `s.max_new_tokens` tokens after `prompt`, calling `on_token` with each one as it comes; only
+/// ids `tok` has are picked. When the context reaches the model's `n_positions`, the cache is rebuilt from the
+/// last half of it. A token is many short kernels, so the pool's threads stay awake for the whole run
+/// ([`with_pool_awake`]).
 pub fn generate(
     model: &Gpt,
+    tok: &TextTokenizer,
     prompt: &[u32],
     s: &Sampling,
     on_token: impl FnMut(u32) -> Result<()>,
@@ -113,13 +119,23 @@ pub fn generate(
     if prompt.is_empty() {
         return Err(Error::Config("the prompt encodes to no tokens".into()));
     }
-    with_pool_awake(|| sample_tokens(model, prompt, s, on_token))
+    let decodable: Vec<bool> = (0..model.config.vocab_size as u32)
+        .map(|id| tok.has_id(id))
+        .collect();
+    if !decodable.contains(&true) {
+        return Err(Error::Config(format!(
+            "the tokenizer has none of the model's {} token ids",
+            decodable.len()
+        )));
+    }
+    with_pool_awake(|| sample_tokens(model, prompt, s, &decodable, on_token))
 }
 
 fn sample_tokens(
     model: &Gpt,
     prompt: &[u32],
     s: &Sampling,
+    decodable: &[bool],
     mut on_token: impl FnMut(u32) -> Result<()>,
 ) -> Result<Vec<u32>> {
     let n_ctx = model.config.n_positions;
@@ -130,6 +146,9 @@ fn sample_tokens(
     let mut logits = model.step(&mut cache, &tokens[start..])?;
     let mut out = Vec::new();
     for _ in 0..s.max_new_tokens {
+        for (l, _) in logits.iter_mut().zip(decodable).filter(|(_, &ok)| !ok) {
+            *l = f32::NEG_INFINITY;
+        }
         let next = pick(&mut logits, &tokens, s, &mut rng);
         if Some(next) == s.stop_token {
             break;

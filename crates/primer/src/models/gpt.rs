@@ -53,6 +53,9 @@ pub struct GptConfig {
     /// A GPT-2 variant primer does not implement; must be false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub scale_attn_by_inverse_layer_idx: bool,
+    /// Whether attention scores are scaled by 1/√head_dim (false: not scaled at all).
+    #[serde(default = "default_true")]
+    pub scale_attn_weights: bool,
     #[serde(default = "default_model_type")]
     pub model_type: String,
     #[serde(default = "default_architectures")]
@@ -112,6 +115,7 @@ impl GptConfig {
             eos_token_id: None,
             n_inner: None,
             scale_attn_by_inverse_layer_idx: false,
+            scale_attn_weights: true,
             model_type: default_model_type(),
             architectures: default_architectures(),
             id2label: BTreeMap::new(),
@@ -472,7 +476,11 @@ impl Gpt {
             tk,
             causal: Some(offset),
             key_lens: None,
-            scale: 1.0 / (self.config.head_dim() as f32).sqrt(),
+            scale: if self.config.scale_attn_weights {
+                1.0 / (self.config.head_dim() as f32).sqrt()
+            } else {
+                1.0
+            },
             dropout: None,
             starts: None,
         }

@@ -204,13 +204,53 @@ impl TextTokenizer {
         write_atomic(path, json.as_bytes())
     }
 
-    /// Saves `dir/tokenizer.json`, and for a BERT (WordPiece) pipeline also `dir/tokenizer_config.json`
-    /// (see [`Self::bert_tokenizer_config`]).
+    /// Saves `dir/tokenizer.json` and `dir/tokenizer_config.json` (see [`Self::tokenizer_config`]).
     pub fn save_in(&self, dir: &Path) -> Result<()> {
         self.save(&dir.join("tokenizer.json"))?;
-        match self.bert_tokenizer_config() {
-            Some(cfg) => crate::hf::write_json(&dir.join("tokenizer_config.json"), &cfg),
-            None => Ok(()),
+        crate::hf::write_json(&dir.join("tokenizer_config.json"), &self.tokenizer_config())
+    }
+
+    /// `tokenizer_config.json`, which tells transformers' `AutoTokenizer` what to build. Without it the class
+    /// follows config.json's `model_type`, and `GPT2Tokenizer` or `BertTokenizer` rebuild their own pipeline
+    /// around the vocabulary: a per-character GPT tokenizer would lose its spaces and newlines, a WordPiece
+    /// without BERT's normalizer would get one. So BERT's own pipeline gets `BertTokenizer` with its casing
+    /// ([`Self::bert_tokenizer_config`]); any other `PreTrainedTokenizerFast`, which runs tokenizer.json as
+    /// it is, with the special tokens the vocabulary has.
+    pub fn tokenizer_config(&self) -> serde_json::Value {
+        if let Some(cfg) = self.bert_tokenizer_config() {
+            return cfg;
+        }
+        let mut cfg = serde_json::json!({
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "clean_up_tokenization_spaces": false,
+        });
+        self.add_special_token_keys(&mut cfg);
+        if cfg.get("sep_token").is_some() {
+            // BERT-style pairs carry segment ids, which this class leaves out unless told
+            cfg["model_input_names"] =
+                serde_json::json!(["input_ids", "token_type_ids", "attention_mask"]);
+        }
+        cfg
+    }
+
+    /// Sets the special-token keys of a `tokenizer_config.json` for the special tokens the vocabulary has:
+    /// BERT's five, and GPT-2's `<|endoftext|>` as bos, eos and (without `[UNK]`) unk token.
+    fn add_special_token_keys(&self, cfg: &mut serde_json::Value) {
+        let [pad, unk, cls, sep, mask] = BERT_SPECIAL_TOKENS;
+        let keys = [
+            ("pad_token", pad),
+            ("unk_token", unk),
+            ("cls_token", cls),
+            ("sep_token", sep),
+            ("mask_token", mask),
+            ("bos_token", EOS_TOKEN),
+            ("eos_token", EOS_TOKEN),
+            ("unk_token", EOS_TOKEN),
+        ];
+        for (key, token) in keys {
+            if cfg.get(key).is_none() && self.inner.token_to_id(token).is_some() {
+                cfg[key] = token.into();
+            }
         }
     }
 
@@ -250,13 +290,18 @@ impl TextTokenizer {
 
     /// The text of `ids` (special tokens included). An id outside the vocabulary is an error.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        if let Some(bad) = ids.iter().find(|&&id| self.inner.id_to_token(id).is_none()) {
+        if let Some(bad) = ids.iter().find(|&&id| !self.has_id(id)) {
             return Err(Error::Tokenizer(format!(
                 "token id {bad} is not in the vocabulary (size {})",
                 self.vocab_size()
             )));
         }
         self.inner.decode(ids, false).map_err(tok_err)
+    }
+
+    /// Whether `id` is in the vocabulary (so that [`Self::decode`] takes it).
+    pub fn has_id(&self, id: u32) -> bool {
+        self.inner.id_to_token(id).is_some()
     }
 
     /// Number of tokens, special tokens included.

@@ -232,3 +232,31 @@ fn loading_errors_name_the_path() {
         .to_string();
     assert!(err.contains("missing.json"), "{err}");
 }
+
+/// `dir/tokenizer_config.json`, parsed.
+pub(super) fn saved_config(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("tokenizer_config.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn gpt_tokenizers_save_a_config_that_keeps_transformers_on_tokenizer_json() {
+    // without it transformers picks GPT2Tokenizer by model_type, which drops a char vocabulary's spaces
+    let dir = temp_dir("gpt-config");
+    let corpus = write(&dir, "corpus.txt", &generated_text(2_000));
+    let chars = TextTokenizer::train_char(std::slice::from_ref(&corpus)).unwrap();
+    let bpe = TextTokenizer::train_bpe(&[corpus], 300).unwrap();
+    for (name, tok) in [("char", &chars), ("bpe", &bpe)] {
+        let out = dir.join(name);
+        std::fs::create_dir_all(&out).unwrap();
+        tok.save_in(&out).unwrap();
+        let cfg = saved_config(&out);
+        assert_eq!(cfg["tokenizer_class"], "PreTrainedTokenizerFast", "{name}");
+        assert_eq!(cfg["clean_up_tokenization_spaces"], false, "{name}");
+        let eos = tok.eos_id().map(|_| EOS_TOKEN);
+        for key in ["bos_token", "eos_token", "unk_token"] {
+            assert_eq!(cfg[key].as_str(), eos, "{name} {key}");
+        }
+        assert!(cfg.get("pad_token").is_none(), "{name}");
+    }
+}

@@ -44,15 +44,28 @@ pub struct BertSpecials {
     pub mask: u32,
 }
 
-/// A tokenizer with the BERT normalizer, pre-tokenizer and decoder around `model`.
-fn bert_pipeline(model: WordPiece, lowercase: bool) -> Tokenizer {
+/// A tokenizer with `normalizer`, the BERT pre-tokenizer and decoder around `model`.
+fn bert_pipeline(model: WordPiece, normalizer: BertNormalizer) -> Tokenizer {
     let mut inner = Tokenizer::new(model);
-    // strip_accents None follows `lowercase`, as in bert-base-uncased's tokenizer.json.
     inner
-        .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
+        .with_normalizer(Some(normalizer))
         .with_pre_tokenizer(Some(BertPreTokenizer))
         .with_decoder(Some(WordPieceDecoder::new(CONTINUING_PREFIX.into(), true)));
     inner
+}
+
+/// BERT's whole tokenizer around `model`, as transformers' `BertTokenizer` builds it: [`bert_pipeline`],
+/// the BERT special tokens the vocabulary has registered as special, and the [CLS]/[SEP] template.
+fn bert_tokenizer(model: WordPiece, normalizer: BertNormalizer) -> Result<Tokenizer> {
+    let mut inner = bert_pipeline(model, normalizer);
+    let present: Vec<AddedToken> = BERT_SPECIAL_TOKENS
+        .iter()
+        .filter(|t| inner.token_to_id(t).is_some())
+        .map(|&t| AddedToken::from(t, true))
+        .collect();
+    inner.add_special_tokens(&present);
+    add_template(&mut inner)?;
+    Ok(inner)
 }
 
 /// Adds the `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` post-processor when the vocabulary has
@@ -87,7 +100,9 @@ impl TextTokenizer {
                 BERT_SPECIAL_TOKENS.len()
             )));
         }
-        let mut inner = bert_pipeline(WordPiece::default(), lowercase);
+        // strip_accents None follows `lowercase`, as in bert-base-uncased's tokenizer.json.
+        let normalizer = BertNormalizer::new(true, true, None, lowercase);
+        let mut inner = bert_pipeline(WordPiece::default(), normalizer);
         let (alphabet, continued) = word_alphabet(&inner, files)?;
         // The trainer gives "##c" pieces ids in hash-map order (huggingface/tokenizers#1794),
         // and ids break ties between merges; listing them after the specials fixes their ids.
@@ -114,15 +129,14 @@ impl TextTokenizer {
                 "WordPiece training made another model".into(),
             ));
         };
-        let mut inner = bert_pipeline(model, lowercase);
-        inner.add_special_tokens(&BERT_SPECIAL_TOKENS.map(|t| AddedToken::from(t, true)));
-        add_template(&mut inner)?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner: bert_tokenizer(model, normalizer)?,
+        })
     }
 
-    /// Loads the `vocab.txt` of directory `dir` with the BERT pipeline; lowercasing follows
-    /// `do_lower_case` of `tokenizer_config.json` when there is one (default true, as
-    /// bert-base-uncased). The BERT special tokens the vocabulary has are registered as special.
+    /// Loads the `vocab.txt` of directory `dir` with the BERT pipeline, normalizing as its
+    /// `tokenizer_config.json` says ([`normalizer_setting`]). The BERT special tokens the vocabulary
+    /// has are registered as special.
     pub fn from_bert_vocab(dir: &Path) -> Result<Self> {
         let vocab = dir.join(VOCAB_FILE);
         let Some(vocab_s) = vocab.to_str() else {
@@ -144,24 +158,25 @@ impl TextTokenizer {
                 ),
             ));
         }
-        let mut inner = bert_pipeline(model, lower_case_setting(dir)?);
-        let present: Vec<AddedToken> = BERT_SPECIAL_TOKENS
-            .iter()
-            .filter(|t| inner.token_to_id(t).is_some())
-            .map(|&t| AddedToken::from(t, true))
-            .collect();
-        inner.add_special_tokens(&present);
-        add_template(&mut inner)?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner: bert_tokenizer(model, normalizer_setting(dir)?)?,
+        })
     }
 
-    /// `tokenizer_config.json` for a tokenizer with BERT's normalizer: transformers reads its casing
-    /// from there, not from tokenizer.json, and without the file lowercases (so a cased primer
-    /// model would get other ids in transformers than in primer). None for other pipelines.
+    /// `tokenizer_config.json` for BERT's own tokenizer ([`bert_tokenizer`]) around a WordPiece
+    /// vocabulary. transformers' `BertTokenizer` rebuilds that from the vocabulary and the casing
+    /// read from this file (without it, it lowercases: a cased primer model would get other ids in
+    /// transformers than in primer). None for any other pipeline, which it would not rebuild as is.
     pub fn bert_tokenizer_config(&self) -> Option<serde_json::Value> {
-        let Some(NormalizerWrapper::BertNormalizer(n)) = self.inner.get_normalizer() else {
+        let (Some(NormalizerWrapper::BertNormalizer(n)), ModelWrapper::WordPiece(model)) =
+            (self.inner.get_normalizer(), self.inner.get_model())
+        else {
             return None;
         };
+        let rebuilt = bert_tokenizer(model.clone(), *n).ok()?;
+        if rebuilt.to_string(false).ok()? != self.inner.to_string(false).ok()? {
+            return None;
+        }
         let mut cfg = serde_json::json!({
             "tokenizer_class": "BertTokenizer",
             "do_lower_case": n.lowercase,
@@ -169,18 +184,7 @@ impl TextTokenizer {
             "tokenize_chinese_chars": n.handle_chinese_chars,
             "clean_up_tokenization_spaces": true,
         });
-        let keys = [
-            "pad_token",
-            "unk_token",
-            "cls_token",
-            "sep_token",
-            "mask_token",
-        ];
-        for (key, token) in keys.iter().zip(BERT_SPECIAL_TOKENS) {
-            if self.inner.token_to_id(token).is_some() {
-                cfg[*key] = token.into();
-            }
-        }
+        self.add_special_token_keys(&mut cfg);
         Some(cfg)
     }
 
@@ -262,23 +266,34 @@ fn word_alphabet(inner: &Tokenizer, files: &[PathBuf]) -> Result<(Vec<char>, Vec
     Ok((by_count.into_iter().map(|e| e.0).collect(), continued))
 }
 
-/// `do_lower_case` from `dir/tokenizer_config.json`, true when the file or the key is absent.
-fn lower_case_setting(dir: &Path) -> Result<bool> {
+/// BERT's normalizer as `dir/tokenizer_config.json` sets it, with transformers' `BertTokenizer`
+/// defaults for what it leaves out (or when there is no file): `do_lower_case` true,
+/// `tokenize_chinese_chars` true, `strip_accents` null (= follow `do_lower_case`).
+fn normalizer_setting(dir: &Path) -> Result<BertNormalizer> {
     let path = dir.join("tokenizer_config.json");
-    if !path.is_file() {
-        return Ok(true);
-    }
-    let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
-    let config: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::format(&path, format!("not valid JSON: {e}")))?;
-    match config.get("do_lower_case") {
-        None | Some(serde_json::Value::Null) => Ok(true),
-        Some(serde_json::Value::Bool(lower)) => Ok(*lower),
+    let config: serde_json::Value = if path.is_file() {
+        let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::format(&path, format!("not valid JSON: {e}")))?
+    } else {
+        serde_json::Value::Null
+    };
+    let flag = |key: &str| match config.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Bool(b)) => Ok(Some(*b)),
         Some(other) => Err(Error::format(
             &path,
-            format!("do_lower_case must be true or false, not {other}"),
+            format!("{key} must be true, false or null, not {other}"),
         )),
-    }
+    };
+    let chinese = flag("tokenize_chinese_chars")?.unwrap_or(true);
+    let lowercase = flag("do_lower_case")?.unwrap_or(true);
+    Ok(BertNormalizer::new(
+        true,
+        chinese,
+        flag("strip_accents")?,
+        lowercase,
+    ))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::tokenize::tests::{generated_text, temp_dir, write};
+use crate::tokenize::tests::{generated_text, saved_config, temp_dir, write};
 
 /// A trained uncased WordPiece of `vocab_size` on generated text, and the corpus path.
 fn trained(name: &str, vocab_size: usize) -> (TextTokenizer, PathBuf) {
@@ -212,9 +212,67 @@ fn save_in_writes_the_casing_transformers_reads() {
             .unwrap(),
         cased.encode(sample).unwrap()
     );
-    // other pipelines get no tokenizer_config.json
-    let bpe = TextTokenizer::train_bpe(&[corpus], 300).unwrap();
-    let out = temp_dir("bpe-out");
-    bpe.save_in(&out).unwrap();
-    assert!(out.join("tokenizer.json").is_file() && !out.join("tokenizer_config.json").exists());
+}
+
+#[test]
+fn a_wordpiece_without_berts_pipeline_saves_a_config_that_keeps_it() {
+    // transformers' BertTokenizer would rebuild BERT's normalizer and pre-tokenizer around the vocabulary
+    let (tok, _) = trained("wp-odd", 300);
+    let mut bare = tok.clone();
+    bare.inner.with_normalizer(None::<NormalizerWrapper>);
+    let mut split_on_spaces = tok.clone();
+    split_on_spaces
+        .inner
+        .with_pre_tokenizer(Some(tokenizers::pre_tokenizers::whitespace::Whitespace));
+    for (name, odd) in [("bare", bare), ("whitespace", split_on_spaces)] {
+        let out = temp_dir(&format!("wp-odd-{name}"));
+        odd.save_in(&out).unwrap();
+        let cfg = saved_config(&out);
+        assert_eq!(cfg["tokenizer_class"], "PreTrainedTokenizerFast", "{name}");
+        assert!(cfg.get("do_lower_case").is_none(), "{name}");
+        let keys = [
+            "pad_token",
+            "unk_token",
+            "cls_token",
+            "sep_token",
+            "mask_token",
+        ];
+        for (key, token) in keys.iter().zip(BERT_SPECIAL_TOKENS) {
+            assert_eq!(cfg[key], token, "{name} {key}");
+        }
+        assert!(cfg.get("eos_token").is_none(), "{name}");
+        assert_eq!(cfg["model_input_names"][1], "token_type_ids", "{name}");
+    }
+    assert_eq!(tok.tokenizer_config()["tokenizer_class"], "BertTokenizer");
+}
+
+#[test]
+fn a_bare_vocab_txt_normalizes_as_its_tokenizer_config_says() {
+    let dir = temp_dir("wp-normalize");
+    let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\ncafé\ncafe\nCafe\n北\n京\n北京\n";
+    write(&dir, VOCAB_FILE, vocab);
+    let text = "Café 北京";
+    let ids = |config: Option<&str>| {
+        if let Some(c) = config {
+            write(&dir, "tokenizer_config.json", c);
+        }
+        TextTokenizer::from_dir(&dir).unwrap().encode(text).unwrap()
+    };
+    // bert-base-uncased: lowercase, strip accents, split Chinese characters
+    assert_eq!(ids(None), [6, 8, 9]);
+    let keep =
+        r#"{"do_lower_case": true, "strip_accents": false, "tokenize_chinese_chars": false}"#;
+    assert_eq!(ids(Some(keep)), [5, 10]);
+    // strip_accents null follows do_lower_case
+    assert_eq!(ids(Some(r#"{"strip_accents": null}"#)), [6, 8, 9]);
+    assert_eq!(
+        ids(Some(r#"{"do_lower_case": false, "strip_accents": true}"#)),
+        [7, 8, 9]
+    );
+    write(&dir, "tokenizer_config.json", r#"{"strip_accents": "no"}"#);
+    let err = TextTokenizer::from_dir(&dir).err().unwrap().to_string();
+    assert!(
+        err.contains("tokenizer_config.json") && err.contains("strip_accents"),
+        "{err}"
+    );
 }
