@@ -1,6 +1,6 @@
 //! `primer pretrain gpt` and `primer pretrain bert`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use primer::train::{pretrain_bert, pretrain_gpt, Start};
 use serde::de::DeserializeOwned;
@@ -71,7 +71,7 @@ impl RunArgs {
         let Some(path) = self.config.as_ref().filter(|_| !self.resume) else {
             return Ok(None);
         };
-        let text = std::fs::read_to_string(path)?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
         let table: toml::Table =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(table
@@ -352,12 +352,6 @@ pub fn run(m: Model) -> Result<()> {
                 c.tokenizer = a.tokenizer.clone();
             }
             if let Some(file) = &c.tokenizer {
-                if a.run.overwrite && same_file(file, &a.run.out.join("tokenizer.json")) {
-                    anyhow::bail!(
-                        "--tokenizer {}: --overwrite deletes it with the rest of the run; copy it elsewhere first",
-                        file.display()
-                    );
-                }
                 for (flag, key) in [
                     (a.vocab_size.is_some(), "vocab_size"),
                     (a.lowercase.is_some(), "lowercase"),
@@ -374,7 +368,11 @@ pub fn run(m: Model) -> Result<()> {
             if a.val_corpus.is_some() {
                 c.val_corpus = a.val_corpus.clone();
             }
-            if c.val_corpus.is_some() && a.optim.val_fraction.is_some() {
+            if c.val_corpus.is_some()
+                && a.run
+                    .given(a.optim.val_fraction.is_some(), "val_fraction")?
+                    .is_some()
+            {
                 anyhow::bail!(
                     "--val-fraction holds out part of the corpus, --val-corpus validates on another file: give one"
                 );

@@ -105,7 +105,7 @@ pub fn save_raw(
 /// a `HashMap`, whose order changes from run to run, so two identical runs would write checkpoints that differ
 /// in their header; sorted, they are byte for byte the same. The offsets in the entries are explicit, so their
 /// order in the header does not matter to any reader.
-fn sorted_header(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+fn sorted_header(mut bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
     let size = bytes.get(..8).ok_or("no header size")?;
     let len = u64::from_le_bytes(size.try_into().map_err(|_| "no header size")?) as usize;
     let header = bytes.get(8..8 + len).ok_or("header past the end")?;
@@ -116,14 +116,15 @@ fn sorted_header(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
             serde_json::from_value(meta.take()).map_err(|e| e.to_string())?;
         *meta = serde_json::to_value(sorted).map_err(|e| e.to_string())?;
     }
-    let mut json = serde_json::to_vec(&entries).map_err(|e| e.to_string())?;
-    // the data starts 8-aligned, as safetensors pads it
-    json.resize(json.len().next_multiple_of(8), b' ');
-    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - len);
-    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    out.extend_from_slice(&json);
-    out.extend_from_slice(&bytes[8 + len..]);
-    Ok(out)
+    // the same entries, compact as safetensors writes them, take the same bytes: rewritten in place (no copy of
+    // the tensors), padded with spaces as safetensors pads its header to keep the data 8-aligned
+    let json = serde_json::to_vec(&entries).map_err(|e| e.to_string())?;
+    if json.len() > len {
+        return Err("the sorted header is longer than the original".into());
+    }
+    bytes[8..8 + json.len()].copy_from_slice(&json);
+    bytes[8 + json.len()..8 + len].fill(b' ');
+    Ok(bytes)
 }
 
 /// An opened safetensors file (memory-mapped).

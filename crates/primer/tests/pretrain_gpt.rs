@@ -168,6 +168,18 @@ fn bad_corpora_are_clear_errors() {
         assert!(e.contains("GiB of memory") && e.contains("--n-embd"), "{e}");
         assert!(!d.join("o6").exists(), "a refused run leaves no directory");
     }
+    // and a step of more tokens than can be counted
+    let accum = GptTrainConfig {
+        grad_accum: 1 << 62,
+        ..tiny(2)
+    };
+    let e = err_of(pretrain(
+        &write_corpus(&d),
+        &d.join("o6"),
+        &accum,
+        Start::Fresh,
+    ));
+    assert!(e.contains("--grad-accum"), "{e}");
 
     let short = d.join("short.txt");
     std::fs::write(&short, "a short text\n").unwrap();

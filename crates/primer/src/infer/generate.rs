@@ -67,14 +67,17 @@ pub fn pick(logits: &mut [f32], context: &[u32], s: &Sampling, rng: &mut Rng) ->
     let mut order: Vec<(u32, f32)> = logits
         .iter()
         .enumerate()
-        .filter(|(_, &l)| l > f32::NEG_INFINITY)
+        .filter(|(_, &l)| l != f32::NEG_INFINITY)
         .map(|(i, &l)| (i as u32, l / s.temperature))
         .collect();
     order.sort_by(|a, b| b.1.total_cmp(&a.1));
     if s.top_k > 0 {
         order.truncate(s.top_k);
     }
-    let m = order[0].1;
+    let Some(&(_, m)) = order.first() else {
+        // every logit −∞ (a broken checkpoint): nothing to sample from
+        return xent::argmax(logits) as u32;
+    };
     let mut probs: Vec<f32> = order.iter().map(|&(_, l)| (l - m).exp()).collect();
     let total: f32 = probs.iter().sum();
     if !total.is_finite() {
@@ -217,5 +220,15 @@ mod tests {
             ..sampling()
         };
         assert!((0..200).all(|_| pick(&mut logits.clone(), &[], &p, &mut rng) == 1));
+    }
+
+    /// Logits a broken checkpoint gives, all NaN or all −∞, pick some id instead of panicking.
+    #[test]
+    fn non_finite_logits_do_not_panic() {
+        let mut rng = Rng::new(1);
+        for bad in [f32::NAN, f32::NEG_INFINITY] {
+            let id = pick(&mut [bad; 4], &[], &sampling(), &mut rng);
+            assert!(id < 4);
+        }
     }
 }

@@ -46,11 +46,11 @@ pub fn check_resumable(out: &Path) -> Result<()> {
     }
     let why = if !out.is_dir() {
         "there is no run to resume here (no such directory)"
-    } else if RUN_FILES.iter().any(|name| out.join(name).exists()) {
+    } else if stopped_early(out) {
         "the run here stopped before its first checkpoint (there is no trainer_state.json), so there is nothing \
          to resume: pass --overwrite instead of --resume to start it afresh"
     } else {
-        "there is no run to resume here (no trainer_state.json)"
+        "there is no pretraining run to resume here (no trainer_state.json)"
     };
     Err(Error::format(out, why))
 }
@@ -76,17 +76,32 @@ pub(crate) fn prepare_out(out: &Path, start: Start) -> Result<()> {
         .iter()
         .find(|name| out.join(name).exists())
     {
-        let what = if out.join("trainer_state.json").exists() {
-            "pass --resume to continue it, --overwrite to replace it"
+        let why = if out.join("trainer_state.json").exists() {
+            format!(
+                "already holds a run (it has {name}): pass --resume to continue it, --overwrite to replace it, or \
+                 choose another --out"
+            )
+        } else if stopped_early(out) {
+            format!(
+                "already holds a run that stopped before its first checkpoint (it has {name}): pass --overwrite to \
+                 start it afresh, or choose another --out"
+            )
         } else {
-            "it stopped before its first checkpoint, so pass --overwrite to start it afresh"
+            format!(
+                "already holds a model (it has {name}) that is not a pretraining run of primer's: choose another \
+                 --out (--overwrite would delete its files)"
+            )
         };
-        return Err(Error::format(
-            out,
-            format!("already holds a run (it has {name}): {what}, or choose another --out"),
-        ));
+        return Err(Error::format(out, why));
     }
     Ok(())
+}
+
+/// Whether `out` holds a pretraining run that never reached its first checkpoint: its settings are saved
+/// (`train_config.json`, written before the first step) but no `trainer_state.json`. A model directory of
+/// another kind (Hugging Face's, a fine-tuning run's) has neither.
+fn stopped_early(out: &Path) -> bool {
+    out.join("train_config.json").exists() && !out.join("trainer_state.json").exists()
 }
 
 /// The moment a fresh run writes its first file: with [`Start::Overwrite`], the old run's files go now, after
@@ -98,14 +113,23 @@ pub(crate) fn commit_fresh(out: &Path, start: Start) -> Result<()> {
     Ok(())
 }
 
-/// Runs `body` for a run in `out`; when it fails and `out` did not exist before, removes the directory again if
-/// the run left it empty, so that a refused run leaves no trace.
+/// Runs `body` for a run in `out`; when it fails, removes the directories of `out`'s path that did not exist
+/// before and that the run left empty, so that a refused run leaves no trace.
 pub(crate) fn in_run_dir<T>(out: &Path, body: impl FnOnce() -> Result<T>) -> Result<T> {
-    let existed = out.exists();
+    // the outermost directory of `out`'s path that does not exist yet: the run creates it and those inside it
+    let created = out
+        .ancestors()
+        .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+        .last()
+        .map(Path::to_path_buf);
     let result = body();
-    if result.is_err() && !existed {
-        // fails, as wanted, when the run wrote anything
-        let _ = std::fs::remove_dir(out);
+    if let (Err(_), Some(created)) = (&result, created) {
+        for dir in out.ancestors() {
+            // stops, as wanted, at a directory the run wrote into
+            if std::fs::remove_dir(dir).is_err() || dir == created {
+                break;
+            }
+        }
     }
     result
 }

@@ -136,7 +136,14 @@ impl GptTrainConfig {
         check_fits(
             lower_bound(params, acts),
             "--n-embd, --n-layer, --vocab-size, --batch-size or --block-size",
-        )
+        )?;
+        // the micro-batches of a step run one after another, but their tokens are counted together
+        if product(&[self.batch_size, self.block_size, self.grad_accum]) > 1 << 48 {
+            return Err(Error::Config(
+                "--batch-size × --block-size × --grad-accum, the tokens of one step, must stay below 2^48".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn adamw(&self) -> Result<AdamWConfig> {

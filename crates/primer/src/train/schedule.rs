@@ -16,13 +16,14 @@ pub fn cosine_lr(step: usize, lr: f32, min_lr: f32, warmup: usize, decay_steps: 
 }
 
 /// A warning for a pretraining schedule whose warm-up does not end before the cosine decay would: the rate then
-/// rises for the whole decay and never reaches `--min-lr` there (nanoGPT's rule, kept so that settings carry over).
+/// rises for the whole warm-up and drops to `--min-lr` after it, with no decay (nanoGPT's rule, kept so that
+/// settings carry over).
 pub fn warmup_warning(warmup: usize, decay_steps: usize) -> Option<String> {
     (warmup >= decay_steps).then(|| {
         format!(
             "warning: --warmup-iters {warmup} is not shorter than --lr-decay-iters {decay_steps} (default: \
-             --max-iters): the learning rate rises to step {decay_steps} without reaching --lr, then jumps to \
-             --min-lr; lower --warmup-iters for a warm-up and a decay"
+             --max-iters): the learning rate rises until step {warmup}, then drops straight to --min-lr with no \
+             decay between (nanoGPT's rule); lower --warmup-iters for a warm-up, then a decay"
         )
     })
 }
@@ -61,6 +62,7 @@ mod tests {
         assert!(lr.is_finite() && lr > 0.0 && lr < 1e-3, "{lr}");
         assert!(super::warmup_warning(100, 20).is_some_and(|w| w.contains("--warmup-iters 100")));
         assert!(super::warmup_warning(10, 20).is_none());
-        assert!(linear_lr(5, 1.0, 10, 4).is_finite());
+        // past a warm-up longer than the run (10 of 4 steps): zero, not an underflow
+        assert_eq!(linear_lr(12, 1.0, 10, 4), 0.0);
     }
 }
