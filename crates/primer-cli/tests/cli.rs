@@ -405,7 +405,7 @@ fn missing_files_are_errors_not_panics() {
                 .split_whitespace(),
         ),
     );
-    assert!(err.contains("fewer than --vocab-size 5000"), "{err}");
+    assert!(err.contains("fewer than the 5000 asked for"), "{err}");
     // quickstart checks its flags before it writes its corpus, and names an --out it cannot use
     let (ok, err) = outcome(
         primer()

@@ -139,7 +139,8 @@ pub(crate) fn in_run_dir<T>(out: &Path, body: impl FnOnce() -> Result<T>) -> Res
 pub(crate) fn note_small_vocab(corpus: &Path, got: usize, asked: usize) {
     if got < asked {
         eprintln!(
-            "note: {} yields a vocabulary of {got}, fewer than --vocab-size {asked}: there was nothing more to learn",
+            "note: {} yields a vocabulary of {got}, fewer than the {asked} asked for (--vocab-size): it has no more \
+             to learn",
             corpus.display()
         );
     }
