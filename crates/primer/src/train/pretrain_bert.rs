@@ -291,15 +291,16 @@ pub fn pretrain(
     if cfg.lr_decay_iters == 0 {
         cfg.lr_decay_iters = cfg.max_iters;
     }
-    if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters) {
-        eprintln!("{warning}");
-    }
     in_run_dir(out, || run(corpus, out, &cfg, start))
 }
 
 fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result<BertRunSummary> {
     let resume = start == Start::Resume;
     prepare_out(out, start)?;
+    // once the run is known to go ahead
+    if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters) {
+        eprintln!("{warning}");
+    }
     let tok_path = out.join("tokenizer.json");
     let state_path = out.join("trainer_state.json");
     let cfg_path = out.join("train_config.json");
