@@ -27,6 +27,8 @@ pub struct TextChunks {
     file: File,
     buf: Vec<u8>,
     offset: u64,
+    /// Line breaks in the bytes before `offset`, to name the line of an invalid byte.
+    lines: u64,
     eof: bool,
     failed: bool,
     chunk_bytes: usize,
@@ -44,6 +46,7 @@ impl TextChunks {
             file,
             buf: Vec::new(),
             offset: 0,
+            lines: 0,
             eof: false,
             failed: false,
             chunk_bytes: chunk_bytes.max(1),
@@ -76,13 +79,17 @@ impl TextChunks {
             Ok(s) => Ok(s.len()),
             // An incomplete character at the end of the buffer may be completed by the next read.
             Err(e) if e.error_len().is_none() && !self.eof => Ok(e.valid_up_to()),
-            Err(e) => Err(Error::format(
-                &self.path,
-                format!(
-                    "invalid UTF-8 at byte offset {}",
-                    self.offset + e.valid_up_to() as u64
-                ),
-            )),
+            Err(e) => {
+                let at = e.valid_up_to();
+                let line = self.lines + newlines(&self.buf[..at]) + 1;
+                Err(Error::format(
+                    &self.path,
+                    format!(
+                        "line {line}: invalid UTF-8 at byte offset {}",
+                        self.offset + at as u64
+                    ),
+                ))
+            }
         }
     }
 
@@ -111,10 +118,16 @@ impl TextChunks {
         let bytes = std::mem::replace(&mut self.buf, rest);
         let offset = self.offset;
         self.offset += cut as u64;
+        self.lines += newlines(&bytes);
         let text = String::from_utf8(bytes)
             .map_err(|e| Error::format(&self.path, format!("invalid UTF-8: {e}")))?;
         Ok(Some(TextChunk { offset, text }))
     }
+}
+
+/// How many line breaks `bytes` holds.
+fn newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 impl Iterator for TextChunks {
@@ -218,13 +231,16 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_names_the_byte_offset() {
+    fn invalid_utf8_names_the_line_and_byte_offset() {
         let mut bytes = b"hello\nworld\n".repeat(10);
         bytes.insert(77, 0xff);
         let path = temp_file("bad.txt", &bytes);
         for size in [5, 64, 4096] {
             let err = chunks(&path, size).unwrap_err().to_string();
-            assert!(err.contains("byte offset 77"), "{err}");
+            assert!(
+                err.contains("line 13: invalid UTF-8 at byte offset 77"),
+                "{err}"
+            );
             assert!(err.contains("bad.txt"), "{err}");
         }
         let truncated = temp_file("trunc.txt", &"abcé".as_bytes()[..4]);
