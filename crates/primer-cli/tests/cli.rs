@@ -646,6 +646,27 @@ fn pretrain_bert_then_fill_mask_and_embed() {
     assert!(ok, "{err}");
     let tok = primer::tokenize::TextTokenizer::from_dir(&out).unwrap();
     assert_eq!(tok.vocab_size(), vocab, "the same tokenizer, saved again");
+    // validation on one-line documents can only give NotNext pairs, and the log says what that does to NSP
+    let one_line = d.join("one-line.txt");
+    std::fs::write(&one_line, "the cat sat.\n\nthe mat sat.\n\nthe cat ran.\n").unwrap();
+    let (ok, err) = outcome(
+        primer()
+            .args(["pretrain", "bert", "--corpus"])
+            .arg(&corpus)
+            .arg("--val-corpus")
+            .arg(&one_line)
+            .arg("--out")
+            .arg(d.join("one-line"))
+            .args(
+                "--n-layer 1 --n-head 2 --n-embd 16 --block-size 24 --batch-size 4 --max-iters 1"
+                    .split(' '),
+            )
+            .args("--eval-iters 1 --warmup-iters 1 --vocab-size 80".split(' ')),
+    );
+    assert!(
+        ok && err.contains("every validation pair is NotNext"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 

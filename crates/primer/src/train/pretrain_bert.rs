@@ -391,6 +391,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
 
     let (b, t) = (cfg.batch_size, cfg.block_size);
     let val_batches = batcher.fixed_batches(&val, cfg.eval_iters, b, derive_seed(cfg.seed, &[3]));
+    note_one_class(&val_batches);
     let mut shards = BertShards::for_pool(&model, b, t);
     let mut grads = vec![0.0f32; model.num_params()];
     let bar = progress_bar(cfg.max_iters, step)?;
@@ -531,6 +532,23 @@ fn evaluate(model: &Bert, shards: &mut BertShards, batches: &[BertBatch]) -> Res
         st.add(&shards.pretrain_loss(model, &input(x), labels)?);
     }
     Ok(st)
+}
+
+/// Says so when every validation pair has the same next-sentence label (a validation corpus of one-line
+/// documents has no true next segment, so all its pairs are NotNext): the NSP accuracy then scores one class.
+fn note_one_class(batches: &[BertBatch]) {
+    let mut labels = batches
+        .iter()
+        .flat_map(|b| b.nsp_labels.iter().copied())
+        .filter(|&l| l != IGNORE);
+    let Some(first) = labels.next() else { return };
+    if labels.all(|l| l == first) {
+        let class = if first == 0 { "IsNext" } else { "NotNext" };
+        eprintln!(
+            "note: every validation pair is {class}, so next-sentence accuracy there scores that one class (a \
+             validation corpus of one-line documents has no true next segment)"
+        );
+    }
 }
 
 /// The validation numbers as one line: masked-LM loss and accuracy, and next-sentence loss and accuracy when
