@@ -79,6 +79,41 @@ impl RunArgs {
             .then(|| format!("{key} in {}", path.display())))
     }
 
+    /// A settings error names flags (`--dropout must be in [0, 1)`); when a named setting came from the
+    /// `--config` file instead of the command line, the error says so, with the file's key.
+    fn name_config_keys(&self, e: primer::Error) -> anyhow::Error {
+        let message = e.to_string();
+        let (primer::Error::Config(_), Some(path), false) = (&e, &self.config, self.resume) else {
+            return e.into();
+        };
+        let table: toml::Table = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| toml::from_str(&text).ok())
+            .unwrap_or_default();
+        let typed: Vec<String> = std::env::args().collect();
+        let mut keys: Vec<String> = message
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter_map(|word| word.strip_prefix("--"))
+            .map(|flag| flag.replace('-', "_"))
+            .filter(|key| table.contains_key(key))
+            .filter(|key| {
+                let flag = format!("--{}", key.replace('_', "-"));
+                !typed
+                    .iter()
+                    .any(|t| t == &flag || t.starts_with(&format!("{flag}=")))
+            })
+            .collect();
+        keys.dedup();
+        if keys.is_empty() {
+            return e.into();
+        }
+        anyhow::anyhow!(
+            "{message} (set as {} in {})",
+            keys.join(", "),
+            path.display()
+        )
+    }
+
     /// How the run starts in `--out`.
     fn start(&self) -> Start {
         if self.resume {
@@ -314,7 +349,8 @@ pub fn run(m: Model) -> Result<()> {
                 }
             }
             let corpus = a.run.corpus(pretrain_gpt::saved_corpus)?;
-            let s = pretrain_gpt::pretrain(&corpus, &a.run.out, &c, a.run.start())?;
+            let s = pretrain_gpt::pretrain(&corpus, &a.run.out, &c, a.run.start())
+                .map_err(|e| a.run.name_config_keys(e))?;
             println!(
                 "done: {} steps, train loss {:.4}, val loss {:.4}, {:.0} tok/s, {:.1} s; model in {}",
                 s.steps,
@@ -384,7 +420,8 @@ pub fn run(m: Model) -> Result<()> {
                 c.whole_word_mask = true;
             }
             let corpus = a.run.corpus(pretrain_bert::saved_corpus)?;
-            let s = pretrain_bert::pretrain(&corpus, &a.run.out, &c, a.run.start())?;
+            let s = pretrain_bert::pretrain(&corpus, &a.run.out, &c, a.run.start())
+                .map_err(|e| a.run.name_config_keys(e))?;
             let line = format!(
                 "done: {} steps, {}",
                 s.steps,

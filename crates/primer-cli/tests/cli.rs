@@ -367,6 +367,9 @@ fn missing_files_are_errors_not_panics() {
     std::fs::write(&corpus, "some text\n").unwrap();
     let corpus = corpus.to_str().unwrap();
     let bert = format!("pretrain bert --corpus {corpus} --out x");
+    let bad_config = d.join("bad.toml");
+    std::fs::write(&bad_config, "dropout = 1.0\n").unwrap();
+    let bad_config = bad_config.to_str().unwrap();
     for (args, says) in [
         ("bench train --steps 0".to_string(), "from 1 to"),
         (
@@ -392,6 +395,11 @@ fn missing_files_are_errors_not_panics() {
         (
             format!("{bert} --n-layer 0"),
             "--n-layer sets num_hidden_layers",
+        ),
+        // a bad value from the config file is named as the file's key, not only as the flag
+        (
+            format!("{bert} --config {bad_config}"),
+            "--dropout must be in [0, 1) (set as dropout in",
         ),
     ] {
         let (ok, err) = outcome(primer().current_dir(&d).args(args.split_whitespace()));
