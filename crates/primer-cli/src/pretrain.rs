@@ -90,7 +90,9 @@ impl RunArgs {
             .ok()
             .and_then(|text| toml::from_str(&text).ok())
             .unwrap_or_default();
-        let typed: Vec<String> = std::env::args().collect();
+        let typed: Vec<String> = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let mut keys: Vec<String> = message
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
             .filter_map(|word| word.strip_prefix("--"))

@@ -543,10 +543,16 @@ fn note_one_class(batches: &[BertBatch]) {
         .filter(|&l| l != IGNORE);
     let Some(first) = labels.next() else { return };
     if labels.all(|l| l == first) {
-        let class = if first == 0 { "IsNext" } else { "NotNext" };
+        let (class, why) = if first == 0 {
+            ("IsNext", "")
+        } else {
+            (
+                "NotNext",
+                " (a validation corpus of one-line documents has no true next segment)",
+            )
+        };
         eprintln!(
-            "note: every validation pair is {class}, so next-sentence accuracy there scores that one class (a \
-             validation corpus of one-line documents has no true next segment)"
+            "note: every validation pair is {class}, so next-sentence accuracy there scores that one class{why}"
         );
     }
 }
