@@ -219,20 +219,20 @@ fn print_bench(r: &primer::bench::BenchResult) {
 
 /// A count of timed steps or runs: at least one (a median of none would be NaN), at most a million.
 fn timed_steps(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if (1..=MAX_BENCH_STEPS).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "{s:?} is not a whole number from 1 to {MAX_BENCH_STEPS}"
-        )),
-    }
+    bench_count(s, 1)
 }
 
 /// A count of untimed warm-up steps: at most a million.
 fn warmup_steps(s: &str) -> Result<usize, String> {
+    bench_count(s, 0)
+}
+
+/// A whole number from `min` to [`MAX_BENCH_STEPS`].
+fn bench_count(s: &str, min: usize) -> Result<usize, String> {
     match s.parse::<usize>() {
-        Ok(n) if n <= MAX_BENCH_STEPS => Ok(n),
+        Ok(n) if (min..=MAX_BENCH_STEPS).contains(&n) => Ok(n),
         _ => Err(format!(
-            "{s:?} is not a whole number from 0 to {MAX_BENCH_STEPS}"
+            "{s:?} is not a whole number from {min} to {MAX_BENCH_STEPS}"
         )),
     }
 }

@@ -68,28 +68,27 @@ impl RunArgs {
         if flag {
             return Ok(Some(format!("--{}", key.replace('_', "-"))));
         }
-        let Some(path) = self.config.as_ref().filter(|_| !self.resume) else {
+        let Some(path) = self.fresh_config() else {
             return Ok(None);
         };
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-        let table: toml::Table =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok(table
+        Ok(config_table(path)?
             .contains_key(key)
             .then(|| format!("{key} in {}", path.display())))
+    }
+
+    /// The `--config` file a fresh run reads (a resumed one reads its saved settings instead).
+    fn fresh_config(&self) -> Option<&PathBuf> {
+        self.config.as_ref().filter(|_| !self.resume)
     }
 
     /// A settings error names flags (`--dropout must be in [0, 1)`); when a named setting came from the
     /// `--config` file instead of the command line, the error says so, with the file's key.
     fn name_config_keys(&self, e: primer::Error) -> anyhow::Error {
         let message = e.to_string();
-        let (primer::Error::Config(_), Some(path), false) = (&e, &self.config, self.resume) else {
+        let (primer::Error::Config(_), Some(path)) = (&e, self.fresh_config()) else {
             return e.into();
         };
-        let table: toml::Table = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|text| toml::from_str(&text).ok())
-            .unwrap_or_default();
+        let table = config_table(path).unwrap_or_default();
         let typed: Vec<String> = std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
@@ -145,6 +144,12 @@ impl RunArgs {
             ),
         }
     }
+}
+
+/// The settings a `--config` file names, as its table of keys.
+fn config_table(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Refuses 0 for a flag whose default is derived from other settings (saved as 0 in a config, it means "the

@@ -308,14 +308,13 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
     let (tok, state) = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
-        if state.corpus_bytes.is_some_and(|n| n != corpus_bytes) {
+        if let Some(started) = state.corpus_bytes.filter(|&n| n != corpus_bytes) {
             return Err(Error::format(
                 corpus,
                 format!(
-                    "is {corpus_bytes} bytes, but the run in {} started on {} bytes: a resumed run keeps its \
-                     corpus as it was (start a new run to train on the changed one)",
+                    "is {corpus_bytes} bytes, but the run in {} started on {started} bytes: a resumed run keeps \
+                     its corpus as it was (start a new run to train on the changed one)",
                     out.display(),
-                    state.corpus_bytes.unwrap_or_default()
                 ),
             ));
         }
