@@ -4,7 +4,7 @@
 Run by hand from the repository root:
 
     python3 scripts/make_fixtures.py               # writes crates/primer/tests/fixtures/
-    python3 scripts/make_fixtures.py --only bert   # one model family (gpt2 | bert)
+    python3 scripts/make_fixtures.py --only bert   # one section (gpt2 | bert | heads)
 
 Everything is fp32 on the CPU, seeded, with deterministic algorithms, so a rerun with
 the same torch / transformers versions gives the same tensors. One section per model
@@ -431,11 +431,95 @@ def bert_fixtures(root):
     return {name: {"mapping": mapping, "reload_max_abs_diff": diff}}
 
 
+# ---------------------------------------------------------------------------
+# Output heads stored apart from the embeddings (forward only)
+# ---------------------------------------------------------------------------
+
+
+def add_tensors(path, extra):
+    """Rewrites the safetensors file `path` with the tensors `extra` added (or replaced)."""
+    with safe_open(path, framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = f.metadata()
+    tensors.update({k: v.contiguous() for k, v in extra.items()})
+    save_file(tensors, path, metadata=meta)
+
+
+def head_fixtures(root):
+    """Checkpoints whose output layer is not simply the input embeddings, as transformers reads them.
+
+    bert_untied_head  BertForMaskedLM with tie_word_embeddings false: an untied head computes its
+                      logits with cls.predictions.decoder.bias; cls.predictions.bias is unused (zero
+                      here, as training leaves it).
+    bert_stray_head   tied config, but the file also holds a decoder weight and bias that differ
+                      from the word embeddings and cls.predictions.bias: transformers uses them.
+    gpt2_stray_head   tied GPT-2 config whose file also holds an lm_head.weight differing from wte.
+
+    reference.safetensors: the inputs (input_ids, and for BERT token_type_ids, attention_mask) and
+    the logits of the directory loaded with from_pretrained (`prediction_logits` or `logits`).
+    """
+    from transformers import BertForMaskedLM, GPT2LMHeadModel
+
+    report = {}
+    g = torch.Generator().manual_seed(HEAD_SEED)
+    batch = make_bert_batch(bert_config().vocab_size, HEAD_SEED + 1)
+    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+    for name, tie in (("bert_untied_head", False), ("bert_stray_head", True)):
+        out_dir = os.path.join(root, name)
+        os.makedirs(out_dir, exist_ok=True)
+        config = bert_config()
+        config.tie_word_embeddings = tie
+        torch.manual_seed(HEAD_SEED)
+        model = BertForMaskedLM(config).float()
+        perturb_biases_and_norms(model, HEAD_SEED + 2)
+        with torch.no_grad():
+            model.cls.predictions.bias.zero_()
+        if not tie:
+            with torch.no_grad():
+                model.cls.predictions.decoder.bias.copy_(BIAS_NOISE * torch.randn(config.vocab_size, generator=g))
+        model.save_pretrained(out_dir, safe_serialization=True)
+        if tie:
+            emb = model.bert.embeddings.word_embeddings.weight.detach()
+            add_tensors(os.path.join(out_dir, "model.safetensors"), {
+                "cls.predictions.decoder.weight": emb + 0.5 * torch.randn(emb.shape, generator=g),
+                "cls.predictions.decoder.bias": BIAS_NOISE * torch.randn(config.vocab_size, generator=g),
+            })
+        loaded = BertForMaskedLM.from_pretrained(out_dir, attn_implementation="eager").float().eval()
+        assert loaded.cls.predictions.decoder.weight is not loaded.bert.embeddings.word_embeddings.weight
+        with torch.no_grad():
+            logits = loaded(**inputs).logits
+        save_file(dict(inputs, prediction_logits=logits.contiguous()),
+                  os.path.join(out_dir, "reference.safetensors"))
+        report[name] = None
+
+    name = "gpt2_stray_head"
+    out_dir = os.path.join(root, name)
+    os.makedirs(out_dir, exist_ok=True)
+    config = gpt2_config(True, "gelu")
+    torch.manual_seed(HEAD_SEED)
+    model = GPT2LMHeadModel(config).float()
+    model.save_pretrained(out_dir, safe_serialization=True)
+    wte = model.transformer.wte.weight.detach()
+    add_tensors(os.path.join(out_dir, "model.safetensors"),
+                {"lm_head.weight": wte + 0.5 * torch.randn(wte.shape, generator=g)})
+    loaded = GPT2LMHeadModel.from_pretrained(out_dir, attn_implementation="eager").float().eval()
+    assert loaded.lm_head.weight is not loaded.transformer.wte.weight
+    input_ids, _ = make_batch(config.vocab_size, HEAD_SEED + 1)
+    with torch.no_grad():
+        logits = loaded(input_ids).logits
+    save_file({"input_ids": input_ids, "logits": logits.contiguous()}, os.path.join(out_dir, "reference.safetensors"))
+    report[name] = None
+    return report
+
+
+HEAD_SEED = 4321
+
+
 def dir_size(path):
     return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
 
 
-SECTIONS = {"gpt2": gpt2_fixtures, "bert": bert_fixtures}
+SECTIONS = {"gpt2": gpt2_fixtures, "bert": bert_fixtures, "heads": head_fixtures}
 
 
 def main():
@@ -449,9 +533,13 @@ def main():
     for section in args.only or SECTIONS:
         report.update(SECTIONS[section](args.out))
     for name, r in report.items():
+        size = f"{dir_size(os.path.join(args.out, name)) // 1024} KiB"
+        if r is None:
+            print(f"{name}: forward logits only, {size}")
+            continue
         renamed = {k: v for k, v in r["mapping"].items() if k != v}
         print(f"{name}: {len(r['mapping'])} parameters, renamed on save: {renamed or 'none'}, "
-              f"reload diff {r['reload_max_abs_diff']:.1e}, {dir_size(os.path.join(args.out, name)) // 1024} KiB")
+              f"reload diff {r['reload_max_abs_diff']:.1e}, {size}")
 
 
 if __name__ == "__main__":

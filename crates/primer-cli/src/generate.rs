@@ -1,7 +1,7 @@
 //! `primer generate`: stream text from a GPT directory.
 
 use anyhow::Result;
-use primer::infer::generate::{generate, Sampling};
+use primer::infer::generate::{generate, stop_ids, Sampling};
 use primer::models::gpt::Gpt;
 use primer::tokenize::TextTokenizer;
 use std::io::Write;
@@ -41,7 +41,7 @@ pub fn run(a: Args) -> Result<()> {
         top_k: a.top_k,
         top_p: a.top_p,
         repetition_penalty: a.repetition_penalty,
-        stop_token: tok.eos_id(),
+        stop_tokens: stop_ids(&a.model, &model, &tok)?,
         seed: a.seed,
     };
     // before the prompt is echoed, so that a bad setting or prompt prints nothing but the error

@@ -99,7 +99,7 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
             top_k: 0,
             top_p: 1.0,
             repetition_penalty: 1.0,
-            stop_token: tok.eos_id(),
+            stop_tokens: tok.eos_id().into_iter().collect(),
             seed: a.seed + i as u64,
         };
         let text = complete(&model, &tok, prompt_ids(&tok, prompt)?, &sampling, |_| {

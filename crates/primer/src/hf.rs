@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::train::atomic::write_atomic;
 use safetensors::{Dtype, SafeTensors};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -15,9 +16,66 @@ pub fn read_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
     parse_json(path, &text)
 }
 
-/// Parses `text`, read from `path`; an error names the file, line and column.
+/// Parses `text`, read from `path`; an error names the file, the field (`eos_token_id: invalid type …`), line
+/// and column.
 fn parse_json<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| Error::format(path, e.to_string()))
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        match field.as_str() {
+            "" | "." => Error::format(path, inner.to_string()),
+            _ => Error::format(path, format!("{field}: {inner}")),
+        }
+    })?;
+    de.end().map_err(|e| Error::format(path, e.to_string()))?;
+    Ok(value)
+}
+
+/// A token-id field of `config.json` or `generation_config.json` (`eos_token_id`, `bos_token_id`), which Hugging
+/// Face writes as `null`, one id or a list of ids; written back the same way (none as `null`, one as a number).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenIds(pub Vec<u32>);
+
+impl TokenIds {
+    pub fn one(id: Option<u32>) -> TokenIds {
+        TokenIds(id.into_iter().collect())
+    }
+}
+
+impl serde::Serialize for TokenIds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [] => s.serialize_none(),
+            [one] => s.serialize_u32(*one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TokenIds {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> std::result::Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            One(u32),
+            Many(Vec<u32>),
+        }
+        Ok(match Option::<Form>::deserialize(de)? {
+            None => TokenIds::default(),
+            Some(Form::One(id)) => TokenIds(vec![id]),
+            Some(Form::Many(ids)) => TokenIds(ids),
+        })
+    }
+}
+
+/// For `#[serde(deserialize_with)]`: a JSON `null` reads as the type's default, as a missing field does.
+pub fn null_as_default<'de, D, T>(de: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
 }
 
 /// Reads `dir/config.json` as [`read_config`] does, after checking that its `model_type` (when it has one) is
@@ -172,6 +230,17 @@ impl TensorFile {
 
     pub fn contains(&self, name: &str) -> bool {
         self.parsed().is_ok_and(|st| st.tensor(name).is_ok())
+    }
+
+    /// Whether the file holds a tensor under one of `head`'s names whose values differ from the tensor under the
+    /// first of `embeddings`' names it holds: an output layer saved apart from the input embeddings although the
+    /// config ties the two, which transformers then uses as it is, untied.
+    pub fn separate_head(&self, head: &[String], embeddings: &[String]) -> Result<bool> {
+        let find = |names: &[String]| names.iter().find(|n| self.contains(n)).cloned();
+        let (Some(h), Some(e)) = (find(head), find(embeddings)) else {
+            return Ok(false);
+        };
+        Ok(self.get_f32(&h)? != self.get_f32(&e)?)
     }
 
     /// A tensor converted to f32, with its shape. F32, F16 and BF16 are accepted.

@@ -8,10 +8,16 @@ use common::max_abs_diff;
 use primer::engine::adamw::{AdamW, AdamWConfig};
 use primer::hf::TensorFile;
 use primer::models::bert::{Bert, BertActs, BertInput};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert_tiny")
+    fixture_named("bert_tiny")
+}
+
+fn fixture_named(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 struct Reference {
@@ -27,8 +33,13 @@ struct Reference {
 
 impl Reference {
     fn load() -> Reference {
-        let file = TensorFile::open(&fixture().join("reference.safetensors")).unwrap();
-        let ints = |n: &str| file.get_i64(n).unwrap();
+        Reference::load_from(&fixture())
+    }
+
+    /// The inputs of `dir/reference.safetensors`; labels are empty where the fixture has none (forward only).
+    fn load_from(dir: &Path) -> Reference {
+        let file = TensorFile::open(&dir.join("reference.safetensors")).unwrap();
+        let ints = |n: &str| file.get_i64(n).unwrap_or_default();
         let (ids, shape) = ints("input_ids");
         let (mask, _) = ints("attention_mask");
         let (seq, batch) = (shape[1], shape[0]);
@@ -174,6 +185,46 @@ fn bert_for_pretraining_matches_pytorch() {
             &r.f32(&format!("step10.{}", spec.name)),
         );
         assert!(d <= 1e-4, "{} after 10 steps differs by {d}", spec.name);
+    }
+}
+
+/// MLM logits over the real tokens of `r`'s batch, primer's and the fixture's.
+fn mlm_logits(model: &Bert, r: &Reference) -> (Vec<f32>, Vec<f32>) {
+    let v = model.config.vocab_size;
+    let hidden = model.hidden_states(&r.input()).unwrap();
+    let all_rows: Vec<usize> = (0..r.batch * r.seq).collect();
+    let logits = model.mlm_logits(&hidden, &all_rows).unwrap();
+    (
+        split_rows(&logits, r, v).0,
+        split_rows(&r.f32("prediction_logits"), r, v).0,
+    )
+}
+
+/// Decoders stored apart from the word embeddings are read as transformers reads them: an untied one computes its
+/// logits with `decoder.bias` (the file's `cls.predictions.bias` is zero and unused), and one stored beside a tied
+/// config, differing from the embeddings, is used as it is. Saved again by primer, each gives the same logits.
+#[test]
+fn decoders_stored_apart_match_pytorch_and_save_back() {
+    for name in ["bert_untied_head", "bert_stray_head"] {
+        let dir = fixture_named(name);
+        let model = Bert::load(&dir).unwrap();
+        assert!(!model.config.tie_word_embeddings, "{name}");
+        let r = Reference::load_from(&dir);
+        let (got, want) = mlm_logits(&model, &r);
+        let d = max_abs_diff(&got, &want);
+        assert!(d <= 1e-4, "{name}: MLM logits differ by {d}");
+
+        let out = std::env::temp_dir().join(format!("primer-{name}-{}", std::process::id()));
+        model.save(&out, &[]).unwrap();
+        let names = TensorFile::open(&out.join("model.safetensors"))
+            .unwrap()
+            .names()
+            .unwrap();
+        // transformers reads an untied head's bias by this name
+        assert!(names.iter().any(|n| n == "cls.predictions.decoder.bias"));
+        let again = Bert::load(&out).unwrap();
+        assert_eq!(mlm_logits(&again, &r).0, got, "{name} saved by primer");
+        std::fs::remove_dir_all(&out).unwrap();
     }
 }
 

@@ -114,6 +114,21 @@ fn check_model(name: &str) {
     }
 }
 
+/// A tied config whose file also holds an `lm_head.weight` differing from `wte`: transformers uses that head, and
+/// so does primer.
+#[test]
+fn gpt2_head_stored_apart_from_a_tied_wte_matches_pytorch() {
+    let dir = fixture("gpt2_stray_head");
+    let model = Gpt::load(&dir).unwrap();
+    assert!(!model.config.tie_word_embeddings);
+    let file = TensorFile::open(&dir.join("reference.safetensors")).unwrap();
+    let (ids, shape) = file.get_i64("input_ids").unwrap();
+    let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+    let logits = model.logits(&ids, shape[0]).unwrap();
+    let d = max_abs_diff(&logits, &file.get_f32("logits").unwrap().0);
+    assert!(d <= 1e-4, "logits differ by {d}");
+}
+
 #[test]
 fn gpt2_tied_matches_pytorch() {
     check_model("gpt2_tiny");

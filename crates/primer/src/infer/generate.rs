@@ -6,8 +6,11 @@ use crate::engine::awake::with_pool_awake;
 use crate::engine::rng::Rng;
 use crate::engine::xent;
 use crate::error::{Error, Result};
+use crate::hf::{self, TokenIds};
 use crate::models::gpt::Gpt;
 use crate::tokenize::TextTokenizer;
+use serde::Deserialize;
+use std::path::Path;
 
 /// How to pick each next token.
 #[derive(Clone, Debug)]
@@ -21,8 +24,8 @@ pub struct Sampling {
     pub top_p: f32,
     /// Divide positive (multiply negative) logits of tokens already in the context by this (1.0 = off).
     pub repetition_penalty: f32,
-    /// Stop at this token (e.g. `<|endoftext|>`).
-    pub stop_token: Option<u32>,
+    /// Stop at any of these tokens (see [`stop_ids`]).
+    pub stop_tokens: Vec<u32>,
     pub seed: u64,
 }
 
@@ -41,6 +44,30 @@ impl Sampling {
         }
         Ok(())
     }
+}
+
+/// The ids that end a generated text in the model directory `dir`, as transformers picks them: `eos_token_id` of
+/// `generation_config.json` when the directory has one that names it, else of `config.json` (a number or a list);
+/// when neither does, the tokenizer's `<|endoftext|>`.
+pub fn stop_ids(dir: &Path, model: &Gpt, tok: &TextTokenizer) -> Result<Vec<u32>> {
+    #[derive(Deserialize)]
+    struct GenerationConfig {
+        #[serde(default)]
+        eos_token_id: TokenIds,
+    }
+    let path = dir.join("generation_config.json");
+    let mut ids = if path.exists() {
+        hf::read_config::<GenerationConfig>(&path)?.eos_token_id.0
+    } else {
+        Vec::new()
+    };
+    if ids.is_empty() {
+        ids.clone_from(&model.config.eos_token_id.0);
+    }
+    if ids.is_empty() {
+        ids.extend(tok.eos_id());
+    }
+    Ok(ids)
 }
 
 /// Chooses the next token from `logits` (modified in place) given the tokens so far. An id whose logit is −∞
@@ -153,7 +180,7 @@ fn sample_tokens(
             *l = f32::NEG_INFINITY;
         }
         let next = pick(&mut logits, &tokens, s, &mut rng);
-        if Some(next) == s.stop_token {
+        if s.stop_tokens.contains(&next) {
             break;
         }
         tokens.push(next);
@@ -181,7 +208,7 @@ mod tests {
             top_k: 0,
             top_p: 1.0,
             repetition_penalty: 1.0,
-            stop_token: None,
+            stop_tokens: Vec::new(),
             seed: 0,
         }
     }

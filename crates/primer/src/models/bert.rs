@@ -25,6 +25,7 @@ use crate::engine::rng::Rng;
 use crate::engine::{dropout, embedding, layernorm, panels, tanh, xent};
 use crate::error::{Error, Result};
 use crate::hf::{self, TensorFile};
+use crate::train::memory::{check_model_fits, product};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -58,7 +59,8 @@ pub struct BertConfig {
     pub initializer_range: f32,
     #[serde(default = "d_eps")]
     pub layer_norm_eps: f32,
-    #[serde(default)]
+    /// Hugging Face writes `null` when a model has no padding id; primer then pads with 0, as BERT's vocabularies do.
+    #[serde(default, deserialize_with = "hf::null_as_default")]
     pub pad_token_id: u32,
     #[serde(default = "d_pos_type")]
     pub position_embedding_type: String,
@@ -66,6 +68,13 @@ pub struct BertConfig {
     pub tie_word_embeddings: bool,
     #[serde(default = "d_model_type")]
     pub model_type: String,
+    /// A causal `BertLMHeadModel` (each token sees only those before it); primer's BERT is bidirectional only, so
+    /// this must be false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_decoder: bool,
+    /// Cross-attention layers (a BERT used as an encoder-decoder's decoder); must be false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub add_cross_attention: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub architectures: Vec<String>,
     /// Label names of a fine-tuned classifier, by id (Hugging Face's fields; the keys are ids as strings).
@@ -141,6 +150,8 @@ impl BertConfig {
             position_embedding_type: d_pos_type(),
             tie_word_embeddings: true,
             model_type: d_model_type(),
+            is_decoder: false,
+            add_cross_attention: false,
             architectures: Vec::new(),
             id2label: BTreeMap::new(),
             label2id: BTreeMap::new(),
@@ -175,6 +186,16 @@ impl BertConfig {
                 self.hidden_size, self.num_attention_heads
             ));
         }
+        if self.is_decoder {
+            return bad(
+                "is_decoder is true: this is a causal BertLMHeadModel, and primer's BERT attends both ways only".into(),
+            );
+        }
+        if self.add_cross_attention {
+            return bad(
+                "add_cross_attention is true: primer's BERT has no cross-attention layers".into(),
+            );
+        }
         if self.position_embedding_type != "absolute" {
             return bad(format!(
                 "position_embedding_type \"{}\" is not supported (only \"absolute\")",
@@ -199,6 +220,36 @@ impl BertConfig {
             ));
         }
         self.gelu().map(|_| ())
+    }
+
+    /// [`Self::validate`] for a config read from a checkpoint, whose sizes must also fit in memory before the
+    /// weights are allocated (pretraining checks its own sizes with the flags that set them).
+    fn validate_for_load(&self) -> Result<()> {
+        self.validate()?;
+        check_model_fits(self.param_count())
+    }
+
+    /// About the number of parameters these sizes make, encoder and every head (saturating, so absurd sizes stay
+    /// absurd instead of wrapping).
+    pub fn param_count(&self) -> u128 {
+        let (v, c, i) = (self.vocab_size, self.hidden_size, self.intermediate_size);
+        let rows = (v as u128)
+            .saturating_add(self.max_position_embeddings as u128)
+            .saturating_add(self.type_vocab_size as u128);
+        let layer = product(&[c, c, 4])
+            .saturating_add(product(&[c, i, 2]))
+            .saturating_add(product(&[c, 9]))
+            .saturating_add(i as u128);
+        let decoder = if self.tie_word_embeddings {
+            0
+        } else {
+            product(&[v, c])
+        };
+        rows.saturating_mul(c as u128)
+            .saturating_add(layer.saturating_mul(self.num_hidden_layers as u128))
+            .saturating_add(product(&[c, c, 2]))
+            .saturating_add(decoder)
+            .saturating_add(v as u128)
     }
 
     fn gelu(&self) -> Result<Gelu> {
@@ -305,17 +356,21 @@ pub struct Bert {
 }
 
 const DECODER_NAME: &str = "cls.predictions.decoder.weight";
+const DECODER_BIAS_NAME: &str = "cls.predictions.decoder.bias";
 
 /// The names a tensor may have in a checkpoint, most likely first: with or without the `bert.` prefix (a
 /// `BertModel` saves none), LayerNorm parameters also under TensorFlow's `gamma`/`beta`, and the MLM bias
-/// also as the decoder's bias.
+/// first as the decoder's bias: transformers computes the logits with `decoder.bias`, which is `cls.predictions.bias`
+/// only while the two are tied (an untied head trains `decoder.bias` and leaves the other at zero).
 fn checkpoint_names(name: &str) -> Vec<String> {
     let mut base = vec![name.to_string()];
     if let Some(bare) = name.strip_prefix("bert.") {
         base.push(bare.to_string());
     }
     if name == "cls.predictions.bias" {
-        base.push("cls.predictions.decoder.bias".into());
+        base.insert(0, DECODER_BIAS_NAME.into());
+    } else if name == DECODER_BIAS_NAME {
+        base.push("cls.predictions.bias".into());
     }
     let mut out = base.clone();
     for n in &base {
@@ -418,7 +473,12 @@ impl Bert {
             } else {
                 l.push(DECODER_NAME, &[v, c])
             },
-            bias: l.push("cls.predictions.bias", &[v]),
+            // saved under the name transformers reads it by: an untied head's logits use `decoder.bias`
+            bias: if config.tie_word_embeddings {
+                l.push("cls.predictions.bias", &[v])
+            } else {
+                l.push(DECODER_BIAS_NAME, &[v])
+            },
         });
         let nsp = heads.nsp.then(|| {
             (
@@ -453,9 +513,10 @@ impl Bert {
     /// Loads `config.json` + `model.safetensors` written by primer or Hugging Face (`BertModel`,
     /// `BertForMaskedLM`, `BertForPreTraining`). The heads present in the file are loaded; the encoder must be
     /// complete, and a missing tensor is an error naming it.
+    /// A decoder saved apart from the word embeddings is used even where the config ties the two, as transformers
+    /// does, when its values differ.
     pub fn load(dir: &Path) -> Result<Bert> {
-        let config = hf::read_model_config(dir, "bert", BertConfig::validate)?;
-        let file = TensorFile::open(&dir.join("model.safetensors"))?;
+        let (config, file) = Bert::open(dir)?;
         // a head counts as present when any of its tensors is, so that a partial one is an error naming the rest
         let has = |names: &[&str]| {
             names
@@ -483,9 +544,8 @@ impl Bert {
     /// has are loaded, the others (a pooler missing from a `BertForMaskedLM`, say) start from BERT's
     /// initialisation with `seed` and are listed in the second value. Heads the file has beyond `heads` are left out.
     pub fn load_with(dir: &Path, heads: Heads, seed: u64) -> Result<(Bert, Vec<String>)> {
-        let config = hf::read_model_config(dir, "bert", BertConfig::validate)?;
+        let (config, file) = Bert::open(dir)?;
         let mut model = Bert::new(config, heads, seed)?;
-        let file = TensorFile::open(&dir.join("model.safetensors"))?;
         let mut fresh = Vec::new();
         for spec in model.layout.specs() {
             let loaded = file.load_spec(spec, &mut model.params, &checkpoint_names)?;
@@ -500,6 +560,23 @@ impl Bert {
             }
         }
         Ok((model, fresh))
+    }
+
+    /// The config and the opened weights of `dir`; the config unties the decoder when the file holds one whose
+    /// values differ from the word embeddings.
+    fn open(dir: &Path) -> Result<(BertConfig, TensorFile)> {
+        let mut config: BertConfig =
+            hf::read_model_config(dir, "bert", BertConfig::validate_for_load)?;
+        let file = TensorFile::open(&dir.join("model.safetensors"))?;
+        if config.tie_word_embeddings
+            && file.separate_head(
+                &checkpoint_names(DECODER_NAME),
+                &checkpoint_names("bert.embeddings.word_embeddings.weight"),
+            )?
+        {
+            config.tie_word_embeddings = false;
+        }
+        Ok((config, file))
     }
 
     /// Appends a zero tensor `name` of `shape` to the parameter buffer (a fine-tuning head's weights) and returns

@@ -13,7 +13,8 @@ use crate::engine::params::{split2, ParamLayout};
 use crate::engine::rng::Rng;
 use crate::engine::{dropout, embedding, layernorm, xent};
 use crate::error::{Error, Result};
-use crate::hf::{self, TensorFile};
+use crate::hf::{self, TensorFile, TokenIds};
+use crate::train::memory::{check_model_fits, product};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -42,11 +43,12 @@ pub struct GptConfig {
     #[serde(default = "default_init_range")]
     pub initializer_range: f32,
     /// Written as `null` when the tokenizer has no `<|endoftext|>` (char runs): left out, transformers would
-    /// take GPT-2's 50256, outside a small vocabulary.
+    /// take GPT-2's 50256, outside a small vocabulary. Hugging Face also writes a list of ids.
     #[serde(default)]
-    pub bos_token_id: Option<u32>,
+    pub bos_token_id: TokenIds,
+    /// The ids that end a generated text (see [`crate::infer::generate::stop_ids`]).
     #[serde(default)]
-    pub eos_token_id: Option<u32>,
+    pub eos_token_id: TokenIds,
     /// MLP width; Hugging Face's `null` means 4·n_embd, the only width primer implements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n_inner: Option<usize>,
@@ -111,8 +113,8 @@ impl GptConfig {
             embd_pdrop: 0.0,
             attn_pdrop: 0.0,
             initializer_range: 0.02,
-            bos_token_id: None,
-            eos_token_id: None,
+            bos_token_id: TokenIds::default(),
+            eos_token_id: TokenIds::default(),
             n_inner: None,
             scale_attn_by_inverse_layer_idx: false,
             scale_attn_weights: true,
@@ -168,6 +170,24 @@ impl GptConfig {
             }
         }
         self.gelu().map(|_| ())
+    }
+
+    /// [`Self::validate`] for a config read from a checkpoint, whose sizes must also fit in memory before the
+    /// weights are allocated (pretraining checks its own sizes with the flags that set them).
+    fn validate_for_load(&self) -> Result<()> {
+        self.validate()?;
+        check_model_fits(self.param_count())
+    }
+
+    /// The number of parameters these sizes make (saturating, so absurd sizes stay absurd instead of wrapping).
+    pub fn param_count(&self) -> u128 {
+        let (v, t, c) = (self.vocab_size, self.n_positions, self.n_embd);
+        let heads = if self.tie_word_embeddings { 1 } else { 2 };
+        let block = product(&[c, c, 12]).saturating_add(product(&[c, 13]));
+        product(&[v, c, heads])
+            .saturating_add(product(&[t, c]))
+            .saturating_add(block.saturating_mul(self.n_layer as u128))
+            .saturating_add(2 * c as u128)
     }
 
     fn gelu(&self) -> Result<Gelu> {
@@ -303,14 +323,22 @@ impl Gpt {
 
     /// Loads `config.json` + `model.safetensors` from a directory written by primer or by Hugging Face
     /// (`GPT2LMHeadModel` or `GPT2Model`, with or without the `transformer.` prefix).
+    /// A head saved apart from `wte` (`lm_head.weight`) is used even where the config ties the two, as
+    /// transformers does, when its values differ.
     pub fn load(dir: &Path) -> Result<Gpt> {
-        let config = hf::read_model_config(dir, "gpt2", GptConfig::validate)?;
-        let mut model = Gpt::zeros(config)?;
+        let mut config: GptConfig =
+            hf::read_model_config(dir, "gpt2", GptConfig::validate_for_load)?;
         let file = TensorFile::open(&dir.join("model.safetensors"))?;
         let rename = |name: &str| {
             let bare = name.strip_prefix("transformer.").unwrap_or(name);
             vec![name.to_string(), bare.to_string()]
         };
+        if config.tie_word_embeddings
+            && file.separate_head(&rename(HEAD_NAME), &rename("transformer.wte.weight"))?
+        {
+            config.tie_word_embeddings = false;
+        }
+        let mut model = Gpt::zeros(config)?;
         file.load_into(&model.layout, &mut model.params, &rename)?;
         Ok(model)
     }

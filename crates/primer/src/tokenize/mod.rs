@@ -163,11 +163,15 @@ impl TextTokenizer {
     }
 
     /// Loads a model directory: its `tokenizer.json`; else BERT's `vocab.txt` (see
-    /// [`Self::from_bert_vocab`]); else GPT-2's `vocab.json` + `merges.txt`.
+    /// [`Self::from_bert_vocab`]); else GPT-2's `vocab.json` + `merges.txt`. A WordPiece `tokenizer.json` that
+    /// transformers loads as a `BertTokenizer` normalizes text as that class does (see
+    /// [`Self::follow_bert_tokenizer_class`]).
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let json = dir.join("tokenizer.json");
         if json.is_file() {
-            return Self::from_file(&json);
+            let mut tok = Self::from_file(&json)?;
+            tok.follow_bert_tokenizer_class(dir)?;
+            return Ok(tok);
         }
         if dir.join(wordpiece::VOCAB_FILE).is_file() {
             return Self::from_bert_vocab(dir);

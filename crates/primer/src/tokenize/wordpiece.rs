@@ -163,6 +163,19 @@ impl TextTokenizer {
         })
     }
 
+    /// transformers (4 and 5 alike) loads the directory `dir` as a `BertTokenizer` when its
+    /// `tokenizer_config.json` names that class or, without one, when config.json's `model_type` is "bert"; that
+    /// class then normalizes as tokenizer_config.json's casing settings say ([`normalizer_setting`], which
+    /// lowercases by default), whatever the normalizer of tokenizer.json. A WordPiece tokenizer loaded from such a
+    /// directory gets the same normalizer, so that primer's ids are transformers'.
+    pub(crate) fn follow_bert_tokenizer_class(&mut self, dir: &Path) -> Result<()> {
+        if !matches!(self.inner.get_model(), ModelWrapper::WordPiece(_)) || !is_bert_class(dir)? {
+            return Ok(());
+        }
+        self.inner.with_normalizer(Some(normalizer_setting(dir)?));
+        Ok(())
+    }
+
     /// `tokenizer_config.json` for BERT's own tokenizer ([`bert_tokenizer`]) around a WordPiece
     /// vocabulary. transformers' `BertTokenizer` rebuilds that from the vocabulary and the casing
     /// read from this file (without it, it lowercases: a cased primer model would get other ids in
@@ -266,18 +279,38 @@ fn word_alphabet(inner: &Tokenizer, files: &[PathBuf]) -> Result<(Vec<char>, Vec
     Ok((by_count.into_iter().map(|e| e.0).collect(), continued))
 }
 
+/// Whether transformers' `AutoTokenizer` builds a `BertTokenizer` for directory `dir`: the class
+/// `tokenizer_config.json` names, else (no file, or no `tokenizer_class` in it) config.json's `model_type`.
+fn is_bert_class(dir: &Path) -> Result<bool> {
+    let class = read_json(&dir.join("tokenizer_config.json"))?
+        .get("tokenizer_class")
+        .and_then(|c| c.as_str().map(str::to_string));
+    Ok(match class {
+        Some(c) => c == "BertTokenizer" || c == "BertTokenizerFast",
+        None => {
+            let model_type = read_json(&dir.join("config.json"))?
+                .get("model_type")
+                .and_then(|t| t.as_str().map(str::to_string));
+            model_type.as_deref() == Some("bert")
+        }
+    })
+}
+
+/// The JSON in `path`, or `null` when there is no such file.
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    if !path.is_file() {
+        return Ok(serde_json::Value::Null);
+    }
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    serde_json::from_str(&text).map_err(|e| Error::format(path, format!("not valid JSON: {e}")))
+}
+
 /// BERT's normalizer as `dir/tokenizer_config.json` sets it, with transformers' `BertTokenizer`
 /// defaults for what it leaves out (or when there is no file): `do_lower_case` true,
 /// `tokenize_chinese_chars` true, `strip_accents` null (= follow `do_lower_case`).
 fn normalizer_setting(dir: &Path) -> Result<BertNormalizer> {
     let path = dir.join("tokenizer_config.json");
-    let config: serde_json::Value = if path.is_file() {
-        let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::format(&path, format!("not valid JSON: {e}")))?
-    } else {
-        serde_json::Value::Null
-    };
+    let config = read_json(&path)?;
     let flag = |key: &str| match config.get(key) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::Bool(b)) => Ok(Some(*b)),

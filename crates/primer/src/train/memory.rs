@@ -40,6 +40,23 @@ pub(crate) fn check_fits(bytes: u128, lower: &str) -> Result<()> {
     )))
 }
 
+/// Refuses a model config whose weights alone (`params` f32 values) would not fit in this machine's memory, before
+/// anything is allocated: a `config.json` with `n_positions: 1e12` is an error, not an abort in the allocator.
+pub(crate) fn check_model_fits(params: u128) -> Result<()> {
+    let bytes = params.saturating_mul(4);
+    let total = physical_memory().unwrap_or(u64::MAX as u128);
+    if bytes <= total {
+        return Ok(());
+    }
+    let gib = |b: u128| b as f64 / (1u128 << 30) as f64;
+    Err(Error::Config(format!(
+        "the sizes describe a model of {params} parameters, {:.1} GiB of weights, more than this machine's {:.1} GiB \
+         of memory",
+        gib(bytes),
+        gib(total)
+    )))
+}
+
 /// Total physical memory, from `/proc/meminfo` (Linux); `None` elsewhere.
 fn physical_memory() -> Option<u128> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -70,5 +87,10 @@ mod tests {
             e.contains("GiB") && e.contains("--n-embd or --batch-size"),
             "{e}"
         );
+        assert!(check_model_fits(124_000_000).is_ok(), "GPT-2 small");
+        let e = check_model_fits(product(&[1_000_000_000_000, 768]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("768000000000000 parameters"), "{e}");
     }
 }

@@ -3,7 +3,7 @@
 pub mod atomic;
 pub(crate) mod checkpoint;
 pub(crate) mod data_parallel;
-mod memory;
+pub(crate) mod memory;
 pub mod metrics;
 pub mod pretrain_bert;
 pub mod pretrain_gpt;

@@ -9,7 +9,7 @@ use crate::data::tokens::{encode_corpus, TokenFile};
 use crate::engine::adamw::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::engine::rng::{derive_seed, Rng};
 use crate::error::{Error, Result};
-use crate::hf;
+use crate::hf::{self, TokenIds};
 use crate::models::gpt::{Gpt, GptConfig};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
@@ -368,8 +368,8 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
         Gpt::load(out)?
     } else {
         let mut mc = cfg.model_config(tokenizer.vocab_size());
-        mc.eos_token_id = tokenizer.eos_id();
-        mc.bos_token_id = tokenizer.eos_id();
+        mc.eos_token_id = TokenIds::one(tokenizer.eos_id());
+        mc.bos_token_id = TokenIds::one(tokenizer.eos_id());
         Gpt::new(mc, cfg.seed)?
     };
     if splits.tokens.vocab_size() as usize != model.config.vocab_size {

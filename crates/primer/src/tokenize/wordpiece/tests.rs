@@ -276,3 +276,44 @@ fn a_bare_vocab_txt_normalizes_as_its_tokenizer_config_says() {
         "{err}"
     );
 }
+
+#[test]
+fn a_tokenizer_json_that_transformers_loads_as_bert_tokenizer_normalizes_as_that_class() {
+    let dir = temp_dir("wp-json-class");
+    write(
+        &dir,
+        VOCAB_FILE,
+        "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\ncafé\ncafe\nCafe\n",
+    );
+    write(&dir, "tokenizer_config.json", r#"{"do_lower_case": false}"#);
+    let cased = TextTokenizer::from_dir(&dir).unwrap();
+    std::fs::remove_file(dir.join(VOCAB_FILE)).unwrap();
+    std::fs::remove_file(dir.join("tokenizer_config.json")).unwrap();
+    cased.save(&dir.join("tokenizer.json")).unwrap();
+    let ids = |tokenizer_config: Option<&str>, config: Option<&str>| {
+        for (name, text) in [
+            ("tokenizer_config.json", tokenizer_config),
+            ("config.json", config),
+        ] {
+            let _ = std::fs::remove_file(dir.join(name));
+            if let Some(t) = text {
+                write(&dir, name, t);
+            }
+        }
+        TextTokenizer::from_dir(&dir)
+            .unwrap()
+            .encode("Cafe")
+            .unwrap()
+    };
+    // no class named: a BERT model's directory gets BertTokenizer, which lowercases by default
+    assert_eq!(ids(None, Some(r#"{"model_type": "bert"}"#)), [6]);
+    assert_eq!(ids(Some("{}"), Some(r#"{"model_type": "bert"}"#)), [6]);
+    // the class's settings, when given
+    let keep_case = r#"{"tokenizer_class": "BertTokenizer", "do_lower_case": false}"#;
+    assert_eq!(ids(Some(keep_case), None), [7]);
+    // tokenizer.json as it is: another class, or no BERT model to infer one from
+    let fast = r#"{"tokenizer_class": "PreTrainedTokenizerFast"}"#;
+    assert_eq!(ids(Some(fast), Some(r#"{"model_type": "bert"}"#)), [7]);
+    assert_eq!(ids(None, Some(r#"{"model_type": "gpt2"}"#)), [7]);
+    assert_eq!(ids(None, None), [7]);
+}
