@@ -38,6 +38,7 @@ fn parse_json<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
 pub struct TokenIds(pub Vec<u32>);
 
 impl TokenIds {
+    /// The id `id` when there is one, else none (written as `null`).
     pub fn one(id: Option<u32>) -> TokenIds {
         TokenIds(id.into_iter().collect())
     }
