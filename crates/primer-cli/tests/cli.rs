@@ -596,6 +596,24 @@ fn pretrain_bert_then_fill_mask_and_embed() {
         !ok && err.contains("100000") && err.contains("max_position_embeddings"),
         "{err}"
     );
+    // the benchmark's shape flags are checked against the model, by name
+    for (flag, value, says) in [
+        ("--batch", "0", "--batch"),
+        ("--batch", "1,0", "--batch"),
+        ("--seq", "1000", "--seq 1000 must be from 1"),
+        ("--seq", "0", "--seq 0 must be from 1"),
+    ] {
+        let run = primer()
+            .args(["bench", "bert-infer", "--runs", "1", flag, value, "--model"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            !run.status.success() && err.contains(says) && run.stdout.is_empty(),
+            "{flag} {value}: {err}"
+        );
+    }
     // a reused tokenizer file is taken as it is: a vocabulary size for it is refused, not ignored
     let (ok, err) = outcome(
         primer()
