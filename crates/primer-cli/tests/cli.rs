@@ -105,7 +105,10 @@ fn pretrain_with_config_then_generate() {
         .unwrap();
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("'d'") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("'d'") && err.contains(out.to_str().unwrap()) && !err.contains("panicked"),
+        "names the character and the model: {err}"
+    );
     assert!(
         bad.stdout.is_empty(),
         "the prompt is checked before it is echoed"
