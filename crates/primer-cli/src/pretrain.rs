@@ -81,6 +81,26 @@ impl RunArgs {
         self.config.as_ref().filter(|_| !self.resume)
     }
 
+    /// Refuses 0 for a setting whose default is derived from other settings (in the settings a run saves, 0
+    /// means "the default"), rather than quietly giving the default: as the flag `value`, or as `key` in the
+    /// `--config` file when the flag is left out.
+    fn refuse_zero(&self, key: &str, value: Option<usize>) -> Result<()> {
+        let how = match value {
+            Some(v) => (v == 0).then(|| format!("--{}", key.replace('_', "-"))),
+            None => match self.fresh_config() {
+                Some(path) => config_table(path)?
+                    .get(key)
+                    .is_some_and(|v| v.as_integer() == Some(0))
+                    .then(|| format!("{key} in {}", path.display())),
+                None => None,
+            },
+        };
+        match how {
+            Some(how) => anyhow::bail!("{how} must be positive (leave it out for its default)"),
+            None => Ok(()),
+        }
+    }
+
     /// A settings error names flags (`--dropout must be in [0, 1)`); when a named setting came from the
     /// `--config` file instead of the command line, the error says so, with the file's key.
     fn name_config_keys(&self, e: primer::Error) -> anyhow::Error {
@@ -150,15 +170,6 @@ impl RunArgs {
 fn config_table(path: &Path) -> Result<toml::Table> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-/// Refuses 0 for a flag whose default is derived from other settings (saved as 0 in a config, it means "the
-/// default"), rather than quietly giving the default.
-fn refuse_zero(flag: &str, value: Option<usize>) -> Result<()> {
-    if value == Some(0) {
-        anyhow::bail!("{flag} must be positive (leave it out for its default)");
-    }
-    Ok(())
 }
 
 /// Which trainer wrote a `train_config.json`, from a setting only that one has.
@@ -346,7 +357,8 @@ pub fn run(m: Model) -> Result<()> {
             let mut c = a.run.base("gpt", pretrain_gpt::GptTrainConfig::from_toml)?;
             overlay!(c, a, tokenizer, vocab_size, n_layer, n_head, n_embd, block_size, dropout);
             overlay_optim!(c, a.optim);
-            refuse_zero("--lr-decay-iters", a.optim.lr_decay_iters)?;
+            a.run
+                .refuse_zero("lr_decay_iters", a.optim.lr_decay_iters)?;
             if c.tokenizer == "char" {
                 if let Some(how) = a.run.given(a.vocab_size.is_some(), "vocab_size")? {
                     anyhow::bail!(
@@ -389,8 +401,10 @@ pub fn run(m: Model) -> Result<()> {
                 random_replace
             );
             overlay_optim!(c, a.optim);
-            refuse_zero("--lr-decay-iters", a.optim.lr_decay_iters)?;
-            refuse_zero("--intermediate-size", a.intermediate_size)?;
+            a.run
+                .refuse_zero("lr_decay_iters", a.optim.lr_decay_iters)?;
+            a.run
+                .refuse_zero("intermediate_size", a.intermediate_size)?;
             if a.tokenizer.is_some() {
                 c.tokenizer = a.tokenizer.clone();
             }

@@ -373,6 +373,12 @@ fn missing_files_are_errors_not_panics() {
     let bad_config = d.join("bad.toml");
     std::fs::write(&bad_config, "dropout = 1.0\n").unwrap();
     let bad_config = bad_config.to_str().unwrap();
+    let zero_decay = d.join("zero-decay.toml");
+    std::fs::write(&zero_decay, "lr_decay_iters = 0\n").unwrap();
+    let zero_decay = zero_decay.to_str().unwrap();
+    let zero_ffn = d.join("zero-ffn.toml");
+    std::fs::write(&zero_ffn, "intermediate_size = 0\n").unwrap();
+    let zero_ffn = zero_ffn.to_str().unwrap();
     for (args, says) in [
         ("bench train --steps 0".to_string(), "from 1 to"),
         (
@@ -390,6 +396,19 @@ fn missing_files_are_errors_not_panics() {
         (
             format!("pretrain gpt --corpus {corpus} --out x --lr-decay-iters 0"),
             "--lr-decay-iters must be positive",
+        ),
+        // nor from the config file, where 0 was read as the default
+        (
+            format!("pretrain gpt --corpus {corpus} --out x --config {zero_decay}"),
+            "lr_decay_iters in",
+        ),
+        (
+            format!("{bert} --config {zero_decay}"),
+            "zero-decay.toml must be positive",
+        ),
+        (
+            format!("{bert} --config {zero_ffn}"),
+            "intermediate_size in",
         ),
         (
             format!("{bert} --val-corpus {corpus} --val-fraction 0.2"),
