@@ -27,8 +27,9 @@ pub struct RunArgs {
     /// TOML file with any of the settings (snake_case names, e.g. n_layer = 4).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Continue the run saved in --out with its saved settings: --max-iters, the learning rates and the evaluation
-    /// flags may change; settings that shape the model, the data or the schedule's end are refused, by name.
+    /// Continue the run saved in --out with its saved settings: --max-iters, the batch size and accumulation, the
+    /// optimizer and the evaluation flags may change; settings that shape the model, the data or the schedule's end
+    /// are refused, by flag.
     #[arg(long, conflicts_with = "config")]
     resume: bool,
     /// Start afresh in an --out that already holds a run, deleting that run's files (without it, primer refuses).

@@ -183,8 +183,26 @@ fn bad_input_is_a_clear_error() {
         n_embd: 32,
         ..tiny(100)
     };
-    assert!(err(&changed, &corpus, "run", Start::Resume).contains("n-embd"));
+    assert!(err(&changed, &corpus, "run", Start::Resume).contains("--n-embd"));
+    // the refusal names the flags, masking's one by one
+    let masking = BertTrainConfig {
+        nsp: false,
+        mlm_probability: 0.3,
+        ..tiny(100)
+    };
+    let e = err(&masking, &corpus, "run", Start::Resume);
+    assert!(
+        e.contains("--no-nsp, --mlm-probability;") && !e.contains("masking"),
+        "{e}"
+    );
     assert!(err(&tiny(20), &corpus, "run", Start::Resume).contains("larger --max-iters"));
+    // the batch size and accumulation may change, as for GPT
+    let smaller = BertTrainConfig {
+        batch_size: 4,
+        grad_accum: 1,
+        ..tiny(30)
+    };
+    pretrain(&corpus, &dir.join("run"), &smaller, Start::Resume).unwrap();
     // nor on a corpus that changed since the run started
     let mut text = std::fs::read_to_string(&corpus).unwrap();
     text.push_str("\nan added document.\nwith two lines.\n");

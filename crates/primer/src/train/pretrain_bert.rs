@@ -220,7 +220,9 @@ impl BertTrainConfig {
     }
 }
 
-/// Settings a resumed run cannot change (they shape the model, the data, the masks or the schedule).
+/// Settings a resumed run cannot change (they shape the model, the data, the masks or the schedule), by the
+/// flags that set them. The batch size and accumulation may change, as for GPT: every step draws its batches
+/// from a seed derived from the step number alone.
 fn fixed_on_resume(saved: &BertTrainConfig, cfg: &BertTrainConfig) -> Vec<&'static str> {
     let mut changed = Vec::new();
     let mut check = |name, same: bool| {
@@ -228,26 +230,39 @@ fn fixed_on_resume(saved: &BertTrainConfig, cfg: &BertTrainConfig) -> Vec<&'stat
             changed.push(name);
         }
     };
-    check("tokenizer", saved.tokenizer == cfg.tokenizer);
-    check("vocab-size", saved.vocab_size == cfg.vocab_size);
-    check("lowercase", saved.lowercase == cfg.lowercase);
-    check("n-layer", saved.n_layer == cfg.n_layer);
-    check("n-head", saved.n_head == cfg.n_head);
-    check("n-embd", saved.n_embd == cfg.n_embd);
+    check("--tokenizer", saved.tokenizer == cfg.tokenizer);
+    check("--vocab-size", saved.vocab_size == cfg.vocab_size);
+    check("--lowercase", saved.lowercase == cfg.lowercase);
+    check("--n-layer", saved.n_layer == cfg.n_layer);
+    check("--n-head", saved.n_head == cfg.n_head);
+    check("--n-embd", saved.n_embd == cfg.n_embd);
     check(
-        "intermediate-size",
+        "--intermediate-size",
         saved.intermediate_size == cfg.intermediate_size,
     );
-    check("block-size", saved.block_size == cfg.block_size);
-    check("dropout", saved.dropout == cfg.dropout);
-    check("nsp", saved.nsp == cfg.nsp);
-    check("masking", saved.mask_config() == cfg.mask_config());
-    check("batch-size", saved.batch_size == cfg.batch_size);
-    check("grad-accum", saved.grad_accum == cfg.grad_accum);
-    check("val-fraction", saved.val_fraction == cfg.val_fraction);
-    check("val-corpus", saved.val_corpus == cfg.val_corpus);
-    check("lr-decay-iters", saved.lr_decay_iters == cfg.lr_decay_iters);
-    check("seed", saved.seed == cfg.seed);
+    check("--block-size", saved.block_size == cfg.block_size);
+    check("--dropout", saved.dropout == cfg.dropout);
+    check("--no-nsp", saved.nsp == cfg.nsp);
+    check(
+        "--mlm-probability",
+        saved.mlm_probability == cfg.mlm_probability,
+    );
+    check("--mask-replace", saved.mask_replace == cfg.mask_replace);
+    check(
+        "--random-replace",
+        saved.random_replace == cfg.random_replace,
+    );
+    check(
+        "--whole-word-mask",
+        saved.whole_word_mask == cfg.whole_word_mask,
+    );
+    check("--val-fraction", saved.val_fraction == cfg.val_fraction);
+    check("--val-corpus", saved.val_corpus == cfg.val_corpus);
+    check(
+        "--lr-decay-iters",
+        saved.lr_decay_iters == cfg.lr_decay_iters,
+    );
+    check("--seed", saved.seed == cfg.seed);
     changed
 }
 

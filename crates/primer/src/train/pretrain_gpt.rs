@@ -252,7 +252,8 @@ impl Splits {
     }
 }
 
-/// Settings a resumed run cannot change (they shape the model, the data or the schedule).
+/// Settings a resumed run cannot change (they shape the model, the data or the schedule), by the flags that set
+/// them.
 fn fixed_on_resume(saved: &GptTrainConfig, cfg: &GptTrainConfig) -> Vec<&'static str> {
     let mut changed = Vec::new();
     let mut check = |name, same: bool| {
@@ -260,16 +261,19 @@ fn fixed_on_resume(saved: &GptTrainConfig, cfg: &GptTrainConfig) -> Vec<&'static
             changed.push(name);
         }
     };
-    check("tokenizer", saved.tokenizer == cfg.tokenizer);
-    check("vocab-size", saved.vocab_size == cfg.vocab_size);
-    check("n-layer", saved.n_layer == cfg.n_layer);
-    check("n-head", saved.n_head == cfg.n_head);
-    check("n-embd", saved.n_embd == cfg.n_embd);
-    check("block-size", saved.block_size == cfg.block_size);
-    check("dropout", saved.dropout == cfg.dropout);
-    check("val-fraction", saved.val_fraction == cfg.val_fraction);
-    check("lr-decay-iters", saved.lr_decay_iters == cfg.lr_decay_iters);
-    check("seed", saved.seed == cfg.seed);
+    check("--tokenizer", saved.tokenizer == cfg.tokenizer);
+    check("--vocab-size", saved.vocab_size == cfg.vocab_size);
+    check("--n-layer", saved.n_layer == cfg.n_layer);
+    check("--n-head", saved.n_head == cfg.n_head);
+    check("--n-embd", saved.n_embd == cfg.n_embd);
+    check("--block-size", saved.block_size == cfg.block_size);
+    check("--dropout", saved.dropout == cfg.dropout);
+    check("--val-fraction", saved.val_fraction == cfg.val_fraction);
+    check(
+        "--lr-decay-iters",
+        saved.lr_decay_iters == cfg.lr_decay_iters,
+    );
+    check("--seed", saved.seed == cfg.seed);
     changed
 }
 
