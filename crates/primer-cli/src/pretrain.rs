@@ -18,7 +18,8 @@ pub enum Model {
 /// saved config), else the default.
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// UTF-8 text file to train on (with --resume: the run's own; give it only if the file has moved).
+    /// UTF-8 text file to train on, a regular file (not a pipe: it is read more than once). With --resume: the
+    /// run's own; give it only if the file has moved.
     #[arg(long, required_unless_present = "resume")]
     corpus: Option<PathBuf>,
     /// Output directory: checkpoint, tokenizer, metrics.jsonl, loss.png.
@@ -157,7 +158,7 @@ impl RunArgs {
         let saved = saved(&self.out)?;
         match given {
             None => Ok(saved),
-            Some(c) if !saved.exists() || same_file(&c, &saved) => Ok(c),
+            Some(c) if primer::train::same_input(&saved, &c) => Ok(c),
             Some(c) => anyhow::bail!(
                 "--corpus {}: a resumed run keeps its corpus, {} (leave --corpus out, or start a new run)",
                 c.display(),
@@ -184,11 +185,6 @@ fn saved_by(path: &Path) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-/// Whether two paths name the same existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
-    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
 /// Optimizer, schedule and evaluation flags both trainers share.
@@ -345,7 +341,8 @@ pub struct BertArgs {
     /// Choose whole words: all WordPiece pieces of a chosen word are masked together.
     #[arg(long)]
     whole_word_mask: bool,
-    /// Validate on this file (same format as the corpus) instead of holding out part of the corpus.
+    /// Validate on this file (same format as the corpus, a regular file) instead of holding out part of the
+    /// corpus. With --resume: give it only if the file has moved.
     #[arg(long)]
     val_corpus: Option<PathBuf>,
     #[command(flatten)]

@@ -10,6 +10,7 @@ use primer::tokenize::TextTokenizer;
 use primer::train::metrics::read_metrics;
 use primer::train::pretrain_bert::{pretrain, BertTrainConfig};
 use primer::train::Start;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Documents of counting sentences: each word follows from its neighbours, so masked words are predictable.
@@ -160,6 +161,17 @@ fn bad_input_is_a_clear_error() {
     std::fs::write(&blank, "\n\n  \n").unwrap();
     let e = err(&tiny(10), &blank, "c", Start::Fresh);
     assert!(e.contains("blank.txt"), "{e}");
+    // a validation file whose path train_config.json could not hold (not UTF-8) is refused before anything is
+    // written
+    let odd_name = dir.join(std::ffi::OsStr::from_bytes(b"val\xff.txt"));
+    std::fs::copy(&corpus, &odd_name).unwrap();
+    let with_odd_val = BertTrainConfig {
+        val_corpus: Some(odd_name),
+        ..tiny(10)
+    };
+    let e = err(&with_odd_val, &corpus, "d", Start::Fresh);
+    assert!(e.contains("not valid UTF-8"), "{e}");
+    assert!(!dir.join("d").exists());
     // runs refused for their tokenizer or their corpus leave no files behind
     for out in ["b", "c"] {
         assert!(!dir.join(out).join("tokenizer.json").exists(), "{out}");
@@ -209,5 +221,12 @@ fn bad_input_is_a_clear_error() {
     std::fs::write(&corpus, text).unwrap();
     let e = err(&tiny(40), &corpus, "run", Start::Resume);
     assert!(e.contains("bytes") && e.contains("keeps its corpus"), "{e}");
+    // one that has moved is named, with the flag that says where it is now
+    std::fs::rename(&corpus, dir.join("moved.txt")).unwrap();
+    let e = err(&tiny(40), &corpus, "run", Start::Resume);
+    assert!(
+        e.contains("corpus.txt") && e.contains("pass --corpus"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

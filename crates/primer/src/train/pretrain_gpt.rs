@@ -17,6 +17,7 @@ use crate::train::checkpoint::{
     progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::GptShards;
+use crate::train::inputs::{check_readable, check_recordable};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::{cosine_lr, warmup_warning};
@@ -350,6 +351,11 @@ pub fn pretrain(
 fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<RunSummary> {
     let resume = start == Start::Resume;
     prepare_out(out, start)?;
+    // a resumed run reads its token file, not the corpus, whose path it only records
+    check_recordable(corpus)?;
+    if !resume {
+        check_readable(corpus, "--corpus", false)?;
+    }
     // once the run is known to go ahead
     if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters) {
         eprintln!("{warning}");
