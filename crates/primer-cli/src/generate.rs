@@ -1,6 +1,6 @@
 //! `primer generate`: stream text from a GPT directory.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use primer::infer::generate::{generate, stop_ids, Sampling};
 use primer::models::gpt::Gpt;
 use primer::tokenize::TextTokenizer;
@@ -46,7 +46,8 @@ pub fn run(a: Args) -> Result<()> {
     };
     // before the prompt is echoed, so that a bad setting or prompt prints nothing but the error
     s.validate()?;
-    let ids = prompt_ids(&tok, &a.prompt)?;
+    let ids = prompt_ids(&tok, &a.prompt)
+        .with_context(|| format!("--prompt, for the model in {}", a.model.display()))?;
     let vocab = model.config.vocab_size;
     if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
         anyhow::bail!(

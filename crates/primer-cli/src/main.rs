@@ -95,7 +95,7 @@ enum Bench {
         #[arg(long, default_value_t = 128)]
         seq: usize,
         /// Batch sizes to time.
-        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        #[arg(long, value_delimiter = ',', default_value = "1,32", value_parser = batch_size)]
         batch: Vec<usize>,
         #[arg(long, default_value_t = 20, value_parser = timed_steps)]
         runs: usize,
@@ -225,6 +225,11 @@ fn timed_steps(s: &str) -> Result<usize, String> {
 /// A count of untimed warm-up steps: at most a million.
 fn warmup_steps(s: &str) -> Result<usize, String> {
     bench_count(s, 0)
+}
+
+/// A batch size to time: at least one sequence (the cap of [`bench_count`] is far above what fits in memory).
+fn batch_size(s: &str) -> Result<usize, String> {
+    bench_count(s, 1)
 }
 
 /// A whole number from `min` to [`MAX_BENCH_STEPS`].

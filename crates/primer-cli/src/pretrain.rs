@@ -18,7 +18,8 @@ pub enum Model {
 /// saved config), else the default.
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// UTF-8 text file to train on (with --resume: the run's own; give it only if the file has moved).
+    /// UTF-8 text file to train on, a regular file (not a pipe: it is read more than once). With --resume: the
+    /// run's own; give it only if the file has moved.
     #[arg(long, required_unless_present = "resume")]
     corpus: Option<PathBuf>,
     /// Output directory: checkpoint, tokenizer, metrics.jsonl, loss.png.
@@ -27,8 +28,9 @@ pub struct RunArgs {
     /// TOML file with any of the settings (snake_case names, e.g. n_layer = 4).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Continue the run saved in --out with its saved settings: --max-iters, the learning rates and the evaluation
-    /// flags may change; settings that shape the model, the data or the schedule's end are refused, by name.
+    /// Continue the run saved in --out with its saved settings: --max-iters, the batch size and accumulation, the
+    /// optimizer and the evaluation flags may change; settings that shape the model, the data or the schedule's end
+    /// are refused, by flag.
     #[arg(long, conflicts_with = "config")]
     resume: bool,
     /// Start afresh in an --out that already holds a run, deleting that run's files (without it, primer refuses).
@@ -79,6 +81,26 @@ impl RunArgs {
     /// The `--config` file a fresh run reads (a resumed one reads its saved settings instead).
     fn fresh_config(&self) -> Option<&PathBuf> {
         self.config.as_ref().filter(|_| !self.resume)
+    }
+
+    /// Refuses 0 for a setting whose default is derived from other settings (in the settings a run saves, 0
+    /// means "the default"), rather than quietly giving the default: as the flag `value`, or as `key` in the
+    /// `--config` file when the flag is left out.
+    fn refuse_zero(&self, key: &str, value: Option<usize>) -> Result<()> {
+        let how = match value {
+            Some(v) => (v == 0).then(|| format!("--{}", key.replace('_', "-"))),
+            None => match self.fresh_config() {
+                Some(path) => config_table(path)?
+                    .get(key)
+                    .is_some_and(|v| v.as_integer() == Some(0))
+                    .then(|| format!("{key} in {}", path.display())),
+                None => None,
+            },
+        };
+        match how {
+            Some(how) => anyhow::bail!("{how} must be positive (leave it out for its default)"),
+            None => Ok(()),
+        }
     }
 
     /// A settings error names flags (`--dropout must be in [0, 1)`); when a named setting came from the
@@ -136,7 +158,7 @@ impl RunArgs {
         let saved = saved(&self.out)?;
         match given {
             None => Ok(saved),
-            Some(c) if !saved.exists() || same_file(&c, &saved) => Ok(c),
+            Some(c) if primer::train::same_input(&saved, &c) => Ok(c),
             Some(c) => anyhow::bail!(
                 "--corpus {}: a resumed run keeps its corpus, {} (leave --corpus out, or start a new run)",
                 c.display(),
@@ -152,15 +174,6 @@ fn config_table(path: &Path) -> Result<toml::Table> {
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// Refuses 0 for a flag whose default is derived from other settings (saved as 0 in a config, it means "the
-/// default"), rather than quietly giving the default.
-fn refuse_zero(flag: &str, value: Option<usize>) -> Result<()> {
-    if value == Some(0) {
-        anyhow::bail!("{flag} must be positive (leave it out for its default)");
-    }
-    Ok(())
-}
-
 /// Which trainer wrote a `train_config.json`, from a setting only that one has.
 fn saved_by(path: &Path) -> Option<&'static str> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -172,11 +185,6 @@ fn saved_by(path: &Path) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-/// Whether two paths name the same existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
-    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
 /// Optimizer, schedule and evaluation flags both trainers share.
@@ -333,7 +341,8 @@ pub struct BertArgs {
     /// Choose whole words: all WordPiece pieces of a chosen word are masked together.
     #[arg(long)]
     whole_word_mask: bool,
-    /// Validate on this file (same format as the corpus) instead of holding out part of the corpus.
+    /// Validate on this file (same format as the corpus, a regular file) instead of holding out part of the
+    /// corpus. With --resume: give it only if the file has moved.
     #[arg(long)]
     val_corpus: Option<PathBuf>,
     #[command(flatten)]
@@ -346,7 +355,8 @@ pub fn run(m: Model) -> Result<()> {
             let mut c = a.run.base("gpt", pretrain_gpt::GptTrainConfig::from_toml)?;
             overlay!(c, a, tokenizer, vocab_size, n_layer, n_head, n_embd, block_size, dropout);
             overlay_optim!(c, a.optim);
-            refuse_zero("--lr-decay-iters", a.optim.lr_decay_iters)?;
+            a.run
+                .refuse_zero("lr_decay_iters", a.optim.lr_decay_iters)?;
             if c.tokenizer == "char" {
                 if let Some(how) = a.run.given(a.vocab_size.is_some(), "vocab_size")? {
                     anyhow::bail!(
@@ -389,8 +399,10 @@ pub fn run(m: Model) -> Result<()> {
                 random_replace
             );
             overlay_optim!(c, a.optim);
-            refuse_zero("--lr-decay-iters", a.optim.lr_decay_iters)?;
-            refuse_zero("--intermediate-size", a.intermediate_size)?;
+            a.run
+                .refuse_zero("lr_decay_iters", a.optim.lr_decay_iters)?;
+            a.run
+                .refuse_zero("intermediate_size", a.intermediate_size)?;
             if a.tokenizer.is_some() {
                 c.tokenizer = a.tokenizer.clone();
             }

@@ -55,6 +55,13 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
+/// The warm-up of a quickstart run of `steps` steps: `full` steps, but at most a tenth of the run, so that a short
+/// trial run (`--max-iters 30`) still warms up, then decays, instead of being warned about a warm-up it has no
+/// flag to change.
+fn warmup(full: usize, steps: u32) -> usize {
+    full.min(steps as usize / 10)
+}
+
 /// The quickstart's GPT settings.
 fn gpt_config(a: &Args) -> GptTrainConfig {
     GptTrainConfig {
@@ -68,7 +75,7 @@ fn gpt_config(a: &Args) -> GptTrainConfig {
         max_iters: a.max_iters as usize,
         lr: 3e-3,
         min_lr: 3e-4,
-        warmup_iters: 50,
+        warmup_iters: warmup(50, a.max_iters),
         eval_interval: (a.max_iters as usize / 5).max(1),
         eval_iters: 10,
         seed: a.seed,
@@ -125,7 +132,7 @@ fn bert_config(a: &Args) -> BertTrainConfig {
         max_iters: a.bert_iters as usize,
         lr: 2e-3,
         min_lr: 2e-4,
-        warmup_iters: 100,
+        warmup_iters: warmup(100, a.bert_iters),
         eval_interval: (a.bert_iters as usize / 5).max(1),
         eval_iters: 10,
         seed: a.seed,
@@ -190,4 +197,40 @@ fn blank_out(line: &str, tok: &TextTokenizer) -> Option<(String, String)> {
     let at = line.find(word)?;
     let masked = format!("{}[MASK]{}", &line[..at], &line[at + word.len()..]);
     Some((masked, word.to_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use primer::train::schedule::warmup_warning;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    /// No step count the quickstart takes gets the warning about --warmup-iters, a flag it does not have; the
+    /// default runs keep their warm-up.
+    #[test]
+    fn warm_up_fits_every_run_length() {
+        for steps in ["1", "2", "9", "30", "499", "800", "1500", "100000"] {
+            let a = Cli::parse_from(["q", "--max-iters", steps, "--bert-iters", steps]).args;
+            let (g, b) = (gpt_config(&a), bert_config(&a));
+            assert!(
+                warmup_warning(g.warmup_iters, g.max_iters).is_none(),
+                "{steps}"
+            );
+            assert!(
+                warmup_warning(b.warmup_iters, b.max_iters).is_none(),
+                "{steps}"
+            );
+        }
+        let a = Cli::parse_from(["q"]).args;
+        assert_eq!(
+            (gpt_config(&a).warmup_iters, bert_config(&a).warmup_iters),
+            (50, 100)
+        );
+    }
 }

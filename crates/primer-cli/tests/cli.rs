@@ -105,7 +105,10 @@ fn pretrain_with_config_then_generate() {
         .unwrap();
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("'d'") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("'d'") && err.contains(out.to_str().unwrap()) && !err.contains("panicked"),
+        "names the character and the model: {err}"
+    );
     assert!(
         bad.stdout.is_empty(),
         "the prompt is checked before it is echoed"
@@ -370,6 +373,12 @@ fn missing_files_are_errors_not_panics() {
     let bad_config = d.join("bad.toml");
     std::fs::write(&bad_config, "dropout = 1.0\n").unwrap();
     let bad_config = bad_config.to_str().unwrap();
+    let zero_decay = d.join("zero-decay.toml");
+    std::fs::write(&zero_decay, "lr_decay_iters = 0\n").unwrap();
+    let zero_decay = zero_decay.to_str().unwrap();
+    let zero_ffn = d.join("zero-ffn.toml");
+    std::fs::write(&zero_ffn, "intermediate_size = 0\n").unwrap();
+    let zero_ffn = zero_ffn.to_str().unwrap();
     for (args, says) in [
         ("bench train --steps 0".to_string(), "from 1 to"),
         (
@@ -387,6 +396,19 @@ fn missing_files_are_errors_not_panics() {
         (
             format!("pretrain gpt --corpus {corpus} --out x --lr-decay-iters 0"),
             "--lr-decay-iters must be positive",
+        ),
+        // nor from the config file, where 0 was read as the default
+        (
+            format!("pretrain gpt --corpus {corpus} --out x --config {zero_decay}"),
+            "lr_decay_iters in",
+        ),
+        (
+            format!("{bert} --config {zero_decay}"),
+            "zero-decay.toml must be positive",
+        ),
+        (
+            format!("{bert} --config {zero_ffn}"),
+            "intermediate_size in",
         ),
         (
             format!("{bert} --val-corpus {corpus} --val-fraction 0.2"),
@@ -596,6 +618,24 @@ fn pretrain_bert_then_fill_mask_and_embed() {
         !ok && err.contains("100000") && err.contains("max_position_embeddings"),
         "{err}"
     );
+    // the benchmark's shape flags are checked against the model, by name
+    for (flag, value, says) in [
+        ("--batch", "0", "--batch"),
+        ("--batch", "1,0", "--batch"),
+        ("--seq", "1000", "--seq 1000 must be from 1"),
+        ("--seq", "0", "--seq 0 must be from 1"),
+    ] {
+        let run = primer()
+            .args(["bench", "bert-infer", "--runs", "1", flag, value, "--model"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            !run.status.success() && err.contains(says) && run.stdout.is_empty(),
+            "{flag} {value}: {err}"
+        );
+    }
     // a reused tokenizer file is taken as it is: a vocabulary size for it is refused, not ignored
     let (ok, err) = outcome(
         primer()
@@ -675,6 +715,220 @@ fn pretrain_bert_then_fill_mask_and_embed() {
         ok && err.contains("every validation pair is NotNext"),
         "{err}"
     );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The flags of a BERT run small enough to take a second.
+const TINY_BERT: &str =
+    "--vocab-size 80 --n-layer 1 --n-head 2 --n-embd 16 --block-size 24 --batch-size 4 \
+                         --eval-iters 1 --warmup-iters 1 --threads 1";
+
+/// Documents of four lines: a corpus `pretrain bert` can split.
+fn bert_corpus(path: &std::path::Path, docs: usize) {
+    let text: String = (0..docs)
+        .map(|doc| {
+            (0..4)
+                .map(|i| format!("the cat sat on mat number {}.\n", (doc + i) % 10))
+                .collect::<String>()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn resumed_bert_run_finds_its_files_and_names_its_flags() {
+    let d = tmp("bert-resume");
+    let elsewhere = d.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    bert_corpus(&d.join("corpus.txt"), 30);
+    bert_corpus(&d.join("val.txt"), 5);
+    let bert = |dir: &std::path::Path, args: &str| {
+        outcome(
+            primer()
+                .current_dir(dir)
+                .args(["pretrain", "bert"])
+                .args(args.split_whitespace()),
+        )
+    };
+    let (ok, err) = bert(
+        &d,
+        &format!("--corpus corpus.txt --val-corpus val.txt --out run --max-iters 1 {TINY_BERT}"),
+    );
+    assert!(ok, "{err}");
+    let run = d.join("run");
+    let run = run.to_str().unwrap();
+    // the validation file, named relative to the working directory, is found from anywhere, and it may be
+    // named again by any path to it
+    let (ok, err) = bert(&elsewhere, &format!("--resume --out {run} --max-iters 2"));
+    assert!(ok, "resumed from another directory: {err}");
+    let (ok, err) = bert(
+        &d,
+        "--resume --out run --max-iters 3 --val-corpus ./val.txt",
+    );
+    assert!(ok, "./val.txt is the same file: {err}");
+    let val = d.join("val.txt");
+    let (ok, err) = bert(
+        &elsewhere,
+        &format!(
+            "--resume --out {run} --max-iters 4 --val-corpus {}",
+            val.display()
+        ),
+    );
+    assert!(ok, "so is its absolute path: {err}");
+    let (ok, err) = bert(
+        &d,
+        "--resume --out run --max-iters 5 --val-corpus corpus.txt",
+    );
+    assert!(
+        !ok && err.contains("--val-corpus"),
+        "another file is not: {err}"
+    );
+    // a changed setting is refused by its flag; the batch size and accumulation may change, as for GPT
+    let (ok, err) = bert(
+        &d,
+        "--resume --out run --max-iters 5 --no-nsp --mlm-probability 0.3 --whole-word-mask",
+    );
+    assert!(
+        !ok && err.contains("--no-nsp, --mlm-probability, --whole-word-mask;"),
+        "{err}"
+    );
+    let (ok, err) = bert(
+        &d,
+        "--resume --out run --max-iters 5 --batch-size 2 --grad-accum 2",
+    );
+    assert!(ok, "{err}");
+    // a corpus and a validation file that have moved are named, with the flag that gives where they are now
+    std::fs::rename(&val, elsewhere.join("val.txt")).unwrap();
+    let (ok, err) = bert(&d, "--resume --out run --max-iters 6");
+    assert!(
+        !ok && err.contains("val.txt") && err.contains("pass --val-corpus"),
+        "{err}"
+    );
+    std::fs::rename(d.join("corpus.txt"), elsewhere.join("corpus.txt")).unwrap();
+    let (ok, err) = bert(
+        &d,
+        "--resume --out run --max-iters 6 --val-corpus elsewhere/val.txt",
+    );
+    assert!(
+        !ok && err.contains("corpus.txt") && err.contains("pass --corpus"),
+        "{err}"
+    );
+    let (ok, err) = bert(
+        &d,
+        "--resume --out run --max-iters 6 --val-corpus elsewhere/val.txt --corpus elsewhere/corpus.txt",
+    );
+    assert!(ok, "{err}");
+    // a reused tokenizer named again by another path to it is the same tokenizer
+    std::fs::copy(d.join("run").join("tokenizer.json"), d.join("tok.json")).unwrap();
+    let (ok, err) = bert(
+        &elsewhere,
+        &format!(
+            "--corpus corpus.txt --tokenizer ../tok.json --out reuse --max-iters 1 {}",
+            TINY_BERT.replace("--vocab-size 80 ", "")
+        ),
+    );
+    assert!(ok, "{err}");
+    let (ok, err) = bert(
+        &d,
+        "--resume --out elsewhere/reuse --max-iters 2 --tokenizer ./tok.json",
+    );
+    assert!(ok, "{err}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Runs `cmd` to its end, or kills it after a minute: whether it succeeded, and its stderr.
+fn outcome_within_a_minute(cmd: &mut Command) -> (bool, String) {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() > 60 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("still running after a minute: {cmd:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn inputs_read_twice_or_not_recordable_are_refused_before_anything_is_written() {
+    use std::os::unix::ffi::OsStrExt;
+    let d = tmp("inputs");
+    let corpus = d.join("corpus.txt");
+    bert_corpus(&corpus, 30);
+    // a FIFO (here with no writer: opening it would block) is refused without being opened, as corpus and as
+    // validation file
+    let fifo = d.join("ff");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let fifo = fifo.to_str().unwrap();
+    let corpus = corpus.to_str().unwrap();
+    for (model, args) in [
+        ("gpt", format!("--corpus {fifo}")),
+        ("bert", format!("--corpus {fifo} {TINY_BERT}")),
+        (
+            "bert",
+            format!("--corpus {corpus} --val-corpus {fifo} {TINY_BERT}"),
+        ),
+    ] {
+        let (ok, err) = outcome_within_a_minute(
+            primer()
+                .current_dir(&d)
+                .args(["pretrain", model, "--out", "x", "--max-iters", "1"])
+                .args(args.split_whitespace()),
+        );
+        assert!(
+            !ok && err.contains("ff: is not a regular file")
+                && err.contains("save it to a file first"),
+            "{model} {args}: {err}"
+        );
+    }
+    // /dev/stdin on a pipe was read once and found empty
+    let mut child = primer()
+        .current_dir(&d)
+        .args(["pretrain", "gpt", "--corpus", "/dev/stdin", "--out", "x"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = std::fs::read(corpus).unwrap();
+    // the run may refuse before it reads: a closed pipe is no failure here
+    let _ = std::io::Write::write_all(&mut child.stdin.take().unwrap(), &text);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("/dev/stdin: is not a regular file"),
+        "{err}"
+    );
+    // a corpus whose name is not UTF-8 is refused up front, not at the first checkpoint
+    let odd = d.join(std::ffi::OsStr::from_bytes(b"bad\xffname.txt"));
+    std::fs::copy(corpus, &odd).unwrap();
+    for model in ["gpt", "bert"] {
+        let (ok, err) = outcome(
+            primer()
+                .current_dir(&d)
+                .args(["pretrain", model, "--out", "x", "--max-iters", "1"])
+                .arg("--corpus")
+                .arg(&odd)
+                .args(TINY_BERT.replace("--vocab-size 80 ", "").split_whitespace()),
+        );
+        assert!(!ok && err.contains("not valid UTF-8"), "{model}: {err}");
+    }
+    assert!(!d.join("x").exists());
     std::fs::remove_dir_all(&d).unwrap();
 }
 

@@ -10,6 +10,7 @@ use primer::tokenize::TextTokenizer;
 use primer::train::metrics::read_metrics;
 use primer::train::pretrain_bert::{pretrain, BertTrainConfig};
 use primer::train::Start;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Documents of counting sentences: each word follows from its neighbours, so masked words are predictable.
@@ -160,6 +161,17 @@ fn bad_input_is_a_clear_error() {
     std::fs::write(&blank, "\n\n  \n").unwrap();
     let e = err(&tiny(10), &blank, "c", Start::Fresh);
     assert!(e.contains("blank.txt"), "{e}");
+    // a validation file whose path train_config.json could not hold (not UTF-8) is refused before anything is
+    // written
+    let odd_name = dir.join(std::ffi::OsStr::from_bytes(b"val\xff.txt"));
+    std::fs::copy(&corpus, &odd_name).unwrap();
+    let with_odd_val = BertTrainConfig {
+        val_corpus: Some(odd_name),
+        ..tiny(10)
+    };
+    let e = err(&with_odd_val, &corpus, "d", Start::Fresh);
+    assert!(e.contains("not valid UTF-8"), "{e}");
+    assert!(!dir.join("d").exists());
     // runs refused for their tokenizer or their corpus leave no files behind
     for out in ["b", "c"] {
         assert!(!dir.join(out).join("tokenizer.json").exists(), "{out}");
@@ -183,13 +195,38 @@ fn bad_input_is_a_clear_error() {
         n_embd: 32,
         ..tiny(100)
     };
-    assert!(err(&changed, &corpus, "run", Start::Resume).contains("n-embd"));
+    assert!(err(&changed, &corpus, "run", Start::Resume).contains("--n-embd"));
+    // the refusal names the flags, masking's one by one
+    let masking = BertTrainConfig {
+        nsp: false,
+        mlm_probability: 0.3,
+        ..tiny(100)
+    };
+    let e = err(&masking, &corpus, "run", Start::Resume);
+    assert!(
+        e.contains("--no-nsp, --mlm-probability;") && !e.contains("masking"),
+        "{e}"
+    );
     assert!(err(&tiny(20), &corpus, "run", Start::Resume).contains("larger --max-iters"));
+    // the batch size and accumulation may change, as for GPT
+    let smaller = BertTrainConfig {
+        batch_size: 4,
+        grad_accum: 1,
+        ..tiny(30)
+    };
+    pretrain(&corpus, &dir.join("run"), &smaller, Start::Resume).unwrap();
     // nor on a corpus that changed since the run started
     let mut text = std::fs::read_to_string(&corpus).unwrap();
     text.push_str("\nan added document.\nwith two lines.\n");
     std::fs::write(&corpus, text).unwrap();
     let e = err(&tiny(40), &corpus, "run", Start::Resume);
     assert!(e.contains("bytes") && e.contains("keeps its corpus"), "{e}");
+    // one that has moved is named, with the flag that says where it is now
+    std::fs::rename(&corpus, dir.join("moved.txt")).unwrap();
+    let e = err(&tiny(40), &corpus, "run", Start::Resume);
+    assert!(
+        e.contains("corpus.txt") && e.contains("pass --corpus"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

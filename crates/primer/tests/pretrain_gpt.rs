@@ -9,6 +9,7 @@ use primer::models::gpt::{Gpt, GptConfig};
 use primer::train::metrics::read_metrics;
 use primer::train::pretrain_gpt::{pretrain, GptTrainConfig};
 use primer::train::Start;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// A corpus with structure a tiny model can pick up: counting sentences.
@@ -128,6 +129,14 @@ fn bad_corpora_are_clear_errors() {
         e.contains("bad.txt") && e.contains("UTF-8") && e.contains("15"),
         "{e}"
     );
+
+    // a path the run could not record in trainer_state.json (not UTF-8) is refused before anything is written,
+    // not at the first checkpoint
+    let odd_name = d.join(std::ffi::OsStr::from_bytes(b"bad\xffname.txt"));
+    std::fs::copy(write_corpus(&d), &odd_name).unwrap();
+    let e = err_of(pretrain(&odd_name, &d.join("o3"), &tiny(2), Start::Fresh));
+    assert!(e.contains("not valid UTF-8"), "{e}");
+    assert!(!d.join("o3").exists());
 
     // a model shape that cannot be built is reported before the corpus is tokenized
     let odd = GptTrainConfig {

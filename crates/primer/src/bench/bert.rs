@@ -6,9 +6,10 @@ use super::{median, peak_rss_mib, BenchResult};
 use crate::engine::adamw::{AdamW, AdamWConfig};
 use crate::engine::rng::Rng;
 use crate::engine::xent::IGNORE;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::models::bert::{Bert, BertConfig, BertInput, Heads};
 use crate::train::data_parallel::BertShards;
+use crate::train::memory::{check_fits, lower_bound, product};
 use std::path::Path;
 use std::time::Instant;
 
@@ -116,6 +117,7 @@ pub fn train(steps: usize, warmup: usize) -> Result<BenchResult> {
 /// after `warmup`, on random word ids of shape `[batch, seq]`.
 pub fn infer(dir: &Path, batch: usize, seq: usize, runs: usize, warmup: usize) -> Result<f64> {
     let model = Bert::load(dir)?.into_inference();
+    check_shape(&model.config, dir, batch, seq)?;
     let mut rng = Rng::new(7);
     // ordinary word ids: above the special tokens at the start of every BERT vocabulary
     let v = model.config.vocab_size as u64;
@@ -141,4 +143,30 @@ pub fn infer(dir: &Path, batch: usize, seq: usize, runs: usize, warmup: usize) -
         }
     }
     Ok(median(&mut times))
+}
+
+/// Refuses an input shape the model in `dir` cannot run, naming the flag (`--batch`, `--seq`): no sequence, no
+/// token, more tokens than the model has positions, or activations that could not fit in memory.
+fn check_shape(c: &BertConfig, dir: &Path, batch: usize, seq: usize) -> Result<()> {
+    if batch == 0 {
+        return Err(Error::Config("--batch must be at least 1".into()));
+    }
+    let max = c.max_position_embeddings;
+    if !(1..=max).contains(&seq) {
+        return Err(Error::Config(format!(
+            "--seq {seq} must be from 1 to the model's max_position_embeddings, {max} (in {})",
+            dir.join("config.json").display()
+        )));
+    }
+    // per token a forward holds at least the hidden states, one layer's queries, keys, values, attention output,
+    // feed-forward activations and each head's attention probabilities
+    let per_token = c
+        .hidden_size
+        .saturating_mul(8)
+        .saturating_add(c.intermediate_size)
+        .saturating_add(c.num_attention_heads.saturating_mul(seq));
+    check_fits(
+        lower_bound(0, product(&[batch, seq, per_token])),
+        "--batch or --seq",
+    )
 }

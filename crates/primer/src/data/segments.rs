@@ -212,7 +212,8 @@ impl SegmentCorpus {
         if held >= segments {
             let msg = format!(
                 "{segments} segment(s) in {docs} document(s): too few to hold out \
-                 {fraction} for validation"
+                 {fraction} for validation (validate on another file with --val-corpus, or use a corpus \
+                 of more documents or lines)"
             );
             return Err(match &self.source {
                 Some(path) => Error::format(path, msg),

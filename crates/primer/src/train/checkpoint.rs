@@ -193,8 +193,8 @@ pub(crate) fn adamw_config(
     })
 }
 
-/// Checks a resumed run against the settings saved in `OUT/train_config.json`: `fixed` lists the ones that
-/// differ but may not change, and a run already at `max_iters` cannot continue.
+/// Checks a resumed run against the settings saved in `OUT/train_config.json`: `fixed` lists (by flag) the ones
+/// that differ but may not change, and a run already at `max_iters` cannot continue.
 pub(crate) fn check_resume<C: DeserializeOwned>(
     out: &Path,
     cfg: &C,
@@ -206,7 +206,7 @@ pub(crate) fn check_resume<C: DeserializeOwned>(
     let changed = fixed(&saved, cfg);
     if !changed.is_empty() {
         return Err(Error::Config(format!(
-            "a resumed run keeps its {}; start a new run (another --out) to change them",
+            "a resumed run keeps its settings of {}; start a new run (another --out) to change them",
             changed.join(", ")
         )));
     }

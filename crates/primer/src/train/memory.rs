@@ -35,7 +35,7 @@ pub(crate) fn check_fits(bytes: u128, lower: &str) -> Result<()> {
         None => "no machine has that much".into(),
     };
     Err(Error::Config(format!(
-        "these settings need at least {:.1} GiB of memory to train ({have}): lower {lower}",
+        "these settings need at least {:.1} GiB of memory ({have}): lower {lower}",
         gib(bytes)
     )))
 }

@@ -3,6 +3,7 @@
 pub mod atomic;
 pub(crate) mod checkpoint;
 pub(crate) mod data_parallel;
+pub(crate) mod inputs;
 pub(crate) mod memory;
 pub mod metrics;
 pub mod pretrain_bert;
@@ -10,3 +11,4 @@ pub mod pretrain_gpt;
 pub mod schedule;
 
 pub use checkpoint::{check_resumable, clear_run, Start};
+pub use inputs::same_input;

@@ -27,6 +27,7 @@ use crate::train::checkpoint::{
     progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::BertShards;
+use crate::train::inputs::{check_readable, check_recordable, same_input};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::{cosine_lr, warmup_warning};
@@ -220,7 +221,9 @@ impl BertTrainConfig {
     }
 }
 
-/// Settings a resumed run cannot change (they shape the model, the data, the masks or the schedule).
+/// Settings a resumed run cannot change (they shape the model, the data, the masks or the schedule), by the
+/// flags that set them. The batch size and accumulation may change, as for GPT: every step draws its batches
+/// from a seed derived from the step number alone.
 fn fixed_on_resume(saved: &BertTrainConfig, cfg: &BertTrainConfig) -> Vec<&'static str> {
     let mut changed = Vec::new();
     let mut check = |name, same: bool| {
@@ -228,26 +231,47 @@ fn fixed_on_resume(saved: &BertTrainConfig, cfg: &BertTrainConfig) -> Vec<&'stat
             changed.push(name);
         }
     };
-    check("tokenizer", saved.tokenizer == cfg.tokenizer);
-    check("vocab-size", saved.vocab_size == cfg.vocab_size);
-    check("lowercase", saved.lowercase == cfg.lowercase);
-    check("n-layer", saved.n_layer == cfg.n_layer);
-    check("n-head", saved.n_head == cfg.n_head);
-    check("n-embd", saved.n_embd == cfg.n_embd);
+    // a file is the same when the paths name it, however spelled (or when the saved one has moved)
+    let same_file = |a: &Option<PathBuf>, b: &Option<PathBuf>| match (a, b) {
+        (Some(a), Some(b)) => same_input(a, b),
+        (a, b) => a == b,
+    };
+    check("--tokenizer", same_file(&saved.tokenizer, &cfg.tokenizer));
+    check("--vocab-size", saved.vocab_size == cfg.vocab_size);
+    check("--lowercase", saved.lowercase == cfg.lowercase);
+    check("--n-layer", saved.n_layer == cfg.n_layer);
+    check("--n-head", saved.n_head == cfg.n_head);
+    check("--n-embd", saved.n_embd == cfg.n_embd);
     check(
-        "intermediate-size",
+        "--intermediate-size",
         saved.intermediate_size == cfg.intermediate_size,
     );
-    check("block-size", saved.block_size == cfg.block_size);
-    check("dropout", saved.dropout == cfg.dropout);
-    check("nsp", saved.nsp == cfg.nsp);
-    check("masking", saved.mask_config() == cfg.mask_config());
-    check("batch-size", saved.batch_size == cfg.batch_size);
-    check("grad-accum", saved.grad_accum == cfg.grad_accum);
-    check("val-fraction", saved.val_fraction == cfg.val_fraction);
-    check("val-corpus", saved.val_corpus == cfg.val_corpus);
-    check("lr-decay-iters", saved.lr_decay_iters == cfg.lr_decay_iters);
-    check("seed", saved.seed == cfg.seed);
+    check("--block-size", saved.block_size == cfg.block_size);
+    check("--dropout", saved.dropout == cfg.dropout);
+    check("--no-nsp", saved.nsp == cfg.nsp);
+    check(
+        "--mlm-probability",
+        saved.mlm_probability == cfg.mlm_probability,
+    );
+    check("--mask-replace", saved.mask_replace == cfg.mask_replace);
+    check(
+        "--random-replace",
+        saved.random_replace == cfg.random_replace,
+    );
+    check(
+        "--whole-word-mask",
+        saved.whole_word_mask == cfg.whole_word_mask,
+    );
+    check("--val-fraction", saved.val_fraction == cfg.val_fraction);
+    check(
+        "--val-corpus",
+        same_file(&saved.val_corpus, &cfg.val_corpus),
+    );
+    check(
+        "--lr-decay-iters",
+        saved.lr_decay_iters == cfg.lr_decay_iters,
+    );
+    check("--seed", saved.seed == cfg.seed);
     changed
 }
 
@@ -291,12 +315,25 @@ pub fn pretrain(
     if cfg.lr_decay_iters == 0 {
         cfg.lr_decay_iters = cfg.max_iters;
     }
+    // recorded absolute, as the corpus is, so that the run resumes from any working directory
+    cfg.val_corpus = cfg.val_corpus.as_deref().map(absolute);
+    cfg.tokenizer = cfg.tokenizer.as_deref().map(absolute);
     in_run_dir(out, || run(corpus, out, &cfg, start))
 }
 
 fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result<BertRunSummary> {
     let resume = start == Start::Resume;
     prepare_out(out, start)?;
+    // the corpus (read again on resume) and the files the settings name
+    check_recordable(corpus)?;
+    check_readable(corpus, "--corpus", resume)?;
+    if let Some(val) = &cfg.val_corpus {
+        check_recordable(val)?;
+        check_readable(val, "--val-corpus", resume)?;
+    }
+    if let Some(tokenizer) = &cfg.tokenizer {
+        check_recordable(tokenizer)?;
+    }
     // once the run is known to go ahead
     if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters) {
         eprintln!("{warning}");

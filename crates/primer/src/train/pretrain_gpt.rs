@@ -17,6 +17,7 @@ use crate::train::checkpoint::{
     progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::GptShards;
+use crate::train::inputs::{check_readable, check_recordable};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::{cosine_lr, warmup_warning};
@@ -252,7 +253,8 @@ impl Splits {
     }
 }
 
-/// Settings a resumed run cannot change (they shape the model, the data or the schedule).
+/// Settings a resumed run cannot change (they shape the model, the data or the schedule), by the flags that set
+/// them.
 fn fixed_on_resume(saved: &GptTrainConfig, cfg: &GptTrainConfig) -> Vec<&'static str> {
     let mut changed = Vec::new();
     let mut check = |name, same: bool| {
@@ -260,16 +262,19 @@ fn fixed_on_resume(saved: &GptTrainConfig, cfg: &GptTrainConfig) -> Vec<&'static
             changed.push(name);
         }
     };
-    check("tokenizer", saved.tokenizer == cfg.tokenizer);
-    check("vocab-size", saved.vocab_size == cfg.vocab_size);
-    check("n-layer", saved.n_layer == cfg.n_layer);
-    check("n-head", saved.n_head == cfg.n_head);
-    check("n-embd", saved.n_embd == cfg.n_embd);
-    check("block-size", saved.block_size == cfg.block_size);
-    check("dropout", saved.dropout == cfg.dropout);
-    check("val-fraction", saved.val_fraction == cfg.val_fraction);
-    check("lr-decay-iters", saved.lr_decay_iters == cfg.lr_decay_iters);
-    check("seed", saved.seed == cfg.seed);
+    check("--tokenizer", saved.tokenizer == cfg.tokenizer);
+    check("--vocab-size", saved.vocab_size == cfg.vocab_size);
+    check("--n-layer", saved.n_layer == cfg.n_layer);
+    check("--n-head", saved.n_head == cfg.n_head);
+    check("--n-embd", saved.n_embd == cfg.n_embd);
+    check("--block-size", saved.block_size == cfg.block_size);
+    check("--dropout", saved.dropout == cfg.dropout);
+    check("--val-fraction", saved.val_fraction == cfg.val_fraction);
+    check(
+        "--lr-decay-iters",
+        saved.lr_decay_iters == cfg.lr_decay_iters,
+    );
+    check("--seed", saved.seed == cfg.seed);
     changed
 }
 
@@ -346,6 +351,11 @@ pub fn pretrain(
 fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<RunSummary> {
     let resume = start == Start::Resume;
     prepare_out(out, start)?;
+    // a resumed run reads its token file, not the corpus, whose path it only records
+    check_recordable(corpus)?;
+    if !resume {
+        check_readable(corpus, "--corpus", false)?;
+    }
     // once the run is known to go ahead
     if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters) {
         eprintln!("{warning}");

@@ -146,7 +146,10 @@ fn validation_holds_out_trailing_segments_otherwise() {
         .split_validation(0.1)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("too few"), "{err}");
+    assert!(
+        err.contains("too few") && err.contains("--val-corpus"),
+        "says what to do: {err}"
+    );
     for bad in [0.0, 1.0, f64::NAN] {
         let err = numbered(&[4])
             .split_validation(bad)

@@ -1,0 +1,127 @@
+//! The files a pretraining run reads and records (its corpus, BERT's validation corpus and tokenizer): checked
+//! before the run writes anything, and on `--resume` compared as files rather than as spellings of a path.
+
+use crate::error::{Error, Result};
+use crate::train::checkpoint::absolute;
+use std::path::Path;
+
+/// Refuses a path the run could not record: the run saves the absolute path of its inputs in its JSON files
+/// (`trainer_state.json`, `train_config.json`), which hold UTF-8 text only, so a name with other bytes would
+/// fail only at the first checkpoint, after the run had written its first files.
+pub(crate) fn check_recordable(path: &Path) -> Result<()> {
+    if absolute(path).to_str().is_some() {
+        return Ok(());
+    }
+    Err(Error::format(
+        path,
+        "the path is not valid UTF-8, and the run records it in its JSON files, which hold UTF-8 text only: \
+         rename the file (or link to it under a UTF-8 name)",
+    ))
+}
+
+/// Refuses an input the run cannot read, before it writes anything: anything but a regular file (a pipe, a
+/// FIFO, `/dev/stdin` on a pipe, `<(…)`, a directory), since an input is read more than once (a pipe gives its
+/// text once, and a FIFO blocks forever on the second open); and on `resume`, a file that is no longer where
+/// the run recorded it, with the hint to give `flag` (`--corpus`) where it is now. A missing file on a fresh run
+/// is left to the reader, which names it.
+pub(crate) fn check_readable(path: &Path, flag: &str, resume: bool) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) if m.is_dir() => Err(Error::format(
+            path,
+            format!("is a directory: {flag} names a text file"),
+        )),
+        Ok(_) => Err(Error::format(
+            path,
+            format!(
+                "is not a regular file (a pipe, FIFO or device, such as /dev/stdin or <(…)): {flag} is read \
+                 more than once, so save it to a file first (`cat … > corpus.txt`) and pass that"
+            ),
+        )),
+        Err(e) if resume && e.kind() == std::io::ErrorKind::NotFound => Err(Error::format(
+            path,
+            format!(
+                "no such file: the run's {} is no longer there; pass {flag} with where it is now",
+                flag.trim_start_matches('-')
+            ),
+        )),
+        Err(e) => Err(Error::io(path)(e)),
+    }
+}
+
+/// Whether `given`, on `--resume`, names the input the run recorded as `saved`: the same path, or the same
+/// file by another name (relative to the working directory, through `./` or a link), or any file when the saved
+/// one is no longer there (it has moved).
+pub fn same_input(saved: &Path, given: &Path) -> bool {
+    if saved == given || absolute(saved) == absolute(given) || !saved.exists() {
+        return true;
+    }
+    matches!((saved.canonicalize(), given.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::testutil::scratch_dir;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn only_regular_files_with_utf8_names_are_inputs() {
+        let d = scratch_dir("inputs", "kinds");
+        let file = d.join("c.txt");
+        std::fs::write(&file, "text\n").unwrap();
+        assert!(check_readable(&file, "--corpus", false).is_ok());
+        assert!(check_recordable(&file).is_ok());
+        let e = check_readable(&d, "--corpus", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a directory"), "{e}");
+        // a FIFO is refused without opening it (opening one blocks until a writer comes)
+        let fifo = d.join("ff");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let e = check_readable(&fifo, "--val-corpus", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ff: is not a regular file")
+                && e.contains("--val-corpus is read more than once"),
+            "{e}"
+        );
+        let e = check_readable(Path::new("/dev/null"), "--corpus", false).unwrap_err();
+        assert!(e.to_string().contains("save it to a file first"), "{e}");
+        // missing: named by the reader on a fresh run, with the flag to pass on a resumed one
+        let gone = d.join("gone.txt");
+        let e = check_readable(&gone, "--corpus", false).unwrap_err();
+        assert!(e.to_string().contains("No such file"), "{e}");
+        let e = check_readable(&gone, "--val-corpus", true).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "the run's val-corpus is no longer there; pass --val-corpus with where it is now"
+            ),
+            "{e}"
+        );
+        let bad = d.join(std::ffi::OsStr::from_bytes(b"bad\xffname.txt"));
+        let e = check_recordable(&bad).unwrap_err().to_string();
+        assert!(e.contains("not valid UTF-8") && e.contains("bad"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_same_file_by_another_name_is_the_same_input() {
+        let d = scratch_dir("inputs", "same");
+        let (a, b) = (d.join("a.txt"), d.join("b.txt"));
+        std::fs::write(&a, "a\n").unwrap();
+        std::fs::write(&b, "b\n").unwrap();
+        assert!(same_input(&a, &d.join(".").join("a.txt")));
+        std::os::unix::fs::symlink(&a, d.join("link.txt")).unwrap();
+        assert!(same_input(&a, &d.join("link.txt")));
+        assert!(!same_input(&a, &b));
+        // a saved input that has moved may be named where it is now
+        assert!(same_input(&d.join("moved.txt"), &b));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
