@@ -486,7 +486,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
                 tokens_seen,
                 elapsed_s: elapsed,
             };
-            save_checkpoint(out, step, |meta| model.save(out, meta), &opt, &state)?;
+            save_checkpoint(out, step, |dir, meta| model.save(dir, meta), &opt, &state)?;
             let keys: &[&str] = if cfg.nsp {
                 &["mlm_loss", "val_mlm_loss", "nsp_loss", "val_nsp_loss"]
             } else {

@@ -19,6 +19,7 @@ use crate::train::checkpoint::{
 use crate::train::data_parallel::GptShards;
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
+use crate::train::run_dir::TOKENS_PARTIAL;
 use crate::train::schedule::{cosine_lr, warmup_warning};
 use crate::viz::plot::plot_jsonl;
 use serde::{Deserialize, Serialize};
@@ -297,7 +298,7 @@ fn tokenize_fresh(
         note_small_vocab(corpus, t.vocab_size(), cfg.vocab_size);
         t
     };
-    let partial = out.join("tokens.bin.partial");
+    let partial = out.join(TOKENS_PARTIAL);
     let info = encode_corpus(corpus, &t, &partial)?;
     eprintln!(
         "tokenized {}: {} bytes -> {} tokens (vocab {})",
@@ -469,7 +470,7 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
                 tokens_seen,
                 elapsed_s: elapsed,
             };
-            save_checkpoint(out, step, |meta| model.save(out, meta), &opt, &state)?;
+            save_checkpoint(out, step, |dir, meta| model.save(dir, meta), &opt, &state)?;
             plot_jsonl(
                 &metrics_path,
                 &out.join("loss.png"),
