@@ -7,7 +7,7 @@ use crate::engine::adamw::{AdamW, AdamWConfig};
 use crate::error::{Error, Result};
 use crate::hf::{self, TensorFile};
 use crate::train::journal;
-use crate::train::run_dir::open_run_dir;
+use crate::train::run_dir::{open_run_dir, RunLock};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -67,8 +67,9 @@ fn resumable(out: &Path) -> Result<()> {
 
 /// Makes `out` ready for a run: creates it and opens it ([`open_run_dir`]); for a fresh run, refuses a directory
 /// that already holds a run (its `trainer_state.json`, `model.safetensors` or `metrics.jsonl`); for a resumed
-/// one, a directory without a checkpoint. Nothing a run reads is deleted here: see [`commit_fresh`].
-pub(crate) fn prepare_out(out: &Path, start: Start) -> Result<()> {
+/// one, a directory without a checkpoint. Nothing a run reads is deleted here: see [`commit_fresh`]. The run holds
+/// what this returns while it trains.
+pub(crate) fn prepare_out(out: &Path, start: Start) -> Result<RunLock> {
     if out.exists() && !out.is_dir() {
         return Err(Error::format(
             out,
@@ -76,13 +77,13 @@ pub(crate) fn prepare_out(out: &Path, start: Start) -> Result<()> {
         ));
     }
     if start == Start::Resume {
-        open_run_dir(out)?;
-        return resumable(out);
+        let lock = open_run_dir(out)?;
+        return resumable(out).map(|()| lock);
     }
     std::fs::create_dir_all(out).map_err(Error::io(out))?;
-    open_run_dir(out)?;
+    let lock = open_run_dir(out)?;
     if start == Start::Overwrite {
-        return Ok(());
+        return Ok(lock);
     }
     if let Some(name) = RUN_FILES[..RUN_MARKS]
         .iter()
@@ -106,7 +107,7 @@ pub(crate) fn prepare_out(out: &Path, start: Start) -> Result<()> {
         };
         return Err(Error::format(out, why));
     }
-    Ok(())
+    Ok(lock)
 }
 
 /// Whether `out` holds a pretraining run that never reached its first checkpoint: its settings are saved

@@ -296,7 +296,7 @@ pub fn pretrain(
 
 fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result<BertRunSummary> {
     let resume = start == Start::Resume;
-    prepare_out(out, start)?;
+    let _lock = prepare_out(out, start)?;
     // once the run is known to go ahead
     if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters) {
         eprintln!("{warning}");

@@ -346,7 +346,7 @@ pub fn pretrain(
 
 fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<RunSummary> {
     let resume = start == Start::Resume;
-    prepare_out(out, start)?;
+    let _lock = prepare_out(out, start)?;
     // once the run is known to go ahead
     if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters) {
         eprintln!("{warning}");
