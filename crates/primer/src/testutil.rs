@@ -1,6 +1,31 @@
 //! Helpers shared by the unit tests.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
+
+thread_local! {
+    /// How many crash points this thread passes before the simulated crash ([`crash_after`]); `None`: none armed.
+    static CRASH_IN: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Arms a simulated crash on this thread: the write that reaches the crash point after passing `n` others
+/// stops there by unwinding, so that no error path tidies up behind it, and leaves its files as a killed
+/// process would. `None` disarms it.
+pub(crate) fn crash_after(n: Option<usize>) {
+    CRASH_IN.set(n);
+}
+
+/// Counts a crash point down and unwinds (without the panic hook's message) when it is the armed one.
+pub(crate) fn crash_point() {
+    match CRASH_IN.get() {
+        Some(0) => {
+            CRASH_IN.set(None);
+            std::panic::resume_unwind(Box::new("simulated crash"));
+        }
+        Some(n) => CRASH_IN.set(Some(n - 1)),
+        None => {}
+    }
+}
 
 /// A fresh, empty directory under the system temp dir, unique to this process, `prefix` and `name`.
 pub(crate) fn scratch_dir(prefix: &str, name: &str) -> PathBuf {

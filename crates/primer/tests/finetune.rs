@@ -383,6 +383,28 @@ fn resume_continues_the_same_run() {
     let (a, b) = (losses(read(&whole)), losses(read(&parts)));
     assert_eq!(a.len(), 4);
     assert_eq!(a, b);
+
+    // a run killed while it moved its epoch-2 checkpoint into place: model.safetensors is epoch 2's, the other
+    // files still epoch 1's, epoch 2's wait in .checkpoint-pending; the resumed run finishes the move first
+    let (one, torn) = (dir.join("one"), dir.join("torn"));
+    cfg.stop_after_epochs = Some(1);
+    finetune(&model, &one, &splits, &cfg, false).unwrap();
+    cfg.stop_after_epochs = Some(2);
+    finetune(&model, &torn, &splits, &cfg, false).unwrap();
+    let ckpt = torn.join("checkpoint");
+    let pending = ckpt.join(".checkpoint-pending");
+    std::fs::create_dir(&pending).unwrap();
+    for entry in std::fs::read_dir(&ckpt).unwrap() {
+        let name = entry.unwrap().file_name();
+        if name != "model.safetensors" && name != ".checkpoint-pending" {
+            std::fs::rename(ckpt.join(&name), pending.join(&name)).unwrap();
+            std::fs::copy(one.join("checkpoint").join(&name), ckpt.join(&name)).unwrap();
+        }
+    }
+    cfg.stop_after_epochs = None;
+    finetune(&model, &torn, &splits, &cfg, true).unwrap();
+    assert_eq!(losses(read(&torn)), a);
+    assert!(!pending.exists());
 }
 
 #[test]

@@ -21,6 +21,7 @@ use crate::tasks::datasets::Columns;
 use crate::train::checkpoint::{
     adamw_config, progress_bar, report, restore_optimizer, save_checkpoint,
 };
+use crate::train::journal;
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::linear_lr;
 use crate::viz::plot::plot_jsonl;
@@ -175,6 +176,8 @@ pub fn finetune(
 ) -> Result<FinetuneSummary> {
     cfg.validate()?;
     let ckpt = out.join("checkpoint");
+    // a checkpoint whose writing a killed run cut short is made whole before anything reads it or writes another
+    journal::recover(&ckpt)?;
     let (mut model, info, enc, state) = if resume {
         let mut saved: FinetuneConfig = hf::read_config(&out.join("train_config.json"))?;
         saved.stop_after_epochs = cfg.stop_after_epochs;
@@ -340,7 +343,8 @@ pub fn finetune(
         }
         st.elapsed_s = elapsed;
         st.adam_t = opt.t;
-        let save_model = |meta: &[(&str, String)]| save_finetuned(&model, &info, &enc, &ckpt, meta);
+        let save_model =
+            |dir: &Path, meta: &[(&str, String)]| save_finetuned(&model, &info, &enc, dir, meta);
         save_checkpoint(&ckpt, st.step, save_model, &opt, &st)?;
         plot_jsonl(
             &metrics_path,

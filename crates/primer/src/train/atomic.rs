@@ -34,46 +34,74 @@ where
                 .map_err(|e| Error::io(&tmp)(e.into_error()))?;
             file.sync_all().map_err(Error::io(&tmp))
         })
-        .and_then(|()| fs::rename(&tmp, path).map_err(Error::io(path)));
+        .and_then(|()| {
+            crash_point();
+            fs::rename(&tmp, path).map_err(Error::io(path))
+        });
     if result.is_err() {
         // Best effort: the temporary may not exist if it could not be created.
         let _ = fs::remove_file(&tmp);
         return result;
     }
-    sync_dir(path);
+    sync_dir(match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    });
     Ok(())
 }
 
 /// A fresh hidden name in the directory of `path`: `.<stem>.tmp-<pid>-<n>[.<ext>]`.
 fn temp_sibling(path: &Path) -> Result<PathBuf> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let stem = path
-        .file_stem()
+    let (stem, ext) = stem_and_extension(path)
         .ok_or_else(|| Error::Config(format!("{}: not a file path", path.display())))?;
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut name = format!(".{}.tmp-{}-{n}", stem.to_string_lossy(), std::process::id());
-    if let Some(ext) = path.extension() {
-        name.push('.');
-        name.push_str(&ext.to_string_lossy());
-    }
-    Ok(path.with_file_name(name))
+    Ok(path.with_file_name(format!(".{stem}.tmp-{}-{n}{ext}", std::process::id())))
 }
 
-/// Makes the rename itself durable. Best effort: some file systems refuse to fsync a directory,
-/// and the file content is already safe at this point.
-fn sync_dir(path: &Path) {
+/// Whether `name` is a temporary name that [`write_atomic`] gives a new `target` (a file name, such as
+/// `model.safetensors`): what a process killed while writing `target` leaves behind.
+pub(crate) fn is_temp_of(name: &str, target: &str) -> bool {
+    let Some((stem, ext)) = stem_and_extension(Path::new(target)) else {
+        return false;
+    };
+    let counters = name
+        .strip_prefix(&format!(".{stem}.tmp-"))
+        .and_then(|rest| rest.strip_suffix(&ext));
+    counters
+        .and_then(|c| c.split_once('-'))
+        .is_some_and(|(pid, n)| {
+            [pid, n]
+                .iter()
+                .all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+/// The stem of `path`'s file name and its extension with the dot (`""` when it has none).
+fn stem_and_extension(path: &Path) -> Option<(String, String)> {
+    let stem = path.file_stem()?.to_string_lossy().into_owned();
+    let ext = path
+        .extension()
+        .map_or(String::new(), |e| format!(".{}", e.to_string_lossy()));
+    Some((stem, ext))
+}
+
+/// Makes the renames into `dir` durable. Best effort: some file systems refuse to fsync a directory,
+/// and the files' content is already safe at this point.
+pub(crate) fn sync_dir(dir: &Path) {
     #[cfg(unix)]
-    {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
     }
     #[cfg(not(unix))]
-    let _ = path;
+    let _ = dir;
+}
+
+/// A point between two steps of a write where a test may stop it as a crash would (see
+/// `testutil::crash_after`); outside tests, nothing.
+pub(crate) fn crash_point() {
+    #[cfg(test)]
+    crate::testutil::crash_point();
 }
 
 #[cfg(test)]
@@ -140,6 +168,15 @@ mod tests {
         assert_eq!(tmp.parent(), Some(Path::new("/runs/a")));
         assert_eq!(tmp.extension().and_then(|e| e.to_str()), Some("png"));
         assert_ne!(tmp, temp_sibling(Path::new("/runs/a/loss.png")).unwrap());
+        // and is known for what it is, as a temporary of that name only
+        let name = tmp.file_name().and_then(|n| n.to_str()).unwrap();
+        assert!(is_temp_of(name, "loss.png"));
+        assert!(!is_temp_of(name, "loss.svg") && !is_temp_of(name, "metrics.jsonl"));
+        let bare = temp_sibling(Path::new("/runs/a/LICENSE")).unwrap();
+        assert!(is_temp_of(
+            bare.file_name().and_then(|n| n.to_str()).unwrap(),
+            "LICENSE"
+        ));
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! What every trainer's checkpoint shares: the AdamW moments in `OUT/optimizer.safetensors`, a step stamp in the
-//! header of both safetensors files (so a checkpoint torn by a crash is detected on resume), the progress bar and
-//! the checks of the optimizer settings.
+//! What every trainer's checkpoint shares: the AdamW moments in `OUT/optimizer.safetensors`, written with the
+//! model and the trainer state as one unit (see [`journal`]), a step stamp in the header of both safetensors files
+//! (checked against the trainer state on resume), the checks of a run's directory (which [`open_run_dir`] opens),
+//! the progress bar and the checks of the optimizer settings.
 
 use crate::engine::adamw::{AdamW, AdamWConfig};
 use crate::error::{Error, Result};
 use crate::hf::{self, TensorFile};
+use crate::train::journal;
+use crate::train::run_dir::{open_run_dir, RunLock};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -13,7 +16,7 @@ use std::path::Path;
 
 /// The files a pretraining run writes into its directory (other files there are left alone); the first
 /// [`RUN_MARKS`] say that a run is there.
-const RUN_FILES: [&str; 10] = [
+pub(crate) const RUN_FILES: [&str; 10] = [
     "trainer_state.json",
     "model.safetensors",
     "metrics.jsonl",
@@ -39,8 +42,15 @@ pub enum Start {
     Resume,
 }
 
-/// Refuses `--resume` where there is no checkpoint to continue, saying why.
+/// Refuses `--resume` where there is no checkpoint to continue, saying why. A checkpoint whose writing was cut
+/// short is first made whole (see [`open_run_dir`]).
 pub fn check_resumable(out: &Path) -> Result<()> {
+    open_run_dir(out)?;
+    resumable(out)
+}
+
+/// [`check_resumable`]'s check, in a directory already opened.
+fn resumable(out: &Path) -> Result<()> {
     if out.join("trainer_state.json").exists() {
         return Ok(());
     }
@@ -55,10 +65,11 @@ pub fn check_resumable(out: &Path) -> Result<()> {
     Err(Error::format(out, why))
 }
 
-/// Makes `out` ready for a run: creates it; for a fresh run, refuses a directory that already holds a run (its
-/// `trainer_state.json`, `model.safetensors` or `metrics.jsonl`); for a resumed one, a directory without a
-/// checkpoint. Nothing is deleted here: see [`commit_fresh`].
-pub(crate) fn prepare_out(out: &Path, start: Start) -> Result<()> {
+/// Makes `out` ready for a run: creates it and opens it ([`open_run_dir`]); for a fresh run, refuses a directory
+/// that already holds a run (its `trainer_state.json`, `model.safetensors` or `metrics.jsonl`); for a resumed
+/// one, a directory without a checkpoint. Nothing a run reads is deleted here: see [`commit_fresh`]. The run holds
+/// what this returns while it trains.
+pub(crate) fn prepare_out(out: &Path, start: Start) -> Result<RunLock> {
     if out.exists() && !out.is_dir() {
         return Err(Error::format(
             out,
@@ -66,11 +77,13 @@ pub(crate) fn prepare_out(out: &Path, start: Start) -> Result<()> {
         ));
     }
     if start == Start::Resume {
-        return check_resumable(out);
+        let lock = open_run_dir(out)?;
+        return resumable(out).map(|()| lock);
     }
     std::fs::create_dir_all(out).map_err(Error::io(out))?;
+    let lock = open_run_dir(out)?;
     if start == Start::Overwrite {
-        return Ok(());
+        return Ok(lock);
     }
     if let Some(name) = RUN_FILES[..RUN_MARKS]
         .iter()
@@ -94,7 +107,7 @@ pub(crate) fn prepare_out(out: &Path, start: Start) -> Result<()> {
         };
         return Err(Error::format(out, why));
     }
-    Ok(())
+    Ok(lock)
 }
 
 /// Whether `out` holds a pretraining run that never reached its first checkpoint: its settings are saved
@@ -219,29 +232,31 @@ pub(crate) fn check_resume<C: DeserializeOwned>(
     Ok(())
 }
 
-/// Writes a checkpoint: the model (through `save_model`, given the step stamp for its safetensors header), the
-/// optimizer moments with the same stamp, then `OUT/trainer_state.json`, which names the step, last. Each file is
-/// written atomically.
+/// Writes a checkpoint into `out` as one unit (see [`journal`]): the model (through `save_model`, given the
+/// directory to write into and the step stamp for its safetensors header), the optimizer moments with the same
+/// stamp and `trainer_state.json`, which names the step.
 pub(crate) fn save_checkpoint(
     out: &Path,
     step: usize,
-    save_model: impl FnOnce(&[(&str, String)]) -> Result<()>,
+    save_model: impl FnOnce(&Path, &[(&str, String)]) -> Result<()>,
     opt: &AdamW,
     state: &impl Serialize,
 ) -> Result<()> {
     let stamp = step_stamp(step);
-    save_model(&stamp)?;
-    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    let n = opt.m.len();
-    hf::save_raw(
-        &out.join("optimizer.safetensors"),
-        &[
-            ("exp_avg".into(), bytes(&opt.m), vec![n]),
-            ("exp_avg_sq".into(), bytes(&opt.v), vec![n]),
-        ],
-        &stamp,
-    )?;
-    hf::write_json(&out.join("trainer_state.json"), state)
+    journal::write_set(out, |dir| {
+        save_model(dir, &stamp)?;
+        let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let n = opt.m.len();
+        hf::save_raw(
+            &dir.join("optimizer.safetensors"),
+            &[
+                ("exp_avg".into(), bytes(&opt.m), vec![n]),
+                ("exp_avg_sq".into(), bytes(&opt.v), vec![n]),
+            ],
+            &stamp,
+        )?;
+        hf::write_json(&dir.join("trainer_state.json"), state)
+    })
 }
 
 /// The safetensors header entry naming the step a checkpoint file belongs to.

@@ -323,7 +323,7 @@ pub fn pretrain(
 
 fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result<BertRunSummary> {
     let resume = start == Start::Resume;
-    prepare_out(out, start)?;
+    let _lock = prepare_out(out, start)?;
     // the corpus (read again on resume) and the files the settings name
     check_recordable(corpus)?;
     check_readable(corpus, "--corpus", resume)?;
@@ -523,7 +523,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
                 tokens_seen,
                 elapsed_s: elapsed,
             };
-            save_checkpoint(out, step, |meta| model.save(out, meta), &opt, &state)?;
+            save_checkpoint(out, step, |dir, meta| model.save(dir, meta), &opt, &state)?;
             let keys: &[&str] = if cfg.nsp {
                 &["mlm_loss", "val_mlm_loss", "nsp_loss", "val_nsp_loss"]
             } else {

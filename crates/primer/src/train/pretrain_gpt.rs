@@ -20,6 +20,7 @@ use crate::train::data_parallel::GptShards;
 use crate::train::inputs::{check_readable, check_recordable};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
+use crate::train::run_dir::TOKENS_PARTIAL;
 use crate::train::schedule::{cosine_lr, warmup_warning};
 use crate::viz::plot::plot_jsonl;
 use serde::{Deserialize, Serialize};
@@ -302,7 +303,7 @@ fn tokenize_fresh(
         note_small_vocab(corpus, t.vocab_size(), cfg.vocab_size);
         t
     };
-    let partial = out.join("tokens.bin.partial");
+    let partial = out.join(TOKENS_PARTIAL);
     let info = encode_corpus(corpus, &t, &partial)?;
     eprintln!(
         "tokenized {}: {} bytes -> {} tokens (vocab {})",
@@ -350,7 +351,7 @@ pub fn pretrain(
 
 fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<RunSummary> {
     let resume = start == Start::Resume;
-    prepare_out(out, start)?;
+    let _lock = prepare_out(out, start)?;
     // a resumed run reads its token file, not the corpus, whose path it only records
     check_recordable(corpus)?;
     if !resume {
@@ -479,7 +480,7 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
                 tokens_seen,
                 elapsed_s: elapsed,
             };
-            save_checkpoint(out, step, |meta| model.save(out, meta), &opt, &state)?;
+            save_checkpoint(out, step, |dir, meta| model.save(dir, meta), &opt, &state)?;
             plot_jsonl(
                 &metrics_path,
                 &out.join("loss.png"),
