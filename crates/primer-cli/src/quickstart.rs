@@ -5,7 +5,7 @@ use crate::generate::{complete, prompt_ids};
 use anyhow::{Context, Result};
 use primer::data::synth::{generate_corpus, write_corpus};
 use primer::infer::fill_mask::fill_mask;
-use primer::infer::generate::Sampling;
+use primer::infer::generate::{stop_ids, Sampling};
 use primer::models::bert::Bert;
 use primer::models::gpt::Gpt;
 use primer::tokenize::TextTokenizer;
@@ -99,6 +99,7 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
     println!("3/5 GPT samples (temperature 0.8):");
     let model = Gpt::load(&out)?;
     let tok = TextTokenizer::from_dir(&out)?;
+    let stop_tokens = stop_ids(&out, &model, &tok)?;
     for (i, prompt) in ["The", "Maria", "Can you"].iter().enumerate() {
         let sampling = Sampling {
             max_new_tokens: 40,
@@ -106,7 +107,7 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
             top_k: 0,
             top_p: 1.0,
             repetition_penalty: 1.0,
-            stop_tokens: tok.eos_id().into_iter().collect(),
+            stop_tokens: stop_tokens.clone(),
             seed: a.seed + i as u64,
         };
         let text = complete(&model, &tok, prompt_ids(&tok, prompt)?, &sampling, |_| {

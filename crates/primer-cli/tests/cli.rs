@@ -897,7 +897,7 @@ fn inputs_read_twice_or_not_recordable_are_refused_before_anything_is_written() 
             "{model} {args}: {err}"
         );
     }
-    // /dev/stdin on a pipe was read once and found empty
+    // /dev/stdin on a pipe (which gives its text once) is refused as not a regular file
     let mut child = primer()
         .current_dir(&d)
         .args(["pretrain", "gpt", "--corpus", "/dev/stdin", "--out", "x"])

@@ -57,7 +57,7 @@ impl serde::Serialize for TokenIds {
 impl<'de> serde::Deserialize<'de> for TokenIds {
     fn deserialize<D: serde::Deserializer<'de>>(de: D) -> std::result::Result<Self, D::Error> {
         #[derive(serde::Deserialize)]
-        #[serde(untagged)]
+        #[serde(untagged, expecting = "a token id, a list of token ids or null")]
         enum Form {
             One(u32),
             Many(Vec<u32>),

@@ -92,7 +92,9 @@ fn end_of_text_ids_come_from_generation_config_then_config_then_tokenizer() {
     .unwrap();
     let err = stop_ids(&dir, &model, &tok).unwrap_err().to_string();
     assert!(
-        err.contains("generation_config.json") && err.contains("eos_token_id"),
+        err.contains("generation_config.json")
+            && err.contains("eos_token_id")
+            && err.contains("a token id, a list of token ids or null"),
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

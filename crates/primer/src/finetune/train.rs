@@ -21,9 +21,9 @@ use crate::tasks::datasets::Columns;
 use crate::train::checkpoint::{
     adamw_config, progress_bar, report, restore_optimizer, save_checkpoint,
 };
-use crate::train::journal;
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::linear_lr;
+use crate::train::{journal, run_dir};
 use crate::viz::plot::plot_jsonl;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -176,7 +176,13 @@ pub fn finetune(
 ) -> Result<FinetuneSummary> {
     cfg.validate()?;
     let ckpt = out.join("checkpoint");
-    // a checkpoint whose writing a killed run cut short is made whole before anything reads it or writes another
+    // a checkpoint whose writing a killed run cut short is made whole before anything reads it or writes another,
+    // by the one process the lock lets in
+    let _lock = if out.is_dir() {
+        Some(run_dir::lock_dir(out)?)
+    } else {
+        None
+    };
     journal::recover(&ckpt)?;
     let (mut model, info, enc, state) = if resume {
         let mut saved: FinetuneConfig = hf::read_config(&out.join("train_config.json"))?;

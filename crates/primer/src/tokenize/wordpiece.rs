@@ -163,13 +163,20 @@ impl TextTokenizer {
         })
     }
 
-    /// transformers (4 and 5 alike) loads the directory `dir` as a `BertTokenizer` when its
-    /// `tokenizer_config.json` names that class or, without one, when config.json's `model_type` is "bert"; that
-    /// class then normalizes as tokenizer_config.json's casing settings say ([`normalizer_setting`], which
-    /// lowercases by default), whatever the normalizer of tokenizer.json. A WordPiece tokenizer loaded from such a
-    /// directory gets the same normalizer, so that primer's ids are transformers'.
+    /// transformers loads the directory `dir` as a `BertTokenizer` when its `tokenizer_config.json` names that
+    /// class or, without one, when config.json's `model_type` is "bert"; that class then normalizes as
+    /// tokenizer_config.json's casing settings say ([`normalizer_setting`], which lowercases by default), not as
+    /// tokenizer.json's BERT normalizer says where the two differ (transformers 4 rebuilds that normalizer, 5
+    /// replaces it). A WordPiece tokenizer.json with a BERT normalizer loaded from such a directory gets the same,
+    /// so that primer's ids are transformers'; another normalizer, which the two versions treat differently, is
+    /// kept as tokenizer.json has it.
     pub(crate) fn follow_bert_tokenizer_class(&mut self, dir: &Path) -> Result<()> {
-        if !matches!(self.inner.get_model(), ModelWrapper::WordPiece(_)) || !is_bert_class(dir)? {
+        let bert_parts = matches!(self.inner.get_model(), ModelWrapper::WordPiece(_))
+            && matches!(
+                self.inner.get_normalizer(),
+                Some(NormalizerWrapper::BertNormalizer(_))
+            );
+        if !bert_parts || !is_bert_class(dir)? {
             return Ok(());
         }
         self.inner.with_normalizer(Some(normalizer_setting(dir)?));

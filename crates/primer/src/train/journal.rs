@@ -21,14 +21,13 @@ const PENDING: &str = ".checkpoint-pending";
 /// names as in `dir`). If `write` fails, the files written so far are removed and `dir` is left as it was.
 pub(crate) fn write_set(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let (staging, pending) = (dir.join(STAGING), dir.join(PENDING));
-    let staged = fs::create_dir(&staging)
-        .map_err(Error::io(&staging))
-        .and_then(|()| write(&staging))
-        .and_then(|()| {
-            sync_dir(&staging);
-            crash_point();
-            fs::rename(&staging, &pending).map_err(Error::io(&pending))
-        });
+    // an error here leaves alone a staging directory this call did not make
+    fs::create_dir(&staging).map_err(Error::io(&staging))?;
+    let staged = write(&staging).and_then(|()| {
+        sync_dir(&staging);
+        crash_point();
+        fs::rename(&staging, &pending).map_err(Error::io(&pending))
+    });
     if staged.is_err() {
         // best effort: what is left is deleted by the next `recover`
         let _ = fs::remove_dir_all(&staging);
@@ -42,7 +41,15 @@ pub(crate) fn write_set(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> 
 /// set's moves, deletes an uncommitted one. Does nothing where no write was under way.
 pub(crate) fn recover(dir: &Path) -> Result<()> {
     let pending = dir.join(PENDING);
-    if pending.is_dir() {
+    // not through a link: its target's files would be moved into `dir`
+    let meta = fs::symlink_metadata(&pending);
+    if meta.as_ref().is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::format(
+            &pending,
+            "is a link where primer keeps a checkpoint being written: remove it",
+        ));
+    }
+    if meta.is_ok_and(|m| m.is_dir()) {
         roll_forward(dir, &pending)?;
     }
     let staging = dir.join(STAGING);
@@ -158,6 +165,37 @@ mod tests {
         // a directory that needs nothing is left alone
         recover(&dir).unwrap();
         assert_eq!(contents(&dir), ["new a", "new b"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A staging directory this write did not make (another process's, where the lock could not be taken) is
+    /// left alone when the write is refused; a link where the pending set goes is refused, not followed.
+    #[test]
+    fn another_writers_staging_and_a_linked_pending_set_are_left_alone() {
+        let dir = old_set("foreign");
+        fs::create_dir(dir.join(STAGING)).unwrap();
+        fs::write(dir.join(STAGING).join("a"), "theirs").unwrap();
+        assert!(write_new(&dir).is_err());
+        assert_eq!(
+            fs::read_to_string(dir.join(STAGING).join("a")).unwrap(),
+            "theirs"
+        );
+        assert_eq!(contents(&dir), ["old a", "old b"]);
+
+        #[cfg(unix)]
+        {
+            let elsewhere = old_set("foreign-target");
+            fs::remove_dir_all(dir.join(STAGING)).unwrap();
+            std::os::unix::fs::symlink(&elsewhere, dir.join(PENDING)).unwrap();
+            let e = recover(&dir).unwrap_err().to_string();
+            assert!(e.contains(PENDING) && e.contains("link"), "{e}");
+            assert_eq!(
+                file_names(&elsewhere),
+                ["a", "b"],
+                "the link's target is untouched"
+            );
+            fs::remove_dir_all(&elsewhere).unwrap();
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,6 +1,7 @@
-//! A lower bound on the memory a training run needs, checked before anything is allocated, so that absurd sizes
-//! (`--n-embd 65536`, `--batch-size 10000000000`) are refused with the flags to lower instead of aborting the
-//! process in the allocator, or overflowing a size computation.
+//! A lower bound on the memory a run needs (training, inference, or a model read from a checkpoint), checked
+//! before anything is allocated, so that absurd sizes (`--n-embd 65536`, `--batch-size 10000000000`,
+//! `n_positions: 1e12` in a config.json) are refused, naming what to lower, instead of aborting the process in
+//! the allocator, or overflowing a size computation.
 
 use crate::error::{Error, Result};
 
@@ -25,36 +26,33 @@ pub(crate) fn product(factors: &[usize]) -> u128 {
 /// Refuses settings that need more than this machine's memory (when it can be read: `/proc/meminfo`), or more
 /// than 2⁶⁴ bytes anywhere; `lower` names the flags that shrink the run.
 pub(crate) fn check_fits(bytes: u128, lower: &str) -> Result<()> {
+    refuse_beyond_memory(bytes, |need, have| {
+        format!("these settings need at least {need} of memory ({have}): lower {lower}")
+    })
+}
+
+/// Refuses a model config whose weights alone (`params` f32 values) would not fit in memory, as [`check_fits`]
+/// does, before anything is allocated: a `config.json` with `n_positions: 1e12` is an error, not an abort in the
+/// allocator.
+pub(crate) fn check_model_fits(params: u128) -> Result<()> {
+    refuse_beyond_memory(params.saturating_mul(4), |need, have| {
+        format!("the sizes describe a model of {params} parameters, {need} of weights ({have})")
+    })
+}
+
+/// `Ok` when `bytes` fit in this machine's memory (2⁶⁴ bytes where it cannot be read), else the error
+/// `message(needed, what the machine has)` words.
+fn refuse_beyond_memory(bytes: u128, message: impl FnOnce(String, String) -> String) -> Result<()> {
     let total = physical_memory();
     if bytes <= total.unwrap_or(u64::MAX as u128) {
         return Ok(());
     }
-    let gib = |b: u128| b as f64 / (1u128 << 30) as f64;
+    let gib = |b: u128| format!("{:.1} GiB", b as f64 / (1u128 << 30) as f64);
     let have = match total {
-        Some(t) => format!("this machine has {:.1} GiB", gib(t)),
+        Some(t) => format!("this machine has {}", gib(t)),
         None => "no machine has that much".into(),
     };
-    Err(Error::Config(format!(
-        "these settings need at least {:.1} GiB of memory ({have}): lower {lower}",
-        gib(bytes)
-    )))
-}
-
-/// Refuses a model config whose weights alone (`params` f32 values) would not fit in this machine's memory, before
-/// anything is allocated: a `config.json` with `n_positions: 1e12` is an error, not an abort in the allocator.
-pub(crate) fn check_model_fits(params: u128) -> Result<()> {
-    let bytes = params.saturating_mul(4);
-    let total = physical_memory().unwrap_or(u64::MAX as u128);
-    if bytes <= total {
-        return Ok(());
-    }
-    let gib = |b: u128| b as f64 / (1u128 << 30) as f64;
-    Err(Error::Config(format!(
-        "the sizes describe a model of {params} parameters, {:.1} GiB of weights, more than this machine's {:.1} GiB \
-         of memory",
-        gib(bytes),
-        gib(total)
-    )))
+    Err(Error::Config(message(gib(bytes), have)))
 }
 
 /// Total physical memory, from `/proc/meminfo` (Linux); `None` elsewhere.

@@ -46,10 +46,18 @@ pub(crate) fn open_run_dir(out: &Path) -> Result<RunLock> {
 
 /// Locks `dir` until the returned lock is dropped or the process ends, however it ends; refuses if another
 /// process holds it. Where the directory cannot be opened or locked (a file system without locks, say), the
-/// run goes ahead unguarded.
-fn lock_dir(dir: &Path) -> Result<RunLock> {
-    let Ok(handle) = File::open(dir) else {
-        return Ok(RunLock { _held: None });
+/// run goes ahead unguarded, and a note says so.
+pub(crate) fn lock_dir(dir: &Path) -> Result<RunLock> {
+    let unguarded = |why: std::io::Error| {
+        eprintln!(
+            "note: {}: cannot lock the directory ({why}); a second primer process started on it could disturb this one",
+            dir.display()
+        );
+        Ok(RunLock { _held: None })
+    };
+    let handle = match File::open(dir) {
+        Ok(h) => h,
+        Err(e) => return unguarded(e),
     };
     match handle.try_lock() {
         Ok(()) => Ok(RunLock {
@@ -59,7 +67,7 @@ fn lock_dir(dir: &Path) -> Result<RunLock> {
             dir,
             "another primer process is training in this directory: wait for it to end, or choose another --out",
         )),
-        Err(TryLockError::Error(_)) => Ok(RunLock { _held: None }),
+        Err(TryLockError::Error(e)) => unguarded(e),
     }
 }
 
