@@ -58,6 +58,7 @@ impl RunArgs {
             }
             primer::hf::read_config(&path)?
         } else if let Some(path) = &self.config {
+            check_config_file(path)?;
             from_toml(path)?
         } else {
             C::default()
@@ -168,8 +169,22 @@ impl RunArgs {
     }
 }
 
+/// Refuses a `--config` that is not a regular file (a pipe or FIFO, `<(…)`): it is read more than once, and a
+/// FIFO's second open would wait forever.
+fn check_config_file(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => anyhow::bail!(
+            "{}: --config is not a regular file (a pipe, FIFO or directory): it is read more than once, so save \
+             it to a file first",
+            path.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// The settings a `--config` file names, as its table of keys.
 fn config_table(path: &Path) -> Result<toml::Table> {
+    check_config_file(path)?;
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }

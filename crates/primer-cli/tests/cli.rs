@@ -897,6 +897,18 @@ fn inputs_read_twice_or_not_recordable_are_refused_before_anything_is_written() 
             "{model} {args}: {err}"
         );
     }
+    // so is a FIFO as --config, which is read more than once too
+    let (ok, err) = outcome_within_a_minute(
+        primer()
+            .current_dir(&d)
+            .args(["pretrain", "gpt", "--out", "x", "--corpus", corpus])
+            .args(["--config", fifo]),
+    );
+    assert!(
+        !ok && err.contains("--config is not a regular file")
+            && err.contains("save it to a file first"),
+        "{err}"
+    );
     // /dev/stdin on a pipe (which gives its text once) is refused as not a regular file
     let mut child = primer()
         .current_dir(&d)
