@@ -69,7 +69,7 @@ impl RunArgs {
     /// given, else `--config`'s file when that sets it, else `None`.
     fn given(&self, flag: bool, key: &str) -> Result<Option<String>> {
         if flag {
-            return Ok(Some(format!("--{}", key.replace('_', "-"))));
+            return Ok(Some(flag_of(key)));
         }
         let Some(path) = self.fresh_config() else {
             return Ok(None);
@@ -89,7 +89,7 @@ impl RunArgs {
     /// `--config` file when the flag is left out.
     fn refuse_zero(&self, key: &str, value: Option<usize>) -> Result<()> {
         let how = match value {
-            Some(v) => (v == 0).then(|| format!("--{}", key.replace('_', "-"))),
+            Some(v) => (v == 0).then(|| flag_of(key)),
             None => match self.fresh_config() {
                 Some(path) => config_table(path)?
                     .get(key)
@@ -121,7 +121,7 @@ impl RunArgs {
             .map(|flag| flag.replace('-', "_"))
             .filter(|key| table.contains_key(key))
             .filter(|key| {
-                let flag = format!("--{}", key.replace('_', "-"));
+                let flag = flag_of(key);
                 !typed
                     .iter()
                     .any(|t| t == &flag || t.starts_with(&format!("{flag}=")))
@@ -167,6 +167,11 @@ impl RunArgs {
             ),
         }
     }
+}
+
+/// The flag that sets the `--config` key `key` (`lr_decay_iters` → `--lr-decay-iters`).
+fn flag_of(key: &str) -> String {
+    format!("--{}", key.replace('_', "-"))
 }
 
 /// Refuses a `--config` that is not a regular file (a pipe or FIFO, `<(…)`): it is read more than once, and a

@@ -225,54 +225,52 @@ impl BertTrainConfig {
 /// flags that set them. The batch size and accumulation may change, as for GPT: every step draws its batches
 /// from a seed derived from the step number alone.
 fn fixed_on_resume(saved: &BertTrainConfig, cfg: &BertTrainConfig) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    let mut check = |name, same: bool| {
-        if !same {
-            changed.push(name);
-        }
-    };
     // a file is the same when the paths name it, however spelled (or when the saved one has moved)
     let same_file = |a: &Option<PathBuf>, b: &Option<PathBuf>| match (a, b) {
         (Some(a), Some(b)) => same_input(a, b),
         (a, b) => a == b,
     };
-    check("--tokenizer", same_file(&saved.tokenizer, &cfg.tokenizer));
-    check("--vocab-size", saved.vocab_size == cfg.vocab_size);
-    check("--lowercase", saved.lowercase == cfg.lowercase);
-    check("--n-layer", saved.n_layer == cfg.n_layer);
-    check("--n-head", saved.n_head == cfg.n_head);
-    check("--n-embd", saved.n_embd == cfg.n_embd);
-    check(
-        "--intermediate-size",
-        saved.intermediate_size == cfg.intermediate_size,
-    );
-    check("--block-size", saved.block_size == cfg.block_size);
-    check("--dropout", saved.dropout == cfg.dropout);
-    check("--no-nsp", saved.nsp == cfg.nsp);
-    check(
-        "--mlm-probability",
-        saved.mlm_probability == cfg.mlm_probability,
-    );
-    check("--mask-replace", saved.mask_replace == cfg.mask_replace);
-    check(
-        "--random-replace",
-        saved.random_replace == cfg.random_replace,
-    );
-    check(
-        "--whole-word-mask",
-        saved.whole_word_mask == cfg.whole_word_mask,
-    );
-    check("--val-fraction", saved.val_fraction == cfg.val_fraction);
-    check(
-        "--val-corpus",
-        same_file(&saved.val_corpus, &cfg.val_corpus),
-    );
-    check(
-        "--lr-decay-iters",
-        saved.lr_decay_iters == cfg.lr_decay_iters,
-    );
-    check("--seed", saved.seed == cfg.seed);
-    changed
+    [
+        ("--tokenizer", same_file(&saved.tokenizer, &cfg.tokenizer)),
+        ("--vocab-size", saved.vocab_size == cfg.vocab_size),
+        ("--lowercase", saved.lowercase == cfg.lowercase),
+        ("--n-layer", saved.n_layer == cfg.n_layer),
+        ("--n-head", saved.n_head == cfg.n_head),
+        ("--n-embd", saved.n_embd == cfg.n_embd),
+        (
+            "--intermediate-size",
+            saved.intermediate_size == cfg.intermediate_size,
+        ),
+        ("--block-size", saved.block_size == cfg.block_size),
+        ("--dropout", saved.dropout == cfg.dropout),
+        ("--no-nsp", saved.nsp == cfg.nsp),
+        (
+            "--mlm-probability",
+            saved.mlm_probability == cfg.mlm_probability,
+        ),
+        ("--mask-replace", saved.mask_replace == cfg.mask_replace),
+        (
+            "--random-replace",
+            saved.random_replace == cfg.random_replace,
+        ),
+        (
+            "--whole-word-mask",
+            saved.whole_word_mask == cfg.whole_word_mask,
+        ),
+        ("--val-fraction", saved.val_fraction == cfg.val_fraction),
+        (
+            "--val-corpus",
+            same_file(&saved.val_corpus, &cfg.val_corpus),
+        ),
+        (
+            "--lr-decay-iters",
+            saved.lr_decay_iters == cfg.lr_decay_iters,
+        ),
+        ("--seed", saved.seed == cfg.seed),
+    ]
+    .into_iter()
+    .filter_map(|(flag, same)| (!same).then_some(flag))
+    .collect()
 }
 
 /// What a resumed run needs beyond the model and optimizer moments (the batches derive from the step).

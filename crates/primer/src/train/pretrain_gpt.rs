@@ -257,26 +257,24 @@ impl Splits {
 /// Settings a resumed run cannot change (they shape the model, the data or the schedule), by the flags that set
 /// them.
 fn fixed_on_resume(saved: &GptTrainConfig, cfg: &GptTrainConfig) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    let mut check = |name, same: bool| {
-        if !same {
-            changed.push(name);
-        }
-    };
-    check("--tokenizer", saved.tokenizer == cfg.tokenizer);
-    check("--vocab-size", saved.vocab_size == cfg.vocab_size);
-    check("--n-layer", saved.n_layer == cfg.n_layer);
-    check("--n-head", saved.n_head == cfg.n_head);
-    check("--n-embd", saved.n_embd == cfg.n_embd);
-    check("--block-size", saved.block_size == cfg.block_size);
-    check("--dropout", saved.dropout == cfg.dropout);
-    check("--val-fraction", saved.val_fraction == cfg.val_fraction);
-    check(
-        "--lr-decay-iters",
-        saved.lr_decay_iters == cfg.lr_decay_iters,
-    );
-    check("--seed", saved.seed == cfg.seed);
-    changed
+    [
+        ("--tokenizer", saved.tokenizer == cfg.tokenizer),
+        ("--vocab-size", saved.vocab_size == cfg.vocab_size),
+        ("--n-layer", saved.n_layer == cfg.n_layer),
+        ("--n-head", saved.n_head == cfg.n_head),
+        ("--n-embd", saved.n_embd == cfg.n_embd),
+        ("--block-size", saved.block_size == cfg.block_size),
+        ("--dropout", saved.dropout == cfg.dropout),
+        ("--val-fraction", saved.val_fraction == cfg.val_fraction),
+        (
+            "--lr-decay-iters",
+            saved.lr_decay_iters == cfg.lr_decay_iters,
+        ),
+        ("--seed", saved.seed == cfg.seed),
+    ]
+    .into_iter()
+    .filter_map(|(flag, same)| (!same).then_some(flag))
+    .collect()
 }
 
 /// The corpus a run in `out` was started on (for `--resume` without `--corpus`).
