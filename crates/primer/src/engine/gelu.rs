@@ -18,12 +18,14 @@ multiversion! {
     fn forward_chunk(out: &mut [f32], x: &[f32], tanh: bool) {
         if tanh {
             for (o, &x) in out.iter_mut().zip(x) {
-                let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
-                *o = 0.5 * x * (1.0 + simd::tanh(u));
+                let u = SQRT_2_OVER_PI * (0.044_715 * x * x).mul_add(x, x);
+                let h = 0.5 * x;
+                *o = h.mul_add(simd::tanh(u), h);
             }
         } else {
             for (o, &x) in out.iter_mut().zip(x) {
-                *o = 0.5 * x * (1.0 + simd::erf(x * std::f32::consts::FRAC_1_SQRT_2));
+                let h = 0.5 * x;
+                *o = h.mul_add(simd::erf(x * std::f32::consts::FRAC_1_SQRT_2), h);
             }
         }
     }
@@ -33,19 +35,19 @@ multiversion! {
     fn backward_chunk(dx: &mut [f32], x: &[f32], dout: &[f32], tanh: bool) {
         if tanh {
             for ((d, &x), &g) in dx.iter_mut().zip(x).zip(dout) {
-                let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
+                let u = SQRT_2_OVER_PI * (0.044_715 * x * x).mul_add(x, x);
                 let t = simd::tanh(u);
-                let du = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044_715 * x * x);
-                *d = g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+                let du = SQRT_2_OVER_PI * (3.0 * 0.044_715 * x).mul_add(x, 1.0);
+                *d = g * (0.5 * x * (-t).mul_add(t, 1.0)).mul_add(du, 0.5 * (1.0 + t));
             }
         } else {
             let inv_sqrt_2pi = 0.398_942_3_f32;
             for ((d, &x), &g) in dx.iter_mut().zip(x).zip(dout) {
                 // erf(x/√2) and the density's e^(−x²/2) share one exp
                 let (e, gauss) = simd::erf_and_gauss(x * std::f32::consts::FRAC_1_SQRT_2);
-                let cdf = 0.5 * (1.0 + e);
+                let cdf = 0.5f32.mul_add(e, 0.5);
                 let pdf = inv_sqrt_2pi * gauss;
-                *d = g * (cdf + x * pdf);
+                *d = g * x.mul_add(pdf, cdf);
             }
         }
     }
