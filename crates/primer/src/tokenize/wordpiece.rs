@@ -8,6 +8,7 @@
 
 use super::{file_chunks, tok_err, train_on_files, TextTokenizer};
 use crate::error::{Error, Result};
+use crate::hf;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
@@ -303,13 +304,12 @@ fn is_bert_class(dir: &Path) -> Result<bool> {
     })
 }
 
-/// The JSON in `path`, or `null` when there is no such file.
+/// The JSON in `path` (read as [`hf::read_config`] reads any), or `null` when there is no such file.
 fn read_json(path: &Path) -> Result<serde_json::Value> {
     if !path.is_file() {
         return Ok(serde_json::Value::Null);
     }
-    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-    serde_json::from_str(&text).map_err(|e| Error::format(path, format!("not valid JSON: {e}")))
+    hf::read_config(path)
 }
 
 /// BERT's normalizer as `dir/tokenizer_config.json` sets it, with transformers' `BertTokenizer`

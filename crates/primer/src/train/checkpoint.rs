@@ -206,17 +206,20 @@ pub(crate) fn adamw_config(
     })
 }
 
-/// Checks a resumed run against the settings saved in `OUT/train_config.json`: `fixed` lists (by flag) the ones
-/// that differ but may not change, and a run already at `max_iters` cannot continue.
+/// Checks a resumed run against the settings saved in `OUT/train_config.json`: `fixed` pairs each setting that
+/// may not change (by its flag) with whether it is unchanged, and a run already at `max_iters` cannot continue.
 pub(crate) fn check_resume<C: DeserializeOwned>(
     out: &Path,
     cfg: &C,
-    fixed: fn(&C, &C) -> Vec<&'static str>,
+    fixed: fn(&C, &C) -> Vec<(&'static str, bool)>,
     max_iters: usize,
     step: usize,
 ) -> Result<()> {
     let saved: C = hf::read_config(&out.join("train_config.json"))?;
-    let changed = fixed(&saved, cfg);
+    let changed: Vec<&str> = fixed(&saved, cfg)
+        .into_iter()
+        .filter_map(|(flag, same)| (!same).then_some(flag))
+        .collect();
     if !changed.is_empty() {
         return Err(Error::Config(format!(
             "a resumed run keeps its settings of {}; start a new run (another --out) to change them",

@@ -221,10 +221,10 @@ impl BertTrainConfig {
     }
 }
 
-/// Settings a resumed run cannot change (they shape the model, the data, the masks or the schedule), by the
-/// flags that set them. The batch size and accumulation may change, as for GPT: every step draws its batches
+/// Settings a resumed run cannot change (they shape the model, the data, the masks or the schedule): each flag,
+/// with whether the setting is unchanged. The batch size and accumulation may change, as for GPT: every step draws its batches
 /// from a seed derived from the step number alone.
-fn fixed_on_resume(saved: &BertTrainConfig, cfg: &BertTrainConfig) -> Vec<&'static str> {
+fn fixed_on_resume(saved: &BertTrainConfig, cfg: &BertTrainConfig) -> Vec<(&'static str, bool)> {
     // a file is the same when the paths name it, however spelled (or when the saved one has moved)
     let same_file = |a: &Option<PathBuf>, b: &Option<PathBuf>| match (a, b) {
         (Some(a), Some(b)) => same_input(a, b),
@@ -268,9 +268,7 @@ fn fixed_on_resume(saved: &BertTrainConfig, cfg: &BertTrainConfig) -> Vec<&'stat
         ),
         ("--seed", saved.seed == cfg.seed),
     ]
-    .into_iter()
-    .filter_map(|(flag, same)| (!same).then_some(flag))
-    .collect()
+    .into()
 }
 
 /// What a resumed run needs beyond the model and optimizer moments (the batches derive from the step).

@@ -254,9 +254,9 @@ impl Splits {
     }
 }
 
-/// Settings a resumed run cannot change (they shape the model, the data or the schedule), by the flags that set
-/// them.
-fn fixed_on_resume(saved: &GptTrainConfig, cfg: &GptTrainConfig) -> Vec<&'static str> {
+/// Settings a resumed run cannot change (they shape the model, the data or the schedule): each flag, with whether
+/// the setting is unchanged.
+fn fixed_on_resume(saved: &GptTrainConfig, cfg: &GptTrainConfig) -> Vec<(&'static str, bool)> {
     [
         ("--tokenizer", saved.tokenizer == cfg.tokenizer),
         ("--vocab-size", saved.vocab_size == cfg.vocab_size),
@@ -272,9 +272,7 @@ fn fixed_on_resume(saved: &GptTrainConfig, cfg: &GptTrainConfig) -> Vec<&'static
         ),
         ("--seed", saved.seed == cfg.seed),
     ]
-    .into_iter()
-    .filter_map(|(flag, same)| (!same).then_some(flag))
-    .collect()
+    .into()
 }
 
 /// The corpus a run in `out` was started on (for `--resume` without `--corpus`).
