@@ -1,11 +1,13 @@
 //! `primer generate`: stream text from a GPT directory.
 
 use anyhow::{Context, Result};
-use primer::infer::generate::{generate, stop_ids, Sampling};
+use primer::infer::generate::{
+    generate, GenerationConfig, Sampling, SamplingFlags, GENERATION_CONFIG,
+};
 use primer::models::gpt::Gpt;
 use primer::tokenize::TextTokenizer;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,20 +16,21 @@ pub struct Args {
     model: PathBuf,
     #[arg(long, default_value = "")]
     prompt: String,
-    #[arg(long, default_value_t = 200)]
-    max_new_tokens: usize,
-    /// 0 = greedy.
-    #[arg(long, default_value_t = 0.8)]
-    temperature: f32,
-    /// 0 = off.
-    #[arg(long, default_value_t = 0)]
-    top_k: usize,
-    /// 1.0 = off.
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
-    /// 1.0 = off.
-    #[arg(long, default_value_t = 1.0)]
-    repetition_penalty: f32,
+    /// [default: the model's generation_config.json, else 200]
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
+    /// 0 = greedy [default: the model's generation_config.json, else 0.8]
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// 0 = off [default: the model's generation_config.json, else 0]
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// 1.0 = off [default: the model's generation_config.json, else 1.0]
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// 1.0 = off [default: the model's generation_config.json, else 1.0]
+    #[arg(long)]
+    repetition_penalty: Option<f32>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -35,17 +38,19 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let model = Gpt::load(&a.model)?;
     let tok = TextTokenizer::from_dir(&a.model)?;
-    let s = Sampling {
+    let settings = GenerationConfig::read(&a.model)?;
+    let flags = SamplingFlags {
         max_new_tokens: a.max_new_tokens,
         temperature: a.temperature,
         top_k: a.top_k,
         top_p: a.top_p,
         repetition_penalty: a.repetition_penalty,
-        stop_tokens: stop_ids(&a.model, &model, &tok)?,
-        seed: a.seed,
     };
-    // before the prompt is echoed, so that a bad setting or prompt prints nothing but the error
-    s.validate()?;
+    // the flags are checked before the prompt is echoed, so that a bad setting or prompt prints nothing but the
+    // error (the file's settings were checked as it was read)
+    settings
+        .sampling(&flags, 0, Vec::new(), a.seed)
+        .validate()?;
     let ids = prompt_ids(&tok, &a.prompt)
         .with_context(|| format!("--prompt, for the model in {}", a.model.display()))?;
     let vocab = model.config.vocab_size;
@@ -56,6 +61,8 @@ pub fn run(a: Args) -> Result<()> {
             a.model.display()
         );
     }
+    let s = settings.sampling(&flags, ids.len(), settings.stop_ids(&model, &tok), a.seed);
+    report_settings(&a.model, &settings, &flags);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     write!(out, "{}", a.prompt)?;
@@ -69,10 +76,32 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-/// The token ids generation starts from: the prompt's, or for an empty prompt a line break (which every
-/// corpus has), else `<|endoftext|>`.
+/// Says on stderr which settings of the model's generation_config.json are used, and which are not.
+fn report_settings(dir: &Path, settings: &GenerationConfig, flags: &SamplingFlags) {
+    let path = dir.join(GENERATION_CONFIG);
+    let followed = settings.followed(flags);
+    if !followed.is_empty() {
+        eprintln!(
+            "note: {}: {} (a flag overrides each)",
+            path.display(),
+            followed.join(", ")
+        );
+    }
+    let ignored = settings.not_followed();
+    if !ignored.is_empty() {
+        eprintln!(
+            "note: {} also sets {}, which primer's generate does not do",
+            path.display(),
+            ignored.join(", ")
+        );
+    }
+}
+
+/// The token ids generation starts from: the prompt's (see [`TextTokenizer::encode_prompt`]: a tokenizer that
+/// begins a text with a special token begins the prompt with it), or for an empty prompt without one a line
+/// break (which every corpus has), else `<|endoftext|>`.
 pub fn prompt_ids(tok: &TextTokenizer, prompt: &str) -> Result<Vec<u32>> {
-    let mut ids = tok.encode(prompt)?;
+    let mut ids = tok.encode_prompt(prompt)?;
     if ids.is_empty() {
         ids = tok.encode("\n").unwrap_or_default();
         if ids.is_empty() {

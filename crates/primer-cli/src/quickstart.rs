@@ -5,7 +5,7 @@ use crate::generate::{complete, prompt_ids};
 use anyhow::{Context, Result};
 use primer::data::synth::{generate_corpus, write_corpus};
 use primer::infer::fill_mask::fill_mask;
-use primer::infer::generate::{stop_ids, Sampling};
+use primer::infer::generate::{GenerationConfig, Sampling};
 use primer::models::bert::Bert;
 use primer::models::gpt::Gpt;
 use primer::tokenize::TextTokenizer;
@@ -99,7 +99,7 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
     println!("3/5 GPT samples (temperature 0.8):");
     let model = Gpt::load(&out)?;
     let tok = TextTokenizer::from_dir(&out)?;
-    let stop_tokens = stop_ids(&out, &model, &tok)?;
+    let stop_tokens = GenerationConfig::read(&out)?.stop_ids(&model, &tok);
     for (i, prompt) in ["The", "Maria", "Can you"].iter().enumerate() {
         let sampling = Sampling {
             max_new_tokens: 40,

@@ -139,6 +139,33 @@ fn pretrain_with_config_then_generate() {
         assert!(bad.stdout.is_empty(), "{flag} {value}: {:?}", bad.stdout);
     }
 
+    // generation_config.json sets what no flag sets, says so on stderr, and names what primer does not do
+    let settings = out.join("generation_config.json");
+    std::fs::write(
+        &settings,
+        r#"{"do_sample": false, "max_new_tokens": 12, "num_beams": 3}"#,
+    )
+    .unwrap();
+    let from_file = primer()
+        .args(["generate", "--model"])
+        .arg(&out)
+        .args(["--prompt", "the cat"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&from_file.stderr);
+    assert!(from_file.status.success(), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&from_file.stdout),
+        text,
+        "greedy, 12 tokens"
+    );
+    assert!(
+        err.contains("generation_config.json: do_sample false, max_new_tokens 12")
+            && err.contains("num_beams 3"),
+        "{err}"
+    );
+    std::fs::remove_file(&settings).unwrap();
+
     // the finished run is not replaced by a fresh one, unless asked; a resumed run keeps its corpus
     let again = |extra: &[&str]| {
         outcome(

@@ -4,7 +4,10 @@
 
 mod common;
 
-use primer::infer::generate::{generate, stop_ids, Sampling};
+use primer::infer::generate::{
+    generate, GenerationConfig, Sampling, SamplingFlags, DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_TEMPERATURE,
+};
 use primer::models::bert::Bert;
 use primer::models::gpt::Gpt;
 use primer::tokenize::TextTokenizer;
@@ -59,6 +62,137 @@ fn greedy(max_new_tokens: usize, stop_tokens: Vec<u32>) -> Sampling {
     }
 }
 
+fn stop_ids(dir: &Path, model: &Gpt, tok: &TextTokenizer) -> Vec<u32> {
+    GenerationConfig::read(dir).unwrap().stop_ids(model, tok)
+}
+
+/// The sampling settings `generation_config.json` text `json` gives with `flags`, after a 4-token prompt.
+fn settings(json: &str, flags: &SamplingFlags) -> (Sampling, Vec<String>, Vec<String>) {
+    let dir = common::tmp("generation-config");
+    std::fs::write(dir.join("generation_config.json"), json).unwrap();
+    let config = GenerationConfig::read(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    (
+        config.sampling(flags, 4, vec![], 0),
+        config.followed(flags),
+        config.not_followed(),
+    )
+}
+
+#[test]
+fn sampling_settings_come_from_flags_then_generation_config_then_defaults() {
+    let none = SamplingFlags::default();
+    // no file: primer's defaults
+    let dir = common::tmp("no-generation-config");
+    let s = GenerationConfig::read(&dir)
+        .unwrap()
+        .sampling(&none, 4, vec![], 0);
+    assert_eq!(
+        (
+            s.temperature,
+            s.top_k,
+            s.top_p,
+            s.repetition_penalty,
+            s.max_new_tokens
+        ),
+        (DEFAULT_TEMPERATURE, 0, 1.0, 1.0, DEFAULT_MAX_NEW_TOKENS)
+    );
+    // what transformers writes for GPT-2: ids only, nothing followed or reported
+    let (s, followed, other) = settings(
+        r#"{"bos_token_id": 50256, "eos_token_id": 50256, "transformers_version": "4.27.0.dev0", "_from_model_config": true}"#,
+        &none,
+    );
+    assert_eq!((s.temperature, s.top_k), (DEFAULT_TEMPERATURE, 0));
+    assert!(
+        followed.is_empty() && other.is_empty(),
+        "{followed:?} {other:?}"
+    );
+    // do_sample false is greedy, whatever temperature the file has; a flag overrides it
+    let (s, followed, _) = settings(r#"{"do_sample": false, "temperature": 0.6}"#, &none);
+    assert_eq!(s.temperature, 0.0);
+    assert_eq!(followed, ["do_sample false"]);
+    let hot = SamplingFlags {
+        temperature: Some(0.9),
+        ..Default::default()
+    };
+    let (s, followed, _) = settings(r#"{"do_sample": false, "temperature": 0.6}"#, &hot);
+    assert_eq!(s.temperature, 0.9);
+    assert!(followed.is_empty(), "{followed:?}");
+    // do_sample true: the keys it lacks are transformers' defaults (temperature 1, top-k 50)
+    let json = r#"{"do_sample": true, "top_p": 0.9, "repetition_penalty": 1.2, "max_length": 30}"#;
+    let (s, followed, _) = settings(json, &none);
+    assert_eq!(
+        (s.temperature, s.top_k, s.top_p, s.repetition_penalty),
+        (1.0, 50, 0.9, 1.2)
+    );
+    // max_length counts the 4 prompt tokens
+    assert_eq!(s.max_new_tokens, 26);
+    assert_eq!(
+        followed,
+        [
+            "do_sample true",
+            "top_p 0.9",
+            "repetition_penalty 1.2",
+            "max_length 30"
+        ]
+    );
+    // flags win, one by one
+    let flags = SamplingFlags {
+        top_k: Some(0),
+        top_p: Some(1.0),
+        max_new_tokens: Some(7),
+        ..Default::default()
+    };
+    let (s, followed, _) = settings(json, &flags);
+    assert_eq!((s.top_k, s.top_p, s.max_new_tokens), (0, 1.0, 7));
+    assert_eq!(followed, ["do_sample true", "repetition_penalty 1.2"]);
+    // keys with a value are used without do_sample; max_new_tokens beats max_length
+    let (s, _, _) = settings(
+        r#"{"temperature": 0.7, "top_k": 20, "max_new_tokens": 5, "max_length": 100}"#,
+        &none,
+    );
+    assert_eq!((s.temperature, s.top_k, s.max_new_tokens), (0.7, 20, 5));
+    // what primer does not do is reported; transformers' defaults and model ids are not
+    let (_, _, other) = settings(
+        r#"{"num_beams": 4, "no_repeat_ngram_size": 3, "length_penalty": 1.0, "early_stopping": false,
+            "stop_strings": ["<end>"], "num_return_sequences": 1, "pad_token_id": 3, "use_cache": true}"#,
+        &none,
+    );
+    assert_eq!(
+        other,
+        [
+            "no_repeat_ngram_size 3",
+            "num_beams 4",
+            "stop_strings [\"<end>\"]"
+        ]
+    );
+}
+
+#[test]
+fn out_of_range_generation_settings_are_errors_naming_the_file() {
+    for (json, key) in [
+        (r#"{"top_p": 1.5}"#, "top_p must be in (0, 1]"),
+        (
+            r#"{"temperature": -1}"#,
+            "temperature must be finite and ≥ 0",
+        ),
+        (
+            r#"{"repetition_penalty": 0}"#,
+            "repetition_penalty must be positive",
+        ),
+        (r#"{"top_k": -3}"#, "top_k"),
+    ] {
+        let dir = common::tmp("bad-generation-config");
+        std::fs::write(dir.join("generation_config.json"), json).unwrap();
+        let err = GenerationConfig::read(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("generation_config.json") && err.contains(key),
+            "{json}: {err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
 #[test]
 fn end_of_text_ids_come_from_generation_config_then_config_then_tokenizer() {
     let dir = model_copy("gpt2_tiny", "eos-list", |c| {
@@ -68,14 +202,14 @@ fn end_of_text_ids_come_from_generation_config_then_config_then_tokenizer() {
     let tok = bpe_tokenizer(&dir);
     // a list, as transformers writes for models with several end tokens, loads and is used whole
     let model = Gpt::load(&dir).unwrap();
-    assert_eq!(stop_ids(&dir, &model, &tok).unwrap(), vec![5, 7]);
+    assert_eq!(stop_ids(&dir, &model, &tok), vec![5, 7]);
     // generation_config.json comes first
     std::fs::write(
         dir.join("generation_config.json"),
         r#"{"eos_token_id": 9, "do_sample": false}"#,
     )
     .unwrap();
-    assert_eq!(stop_ids(&dir, &model, &tok).unwrap(), vec![9]);
+    assert_eq!(stop_ids(&dir, &model, &tok), vec![9]);
     // with neither naming one, the tokenizer's <|endoftext|>
     std::fs::remove_file(dir.join("generation_config.json")).unwrap();
     write_config(&dir, &fixture("gpt2_tiny").join("config.json"), |c| {
@@ -83,14 +217,14 @@ fn end_of_text_ids_come_from_generation_config_then_config_then_tokenizer() {
     });
     let model = Gpt::load(&dir).unwrap();
     let eos = tok.eos_id().unwrap();
-    assert_eq!(stop_ids(&dir, &model, &tok).unwrap(), vec![eos]);
+    assert_eq!(stop_ids(&dir, &model, &tok), vec![eos]);
     // a broken generation_config.json is named with its field
     std::fs::write(
         dir.join("generation_config.json"),
         r#"{"eos_token_id": "x"}"#,
     )
     .unwrap();
-    let err = stop_ids(&dir, &model, &tok).unwrap_err().to_string();
+    let err = GenerationConfig::read(&dir).unwrap_err().to_string();
     assert!(
         err.contains("generation_config.json")
             && err.contains("eos_token_id")

@@ -10,6 +10,7 @@ use crate::hf::{self, TokenIds};
 use crate::models::gpt::Gpt;
 use crate::tokenize::TextTokenizer;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// How to pick each next token.
@@ -24,50 +25,220 @@ pub struct Sampling {
     pub top_p: f32,
     /// Divide positive (multiply negative) logits of tokens already in the context by this (1.0 = off).
     pub repetition_penalty: f32,
-    /// Stop at any of these tokens (see [`stop_ids`]).
+    /// Stop at any of these tokens (see [`GenerationConfig::stop_ids`]).
     pub stop_tokens: Vec<u32>,
     pub seed: u64,
 }
 
 impl Sampling {
     pub fn validate(&self) -> Result<()> {
-        if self.temperature < 0.0 || !self.temperature.is_finite() {
-            return Err(Error::Config("--temperature must be finite and ≥ 0".into()));
-        }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(Error::Config("--top-p must be in (0, 1]".into()));
-        }
-        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
-            return Err(Error::Config(
-                "--repetition-penalty must be positive".into(),
-            ));
-        }
-        Ok(())
+        let names = ["--temperature", "--top-p", "--repetition-penalty"];
+        check_ranges(self.temperature, self.top_p, self.repetition_penalty, names)
+            .map_err(Error::Config)
     }
 }
 
-/// The ids that end a generated text in the model directory `dir`, as transformers picks them: `eos_token_id` of
-/// `generation_config.json` when the directory has one that names it, else of `config.json` (a number or a list);
-/// when neither does, the tokenizer's `<|endoftext|>`.
-pub fn stop_ids(dir: &Path, model: &Gpt, tok: &TextTokenizer) -> Result<Vec<u32>> {
-    #[derive(Deserialize)]
-    struct GenerationConfig {
-        #[serde(default)]
-        eos_token_id: TokenIds,
+/// Checks the settings that have a valid range: temperature, top-p and repetition penalty, called `names`.
+fn check_ranges(
+    temperature: f32,
+    top_p: f32,
+    repetition_penalty: f32,
+    [t, p, r]: [&str; 3],
+) -> std::result::Result<(), String> {
+    if temperature < 0.0 || !temperature.is_finite() {
+        return Err(format!("{t} must be finite and ≥ 0"));
     }
-    let path = dir.join("generation_config.json");
-    let mut ids = if path.exists() {
-        hf::read_config::<GenerationConfig>(&path)?.eos_token_id.0
-    } else {
-        Vec::new()
-    };
-    if ids.is_empty() {
-        ids.clone_from(&model.config.eos_token_id.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(format!("{p} must be in (0, 1]"));
     }
-    if ids.is_empty() {
-        ids.extend(tok.eos_id());
+    if !(repetition_penalty > 0.0 && repetition_penalty.is_finite()) {
+        return Err(format!("{r} must be positive"));
     }
-    Ok(ids)
+    Ok(())
+}
+
+/// How many tokens are generated when neither a flag nor `generation_config.json` says.
+pub const DEFAULT_MAX_NEW_TOKENS: usize = 200;
+/// The temperature used when neither a flag nor `generation_config.json` says.
+pub const DEFAULT_TEMPERATURE: f32 = 0.8;
+
+/// The sampling settings a user gave (`None`: not given).
+#[derive(Clone, Debug, Default)]
+pub struct SamplingFlags {
+    pub max_new_tokens: Option<usize>,
+    pub temperature: Option<f32>,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f32>,
+    pub repetition_penalty: Option<f32>,
+}
+
+/// The file beside a model's config.json with the settings its authors generate with.
+pub const GENERATION_CONFIG: &str = "generation_config.json";
+
+/// A model directory's `generation_config.json` (empty when it has none): its end-of-text ids and its
+/// sampling settings.
+///
+/// The settings it has are used where no flag is given: `do_sample: false` means greedy decoding;
+/// `temperature`, `top_k`, `top_p`, `repetition_penalty` and `max_new_tokens` as they are; `max_length` counts the
+/// prompt, as in transformers. transformers writes only values that differ from its own defaults, so when the
+/// file says `do_sample: true`, a temperature or top-k it lacks is transformers' (1, 50), not primer's.
+/// Settings primer has no use for are listed by [`Self::not_followed`], to be reported.
+#[derive(Debug, Default, Deserialize)]
+pub struct GenerationConfig {
+    #[serde(default)]
+    pub eos_token_id: TokenIds,
+    pub do_sample: Option<bool>,
+    pub temperature: Option<f32>,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f32>,
+    pub repetition_penalty: Option<f32>,
+    pub max_new_tokens: Option<usize>,
+    pub max_length: Option<usize>,
+    /// The file's other keys.
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_json::Value>,
+}
+
+/// Keys of `generation_config.json` that describe the model or the file rather than how to sample.
+const MODEL_KEYS: [&str; 7] = [
+    "bos_token_id",
+    "pad_token_id",
+    "decoder_start_token_id",
+    "transformers_version",
+    "_from_model_config",
+    "use_cache",
+    "return_legacy_cache",
+];
+
+impl GenerationConfig {
+    /// Reads `dir/generation_config.json`; a directory without one gives an empty config. A setting out of
+    /// its range is an error naming the file.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(GENERATION_CONFIG);
+        if !path.exists() {
+            return Ok(Self::default());
+        }
+        let config: Self = hf::read_config(&path)?;
+        check_ranges(
+            config.temperature.unwrap_or(1.0),
+            config.top_p.unwrap_or(1.0),
+            config.repetition_penalty.unwrap_or(1.0),
+            ["temperature", "top_p", "repetition_penalty"],
+        )
+        .map_err(|e| Error::format(&path, e))?;
+        Ok(config)
+    }
+
+    /// The ids that end a generated text, as transformers picks them: this file's `eos_token_id` when it names
+    /// one, else `config.json`'s (a number or a list); when neither does, the tokenizer's `<|endoftext|>`.
+    pub fn stop_ids(&self, model: &Gpt, tok: &TextTokenizer) -> Vec<u32> {
+        let mut ids = self.eos_token_id.0.clone();
+        if ids.is_empty() {
+            ids.clone_from(&model.config.eos_token_id.0);
+        }
+        if ids.is_empty() {
+            ids.extend(tok.eos_id());
+        }
+        ids
+    }
+
+    /// How to continue a prompt of `prompt_len` tokens: each setting from `flags` when given, else from this
+    /// file (see the type's doc), else primer's defaults: temperature [`DEFAULT_TEMPERATURE`], no top-k, top-p
+    /// or repetition penalty, [`DEFAULT_MAX_NEW_TOKENS`] tokens.
+    pub fn sampling(
+        &self,
+        flags: &SamplingFlags,
+        prompt_len: usize,
+        stop_tokens: Vec<u32>,
+        seed: u64,
+    ) -> Sampling {
+        let sampled = self.do_sample == Some(true);
+        let temperature = match self.do_sample {
+            Some(false) => Some(0.0),
+            _ => self.temperature.or(sampled.then_some(1.0)),
+        };
+        let from_length = self.max_length.map(|l| l.saturating_sub(prompt_len));
+        Sampling {
+            max_new_tokens: flags
+                .max_new_tokens
+                .or(self.max_new_tokens)
+                .or(from_length)
+                .unwrap_or(DEFAULT_MAX_NEW_TOKENS),
+            temperature: flags
+                .temperature
+                .or(temperature)
+                .unwrap_or(DEFAULT_TEMPERATURE),
+            top_k: flags
+                .top_k
+                .or(self.top_k)
+                .unwrap_or(if sampled { 50 } else { 0 }),
+            top_p: flags.top_p.or(self.top_p).unwrap_or(1.0),
+            repetition_penalty: flags
+                .repetition_penalty
+                .or(self.repetition_penalty)
+                .unwrap_or(1.0),
+            stop_tokens,
+            seed,
+        }
+    }
+
+    /// The file's settings that [`Self::sampling`] takes because `flags` does not give them, as `key value`.
+    pub fn followed(&self, flags: &SamplingFlags) -> Vec<String> {
+        let entry = |key: &str, value: Option<String>, overridden: bool| {
+            value.filter(|_| !overridden).map(|v| format!("{key} {v}"))
+        };
+        let text = |v: Option<f32>| v.map(|v| v.to_string());
+        let count = |v: Option<usize>| v.map(|v| v.to_string());
+        let length_given = flags.max_new_tokens.is_some() || self.max_new_tokens.is_some();
+        [
+            entry(
+                "do_sample",
+                self.do_sample.map(|v| v.to_string()),
+                flags.temperature.is_some(),
+            ),
+            entry(
+                "temperature",
+                text(self.temperature),
+                flags.temperature.is_some() || self.do_sample == Some(false),
+            ),
+            entry("top_k", count(self.top_k), flags.top_k.is_some()),
+            entry("top_p", text(self.top_p), flags.top_p.is_some()),
+            entry(
+                "repetition_penalty",
+                text(self.repetition_penalty),
+                flags.repetition_penalty.is_some(),
+            ),
+            entry(
+                "max_new_tokens",
+                count(self.max_new_tokens),
+                flags.max_new_tokens.is_some(),
+            ),
+            entry("max_length", count(self.max_length), length_given),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// The file's other settings that ask for something (beam search, a minimum length, stop strings…), as
+    /// `key value`: every key but the model's ids and metadata whose value is not null, false, 0, 1 or empty,
+    /// which is where transformers' defaults lie. primer does not follow them; callers report them.
+    pub fn not_followed(&self) -> Vec<String> {
+        use serde_json::Value;
+        let is_default = |v: &Value| match v {
+            Value::Null => true,
+            Value::Bool(b) => !b,
+            Value::Number(n) => n.as_f64().is_some_and(|x| x == 0.0 || x == 1.0),
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+        };
+        self.other
+            .iter()
+            .filter(|(key, value)| !MODEL_KEYS.contains(&key.as_str()) && !is_default(value))
+            .map(|(key, value)| format!("{key} {value}"))
+            .collect()
+    }
 }
 
 /// Chooses the next token from `logits` (modified in place) given the tokens so far. An id whose logit is −∞

@@ -46,7 +46,7 @@ pub struct GptConfig {
     /// take GPT-2's 50256, outside a small vocabulary. Hugging Face also writes a list of ids.
     #[serde(default)]
     pub bos_token_id: TokenIds,
-    /// The ids that end a generated text (see [`crate::infer::generate::stop_ids`]).
+    /// The ids that end a generated text (see [`crate::infer::generate::GenerationConfig::stop_ids`]).
     #[serde(default)]
     pub eos_token_id: TokenIds,
     /// MLP width; Hugging Face's `null` means 4·n_embd, the only width primer implements.

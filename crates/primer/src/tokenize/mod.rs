@@ -16,7 +16,8 @@ use tokenizers::models::wordlevel::WordLevel;
 use tokenizers::models::{ModelWrapper, TrainerWrapper};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::{AddedToken, Encoding, SplitDelimiterBehavior, Token, Tokenizer};
 
 /// GPT-2's end-of-text special token.
 pub const EOS_TOKEN: &str = "<|endoftext|>";
@@ -176,6 +177,32 @@ impl TextTokenizer {
         if dir.join(wordpiece::VOCAB_FILE).is_file() {
             return Self::from_bert_vocab(dir);
         }
+        Self::from_gpt2_vocab(dir)
+    }
+
+    /// GPT-2's `vocab.json` + `merges.txt`, with the two settings of `tokenizer_config.json` that transformers'
+    /// `GPT2Tokenizer` applies to them: `add_prefix_space` (a space before the text, so its first word is
+    /// encoded as a word inside a text is) and `add_bos_token` (`bos_token`, by default `<|endoftext|>`, before
+    /// a prompt; see [`Self::encode_prompt`]).
+    fn from_gpt2_vocab(dir: &Path) -> Result<Self> {
+        #[derive(serde::Deserialize, Default)]
+        struct Gpt2TokenizerConfig {
+            #[serde(default)]
+            add_prefix_space: bool,
+            #[serde(default)]
+            add_bos_token: bool,
+            bos_token: Option<SpecialToken>,
+        }
+        /// A special token in `tokenizer_config.json`: its text, or an object with its text as `content`.
+        #[derive(serde::Deserialize)]
+        #[serde(
+            untagged,
+            expecting = "a token's text, or an object with its text as \"content\""
+        )]
+        enum SpecialToken {
+            Text(String),
+            Added { content: String },
+        }
         let vocab = dir.join("vocab.json");
         let merges = dir.join("merges.txt");
         if !vocab.is_file() || !merges.is_file() {
@@ -190,14 +217,39 @@ impl TextTokenizer {
         let model = BPE::from_file(vocab_s, merges_s)
             .build()
             .map_err(|e| Error::format(dir, format!("vocab.json/merges.txt: {e}")))?;
-        let byte_level = ByteLevel::new(false, true, true);
+        let config_path = dir.join("tokenizer_config.json");
+        let config: Gpt2TokenizerConfig = if config_path.is_file() {
+            crate::hf::read_config(&config_path)?
+        } else {
+            Gpt2TokenizerConfig::default()
+        };
         let mut inner = Tokenizer::new(model);
         inner
-            .with_pre_tokenizer(Some(byte_level))
-            .with_decoder(Some(byte_level))
-            .with_post_processor(Some(byte_level));
+            .with_pre_tokenizer(Some(ByteLevel::new(config.add_prefix_space, true, true)))
+            .with_decoder(Some(ByteLevel::new(false, true, true)))
+            .with_post_processor(Some(ByteLevel::new(false, true, true)));
         if inner.token_to_id(EOS_TOKEN).is_some() {
             inner.add_special_tokens(&[AddedToken::from(EOS_TOKEN, true)]);
+        }
+        if config.add_bos_token {
+            let bos = match config.bos_token {
+                Some(SpecialToken::Text(t) | SpecialToken::Added { content: t }) => t,
+                None => EOS_TOKEN.to_string(),
+            };
+            let Some(bos_id) = inner.token_to_id(&bos) else {
+                return Err(Error::format(
+                    &config_path,
+                    format!("add_bos_token is set but bos_token {bos:?} is not in vocab.json"),
+                ));
+            };
+            inner.add_special_tokens(&[AddedToken::from(bos.clone(), true)]);
+            let template = TemplateProcessing::builder()
+                .try_single(format!("{bos} $A"))
+                .map_err(tok_err)?
+                .special_tokens(vec![(bos, bos_id)])
+                .build()
+                .map_err(tok_err)?;
+            inner.with_post_processor(Some(template));
         }
         Ok(Self { inner })
     }
@@ -268,6 +320,26 @@ impl TextTokenizer {
             )),
             EncodeError::Other(msg) => Error::Tokenizer(msg),
         })
+    }
+
+    /// Token ids of a prompt to continue, as transformers' `tokenizer(text)` gives them: with the special tokens
+    /// that the tokenizer's post-processor puts before a text (a beginning-of-sequence token), but without those
+    /// it puts after one (an end-of-sequence token there would end the prompt before the continuation starts).
+    /// For GPT-2's and primer's own tokenizers that is [`Self::encode`]'s ids.
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {
+        let ids = self.encode(text)?;
+        // the post-processor run on a stand-in one-token text: the special tokens before it are the prefix
+        let probe = Encoding::from_tokens(vec![Token::new(0, String::new(), (0, 0))], 0);
+        let framed = self
+            .inner
+            .post_process(probe, None, true)
+            .map_err(tok_err)?;
+        let text_at = framed
+            .get_special_tokens_mask()
+            .iter()
+            .position(|&special| special == 0)
+            .unwrap_or(0);
+        Ok([&framed.get_ids()[..text_at], &ids].concat())
     }
 
     /// Like [`Self::encode`], with an unknown character reported by position so a caller can

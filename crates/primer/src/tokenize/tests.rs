@@ -215,6 +215,94 @@ fn gpt2_style_vocab_and_merges_load_from_a_directory() {
     assert_eq!(loaded.vocab_size(), 300);
 }
 
+/// transformers' `GPT2Tokenizer` reads `add_prefix_space` and `add_bos_token` from `tokenizer_config.json` beside
+/// `vocab.json` + `merges.txt` (checked with transformers 5.24: a space before the text, `<|endoftext|>` before a
+/// prompt); primer must too, and only a prompt gets the token.
+#[test]
+fn gpt2_vocab_follows_add_prefix_space_and_add_bos_token() {
+    let dir = temp_dir("gpt2-dir-config");
+    let corpus = write(&dir, "corpus.txt", &generated_text(5_000));
+    let bpe = TextTokenizer::train_bpe(&[corpus], 300).unwrap();
+    use tokenizers::Model;
+    bpe.inner().get_model().save(&dir, None).unwrap();
+    let text = "than quing ever";
+    let eos = bpe.eos_id().unwrap();
+    let spaced = bpe.encode(&format!(" {text}")).unwrap();
+    assert_ne!(spaced, bpe.encode(text).unwrap());
+    let cases = [
+        (
+            r#"{"add_prefix_space": true}"#,
+            spaced.clone(),
+            spaced.clone(),
+        ),
+        (
+            r#"{"add_bos_token": true}"#,
+            bpe.encode(text).unwrap(),
+            [vec![eos], bpe.encode(text).unwrap()].concat(),
+        ),
+        (
+            r#"{"add_bos_token": true, "add_prefix_space": true, "bos_token": {"content": "<|endoftext|>"}}"#,
+            spaced.clone(),
+            [vec![eos], spaced.clone()].concat(),
+        ),
+    ];
+    for (config, plain, prompt) in cases {
+        write(&dir, "tokenizer_config.json", config);
+        let tok = TextTokenizer::from_dir(&dir).unwrap();
+        assert_eq!(tok.encode(text).unwrap(), plain, "{config}");
+        assert_eq!(tok.encode_prompt(text).unwrap(), prompt, "{config}");
+    }
+    // a beginning-of-sequence token the vocabulary lacks is named with the file
+    write(
+        &dir,
+        "tokenizer_config.json",
+        r#"{"add_bos_token": true, "bos_token": "<s>"}"#,
+    );
+    let err = TextTokenizer::from_dir(&dir).err().unwrap().to_string();
+    assert!(
+        err.contains("tokenizer_config.json") && err.contains("\"<s>\""),
+        "{err}"
+    );
+}
+
+/// A prompt gets the special tokens a tokenizer.json's post-processor puts before a text, not those after it;
+/// byte-level and per-character tokenizers add none.
+#[test]
+fn prompts_keep_the_special_tokens_before_the_text_only() {
+    let dir = temp_dir("prompt-specials");
+    let corpus = write(&dir, "corpus.txt", &generated_text(2_000));
+    let chars = TextTokenizer::train_char(std::slice::from_ref(&corpus)).unwrap();
+    let bpe = TextTokenizer::train_bpe(&[corpus], 300).unwrap();
+    for tok in [&chars, &bpe] {
+        assert_eq!(
+            tok.encode_prompt("than ever").unwrap(),
+            tok.encode("than ever").unwrap()
+        );
+    }
+    // as transformers saves a GPT-2 tokenizer made with add_bos_token=True, with an end token added after
+    let mut json: serde_json::Value =
+        serde_json::from_str(&bpe.inner().to_string(false).unwrap()).unwrap();
+    let eos = bpe.eos_id().unwrap();
+    let special =
+        |type_id: u32| serde_json::json!({"SpecialToken": {"id": EOS_TOKEN, "type_id": type_id}});
+    let sequence = serde_json::json!({"Sequence": {"id": "A", "type_id": 0}});
+    json["post_processor"] = serde_json::json!({
+        "type": "TemplateProcessing",
+        "single": [special(0), sequence, special(0)],
+        "pair": [special(0), sequence, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {EOS_TOKEN: {"id": EOS_TOKEN, "ids": [eos], "tokens": [EOS_TOKEN]}},
+    });
+    let path = write(&dir, "tokenizer.json", &json.to_string());
+    let framed = TextTokenizer::from_file(&path).unwrap();
+    let plain = bpe.encode("than ever").unwrap();
+    assert_eq!(framed.encode("than ever").unwrap(), plain);
+    assert_eq!(
+        framed.encode_prompt("than ever").unwrap(),
+        [vec![eos], plain].concat()
+    );
+    assert_eq!(framed.encode_prompt("").unwrap(), vec![eos]);
+}
+
 #[test]
 fn loading_errors_name_the_path() {
     let dir = temp_dir("load-errors");
