@@ -825,6 +825,15 @@ fn resumed_bert_run_finds_its_files_and_names_its_flags() {
         "--resume --out run --max-iters 5 --batch-size 2 --grad-accum 2",
     );
     assert!(ok, "{err}");
+    // nor on a validation file that changed since the run started, in place or as a moved file's stand-in
+    let val_text = std::fs::read_to_string(&val).unwrap();
+    std::fs::write(&val, format!("{val_text}\nan added line.\n")).unwrap();
+    let (ok, err) = bert(&d, "--resume --out run --max-iters 6");
+    assert!(
+        !ok && err.contains("val.txt") && err.contains("keeps its validation corpus"),
+        "{err}"
+    );
+    std::fs::write(&val, &val_text).unwrap();
     // a corpus and a validation file that have moved are named, with the flag that gives where they are now
     std::fs::rename(&val, elsewhere.join("val.txt")).unwrap();
     let (ok, err) = bert(&d, "--resume --out run --max-iters 6");
@@ -839,6 +848,15 @@ fn resumed_bert_run_finds_its_files_and_names_its_flags() {
     );
     assert!(
         !ok && err.contains("corpus.txt") && err.contains("pass --corpus"),
+        "{err}"
+    );
+    bert_corpus(&d.join("other-val.txt"), 7);
+    let (ok, err) = bert(
+        &d,
+        "--resume --out run --max-iters 6 --val-corpus other-val.txt --corpus elsewhere/corpus.txt",
+    );
+    assert!(
+        !ok && err.contains("other-val.txt") && err.contains("bytes"),
         "{err}"
     );
     let (ok, err) = bert(

@@ -281,8 +281,33 @@ struct TrainerState {
     /// runs saved before it was recorded).
     #[serde(default)]
     corpus_bytes: Option<u64>,
+    /// The same for `--val-corpus`.
+    #[serde(default)]
+    val_corpus_bytes: Option<u64>,
     tokens_seen: u64,
     elapsed_s: f64,
+}
+
+/// Refuses to resume the run in `out` on `file` (its `what`, `bytes` long now) when it had `started` bytes when
+/// the run started: a resumed run reads its text again, and would otherwise go on with other data.
+fn check_unchanged(
+    file: &Path,
+    what: &str,
+    bytes: u64,
+    started: Option<u64>,
+    out: &Path,
+) -> Result<()> {
+    match started {
+        Some(started) if started != bytes => Err(Error::format(
+            file,
+            format!(
+                "is {bytes} bytes, but the run in {} started on {started} bytes: a resumed run keeps \
+                 its {what} as it was (start a new run to use the changed one)",
+                out.display(),
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The corpus a run in `out` was started on (for `--resume` without `--corpus`).
@@ -337,19 +362,15 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
     let tok_path = out.join("tokenizer.json");
     let state_path = out.join("trainer_state.json");
     let cfg_path = out.join("train_config.json");
-    let corpus_bytes = std::fs::metadata(corpus).map_err(Error::io(corpus))?.len();
+    let size = |path: &Path| Ok(std::fs::metadata(path).map_err(Error::io(path))?.len());
+    let corpus_bytes = size(corpus)?;
+    let val_corpus_bytes = cfg.val_corpus.as_deref().map(size).transpose()?;
     let (tok, state) = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
-        if let Some(started) = state.corpus_bytes.filter(|&n| n != corpus_bytes) {
-            return Err(Error::format(
-                corpus,
-                format!(
-                    "is {corpus_bytes} bytes, but the run in {} started on {started} bytes: a resumed run keeps \
-                     its corpus as it was (start a new run to train on the changed one)",
-                    out.display(),
-                ),
-            ));
+        check_unchanged(corpus, "corpus", corpus_bytes, state.corpus_bytes, out)?;
+        if let (Some(val), Some(now)) = (&cfg.val_corpus, val_corpus_bytes) {
+            check_unchanged(val, "validation corpus", now, state.val_corpus_bytes, out)?;
         }
         (TextTokenizer::from_file(&tok_path)?, Some(state))
     } else {
@@ -516,6 +537,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
                 adam_t: opt.t,
                 corpus: absolute(corpus),
                 corpus_bytes: Some(corpus_bytes),
+                val_corpus_bytes,
                 tokens_seen,
                 elapsed_s: elapsed,
             };
