@@ -16,6 +16,15 @@ pub fn read_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
     parse_json(path, &text)
 }
 
+/// Reads a JSON config as [`read_config`] does, or gives `T`'s default when there is no file at `path` (an
+/// optional file such as `tokenizer_config.json` or `generation_config.json`).
+pub fn read_optional_config<T: DeserializeOwned + Default>(path: &Path) -> Result<T> {
+    if !path.is_file() {
+        return Ok(T::default());
+    }
+    read_config(path)
+}
+
 /// Parses `text`, read from `path`; an error names the file, the field (`eos_token_id: invalid type …`), line
 /// and column.
 fn parse_json<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {

@@ -115,10 +115,7 @@ impl GenerationConfig {
     /// its range is an error naming the file.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(GENERATION_CONFIG);
-        if !path.exists() {
-            return Ok(Self::default());
-        }
-        let config: Self = hf::read_config(&path)?;
+        let config: Self = hf::read_optional_config(&path)?;
         check_ranges(
             config.temperature.unwrap_or(1.0),
             config.top_p.unwrap_or(1.0),

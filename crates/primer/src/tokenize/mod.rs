@@ -218,11 +218,7 @@ impl TextTokenizer {
             .build()
             .map_err(|e| Error::format(dir, format!("vocab.json/merges.txt: {e}")))?;
         let config_path = dir.join("tokenizer_config.json");
-        let config: Gpt2TokenizerConfig = if config_path.is_file() {
-            crate::hf::read_config(&config_path)?
-        } else {
-            Gpt2TokenizerConfig::default()
-        };
+        let config: Gpt2TokenizerConfig = crate::hf::read_optional_config(&config_path)?;
         let mut inner = Tokenizer::new(model);
         inner
             .with_pre_tokenizer(Some(ByteLevel::new(config.add_prefix_space, true, true)))

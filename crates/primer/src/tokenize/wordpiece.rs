@@ -290,26 +290,19 @@ fn word_alphabet(inner: &Tokenizer, files: &[PathBuf]) -> Result<(Vec<char>, Vec
 /// Whether transformers' `AutoTokenizer` builds a `BertTokenizer` for directory `dir`: the class
 /// `tokenizer_config.json` names, else (no file, or no `tokenizer_class` in it) config.json's `model_type`.
 fn is_bert_class(dir: &Path) -> Result<bool> {
-    let class = read_json(&dir.join("tokenizer_config.json"))?
+    let class = hf::read_optional_config::<serde_json::Value>(&dir.join("tokenizer_config.json"))?
         .get("tokenizer_class")
         .and_then(|c| c.as_str().map(str::to_string));
     Ok(match class {
         Some(c) => c == "BertTokenizer" || c == "BertTokenizerFast",
         None => {
-            let model_type = read_json(&dir.join("config.json"))?
-                .get("model_type")
-                .and_then(|t| t.as_str().map(str::to_string));
+            let model_type =
+                hf::read_optional_config::<serde_json::Value>(&dir.join("config.json"))?
+                    .get("model_type")
+                    .and_then(|t| t.as_str().map(str::to_string));
             model_type.as_deref() == Some("bert")
         }
     })
-}
-
-/// The JSON in `path` (read as [`hf::read_config`] reads any), or `null` when there is no such file.
-fn read_json(path: &Path) -> Result<serde_json::Value> {
-    if !path.is_file() {
-        return Ok(serde_json::Value::Null);
-    }
-    hf::read_config(path)
 }
 
 /// BERT's normalizer as `dir/tokenizer_config.json` sets it, with transformers' `BertTokenizer`
@@ -317,7 +310,7 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
 /// `tokenize_chinese_chars` true, `strip_accents` null (= follow `do_lower_case`).
 fn normalizer_setting(dir: &Path) -> Result<BertNormalizer> {
     let path = dir.join("tokenizer_config.json");
-    let config = read_json(&path)?;
+    let config: serde_json::Value = hf::read_optional_config(&path)?;
     let flag = |key: &str| match config.get(key) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::Bool(b)) => Ok(Some(*b)),

@@ -49,6 +49,28 @@ pub(crate) fn check_readable(path: &Path, flag: &str, resume: bool) -> Result<()
     }
 }
 
+/// Refuses to resume the run in `out` on `file` (its `what`, `bytes` long now) when it had `started` bytes when
+/// the run started: a resumed run reads its text again, and would otherwise go on with other data.
+pub(crate) fn check_unchanged(
+    file: &Path,
+    what: &str,
+    bytes: u64,
+    started: Option<u64>,
+    out: &Path,
+) -> Result<()> {
+    match started {
+        Some(started) if started != bytes => Err(Error::format(
+            file,
+            format!(
+                "is {bytes} bytes, but the run in {} started on {started} bytes: a resumed run keeps \
+                 its {what} as it was (start a new run to use the changed one)",
+                out.display(),
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `given`, on `--resume`, names the input the run recorded as `saved`: the same path, or the same
 /// file by another name (relative to the working directory, through `./` or a link), or any file when the saved
 /// one is no longer there (it has moved).

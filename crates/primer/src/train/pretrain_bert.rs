@@ -2,9 +2,9 @@
 //!
 //! The corpus is documents separated by blank lines, one sentence (or paragraph) per line. It is tokenized once
 //! into segments; the last `val_fraction` of the documents (or of the lines, for a single document) is the
-//! validation split, unless a separate `val_corpus` is given. Every step draws fresh sentence pairs (or packed sentences with `nsp = false`) and fresh
-//! masks from a seed derived from the step number, so a resumed run sees exactly the batches an uninterrupted
-//! one would. The validation batches are drawn once from a fixed seed, so evaluations compare.
+//! validation split, unless a separate `val_corpus` is given. Every step draws fresh sentence pairs (or packed
+//! sentences with `nsp = false`) and fresh masks from a seed derived from the step number, so a resumed run sees
+//! exactly the batches an uninterrupted one would. The validation batches are drawn once from a fixed seed, so evaluations compare.
 //!
 //! Every `eval_interval` steps (and at the end) the run appends to `OUT/metrics.jsonl` the training losses
 //! averaged since the last evaluation (`loss`, `mlm_loss`, `nsp_loss`, `mlm_accuracy`, `nsp_accuracy`) and the
@@ -27,7 +27,7 @@ use crate::train::checkpoint::{
     progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::BertShards;
-use crate::train::inputs::{check_readable, check_recordable, same_input};
+use crate::train::inputs::{check_readable, check_recordable, check_unchanged, same_input};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::{cosine_lr, warmup_warning};
@@ -222,8 +222,8 @@ impl BertTrainConfig {
 }
 
 /// Settings a resumed run cannot change (they shape the model, the data, the masks or the schedule): each flag,
-/// with whether the setting is unchanged. The batch size and accumulation may change, as for GPT: every step draws its batches
-/// from a seed derived from the step number alone.
+/// with whether the setting is unchanged. The batch size and accumulation may change, as for GPT: every step
+/// draws its batches from a seed derived from the step number alone.
 fn fixed_on_resume(saved: &BertTrainConfig, cfg: &BertTrainConfig) -> Vec<(&'static str, bool)> {
     // a file is the same when the paths name it, however spelled (or when the saved one has moved)
     let same_file = |a: &Option<PathBuf>, b: &Option<PathBuf>| match (a, b) {
@@ -286,28 +286,6 @@ struct TrainerState {
     val_corpus_bytes: Option<u64>,
     tokens_seen: u64,
     elapsed_s: f64,
-}
-
-/// Refuses to resume the run in `out` on `file` (its `what`, `bytes` long now) when it had `started` bytes when
-/// the run started: a resumed run reads its text again, and would otherwise go on with other data.
-fn check_unchanged(
-    file: &Path,
-    what: &str,
-    bytes: u64,
-    started: Option<u64>,
-    out: &Path,
-) -> Result<()> {
-    match started {
-        Some(started) if started != bytes => Err(Error::format(
-            file,
-            format!(
-                "is {bytes} bytes, but the run in {} started on {started} bytes: a resumed run keeps \
-                 its {what} as it was (start a new run to use the changed one)",
-                out.display(),
-            ),
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// The corpus a run in `out` was started on (for `--resume` without `--corpus`).
