@@ -4,7 +4,7 @@
 Run by hand from the repository root:
 
     python3 scripts/make_fixtures.py               # writes crates/primer/tests/fixtures/
-    python3 scripts/make_fixtures.py --only bert   # one section (gpt2 | bert | heads)
+    python3 scripts/make_fixtures.py --only bert   # one section (gpt2 | bert | heads | beams)
 
 Everything is fp32 on the CPU, seeded, with deterministic algorithms, so a rerun with
 the same torch / transformers versions gives the same tensors. One section per model
@@ -515,11 +515,124 @@ def head_fixtures(root):
 HEAD_SEED = 4321
 
 
+# ---------------------------------------------------------------------------
+# Beam search (transformers' generate on gpt2_tiny)
+# ---------------------------------------------------------------------------
+
+BEAM_FILE = "beam_search.json"
+BEAM_MODELS = ("gpt2_tiny_untied", "gpt2_stray_head")  # varied texts; flat and peaked distributions
+BEAM_PROMPTS = ([5, 17, 33], [40], [7, 7, 60, 2, 81, 15])
+
+
+def beam_generate(model, prompt, case):
+    """transformers' beam search: (generated ids, with the end token if one finished it; score)."""
+    ids = torch.tensor([prompt])
+    eos = case["eos_token_id"]
+    out = model.generate(
+        ids, attention_mask=torch.ones_like(ids), do_sample=False,
+        num_beams=case["num_beams"], length_penalty=case["length_penalty"],
+        early_stopping=case["early_stopping"], max_new_tokens=case["max_new_tokens"],
+        repetition_penalty=case["repetition_penalty"], eos_token_id=eos, pad_token_id=eos[0],
+        return_dict_in_generate=True, output_scores=True)
+    generated = out.sequences[0, len(prompt):].tolist()
+    ends = [i for i, t in enumerate(generated) if t in eos]
+    if ends:  # anything after the first end token is padding
+        generated = generated[:ends[0] + 1]
+    return generated, out.sequences_scores[0].item()
+
+
+def beam_cases(model, differing):
+    """Settings that exercise every branch: ends taken mid-way (one and two end tokens), each early_stopping
+    value, length penalties above, below and at 0, a repetition penalty, one- to six-token prompts. The end
+    tokens are tokens the unconstrained search picks, so that beams do end early. Adds to the set `differing`
+    each pair of early_stopping values that gives two texts here."""
+    base = dict(num_beams=3, length_penalty=1.0, early_stopping=False, max_new_tokens=10,
+                repetition_penalty=1.0, eos_token_id=[96])
+    free, _ = beam_generate(model, BEAM_PROMPTS[0], base)
+    one_end = [free[2]]
+    two_ends = [free[1], next(t for t in free[4:] if t != free[1])]
+    specs = [
+        dict(),
+        dict(eos_token_id=one_end, num_beams=4),
+        dict(eos_token_id=one_end, num_beams=4, early_stopping=True),
+        dict(eos_token_id=one_end, num_beams=4, early_stopping="never", length_penalty=2.0),
+        dict(eos_token_id=one_end, early_stopping="never", length_penalty=0.0),
+        dict(eos_token_id=one_end, length_penalty=-1.0),
+        dict(eos_token_id=two_ends, num_beams=2, max_new_tokens=12),
+        dict(eos_token_id=one_end, repetition_penalty=1.5, num_beams=5),
+    ]
+    cases = []
+    for prompt in BEAM_PROMPTS:
+        for spec in specs:
+            case = dict(base, **spec, prompt=prompt)
+            case["tokens"], case["score"] = beam_generate(model, prompt, case)
+            cases.append(case)
+    # pairs whose texts differ by early_stopping alone, so that each value is seen to matter: the first end
+    # token, beam count and length penalty that make them differ, after each prompt that has one
+    for values, penalties in [((True, False), (1.0, 2.0)), (("never", False), (2.0, 1.0, 0.5))]:
+        found = 0
+        for prompt in BEAM_PROMPTS:
+            pair = first_difference(model, dict(base, prompt=prompt), values, penalties)
+            if pair:
+                cases.extend(pair)
+                found += 1
+        if found:
+            differing.add(values)
+    return cases
+
+
+def first_difference(model, base, values, penalties):
+    """Two cases, one per early_stopping value in `values`, whose texts differ (None when none do)."""
+    for num_beams in (2, 3, 4):
+        for length_penalty in penalties:
+            for end in range(model.config.vocab_size):
+                pair = [dict(base, num_beams=num_beams, length_penalty=length_penalty, eos_token_id=[end],
+                             early_stopping=v) for v in values]
+                for case in pair:
+                    case["tokens"], case["score"] = beam_generate(model, case["prompt"], case)
+                if pair[0]["tokens"] != pair[1]["tokens"]:
+                    return pair
+    return None
+
+
+def beam_fixtures(root):
+    """<model>/beam_search.json for each of BEAM_MODELS: cases of transformers' beam search on the committed
+    weights, each checked to give the same texts when every weight is nudged by 1e-5 of its size (primer's
+    logits differ from PyTorch's by about that much, so no case hangs on a near tie)."""
+    import transformers
+    from transformers import GPT2LMHeadModel
+
+    differing = set()
+    for name in BEAM_MODELS:
+        out_dir = os.path.join(root, name)
+        load = lambda: GPT2LMHeadModel.from_pretrained(out_dir, attn_implementation="eager").float().eval()
+        model, nudged = load(), load()
+        g = torch.Generator().manual_seed(99)
+        with torch.no_grad():
+            for p in nudged.parameters():
+                p.mul_(1 + 1e-5 * torch.randn(p.shape, generator=g))
+        cases = beam_cases(model, differing)
+        for case in cases:
+            again, _ = beam_generate(nudged, case["prompt"], case)
+            assert again == case["tokens"], f"{name}: a near tie decides {case}: {again}"
+        doc = {"transformers": transformers.__version__, "torch": torch.__version__, "cases": cases}
+        with open(os.path.join(out_dir, BEAM_FILE), "w") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
+        ended = sum(c["tokens"][-1] in c["eos_token_id"] and len(c["tokens"]) < c["max_new_tokens"]
+                    for c in cases)
+        print(f"{name}/{BEAM_FILE}: {len(cases)} cases, {ended} ended early")
+    for values in [(True, False), ("never", False)]:
+        if values not in differing:
+            sys.exit(f"no case makes early_stopping {values} differ: its test would not see it matter")
+    return {}
+
+
 def dir_size(path):
     return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
 
 
-SECTIONS = {"gpt2": gpt2_fixtures, "bert": bert_fixtures, "heads": head_fixtures}
+SECTIONS = {"gpt2": gpt2_fixtures, "bert": bert_fixtures, "heads": head_fixtures, "beams": beam_fixtures}
 
 
 def main():

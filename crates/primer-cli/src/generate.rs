@@ -1,6 +1,7 @@
 //! `primer generate`: stream text from a GPT directory.
 
 use anyhow::{Context, Result};
+use primer::infer::beam::EarlyStopping;
 use primer::infer::generate::{
     generate, GenerationConfig, Sampling, SamplingFlags, GENERATION_CONFIG,
 };
@@ -31,6 +32,19 @@ pub struct Args {
     /// 1.0 = off [default: the model's generation_config.json, else 1.0]
     #[arg(long)]
     repetition_penalty: Option<f32>,
+    /// Beam search with this many beams (1 = off); prints the likeliest text it finds once it is over
+    /// [default: the model's generation_config.json, else 1]
+    #[arg(long)]
+    num_beams: Option<usize>,
+    /// Beam search scores a text by its log-probability over length^P: above 0 favours longer texts
+    /// [default: the model's generation_config.json, else 1.0]
+    #[arg(long, allow_negative_numbers = true)]
+    length_penalty: Option<f32>,
+    /// When beam search stops: true = once it has --num-beams texts; false = once no running beam can beat
+    /// them at its current length; never = as false, at the length limit [default: the model's
+    /// generation_config.json, else false]
+    #[arg(long)]
+    early_stopping: Option<EarlyStopping>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -45,12 +59,13 @@ pub fn run(a: Args) -> Result<()> {
         top_k: a.top_k,
         top_p: a.top_p,
         repetition_penalty: a.repetition_penalty,
+        num_beams: a.num_beams,
+        length_penalty: a.length_penalty,
+        early_stopping: a.early_stopping,
     };
     // the flags are checked before the prompt is echoed, so that a bad setting or prompt prints nothing but the
     // error (the file's settings were checked as it was read)
-    settings
-        .sampling(&flags, 0, Vec::new(), a.seed)
-        .validate()?;
+    settings.sampling(&flags, 0, Vec::new(), a.seed)?;
     let ids = prompt_ids(&tok, &a.prompt)
         .with_context(|| format!("--prompt, for the model in {}", a.model.display()))?;
     let vocab = model.config.vocab_size;
@@ -61,7 +76,7 @@ pub fn run(a: Args) -> Result<()> {
             a.model.display()
         );
     }
-    let s = settings.sampling(&flags, ids.len(), settings.stop_ids(&model, &tok), a.seed);
+    let s = settings.sampling(&flags, ids.len(), settings.stop_ids(&model, &tok), a.seed)?;
     report_settings(&a.model, &settings, &flags);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

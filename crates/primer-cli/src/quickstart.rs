@@ -109,6 +109,7 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
             repetition_penalty: 1.0,
             stop_tokens: stop_tokens.clone(),
             seed: a.seed + i as u64,
+            beam: None,
         };
         let text = complete(&model, &tok, prompt_ids(&tok, prompt)?, &sampling, |_| {
             Ok(())

@@ -114,58 +114,92 @@ fn pretrain_with_config_then_generate() {
         "the prompt is checked before it is echoed"
     );
 
-    // a bad sampling setting (negative numbers included) is named before anything is printed
-    for (flag, value, says) in [
-        ("--top-p", "1.5", "--top-p must be in (0, 1]"),
-        ("--temperature", "-1", "--temperature must be"),
-        ("--temperature", "inf", "--temperature must be finite"),
-        (
-            "--repetition-penalty",
-            "-0.5",
-            "--repetition-penalty must be positive",
-        ),
-    ] {
-        let bad = primer()
+    // "the cat" continued with these flags
+    let continue_with = |flags: &[&str]| {
+        primer()
             .args(["generate", "--model"])
             .arg(&out)
-            .args(["--prompt", "the cat", flag, value])
+            .args(["--prompt", "the cat"])
+            .args(flags)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    // a bad sampling setting (negative numbers included), or flags that contradict each other, are named before
+    // anything is printed
+    for (flags, says) in [
+        (&["--top-p", "1.5"][..], "--top-p must be in (0, 1]"),
+        (&["--temperature", "-1"][..], "--temperature must be"),
+        (
+            &["--temperature", "inf"][..],
+            "--temperature must be finite",
+        ),
+        (
+            &["--repetition-penalty", "-0.5"][..],
+            "--repetition-penalty must be positive",
+        ),
+        (
+            &["--num-beams", "3", "--top-k", "5"][..],
+            "--num-beams searches",
+        ),
+        (&["--early-stopping", "true"][..], "are for beam search"),
+        (
+            &["--num-beams", "2", "--early-stopping", "soon"][..],
+            "never",
+        ),
+    ] {
+        let bad = continue_with(flags);
         let err = String::from_utf8_lossy(&bad.stderr);
         assert!(
             !bad.status.success() && err.contains(says),
-            "{flag} {value}: {err}"
+            "{flags:?}: {err}"
         );
-        assert!(bad.stdout.is_empty(), "{flag} {value}: {:?}", bad.stdout);
+        assert!(bad.stdout.is_empty(), "{flags:?}: {:?}", bad.stdout);
     }
 
     // generation_config.json sets what no flag sets, says so on stderr, and names what primer does not do
     let settings = out.join("generation_config.json");
+    let generate = |extra: &[&str]| {
+        let run = continue_with(extra);
+        let err = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert!(run.status.success(), "{extra:?}: {err}");
+        (String::from_utf8_lossy(&run.stdout).into_owned(), err)
+    };
     std::fs::write(
         &settings,
-        r#"{"do_sample": false, "max_new_tokens": 12, "num_beams": 3}"#,
+        r#"{"do_sample": false, "max_new_tokens": 12, "no_repeat_ngram_size": 3}"#,
     )
     .unwrap();
-    let from_file = primer()
-        .args(["generate", "--model"])
-        .arg(&out)
-        .args(["--prompt", "the cat"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&from_file.stderr);
-    assert!(from_file.status.success(), "{err}");
-    assert_eq!(
-        String::from_utf8_lossy(&from_file.stdout),
-        text,
-        "greedy, 12 tokens"
-    );
+    let (stdout, err) = generate(&[]);
+    assert_eq!(stdout, text, "greedy, 12 tokens");
     assert!(
         err.contains("generation_config.json: do_sample false, max_new_tokens 12")
-            && err.contains("num_beams 3"),
+            && err.contains("no_repeat_ngram_size 3"),
         "{err}"
     );
     std::fs::remove_file(&settings).unwrap();
 
+    // beam search, from the flags or from the file; negative length penalties are numbers, not flags
+    let (beams, _) = generate(&["--num-beams", "3", "--max-new-tokens", "12"]);
+    assert!(
+        beams.starts_with("the cat") && beams.len() > "the cat".len(),
+        "{beams}"
+    );
+    std::fs::write(&settings, r#"{"num_beams": 3, "max_new_tokens": 12}"#).unwrap();
+    let (stdout, err) = generate(&[]);
+    assert_eq!(stdout, beams);
+    assert!(
+        err.contains("generation_config.json: num_beams 3, max_new_tokens 12"),
+        "{err}"
+    );
+    std::fs::remove_file(&settings).unwrap();
+    generate(&[
+        "--num-beams",
+        "2",
+        "--length-penalty",
+        "-0.5",
+        "--early-stopping",
+        "never",
+    ]);
     // the finished run is not replaced by a fresh one, unless asked; a resumed run keeps its corpus
     let again = |extra: &[&str]| {
         outcome(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::max_abs_diff;
+use common::{fixture as fixture_named, max_abs_diff};
 use primer::engine::adamw::{AdamW, AdamWConfig};
 use primer::hf::TensorFile;
 use primer::models::bert::{Bert, BertActs, BertInput};
@@ -12,12 +12,6 @@ use std::path::{Path, PathBuf};
 
 fn fixture() -> PathBuf {
     fixture_named("bert_tiny")
-}
-
-fn fixture_named(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
 }
 
 struct Reference {

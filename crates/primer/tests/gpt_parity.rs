@@ -3,17 +3,11 @@
 
 mod common;
 
-use common::max_abs_diff;
+use common::{fixture, max_abs_diff};
 use primer::engine::adamw::{AdamW, AdamWConfig};
 use primer::hf::TensorFile;
 use primer::models::gpt::{Gpt, GptActs};
-use std::path::{Path, PathBuf};
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+use std::path::Path;
 
 struct Reference {
     file: TensorFile,
@@ -145,6 +139,42 @@ fn gpt2_unscaled_attention_matches_pytorch() {
     check_model("gpt2_tiny_unscaled");
 }
 
+/// Beams in one cache, as beam search uses them: repeated from a prompt, stepped together (one token each, then
+/// two), reordered between steps; each beam's logits are those of the full forward over its own text.
+#[test]
+fn beam_caches_step_and_reorder_like_separate_texts() {
+    let model = Gpt::load(&fixture("gpt2_tiny")).unwrap();
+    let v = model.config.vocab_size;
+    let prompt = [3u32, 50, 8];
+    let mut cache = model.new_cache(8);
+    model.step(&mut cache, &prompt).unwrap();
+    cache.repeat(3);
+    let mut texts = vec![prompt.to_vec(); 3];
+    let steps: [&[u32]; 4] = [
+        &[11, 12, 13],
+        &[21, 22, 23],
+        &[31, 32, 33, 34, 35, 36],
+        &[41, 42, 43],
+    ];
+    for (ids, parents) in steps
+        .iter()
+        .zip([[0, 1, 2], [2, 2, 0], [1, 0, 0], [2, 1, 2]])
+    {
+        cache.reorder(&parents);
+        texts = parents.iter().map(|&p| texts[p].clone()).collect();
+        let logits = model.step(&mut cache, ids).unwrap();
+        let per_beam = ids.len() / 3;
+        for (b, text) in texts.iter_mut().enumerate() {
+            text.extend_from_slice(&ids[b * per_beam..(b + 1) * per_beam]);
+            let full = model.logits(text, 1).unwrap();
+            let d = max_abs_diff(&logits[b * v..(b + 1) * v], &full[(text.len() - 1) * v..]);
+            assert!(d < 1e-4, "beam {b} after {text:?}: logits differ by {d}");
+        }
+    }
+    // a step that would pass the capacity is an error, not a write past the cache
+    assert!(model.step(&mut cache, &[1, 2, 3]).is_err());
+}
+
 #[test]
 fn kv_cache_generation_matches_full_forward() {
     for name in ["gpt2_tiny", "gpt2_tiny_unscaled"] {
@@ -152,7 +182,7 @@ fn kv_cache_generation_matches_full_forward() {
         let ids: Vec<u32> = (0..12).map(|i| (i * 7 + 3) % 97).collect();
         let full = model.logits(&ids, 1).unwrap();
         let v = model.config.vocab_size;
-        let mut cache = model.new_cache();
+        let mut cache = model.new_cache(ids.len());
         // a prompt of 5, then one token at a time
         let mut last = model.step(&mut cache, &ids[..5]).unwrap();
         assert!(max_abs_diff(&last, &full[4 * v..5 * v]) < 1e-4, "{name}");

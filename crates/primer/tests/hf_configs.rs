@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::fixture;
+use primer::infer::beam::{BeamSearch, EarlyStopping};
 use primer::infer::generate::{
     generate, GenerationConfig, Sampling, SamplingFlags, DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_TEMPERATURE,
@@ -13,12 +15,6 @@ use primer::models::gpt::Gpt;
 use primer::tokenize::TextTokenizer;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 /// A copy of fixture `name`'s model (config.json and model.safetensors only) in a scratch directory, with
 /// `edit` applied to its config.
@@ -39,17 +35,6 @@ fn write_config(dir: &Path, from: &Path, edit: impl FnOnce(&mut Value)) {
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
 }
 
-/// A byte-level BPE tokenizer that has every id of the tiny GPT-2 fixture's 97 (and `<|endoftext|>` beyond them).
-fn bpe_tokenizer(dir: &Path) -> TextTokenizer {
-    let corpus = dir.join("corpus.txt");
-    std::fs::write(
-        &corpus,
-        "the cat sat on the mat. the dog sat on the log.\n".repeat(20),
-    )
-    .unwrap();
-    TextTokenizer::train_bpe(&[corpus], 300).unwrap()
-}
-
 fn greedy(max_new_tokens: usize, stop_tokens: Vec<u32>) -> Sampling {
     Sampling {
         max_new_tokens,
@@ -59,6 +44,7 @@ fn greedy(max_new_tokens: usize, stop_tokens: Vec<u32>) -> Sampling {
         repetition_penalty: 1.0,
         stop_tokens,
         seed: 0,
+        beam: None,
     }
 }
 
@@ -73,7 +59,7 @@ fn settings(json: &str, flags: &SamplingFlags) -> (Sampling, Vec<String>, Vec<St
     let config = GenerationConfig::read(&dir).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     (
-        config.sampling(flags, 4, vec![], 0),
+        config.sampling(flags, 4, vec![], 0).unwrap(),
         config.followed(flags),
         config.not_followed(),
     )
@@ -86,7 +72,9 @@ fn sampling_settings_come_from_flags_then_generation_config_then_defaults() {
     let dir = common::tmp("no-generation-config");
     let s = GenerationConfig::read(&dir)
         .unwrap()
-        .sampling(&none, 4, vec![], 0);
+        .sampling(&none, 4, vec![], 0)
+        .unwrap();
+    assert!(s.beam.is_none());
     assert_eq!(
         (
             s.temperature,
@@ -160,12 +148,96 @@ fn sampling_settings_come_from_flags_then_generation_config_then_defaults() {
     );
     assert_eq!(
         other,
-        [
-            "no_repeat_ngram_size 3",
-            "num_beams 4",
-            "stop_strings [\"<end>\"]"
-        ]
+        ["no_repeat_ngram_size 3", "stop_strings [\"<end>\"]"]
     );
+}
+
+#[test]
+fn num_beams_means_beam_search_unless_sampling_is_asked_for() {
+    let none = SamplingFlags::default();
+    let json =
+        r#"{"num_beams": 4, "length_penalty": 0.8, "early_stopping": "never", "temperature": 0.7}"#;
+    // the file's beams, with its length penalty and early stopping; its temperature is left unused
+    let (s, followed, other) = settings(json, &none);
+    let want = BeamSearch {
+        num_beams: 4,
+        length_penalty: 0.8,
+        early_stopping: EarlyStopping::Never,
+    };
+    assert_eq!(s.beam, Some(want));
+    assert_eq!(
+        followed,
+        ["num_beams 4", "length_penalty 0.8", "early_stopping never"]
+    );
+    assert!(other.is_empty(), "{other:?}");
+    // flags win one by one; --num-beams 1 turns beam search off
+    let flags = SamplingFlags {
+        num_beams: Some(2),
+        early_stopping: Some(EarlyStopping::Finished),
+        ..Default::default()
+    };
+    let (s, followed, _) = settings(json, &flags);
+    let want = BeamSearch {
+        num_beams: 2,
+        early_stopping: EarlyStopping::Finished,
+        ..want
+    };
+    assert_eq!(s.beam, Some(want));
+    assert_eq!(followed, ["length_penalty 0.8"]);
+    let one = SamplingFlags {
+        num_beams: Some(1),
+        ..Default::default()
+    };
+    let (s, followed, _) = settings(json, &one);
+    assert_eq!((s.beam, s.temperature), (None, 0.7));
+    assert_eq!(followed, ["temperature 0.7"]);
+    // a sampling flag means sampling: the file's beams are not used
+    let hot = SamplingFlags {
+        top_k: Some(5),
+        ..Default::default()
+    };
+    let (s, followed, _) = settings(json, &hot);
+    assert_eq!((s.beam, s.temperature, s.top_k), (None, 0.7, 5));
+    assert_eq!(followed, ["temperature 0.7"]);
+    // do_sample true with beams is beam sampling, which primer reports and does not do
+    let (s, followed, other) = settings(r#"{"do_sample": true, "num_beams": 4}"#, &none);
+    assert_eq!((s.beam, s.temperature, s.top_k), (None, 1.0, 50));
+    assert_eq!(followed, ["do_sample true"]);
+    assert_eq!(other, ["num_beams 4 with do_sample true (beam sampling)"]);
+    // flags that contradict each other are refused, naming them
+    let dir = common::tmp("beam-flags");
+    let config = GenerationConfig::read(&dir).unwrap();
+    for (flags, names) in [
+        (
+            SamplingFlags {
+                num_beams: Some(3),
+                temperature: Some(0.5),
+                ..Default::default()
+            },
+            ["--num-beams", "--temperature"],
+        ),
+        (
+            SamplingFlags {
+                length_penalty: Some(2.0),
+                ..Default::default()
+            },
+            ["--length-penalty", "--num-beams"],
+        ),
+        (
+            SamplingFlags {
+                num_beams: Some(0),
+                ..Default::default()
+            },
+            ["--num-beams", "at least 1"],
+        ),
+    ] {
+        let err = config
+            .sampling(&flags, 4, vec![], 0)
+            .unwrap_err()
+            .to_string();
+        assert!(names.iter().all(|n| err.contains(n)), "{flags:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -181,6 +253,9 @@ fn out_of_range_generation_settings_are_errors_naming_the_file() {
             "repetition_penalty must be positive",
         ),
         (r#"{"top_k": -3}"#, "top_k"),
+        (r#"{"num_beams": 0}"#, "num_beams must be at least 1"),
+        (r#"{"length_penalty": "long"}"#, "length_penalty"),
+        (r#"{"early_stopping": "sometimes"}"#, "early_stopping"),
     ] {
         let dir = common::tmp("bad-generation-config");
         std::fs::write(dir.join("generation_config.json"), json).unwrap();
@@ -199,7 +274,7 @@ fn end_of_text_ids_come_from_generation_config_then_config_then_tokenizer() {
         c["eos_token_id"] = json!([5, 7]);
         c["bos_token_id"] = json!([5]);
     });
-    let tok = bpe_tokenizer(&dir);
+    let tok = common::bpe_tokenizer(&dir);
     // a list, as transformers writes for models with several end tokens, loads and is used whole
     let model = Gpt::load(&dir).unwrap();
     assert_eq!(stop_ids(&dir, &model, &tok), vec![5, 7]);
@@ -237,7 +312,7 @@ fn end_of_text_ids_come_from_generation_config_then_config_then_tokenizer() {
 #[test]
 fn generation_stops_at_any_end_of_text_id() {
     let dir = common::tmp("eos-stop");
-    let tok = bpe_tokenizer(&dir);
+    let tok = common::bpe_tokenizer(&dir);
     let model = Gpt::load(&fixture("gpt2_tiny")).unwrap();
     let prompt = [3u32, 14, 15];
     let free = generate(&model, &tok, &prompt, &greedy(8, vec![]), |_| Ok(())).unwrap();

@@ -1,7 +1,9 @@
 //! Text generation from a GPT with a KV cache: greedy, temperature, top-k, top-p (nucleus) and repetition
-//! penalty (as Hugging Face applies them: penalty, temperature, top-k, top-p, then sampling). Only ids the
-//! tokenizer has are picked: Hugging Face GPT-2 vocabularies are often padded past the tokenizer's.
+//! penalty (as Hugging Face applies them: penalty, temperature, top-k, top-p, then sampling), or beam search
+//! ([`super::beam`]). Only ids the tokenizer has are picked: Hugging Face GPT-2 vocabularies are often padded
+//! past the tokenizer's.
 
+use super::beam::{self, BeamSearch, EarlyStopping, Hypothesis};
 use crate::engine::awake::with_pool_awake;
 use crate::engine::rng::Rng;
 use crate::engine::xent;
@@ -28,14 +30,31 @@ pub struct Sampling {
     /// Stop at any of these tokens (see [`GenerationConfig::stop_ids`]).
     pub stop_tokens: Vec<u32>,
     pub seed: u64,
+    /// Beam search instead of picking token by token; temperature, top-k, top-p and the seed are then unused.
+    pub beam: Option<BeamSearch>,
 }
 
 impl Sampling {
     pub fn validate(&self) -> Result<()> {
         let names = ["--temperature", "--top-p", "--repetition-penalty"];
         check_ranges(self.temperature, self.top_p, self.repetition_penalty, names)
-            .map_err(Error::Config)
+            .map_err(Error::Config)?;
+        if let Some(b) = &self.beam {
+            check_beam(b, ["--num-beams", "--length-penalty"]).map_err(Error::Config)?;
+        }
+        Ok(())
     }
+}
+
+/// Checks the beam search settings, called `names` (number of beams, length penalty).
+fn check_beam(b: &BeamSearch, [n, l]: [&str; 2]) -> std::result::Result<(), String> {
+    if b.num_beams == 0 {
+        return Err(format!("{n} must be at least 1"));
+    }
+    if !b.length_penalty.is_finite() {
+        return Err(format!("{l} must be finite"));
+    }
+    Ok(())
 }
 
 /// Checks the settings that have a valid range: temperature, top-p and repetition penalty, called `names`.
@@ -70,6 +89,16 @@ pub struct SamplingFlags {
     pub top_k: Option<usize>,
     pub top_p: Option<f32>,
     pub repetition_penalty: Option<f32>,
+    pub num_beams: Option<usize>,
+    pub length_penalty: Option<f32>,
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+impl SamplingFlags {
+    /// Whether a setting that only sampling uses (temperature, top-k, top-p) is given.
+    fn samples(&self) -> bool {
+        self.temperature.is_some() || self.top_k.is_some() || self.top_p.is_some()
+    }
 }
 
 /// The file beside a model's config.json with the settings its authors generate with.
@@ -82,6 +111,8 @@ pub const GENERATION_CONFIG: &str = "generation_config.json";
 /// `temperature`, `top_k`, `top_p`, `repetition_penalty` and `max_new_tokens` as they are; `max_length` counts the
 /// prompt, as in transformers. transformers writes only values that differ from its own defaults, so when the
 /// file says `do_sample: true`, a temperature or top-k it lacks is transformers' (1, 50), not primer's.
+/// `num_beams` above 1 means beam search (with `length_penalty` and `early_stopping`), unless the file also
+/// says `do_sample: true` (transformers' beam sampling, which primer does not do) or a flag asks for sampling.
 /// Settings primer has no use for are listed by [`Self::not_followed`], to be reported.
 #[derive(Debug, Default, Deserialize)]
 pub struct GenerationConfig {
@@ -94,6 +125,9 @@ pub struct GenerationConfig {
     pub repetition_penalty: Option<f32>,
     pub max_new_tokens: Option<usize>,
     pub max_length: Option<usize>,
+    pub num_beams: Option<usize>,
+    pub length_penalty: Option<f32>,
+    pub early_stopping: Option<EarlyStopping>,
     /// The file's other keys.
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
@@ -123,7 +157,28 @@ impl GenerationConfig {
             ["temperature", "top_p", "repetition_penalty"],
         )
         .map_err(|e| Error::format(&path, e))?;
+        let beam = BeamSearch {
+            num_beams: config.num_beams.unwrap_or(1),
+            length_penalty: config.length_penalty.unwrap_or(1.0),
+            early_stopping: EarlyStopping::default(),
+        };
+        check_beam(&beam, ["num_beams", "length_penalty"]).map_err(|e| Error::format(&path, e))?;
         Ok(config)
+    }
+
+    /// The file's number of beams when it asks for beam search (not beam sampling).
+    fn beams(&self) -> Option<usize> {
+        self.num_beams
+            .filter(|&n| n > 1 && self.do_sample != Some(true))
+    }
+
+    /// Whether `flags` with this file make a beam search: `--num-beams` above 1, or the file's beams where no
+    /// flag asks for sampling.
+    fn beam_search(&self, flags: &SamplingFlags) -> bool {
+        match flags.num_beams {
+            Some(n) => n > 1,
+            None => !flags.samples() && self.beams().is_some(),
+        }
     }
 
     /// The ids that end a generated text, as transformers picks them: this file's `eos_token_id` when it names
@@ -141,21 +196,48 @@ impl GenerationConfig {
 
     /// How to continue a prompt of `prompt_len` tokens: each setting from `flags` when given, else from this
     /// file (see the type's doc), else primer's defaults: temperature [`DEFAULT_TEMPERATURE`], no top-k, top-p
-    /// or repetition penalty, [`DEFAULT_MAX_NEW_TOKENS`] tokens.
+    /// or repetition penalty, [`DEFAULT_MAX_NEW_TOKENS`] tokens, no beam search (length penalty 1 and
+    /// `early_stopping: false` when there is one). Flags that contradict each other are an error: beam search
+    /// with a sampling setting, or a beam setting without beam search.
     pub fn sampling(
         &self,
         flags: &SamplingFlags,
         prompt_len: usize,
         stop_tokens: Vec<u32>,
         seed: u64,
-    ) -> Sampling {
+    ) -> Result<Sampling> {
+        let beam_search = self.beam_search(flags);
+        if flags.num_beams == Some(0) {
+            return Err(Error::Config("--num-beams must be at least 1".into()));
+        }
+        if flags.num_beams.is_some_and(|n| n > 1) && flags.samples() {
+            return Err(Error::Config(
+                "--num-beams searches for the likeliest text, --temperature, --top-k and --top-p sample one: \
+                 give one or the other"
+                    .into(),
+            ));
+        }
+        if !beam_search && (flags.length_penalty.is_some() || flags.early_stopping.is_some()) {
+            return Err(Error::Config(
+                "--length-penalty and --early-stopping are for beam search: give --num-beams above 1 as well"
+                    .into(),
+            ));
+        }
         let sampled = self.do_sample == Some(true);
         let temperature = match self.do_sample {
             Some(false) => Some(0.0),
             _ => self.temperature.or(sampled.then_some(1.0)),
         };
         let from_length = self.max_length.map(|l| l.saturating_sub(prompt_len));
-        Sampling {
+        let beam = beam_search.then(|| BeamSearch {
+            num_beams: flags.num_beams.or(self.beams()).unwrap_or(1),
+            length_penalty: flags.length_penalty.or(self.length_penalty).unwrap_or(1.0),
+            early_stopping: flags
+                .early_stopping
+                .or(self.early_stopping)
+                .unwrap_or_default(),
+        });
+        let s = Sampling {
             max_new_tokens: flags
                 .max_new_tokens
                 .or(self.max_new_tokens)
@@ -176,7 +258,10 @@ impl GenerationConfig {
                 .unwrap_or(1.0),
             stop_tokens,
             seed,
-        }
+            beam,
+        };
+        s.validate()?;
+        Ok(s)
     }
 
     /// The file's settings that [`Self::sampling`] takes because `flags` does not give them, as `key value`.
@@ -187,19 +272,37 @@ impl GenerationConfig {
         let text = |v: Option<f32>| v.map(|v| v.to_string());
         let count = |v: Option<usize>| v.map(|v| v.to_string());
         let length_given = flags.max_new_tokens.is_some() || self.max_new_tokens.is_some();
+        // beam search leaves the sampling settings unused, and sampling the beam settings
+        let beams = self.beam_search(flags);
+        let sampling = !beams;
         [
             entry(
                 "do_sample",
                 self.do_sample.map(|v| v.to_string()),
-                flags.temperature.is_some(),
+                beams || flags.temperature.is_some(),
             ),
             entry(
                 "temperature",
                 text(self.temperature),
-                flags.temperature.is_some() || self.do_sample == Some(false),
+                beams || flags.temperature.is_some() || self.do_sample == Some(false),
             ),
-            entry("top_k", count(self.top_k), flags.top_k.is_some()),
-            entry("top_p", text(self.top_p), flags.top_p.is_some()),
+            entry("top_k", count(self.top_k), beams || flags.top_k.is_some()),
+            entry("top_p", text(self.top_p), beams || flags.top_p.is_some()),
+            entry(
+                "num_beams",
+                count(self.beams()),
+                sampling || flags.num_beams.is_some(),
+            ),
+            entry(
+                "length_penalty",
+                text(self.length_penalty),
+                sampling || flags.length_penalty.is_some(),
+            ),
+            entry(
+                "early_stopping",
+                self.early_stopping.map(|e| e.to_string()),
+                sampling || flags.early_stopping.is_some(),
+            ),
             entry(
                 "repetition_penalty",
                 text(self.repetition_penalty),
@@ -217,9 +320,10 @@ impl GenerationConfig {
         .collect()
     }
 
-    /// The file's other settings that ask for something (beam search, a minimum length, stop strings…), as
-    /// `key value`: every key but the model's ids and metadata whose value is not null, false, 0, 1 or empty,
-    /// which is where transformers' defaults lie. primer does not follow them; callers report them.
+    /// The file's settings that ask for something primer does not do (beam sampling, a minimum length, stop
+    /// strings…), as `key value`: `num_beams` with `do_sample: true`, and every key [`Self::sampling`] does not
+    /// read but the model's ids and metadata whose value is not null, false, 0, 1 or empty, which is where
+    /// transformers' defaults lie. Callers report them.
     pub fn not_followed(&self) -> Vec<String> {
         use serde_json::Value;
         let is_default = |v: &Value| match v {
@@ -230,11 +334,30 @@ impl GenerationConfig {
             Value::Array(a) => a.is_empty(),
             Value::Object(o) => o.is_empty(),
         };
-        self.other
+        let beam_sampling = self
+            .num_beams
+            .filter(|&n| n > 1 && self.do_sample == Some(true))
+            .map(|n| format!("num_beams {n} with do_sample true (beam sampling)"));
+        let other = self
+            .other
             .iter()
             .filter(|(key, value)| !MODEL_KEYS.contains(&key.as_str()) && !is_default(value))
-            .map(|(key, value)| format!("{key} {value}"))
-            .collect()
+            .map(|(key, value)| format!("{key} {value}"));
+        beam_sampling.into_iter().chain(other).collect()
+    }
+}
+
+/// Makes the tokens in `context` less likely, as transformers' repetition penalty does: their positive scores
+/// are divided by `penalty`, their negative ones multiplied by it.
+pub(crate) fn penalize_repeats(scores: &mut [f32], context: &[u32], penalty: f32) {
+    let mut seen = vec![false; scores.len()];
+    for &t in context {
+        if let Some(flag) = seen.get_mut(t as usize) {
+            *flag = true;
+        }
+    }
+    for (l, _) in scores.iter_mut().zip(&seen).filter(|(_, &s)| s) {
+        *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
     }
 }
 
@@ -242,19 +365,7 @@ impl GenerationConfig {
 /// is never chosen; at least one must be finite.
 pub fn pick(logits: &mut [f32], context: &[u32], s: &Sampling, rng: &mut Rng) -> u32 {
     if s.repetition_penalty != 1.0 {
-        let mut seen = vec![false; logits.len()];
-        for &t in context {
-            if let Some(flag) = seen.get_mut(t as usize) {
-                *flag = true;
-            }
-        }
-        for (l, _) in logits.iter_mut().zip(&seen).filter(|(_, &s)| s) {
-            *l = if *l > 0.0 {
-                *l / s.repetition_penalty
-            } else {
-                *l * s.repetition_penalty
-            };
-        }
+        penalize_repeats(logits, context, s.repetition_penalty);
     }
     if s.temperature == 0.0 {
         return xent::argmax(logits) as u32;
@@ -302,17 +413,62 @@ pub fn pick(logits: &mut [f32], context: &[u32], s: &Sampling, rng: &mut Rng) ->
     order[probs.len() - 1].0
 }
 
-/// Generates up to `s.max_new_tokens` tokens after `prompt`, calling `on_token` with each one as it comes; only
-/// ids `tok` has are picked. When the context reaches the model's `n_positions`, the cache is rebuilt from the
-/// last half of it. A token is many short kernels, so the pool's threads stay awake for the whole run
-/// ([`with_pool_awake`]).
+/// Generates up to `s.max_new_tokens` tokens after `prompt`, calling `on_token` with each one as it comes (with
+/// beam search, the best text's tokens once the search is over); only ids `tok` has are picked. When the context
+/// reaches the model's `n_positions`, the cache is rebuilt from the last half of it. A token is many short
+/// kernels, so the pool's threads stay awake for the whole run ([`with_pool_awake`]).
 pub fn generate(
     model: &Gpt,
     tok: &TextTokenizer,
     prompt: &[u32],
     s: &Sampling,
-    on_token: impl FnMut(u32) -> Result<()>,
+    mut on_token: impl FnMut(u32) -> Result<()>,
 ) -> Result<Vec<u32>> {
+    if s.beam.is_none() {
+        let decodable = check_inputs(model, tok, prompt, s)?;
+        return with_pool_awake(|| sample_tokens(model, prompt, s, &decodable, on_token));
+    }
+    let best = beam_search(model, tok, prompt, s)?
+        .into_iter()
+        .next()
+        .map(|h| h.tokens)
+        .unwrap_or_default();
+    // the text ends before its end token, as a sampled one does
+    let end = best
+        .iter()
+        .position(|t| s.stop_tokens.contains(t))
+        .unwrap_or(best.len());
+    for &t in &best[..end] {
+        on_token(t)?;
+    }
+    Ok(best[..end].to_vec())
+}
+
+/// Runs the beam search `s.beam` asks for (one beam when it is `None`) and returns the finished texts, best
+/// first: each text's tokens (with the end token that finished it, if one did) and its score, as transformers'
+/// `sequences` and `sequences_scores`. Only ids `tok` has are picked.
+pub fn beam_search(
+    model: &Gpt,
+    tok: &TextTokenizer,
+    prompt: &[u32],
+    s: &Sampling,
+) -> Result<Vec<Hypothesis>> {
+    let decodable = check_inputs(model, tok, prompt, s)?;
+    let one = BeamSearch {
+        num_beams: 1,
+        length_penalty: 1.0,
+        early_stopping: EarlyStopping::default(),
+    };
+    with_pool_awake(|| beam::search(model, prompt, s, &s.beam.unwrap_or(one), &decodable))
+}
+
+/// Checks the settings and the prompt; returns which of the model's ids the tokenizer has.
+fn check_inputs(
+    model: &Gpt,
+    tok: &TextTokenizer,
+    prompt: &[u32],
+    s: &Sampling,
+) -> Result<Vec<bool>> {
     s.validate()?;
     if prompt.is_empty() {
         return Err(Error::Config("the prompt encodes to no tokens".into()));
@@ -326,7 +482,7 @@ pub fn generate(
             decodable.len()
         )));
     }
-    with_pool_awake(|| sample_tokens(model, prompt, s, &decodable, on_token))
+    Ok(decodable)
 }
 
 fn sample_tokens(
@@ -338,9 +494,9 @@ fn sample_tokens(
 ) -> Result<Vec<u32>> {
     let n_ctx = model.config.n_positions;
     let mut rng = Rng::new(s.seed);
-    let mut cache = model.new_cache();
     let mut tokens = prompt.to_vec();
     let start = tokens.len().saturating_sub(n_ctx);
+    let mut cache = model.new_cache((tokens.len() - start).saturating_add(s.max_new_tokens));
     let mut logits = model.step(&mut cache, &tokens[start..])?;
     let mut out = Vec::new();
     for _ in 0..s.max_new_tokens {
@@ -378,6 +534,7 @@ mod tests {
             repetition_penalty: 1.0,
             stop_tokens: Vec::new(),
             seed: 0,
+            beam: None,
         }
     }
 

@@ -1,5 +1,6 @@
-//! Using trained models: text generation (GPT), fill-mask and sentence embeddings (BERT).
+//! Using trained models: text generation and beam search (GPT), fill-mask and sentence embeddings (BERT).
 
+pub mod beam;
 pub mod bert_batch;
 pub mod embed;
 pub mod fill_mask;

@@ -898,15 +898,20 @@ impl Gpt {
     }
 }
 
-/// Keys and values of every layer for the tokens seen so far, for generation one token at a time.
+/// Keys and values of every layer for the tokens seen so far, for generation one token at a time: of one
+/// sequence, or of several beams that continue the same prompt (as many rows each).
 pub struct KvCache {
-    /// Per layer, `[max_len, 2·C]`: keys in the first C columns, values in the last C.
+    /// Per layer, `[beams, max_len, 2·C]`: keys in the first C columns, values in the last C.
     kv: Vec<Vec<f32>>,
+    /// Where [`Self::reorder`] gathers the beams' rows before swapping it with `kv` (empty until then).
+    spare: Vec<Vec<f32>>,
+    beams: usize,
     len: usize,
     max_len: usize,
 }
 
 impl KvCache {
+    /// Tokens held per beam.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -915,55 +920,114 @@ impl KvCache {
         self.len == 0
     }
 
+    /// Tokens each beam can hold.
     pub fn capacity(&self) -> usize {
         self.max_len
+    }
+
+    pub fn beams(&self) -> usize {
+        self.beams
     }
 
     pub fn clear(&mut self) {
         self.len = 0;
     }
+
+    /// Floats of one beam in one layer, and how many of them hold tokens.
+    fn beam_sizes(&self) -> (usize, usize) {
+        let size = self.kv.first().map_or(0, |layer| layer.len() / self.beams);
+        (size, self.len * size / self.max_len)
+    }
+
+    /// Turns a one-sequence cache into `beams` copies of it, each to be continued on its own.
+    pub fn repeat(&mut self, beams: usize) {
+        assert!(
+            self.beams == 1 && beams >= 1,
+            "only a one-sequence cache is repeated"
+        );
+        let (size, used) = self.beam_sizes();
+        for layer in &mut self.kv {
+            layer.resize(beams * size, 0.0);
+            let (first, rest) = layer.split_at_mut(size);
+            for beam in rest.chunks_exact_mut(size) {
+                beam[..used].copy_from_slice(&first[..used]);
+            }
+        }
+        self.beams = beams;
+    }
+
+    /// Makes beam `i` the continuation of beam `parents[i]` (as it was before this call), for every `i`.
+    pub fn reorder(&mut self, parents: &[usize]) {
+        assert!(parents.len() == self.beams && parents.iter().all(|&p| p < self.beams));
+        if parents.iter().enumerate().all(|(i, &p)| i == p) {
+            return;
+        }
+        let (size, used) = self.beam_sizes();
+        self.spare.resize_with(self.kv.len(), Vec::new);
+        for (layer, spare) in self.kv.iter_mut().zip(&mut self.spare) {
+            spare.resize(layer.len(), 0.0);
+            for (beam, &parent) in spare.chunks_exact_mut(size).zip(parents) {
+                beam[..used].copy_from_slice(&layer[parent * size..][..used]);
+            }
+            std::mem::swap(layer, spare);
+        }
+    }
 }
 
 impl Gpt {
-    pub fn new_cache(&self) -> KvCache {
+    /// A cache for one sequence of up to `capacity` tokens (at most the model's `n_positions`).
+    pub fn new_cache(&self, capacity: usize) -> KvCache {
         let c = self.config.n_embd;
+        let max_len = capacity.clamp(1, self.config.n_positions.max(1));
         KvCache {
             kv: (0..self.config.n_layer)
-                .map(|_| vec![0.0; self.config.n_positions * 2 * c])
+                .map(|_| vec![0.0; max_len * 2 * c])
                 .collect(),
+            spare: Vec::new(),
+            beams: 1,
             len: 0,
-            max_len: self.config.n_positions,
+            max_len,
         }
     }
 
-    /// Feeds `ids` after the tokens already in `cache` and returns the logits of the last one (`[vocab]`).
-    /// Errors when the cache would exceed the model's context (`n_positions`).
+    /// Feeds `ids` after the tokens already in `cache`, the same number to each of its beams (beam after beam),
+    /// and returns the logits of each beam's last one (`[beams, vocab]`). Errors when the cache would exceed its
+    /// capacity.
     pub fn step(&self, cache: &mut KvCache, ids: &[u32]) -> Result<Vec<f32>> {
         self.check_ids(ids)?;
         let cfg = &self.config;
-        let (n, c, pos0) = (ids.len(), cfg.n_embd, cache.len);
-        if n == 0 || pos0 + n > cache.max_len {
+        let (beams, c, pos0) = (cache.beams, cfg.n_embd, cache.len);
+        let n = ids.len() / beams;
+        if n * beams != ids.len() {
             return Err(Error::Config(format!(
-                "context of {} tokens exceeds the model's n_positions ({})",
-                pos0 + n,
-                cache.max_len
+                "{} ids cannot be shared out equally over {beams} beams",
+                ids.len()
             )));
         }
+        if n == 0 || pos0 + n > cache.max_len {
+            return Err(Error::Config(format!(
+                "context of {} tokens exceeds the cache's capacity ({}; the model's n_positions is {})",
+                pos0 + n,
+                cache.max_len,
+                cfg.n_positions
+            )));
+        }
+        let rows = beams * n;
         let p = &self.params;
         let eps = cfg.layer_norm_epsilon;
         let lin = |d_in, d_out| Dims {
-            rows: n,
+            rows,
             d_in,
             d_out,
             layout: Layout::InOut,
         };
-        let mut x = vec![0.0; n * c];
-        let mut h = vec![0.0; n * c];
-        let mut qkv = vec![0.0; n * 3 * c];
-        let mut att = vec![0.0; n * c];
-        let mut wide = vec![0.0; n * 4 * c];
-        let mut act = vec![0.0; n * 4 * c];
-        let (mut mean, mut rstd) = (vec![0.0; n], vec![0.0; n]);
+        let mut x = vec![0.0; rows * c];
+        let mut h = vec![0.0; rows * c];
+        let mut qkv = vec![0.0; rows * 3 * c];
+        let mut att = vec![0.0; rows * c];
+        let mut wide = vec![0.0; rows * 4 * c];
+        let mut act = vec![0.0; rows * 4 * c];
+        let (mut mean, mut rstd) = (vec![0.0; rows], vec![0.0; rows]);
         embedding::forward(
             &mut x,
             ids,
@@ -979,14 +1043,15 @@ impl Gpt {
             self.ln_linear_forward(&x, stats, ln, w, &mut h, &mut qkv, lin(c, 3 * c));
             let kv = &mut cache.kv[l];
             for (r, row) in qkv.chunks_exact(3 * c).enumerate() {
-                kv[(pos0 + r) * 2 * c..(pos0 + r + 1) * 2 * c].copy_from_slice(&row[c..]);
+                let at = ((r / n) * cache.max_len + pos0 + r % n) * 2 * c;
+                kv[at..at + 2 * c].copy_from_slice(&row[c..]);
             }
             let kv_view = |col| View {
                 offset: col,
                 row_stride: 2 * c,
-                batch_stride: 0,
+                batch_stride: cache.max_len * 2 * c,
             };
-            let sh = self.attn_shape(1, n, pos0 + n, pos0);
+            let sh = self.attn_shape(beams, n, pos0 + n, pos0);
             attention::forward(
                 &mut att,
                 View::packed(n, c, 0),
@@ -1020,27 +1085,32 @@ impl Gpt {
             );
         }
         cache.len += n;
-        let last = &x[(n - 1) * c..];
+        // each beam's last row
+        let last: Vec<f32> = x
+            .chunks_exact(n * c)
+            .flat_map(|beam| &beam[(n - 1) * c..])
+            .copied()
+            .collect();
         layernorm::forward(
-            &mut h[..c],
-            &mut mean[..1],
-            &mut rstd[..1],
-            last,
+            &mut h[..beams * c],
+            &mut mean[..beams],
+            &mut rstd[..beams],
+            &last,
             &p[self.idx.lnf_w.clone()],
             &p[self.idx.lnf_b.clone()],
             c,
             eps,
         );
-        let mut logits = vec![0.0; cfg.vocab_size];
+        let mut logits = vec![0.0; beams * cfg.vocab_size];
         let d = Dims {
-            rows: 1,
+            rows: beams,
             d_in: c,
             d_out: cfg.vocab_size,
             layout: Layout::OutIn,
         };
         matmul::forward(
             &mut logits,
-            &h[..c],
+            &h[..beams * c],
             &p[self.idx.head.clone()],
             None,
             d,

@@ -1,7 +1,15 @@
 //! Helpers shared by the integration tests (each test binary uses some of them).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use primer::tokenize::TextTokenizer;
+use std::path::{Path, PathBuf};
+
+/// The directory of the committed test fixture `name` (see `tests/fixtures/README.md`).
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
 
 /// A fresh, empty scratch directory for this test process.
 pub fn tmp(name: &str) -> PathBuf {
@@ -18,4 +26,16 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// A byte-level BPE tokenizer, trained in `dir`, that has every id of the tiny GPT-2 fixtures' 97 (and
+/// `<|endoftext|>` beyond them).
+pub fn bpe_tokenizer(dir: &Path) -> TextTokenizer {
+    let corpus = dir.join("corpus.txt");
+    std::fs::write(
+        &corpus,
+        "the cat sat on the mat. the dog sat on the log.\n".repeat(20),
+    )
+    .unwrap();
+    TextTokenizer::train_bpe(&[corpus], 300).unwrap()
 }

@@ -1,0 +1,304 @@
+//! Beam search for a GPT, step for step as transformers 5 does it (`GenerationMixin._beam_search`, one prompt).
+//!
+//! Each step scores every continuation of every running beam by its summed log-probability (after the
+//! repetition penalty, which transformers applies to log-probabilities here). Of the best `keep` =
+//! max(2, 1 + number of end tokens) · beams, those that end (an end token, or the last allowed step) and rank
+//! among the first `beams` become finished texts, scored by their sum divided by `generated_length ^
+//! length_penalty`; the best `beams` that do not end run on. The `beams` best finished texts are kept. The search
+//! stops when no running beam can beat them any more ([`EarlyStopping`]) or at the length limit.
+
+use super::generate::Sampling;
+use crate::error::Result;
+use crate::models::gpt::Gpt;
+use serde::Deserialize;
+
+/// When beam search may stop before the length limit, as transformers' `early_stopping`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EarlyStopping {
+    /// `false` (transformers' default): when the best running beam, scored at its current length, cannot beat
+    /// the worst of the finished texts.
+    #[default]
+    Heuristic,
+    /// `true`: as soon as there are `num_beams` finished texts.
+    Finished,
+    /// `"never"`: as `false`, but a positive length penalty scores the running beam at the length limit (the
+    /// textbook beam search).
+    Never,
+}
+
+impl std::str::FromStr for EarlyStopping {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "false" => Ok(Self::Heuristic),
+            "true" => Ok(Self::Finished),
+            "never" => Ok(Self::Never),
+            _ => Err(format!("expected true, false or never, not {s:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for EarlyStopping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Heuristic => "false",
+            Self::Finished => "true",
+            Self::Never => "never",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for EarlyStopping {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "true, false or \"never\"")]
+        enum Form {
+            Flag(bool),
+            Word(String),
+        }
+        match Form::deserialize(de)? {
+            Form::Flag(true) => Ok(Self::Finished),
+            Form::Flag(false) => Ok(Self::Heuristic),
+            Form::Word(w) => w.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Beam search settings (transformers' `num_beams`, `length_penalty`, `early_stopping`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BeamSearch {
+    pub num_beams: usize,
+    /// Finished texts are scored by their summed log-probability over `length ^ length_penalty`: above 0
+    /// favours longer texts, below 0 shorter ones.
+    pub length_penalty: f32,
+    pub early_stopping: EarlyStopping,
+}
+
+/// A finished text: the generated tokens (with the end token that finished it, if one did) and its score.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hypothesis {
+    pub tokens: Vec<u32>,
+    pub score: f32,
+}
+
+/// The score transformers gives a beam that must not be picked.
+const EXCLUDED: f32 = -1e9;
+
+/// One continuation: its summed log-probability, the beam it extends and its token.
+#[derive(Clone, Copy)]
+struct Candidate {
+    score: f32,
+    beam: usize,
+    token: u32,
+}
+
+/// Runs beam search after `prompt` with the settings `b` (and `s`'s length, end tokens and repetition penalty);
+/// only ids marked in `decodable` are picked. Returns the finished texts, best first (at most `num_beams`).
+pub(crate) fn search(
+    model: &Gpt,
+    prompt: &[u32],
+    s: &Sampling,
+    b: &BeamSearch,
+    decodable: &[bool],
+) -> Result<Vec<Hypothesis>> {
+    let (beams, v) = (b.num_beams, model.config.vocab_size);
+    if s.max_new_tokens == 0 {
+        return Ok(Vec::new());
+    }
+    let n_ctx = model.config.n_positions;
+    let start = prompt.len().saturating_sub(n_ctx);
+    let mut cache = model.new_cache((prompt.len() - start).saturating_add(s.max_new_tokens));
+    let first = model.step(&mut cache, &prompt[start..])?;
+    cache.repeat(beams);
+    let mut logits = first.repeat(beams);
+    // beam 0 alone at first, so that the beams do not all pick the same tokens
+    let mut running: Vec<Hypothesis> = (0..beams)
+        .map(|i| Hypothesis {
+            tokens: Vec::new(),
+            score: if i == 0 { 0.0 } else { EXCLUDED },
+        })
+        .collect();
+    let mut finished: Vec<Hypothesis> = Vec::new();
+    let keep = (1 + s.stop_tokens.len()).max(2) * beams;
+    let mut can_improve = true;
+    let mut context = Vec::new();
+    for step in 0..s.max_new_tokens {
+        let mut candidates = Vec::with_capacity(beams * v);
+        for (i, beam) in running.iter().enumerate() {
+            let mut log_probs = log_softmax(&logits[i * v..(i + 1) * v]);
+            if s.repetition_penalty != 1.0 {
+                context.clear();
+                context.extend_from_slice(prompt);
+                context.extend_from_slice(&beam.tokens);
+                super::generate::penalize_repeats(&mut log_probs, &context, s.repetition_penalty);
+            }
+            candidates.extend(
+                log_probs
+                    .iter()
+                    .zip(decodable)
+                    .enumerate()
+                    .filter(|(_, (&l, &ok))| ok && l != f32::NEG_INFINITY)
+                    .map(|(t, (&l, _))| Candidate {
+                        score: l + beam.score,
+                        beam: i,
+                        token: t as u32,
+                    }),
+            );
+        }
+        let top = best(candidates, keep);
+        let last = step + 1 == s.max_new_tokens;
+        let ends: Vec<bool> = top
+            .iter()
+            .map(|c| last || s.stop_tokens.contains(&c.token))
+            .collect();
+        let extend = |c: &Candidate| {
+            let mut tokens = running[c.beam].tokens.clone();
+            tokens.push(c.token);
+            tokens
+        };
+        // texts that end here join the finished ones if they rank among the first `beams` candidates
+        let full = finished.len() == beams;
+        if can_improve && !(full && b.early_stopping == EarlyStopping::Finished) {
+            let length = ((step + 1) as f32).powf(b.length_penalty);
+            for (c, _) in top.iter().zip(&ends).take(beams).filter(|(_, &e)| e) {
+                finished.push(Hypothesis {
+                    tokens: extend(c),
+                    score: c.score / length,
+                });
+            }
+            finished.sort_by(|x, y| y.score.total_cmp(&x.score));
+            finished.truncate(beams);
+        }
+        if ends.iter().all(|&e| e) {
+            break;
+        }
+        // the best candidates that go on, then (where too few do) ended ones, out of the running
+        let mut next: Vec<Candidate> = top
+            .iter()
+            .zip(&ends)
+            .map(|(c, &e)| Candidate {
+                score: if e { c.score + EXCLUDED } else { c.score },
+                ..*c
+            })
+            .collect();
+        next.sort_by(|x, y| y.score.total_cmp(&x.score));
+        next.truncate(beams);
+        while next.len() < beams {
+            // fewer candidates than beams (a vocabulary almost all undecodable): a beam that never wins
+            next.push(Candidate {
+                score: f32::NEG_INFINITY,
+                ..next[0]
+            });
+        }
+        let parents: Vec<usize> = next.iter().map(|c| c.beam).collect();
+        running = next
+            .iter()
+            .map(|c| Hypothesis {
+                tokens: extend(c),
+                score: c.score,
+            })
+            .collect();
+        cache.reorder(&parents);
+        if finished.len() == beams {
+            let length = match b.early_stopping {
+                EarlyStopping::Never if b.length_penalty > 0.0 => s.max_new_tokens,
+                _ => step + 1,
+            };
+            let best_possible = running[0].score / (length as f32).powf(b.length_penalty);
+            can_improve &= finished.last().is_some_and(|w| best_possible > w.score);
+            if !can_improve || b.early_stopping == EarlyStopping::Finished {
+                break;
+            }
+        }
+        logits = if cache.len() == cache.capacity() {
+            // the context is full: every beam goes on from the last half of its text
+            let half = (n_ctx / 2).max(1);
+            let mut ids = Vec::with_capacity(beams * half);
+            for beam in &running {
+                context.clear();
+                context.extend_from_slice(prompt);
+                context.extend_from_slice(&beam.tokens);
+                ids.extend_from_slice(&context[context.len() - half..]);
+            }
+            cache.clear();
+            model.step(&mut cache, &ids)?
+        } else {
+            let ids: Vec<u32> = running
+                .iter()
+                .map(|h| h.tokens[h.tokens.len() - 1])
+                .collect();
+            model.step(&mut cache, &ids)?
+        };
+    }
+    Ok(finished)
+}
+
+/// The `keep` best candidates, best first; of equal scores, the one first in (beam, token) order.
+fn best(mut candidates: Vec<Candidate>, keep: usize) -> Vec<Candidate> {
+    let order = |x: &Candidate, y: &Candidate| {
+        y.score
+            .total_cmp(&x.score)
+            .then((x.beam, x.token).cmp(&(y.beam, y.token)))
+    };
+    if candidates.len() > keep {
+        candidates.select_nth_unstable_by(keep - 1, order);
+        candidates.truncate(keep);
+    }
+    candidates.sort_by(order);
+    candidates
+}
+
+/// `log(softmax(logits))`, summed in f64.
+fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return vec![f32::NEG_INFINITY; logits.len()];
+    }
+    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+    let log_sum = sum.ln() as f32;
+    logits.iter().map(|&l| l - max - log_sum).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_stopping_reads_as_transformers_writes_it() {
+        for (json, want) in [
+            ("true", EarlyStopping::Finished),
+            ("false", EarlyStopping::Heuristic),
+            ("\"never\"", EarlyStopping::Never),
+        ] {
+            let got: EarlyStopping = serde_json::from_str(json).unwrap();
+            assert_eq!(got, want);
+            assert_eq!(got.to_string().parse::<EarlyStopping>(), Ok(want));
+        }
+        assert!(serde_json::from_str::<EarlyStopping>("\"sometimes\"").is_err());
+        assert!(serde_json::from_str::<EarlyStopping>("1").is_err());
+    }
+
+    #[test]
+    fn best_keeps_the_top_scores_in_order_with_ties_by_beam_then_token() {
+        let c = |score, beam, token| Candidate { score, beam, token };
+        let all = vec![
+            c(-2.0, 0, 5),
+            c(-1.0, 1, 3),
+            c(-1.0, 0, 9),
+            c(-3.0, 1, 1),
+            c(-0.5, 1, 7),
+        ];
+        let top: Vec<(usize, u32)> = best(all, 3).iter().map(|c| (c.beam, c.token)).collect();
+        assert_eq!(top, [(1, 7), (0, 9), (1, 3)]);
+    }
+
+    #[test]
+    fn log_softmax_sums_to_one() {
+        let lp = log_softmax(&[1.0, 2.0, 3.0, f32::NEG_INFINITY]);
+        let total: f32 = lp.iter().map(|l| l.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-6, "{total}");
+        assert_eq!(lp[3], f32::NEG_INFINITY);
+        assert!((lp[2] - lp[1] - 1.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,106 @@
+//! Beam search against transformers' own (`generate(num_beams=…)`): the cases in `<fixture>/beam_search.json`,
+//! made by `scripts/make_fixtures.py --only beams`, cover one and two end tokens, the three `early_stopping`
+//! values, length penalties above, at and below 0 and a repetition penalty.
+
+mod common;
+
+use common::fixture;
+use primer::infer::beam::{BeamSearch, EarlyStopping};
+use primer::infer::generate::{beam_search, generate, Sampling};
+use primer::models::gpt::Gpt;
+use serde_json::Value;
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn beam_sampling(max_new_tokens: usize, stop_tokens: Vec<u32>, beam: BeamSearch) -> Sampling {
+    Sampling {
+        max_new_tokens,
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        repetition_penalty: 1.0,
+        stop_tokens,
+        seed: 0,
+        beam: Some(beam),
+    }
+}
+
+#[test]
+fn beam_search_matches_transformers() {
+    let scratch = common::tmp("beam-search");
+    let tok = common::bpe_tokenizer(&scratch);
+    for name in ["gpt2_tiny_untied", "gpt2_stray_head"] {
+        let model = Gpt::load(&fixture(name)).unwrap();
+        let text = std::fs::read_to_string(fixture(name).join("beam_search.json")).unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        let cases = doc["cases"].as_array().unwrap();
+        assert!(cases.len() >= 24, "{name}: {} cases", cases.len());
+        for (i, case) in cases.iter().enumerate() {
+            let beam = BeamSearch {
+                num_beams: case["num_beams"].as_u64().unwrap() as usize,
+                length_penalty: case["length_penalty"].as_f64().unwrap() as f32,
+                early_stopping: serde_json::from_value::<EarlyStopping>(
+                    case["early_stopping"].clone(),
+                )
+                .unwrap(),
+            };
+            let max_new = case["max_new_tokens"].as_u64().unwrap() as usize;
+            let ends = ids(&case["eos_token_id"]);
+            let s = Sampling {
+                repetition_penalty: case["repetition_penalty"].as_f64().unwrap() as f32,
+                ..beam_sampling(max_new, ends.clone(), beam)
+            };
+            let prompt = ids(&case["prompt"]);
+            let want = ids(&case["tokens"]);
+            let found = beam_search(&model, &tok, &prompt, &s).unwrap();
+            assert_eq!(found[0].tokens, want, "{name} case {i}: {case}");
+            let score = case["score"].as_f64().unwrap() as f32;
+            assert!(
+                (found[0].score - score).abs() <= 1e-4 * (1.0 + score.abs()),
+                "{name} case {i}: score {} against transformers' {score}",
+                found[0].score
+            );
+            assert!(
+                found.windows(2).all(|w| w[0].score >= w[1].score),
+                "{name} case {i}: texts not best first"
+            );
+            // generate gives the best text without its end token
+            let text = generate(&model, &tok, &prompt, &s, |_| Ok(())).unwrap();
+            let end = want.iter().position(|t| ends.contains(t));
+            assert_eq!(text, want[..end.unwrap_or(want.len())], "{name} case {i}");
+        }
+    }
+    std::fs::remove_dir_all(&scratch).unwrap();
+}
+
+/// A search longer than the model's 32 positions goes on from the last half of each beam's text (as sampling
+/// does) instead of failing, and a single beam is greedy decoding.
+#[test]
+fn beam_search_outlives_the_context_and_one_beam_is_greedy() {
+    let scratch = common::tmp("beam-search-long");
+    let tok = common::bpe_tokenizer(&scratch);
+    let model = Gpt::load(&fixture("gpt2_tiny_untied")).unwrap();
+    let prompt = [5, 17, 33];
+    let beam = |num_beams| BeamSearch {
+        num_beams,
+        length_penalty: 1.0,
+        early_stopping: EarlyStopping::Heuristic,
+    };
+    let found = beam_search(&model, &tok, &prompt, &beam_sampling(45, vec![], beam(3))).unwrap();
+    assert_eq!(found.len(), 3);
+    assert!(found.iter().all(|h| h.tokens.len() == 45));
+    let one = beam_search(&model, &tok, &prompt, &beam_sampling(20, vec![], beam(1))).unwrap();
+    let greedy = Sampling {
+        beam: None,
+        ..beam_sampling(20, vec![], beam(1))
+    };
+    let text = generate(&model, &tok, &prompt, &greedy, |_| Ok(())).unwrap();
+    assert_eq!(one[0].tokens, text);
+    std::fs::remove_dir_all(&scratch).unwrap();
+}
