@@ -525,29 +525,33 @@ BEAM_PROMPTS = ([5, 17, 33], [40], [7, 7, 60, 2, 81, 15])
 
 
 def beam_generate(model, prompt, case):
-    """transformers' beam search: (generated ids, with the end token if one finished it; score)."""
+    """transformers' beam search, or greedy decoding for one beam: (generated ids, with the end token if one
+    finished it; the beam score, None for greedy decoding)."""
     ids = torch.tensor([prompt])
     eos = case["eos_token_id"]
     out = model.generate(
         ids, attention_mask=torch.ones_like(ids), do_sample=False,
         num_beams=case["num_beams"], length_penalty=case["length_penalty"],
         early_stopping=case["early_stopping"], max_new_tokens=case["max_new_tokens"],
-        repetition_penalty=case["repetition_penalty"], eos_token_id=eos, pad_token_id=eos[0],
+        repetition_penalty=case["repetition_penalty"], no_repeat_ngram_size=case["no_repeat_ngram_size"],
+        min_new_tokens=case["min_new_tokens"], eos_token_id=eos, pad_token_id=eos[0],
         return_dict_in_generate=True, output_scores=True)
     generated = out.sequences[0, len(prompt):].tolist()
     ends = [i for i, t in enumerate(generated) if t in eos]
     if ends:  # anything after the first end token is padding
         generated = generated[:ends[0] + 1]
-    return generated, out.sequences_scores[0].item()
+    score = out.sequences_scores[0].item() if case["num_beams"] > 1 else None
+    return generated, score
 
 
 def beam_cases(model, differing):
     """Settings that exercise every branch: ends taken mid-way (one and two end tokens), each early_stopping
-    value, length penalties above, below and at 0, a repetition penalty, one- to six-token prompts. The end
+    value, length penalties above, below and at 0, a repetition penalty, no repeated 2-grams, a minimum length,
+    greedy decoding (one beam) with the penalty and the bans, one- to six-token prompts. The end
     tokens are tokens the unconstrained search picks, so that beams do end early. Adds to the set `differing`
     each pair of early_stopping values that gives two texts here."""
     base = dict(num_beams=3, length_penalty=1.0, early_stopping=False, max_new_tokens=10,
-                repetition_penalty=1.0, eos_token_id=[96])
+                repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0, eos_token_id=[96])
     free, _ = beam_generate(model, BEAM_PROMPTS[0], base)
     one_end = [free[2]]
     two_ends = [free[1], next(t for t in free[4:] if t != free[1])]
@@ -560,6 +564,10 @@ def beam_cases(model, differing):
         dict(eos_token_id=one_end, length_penalty=-1.0),
         dict(eos_token_id=two_ends, num_beams=2, max_new_tokens=12),
         dict(eos_token_id=one_end, repetition_penalty=1.5, num_beams=5),
+        dict(eos_token_id=one_end, no_repeat_ngram_size=2),
+        dict(eos_token_id=one_end, min_new_tokens=6, num_beams=4),
+        dict(num_beams=1, eos_token_id=one_end, no_repeat_ngram_size=2, min_new_tokens=3, max_new_tokens=14),
+        dict(num_beams=1, repetition_penalty=1.5),
     ]
     cases = []
     for prompt in BEAM_PROMPTS:

@@ -32,6 +32,13 @@ pub struct Args {
     /// 1.0 = off [default: the model's generation_config.json, else 1.0]
     #[arg(long)]
     repetition_penalty: Option<f32>,
+    /// Never repeat an n-gram of this size (the prompt's included); 0 = off [default: the model's
+    /// generation_config.json, else 0]
+    #[arg(long)]
+    no_repeat_ngram_size: Option<usize>,
+    /// Do not end before this many new tokens [default: the model's generation_config.json, else 0]
+    #[arg(long)]
+    min_new_tokens: Option<usize>,
     /// Beam search with this many beams (1 = off); prints the likeliest text it finds once it is over
     /// [default: the model's generation_config.json, else 1]
     #[arg(long)]
@@ -59,6 +66,8 @@ pub fn run(a: Args) -> Result<()> {
         top_k: a.top_k,
         top_p: a.top_p,
         repetition_penalty: a.repetition_penalty,
+        no_repeat_ngram_size: a.no_repeat_ngram_size,
+        min_new_tokens: a.min_new_tokens,
         num_beams: a.num_beams,
         length_penalty: a.length_penalty,
         early_stopping: a.early_stopping,

@@ -104,12 +104,9 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
         let sampling = Sampling {
             max_new_tokens: 40,
             temperature: 0.8,
-            top_k: 0,
-            top_p: 1.0,
-            repetition_penalty: 1.0,
             stop_tokens: stop_tokens.clone(),
             seed: a.seed + i as u64,
-            beam: None,
+            ..Default::default()
         };
         let text = complete(&model, &tok, prompt_ids(&tok, prompt)?, &sampling, |_| {
             Ok(())

@@ -166,14 +166,14 @@ fn pretrain_with_config_then_generate() {
     };
     std::fs::write(
         &settings,
-        r#"{"do_sample": false, "max_new_tokens": 12, "no_repeat_ngram_size": 3}"#,
+        r#"{"do_sample": false, "max_new_tokens": 12, "num_return_sequences": 3}"#,
     )
     .unwrap();
     let (stdout, err) = generate(&[]);
     assert_eq!(stdout, text, "greedy, 12 tokens");
     assert!(
         err.contains("generation_config.json: do_sample false, max_new_tokens 12")
-            && err.contains("no_repeat_ngram_size 3"),
+            && err.contains("num_return_sequences 3"),
         "{err}"
     );
     std::fs::remove_file(&settings).unwrap();

@@ -1,6 +1,7 @@
 //! Beam search against transformers' own (`generate(num_beams=…)`): the cases in `<fixture>/beam_search.json`,
 //! made by `scripts/make_fixtures.py --only beams`, cover one and two end tokens, the three `early_stopping`
-//! values, length penalties above, at and below 0 and a repetition penalty.
+//! values, length penalties above, at and below 0, a repetition penalty, no repeated n-grams and a minimum
+//! length; the one-beam cases are transformers' greedy decoding, checked against primer's.
 
 mod common;
 
@@ -22,12 +23,9 @@ fn beam_sampling(max_new_tokens: usize, stop_tokens: Vec<u32>, beam: BeamSearch)
     Sampling {
         max_new_tokens,
         temperature: 0.0,
-        top_k: 0,
-        top_p: 1.0,
-        repetition_penalty: 1.0,
         stop_tokens,
-        seed: 0,
         beam: Some(beam),
+        ..Default::default()
     }
 }
 
@@ -40,7 +38,7 @@ fn beam_search_matches_transformers() {
         let text = std::fs::read_to_string(fixture(name).join("beam_search.json")).unwrap();
         let doc: Value = serde_json::from_str(&text).unwrap();
         let cases = doc["cases"].as_array().unwrap();
-        assert!(cases.len() >= 24, "{name}: {} cases", cases.len());
+        assert!(cases.len() >= 36, "{name}: {} cases", cases.len());
         for (i, case) in cases.iter().enumerate() {
             let beam = BeamSearch {
                 num_beams: case["num_beams"].as_u64().unwrap() as usize,
@@ -52,12 +50,24 @@ fn beam_search_matches_transformers() {
             };
             let max_new = case["max_new_tokens"].as_u64().unwrap() as usize;
             let ends = ids(&case["eos_token_id"]);
+            let count = |key: &str| case[key].as_u64().unwrap() as usize;
             let s = Sampling {
                 repetition_penalty: case["repetition_penalty"].as_f64().unwrap() as f32,
+                no_repeat_ngram_size: count("no_repeat_ngram_size"),
+                min_new_tokens: count("min_new_tokens"),
                 ..beam_sampling(max_new, ends.clone(), beam)
             };
             let prompt = ids(&case["prompt"]);
             let want = ids(&case["tokens"]);
+            let end = want.iter().position(|t| ends.contains(t));
+            let without_end = &want[..end.unwrap_or(want.len())];
+            if beam.num_beams == 1 {
+                // transformers' greedy decoding
+                let greedy = Sampling { beam: None, ..s };
+                let text = generate(&model, &tok, &prompt, &greedy, |_| Ok(())).unwrap();
+                assert_eq!(text, without_end, "{name} case {i}: {case}");
+                continue;
+            }
             let found = beam_search(&model, &tok, &prompt, &s).unwrap();
             assert_eq!(found[0].tokens, want, "{name} case {i}: {case}");
             let score = case["score"].as_f64().unwrap() as f32;
@@ -72,8 +82,7 @@ fn beam_search_matches_transformers() {
             );
             // generate gives the best text without its end token
             let text = generate(&model, &tok, &prompt, &s, |_| Ok(())).unwrap();
-            let end = want.iter().position(|t| ends.contains(t));
-            assert_eq!(text, want[..end.unwrap_or(want.len())], "{name} case {i}");
+            assert_eq!(text, without_end, "{name} case {i}");
         }
     }
     std::fs::remove_dir_all(&scratch).unwrap();

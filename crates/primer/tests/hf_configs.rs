@@ -39,12 +39,8 @@ fn greedy(max_new_tokens: usize, stop_tokens: Vec<u32>) -> Sampling {
     Sampling {
         max_new_tokens,
         temperature: 0.0,
-        top_k: 0,
-        top_p: 1.0,
-        repetition_penalty: 1.0,
         stop_tokens,
-        seed: 0,
-        beam: None,
+        ..Default::default()
     }
 }
 
@@ -140,16 +136,33 @@ fn sampling_settings_come_from_flags_then_generation_config_then_defaults() {
         &none,
     );
     assert_eq!((s.temperature, s.top_k, s.max_new_tokens), (0.7, 20, 5));
+    // no repeated n-grams; the minimum length is min_new_tokens or min_length less the prompt, the longer
+    let json = r#"{"no_repeat_ngram_size": 3, "min_new_tokens": 2, "min_length": 10}"#;
+    let (s, followed, _) = settings(json, &none);
+    assert_eq!((s.no_repeat_ngram_size, s.min_new_tokens), (3, 6));
+    assert_eq!(
+        followed,
+        [
+            "no_repeat_ngram_size 3",
+            "min_new_tokens 2",
+            "min_length 10"
+        ]
+    );
+    let flags = SamplingFlags {
+        min_new_tokens: Some(1),
+        no_repeat_ngram_size: Some(0),
+        ..Default::default()
+    };
+    let (s, followed, _) = settings(json, &flags);
+    assert_eq!((s.no_repeat_ngram_size, s.min_new_tokens), (0, 1));
+    assert!(followed.is_empty(), "{followed:?}");
     // what primer does not do is reported; transformers' defaults and model ids are not
     let (_, _, other) = settings(
         r#"{"num_beams": 4, "no_repeat_ngram_size": 3, "length_penalty": 1.0, "early_stopping": false,
             "stop_strings": ["<end>"], "num_return_sequences": 1, "pad_token_id": 3, "use_cache": true}"#,
         &none,
     );
-    assert_eq!(
-        other,
-        ["no_repeat_ngram_size 3", "stop_strings [\"<end>\"]"]
-    );
+    assert_eq!(other, ["stop_strings [\"<end>\"]"]);
 }
 
 #[test]

@@ -1,13 +1,13 @@
 //! Beam search for a GPT, step for step as transformers 5 does it (`GenerationMixin._beam_search`, one prompt).
 //!
 //! Each step scores every continuation of every running beam by its summed log-probability (after the
-//! repetition penalty, which transformers applies to log-probabilities here). Of the best `keep` =
+//! repetition penalty and the bans of [`process`], which transformers applies to log-probabilities here). Of the best `keep` =
 //! max(2, 1 + number of end tokens) · beams, those that end (an end token, or the last allowed step) and rank
 //! among the first `beams` become finished texts, scored by their sum divided by `generated_length ^
 //! length_penalty`; the best `beams` that do not end run on. The `beams` best finished texts are kept. The search
 //! stops when no running beam can beat them any more ([`EarlyStopping`]) or at the length limit.
 
-use super::generate::Sampling;
+use super::generate::{process, Sampling};
 use crate::error::Result;
 use crate::models::gpt::Gpt;
 use serde::Deserialize;
@@ -127,12 +127,10 @@ pub(crate) fn search(
         let mut candidates = Vec::with_capacity(beams * v);
         for (i, beam) in running.iter().enumerate() {
             let mut log_probs = log_softmax(&logits[i * v..(i + 1) * v]);
-            if s.repetition_penalty != 1.0 {
-                context.clear();
-                context.extend_from_slice(prompt);
-                context.extend_from_slice(&beam.tokens);
-                super::generate::penalize_repeats(&mut log_probs, &context, s.repetition_penalty);
-            }
+            context.clear();
+            context.extend_from_slice(prompt);
+            context.extend_from_slice(&beam.tokens);
+            process(&mut log_probs, &context, beam.tokens.len(), s);
             candidates.extend(
                 log_probs
                     .iter()

@@ -1,7 +1,7 @@
-//! Text generation from a GPT with a KV cache: greedy, temperature, top-k, top-p (nucleus) and repetition
-//! penalty (as Hugging Face applies them: penalty, temperature, top-k, top-p, then sampling), or beam search
-//! ([`super::beam`]). Only ids the tokenizer has are picked: Hugging Face GPT-2 vocabularies are often padded
-//! past the tokenizer's.
+//! Text generation from a GPT with a KV cache: greedy, temperature, top-k, top-p (nucleus), repetition
+//! penalty, no repeated n-grams and a minimum length (as Hugging Face applies them: penalty and bans, temperature,
+//! top-k, top-p, then sampling), or beam search ([`super::beam`]). Only ids the tokenizer has are picked: Hugging
+//! Face GPT-2 vocabularies are often padded past the tokenizer's.
 
 use super::beam::{self, BeamSearch, EarlyStopping, Hypothesis};
 use crate::engine::awake::with_pool_awake;
@@ -15,7 +15,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// How to pick each next token.
+/// How to pick each next token. The default is primer's: temperature [`DEFAULT_TEMPERATURE`],
+/// [`DEFAULT_MAX_NEW_TOKENS`] tokens, everything else off.
 #[derive(Clone, Debug)]
 pub struct Sampling {
     pub max_new_tokens: usize,
@@ -27,11 +28,33 @@ pub struct Sampling {
     pub top_p: f32,
     /// Divide positive (multiply negative) logits of tokens already in the context by this (1.0 = off).
     pub repetition_penalty: f32,
+    /// Never pick a token that would make an n-gram of this size that the text (prompt included) already has
+    /// (0 = off).
+    pub no_repeat_ngram_size: usize,
+    /// Never pick a stop token before this many tokens are generated.
+    pub min_new_tokens: usize,
     /// Stop at any of these tokens (see [`GenerationConfig::stop_ids`]).
     pub stop_tokens: Vec<u32>,
     pub seed: u64,
     /// Beam search instead of picking token by token; temperature, top-k, top-p and the seed are then unused.
     pub beam: Option<BeamSearch>,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            max_new_tokens: DEFAULT_MAX_NEW_TOKENS,
+            temperature: DEFAULT_TEMPERATURE,
+            top_k: 0,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+            no_repeat_ngram_size: 0,
+            min_new_tokens: 0,
+            stop_tokens: Vec::new(),
+            seed: 0,
+            beam: None,
+        }
+    }
 }
 
 impl Sampling {
@@ -89,6 +112,8 @@ pub struct SamplingFlags {
     pub top_k: Option<usize>,
     pub top_p: Option<f32>,
     pub repetition_penalty: Option<f32>,
+    pub no_repeat_ngram_size: Option<usize>,
+    pub min_new_tokens: Option<usize>,
     pub num_beams: Option<usize>,
     pub length_penalty: Option<f32>,
     pub early_stopping: Option<EarlyStopping>,
@@ -108,8 +133,8 @@ pub const GENERATION_CONFIG: &str = "generation_config.json";
 /// sampling settings.
 ///
 /// The settings it has are used where no flag is given: `do_sample: false` means greedy decoding;
-/// `temperature`, `top_k`, `top_p`, `repetition_penalty` and `max_new_tokens` as they are; `max_length` counts the
-/// prompt, as in transformers. transformers writes only values that differ from its own defaults, so when the
+/// `temperature`, `top_k`, `top_p`, `repetition_penalty`, `no_repeat_ngram_size`, `max_new_tokens` and
+/// `min_new_tokens` as they are; `max_length` and `min_length` count the prompt, as in transformers. transformers writes only values that differ from its own defaults, so when the
 /// file says `do_sample: true`, a temperature or top-k it lacks is transformers' (1, 50), not primer's.
 /// `num_beams` above 1 means beam search (with `length_penalty` and `early_stopping`), unless the file also
 /// says `do_sample: true` (transformers' beam sampling, which primer does not do) or a flag asks for sampling.
@@ -123,8 +148,11 @@ pub struct GenerationConfig {
     pub top_k: Option<usize>,
     pub top_p: Option<f32>,
     pub repetition_penalty: Option<f32>,
+    pub no_repeat_ngram_size: Option<usize>,
     pub max_new_tokens: Option<usize>,
     pub max_length: Option<usize>,
+    pub min_new_tokens: Option<usize>,
+    pub min_length: Option<usize>,
     pub num_beams: Option<usize>,
     pub length_penalty: Option<f32>,
     pub early_stopping: Option<EarlyStopping>,
@@ -229,6 +257,14 @@ impl GenerationConfig {
             _ => self.temperature.or(sampled.then_some(1.0)),
         };
         let from_length = self.max_length.map(|l| l.saturating_sub(prompt_len));
+        // transformers bans the end for min_new_tokens and for min_length alike: the longer wins
+        let min_from_file = match (self.min_new_tokens, self.min_length) {
+            (None, None) => None,
+            (n, l) => Some(
+                n.unwrap_or(0)
+                    .max(l.unwrap_or(0).saturating_sub(prompt_len)),
+            ),
+        };
         let beam = beam_search.then(|| BeamSearch {
             num_beams: flags.num_beams.or(self.beams()).unwrap_or(1),
             length_penalty: flags.length_penalty.or(self.length_penalty).unwrap_or(1.0),
@@ -256,6 +292,11 @@ impl GenerationConfig {
                 .repetition_penalty
                 .or(self.repetition_penalty)
                 .unwrap_or(1.0),
+            no_repeat_ngram_size: flags
+                .no_repeat_ngram_size
+                .or(self.no_repeat_ngram_size)
+                .unwrap_or(0),
+            min_new_tokens: flags.min_new_tokens.or(min_from_file).unwrap_or(0),
             stop_tokens,
             seed,
             beam,
@@ -309,11 +350,26 @@ impl GenerationConfig {
                 flags.repetition_penalty.is_some(),
             ),
             entry(
+                "no_repeat_ngram_size",
+                count(self.no_repeat_ngram_size),
+                flags.no_repeat_ngram_size.is_some(),
+            ),
+            entry(
                 "max_new_tokens",
                 count(self.max_new_tokens),
                 flags.max_new_tokens.is_some(),
             ),
             entry("max_length", count(self.max_length), length_given),
+            entry(
+                "min_new_tokens",
+                count(self.min_new_tokens),
+                flags.min_new_tokens.is_some(),
+            ),
+            entry(
+                "min_length",
+                count(self.min_length),
+                flags.min_new_tokens.is_some(),
+            ),
         ]
         .into_iter()
         .flatten()
@@ -347,9 +403,33 @@ impl GenerationConfig {
     }
 }
 
+/// Applies `s`'s rules for the next token of `text` (prompt and the `generated` tokens after it) to its `scores`,
+/// as transformers' logits processors do: the repetition penalty, then the bans (−∞) of tokens that would repeat
+/// an n-gram of `text` and of stop tokens before `s.min_new_tokens`.
+pub(crate) fn process(scores: &mut [f32], text: &[u32], generated: usize, s: &Sampling) {
+    if s.repetition_penalty != 1.0 {
+        penalize_repeats(scores, text, s.repetition_penalty);
+    }
+    let mut ban = |t: u32| {
+        if let Some(x) = scores.get_mut(t as usize) {
+            *x = f32::NEG_INFINITY;
+        }
+    };
+    let n = s.no_repeat_ngram_size;
+    if n > 0 && text.len() >= n {
+        let prefix = &text[text.len() + 1 - n..];
+        for gram in text.windows(n).filter(|w| &w[..n - 1] == prefix) {
+            ban(gram[n - 1]);
+        }
+    }
+    if generated < s.min_new_tokens {
+        s.stop_tokens.iter().for_each(|&t| ban(t));
+    }
+}
+
 /// Makes the tokens in `context` less likely, as transformers' repetition penalty does: their positive scores
 /// are divided by `penalty`, their negative ones multiplied by it.
-pub(crate) fn penalize_repeats(scores: &mut [f32], context: &[u32], penalty: f32) {
+fn penalize_repeats(scores: &mut [f32], context: &[u32], penalty: f32) {
     let mut seen = vec![false; scores.len()];
     for &t in context {
         if let Some(flag) = seen.get_mut(t as usize) {
@@ -361,12 +441,9 @@ pub(crate) fn penalize_repeats(scores: &mut [f32], context: &[u32], penalty: f32
     }
 }
 
-/// Chooses the next token from `logits` (modified in place) given the tokens so far. An id whose logit is −∞
-/// is never chosen; at least one must be finite.
-pub fn pick(logits: &mut [f32], context: &[u32], s: &Sampling, rng: &mut Rng) -> u32 {
-    if s.repetition_penalty != 1.0 {
-        penalize_repeats(logits, context, s.repetition_penalty);
-    }
+/// Chooses the next token from `logits` (already through [`process`]): greedy, or sampled with `s`'s
+/// temperature, top-k and top-p. An id whose logit is −∞ is never chosen; at least one must be finite.
+pub fn pick(logits: &[f32], s: &Sampling, rng: &mut Rng) -> u32 {
     if s.temperature == 0.0 {
         return xent::argmax(logits) as u32;
     }
@@ -503,7 +580,8 @@ fn sample_tokens(
         for (l, _) in logits.iter_mut().zip(decodable).filter(|(_, &ok)| !ok) {
             *l = f32::NEG_INFINITY;
         }
-        let next = pick(&mut logits, &tokens, s, &mut rng);
+        process(&mut logits, &tokens, out.len(), s);
+        let next = pick(&logits, s, &mut rng);
         if s.stop_tokens.contains(&next) {
             break;
         }
@@ -529,12 +607,7 @@ mod tests {
         Sampling {
             max_new_tokens: 1,
             temperature: 1.0,
-            top_k: 0,
-            top_p: 1.0,
-            repetition_penalty: 1.0,
-            stop_tokens: Vec::new(),
-            seed: 0,
-            beam: None,
+            ..Default::default()
         }
     }
 
@@ -546,13 +619,15 @@ mod tests {
             temperature: 0.0,
             ..sampling()
         };
-        assert_eq!(pick(&mut logits.clone(), &[], &greedy, &mut rng), 1);
+        assert_eq!(pick(&logits, &greedy, &mut rng), 1);
         // penalty 10 on token 1 (positive logit 3 -> 0.3): token 2 wins
         let pen = Sampling {
             repetition_penalty: 10.0,
             ..greedy.clone()
         };
-        assert_eq!(pick(&mut logits.clone(), &[1], &pen, &mut rng), 2);
+        let mut penalized = logits;
+        process(&mut penalized, &[1], 1, &pen);
+        assert_eq!(pick(&penalized, &pen, &mut rng), 2);
         // top-k 2 only ever samples tokens 1 and 2
         let k2 = Sampling {
             top_k: 2,
@@ -560,7 +635,7 @@ mod tests {
         };
         let mut counts = [0usize; 4];
         for _ in 0..4000 {
-            counts[pick(&mut logits.clone(), &[], &k2, &mut rng) as usize] += 1;
+            counts[pick(&logits, &k2, &mut rng) as usize] += 1;
         }
         assert_eq!(counts[0] + counts[3], 0);
         // p(1)/p(2) = e within top-k 2
@@ -571,7 +646,41 @@ mod tests {
             top_p: 0.5,
             ..sampling()
         };
-        assert!((0..200).all(|_| pick(&mut logits.clone(), &[], &p, &mut rng) == 1));
+        assert!((0..200).all(|_| pick(&logits, &p, &mut rng) == 1));
+    }
+
+    /// The n-gram ban removes exactly the tokens that would repeat an n-gram of the text; the minimum length bans
+    /// the stop tokens until enough tokens are generated; the penalty scales the rest.
+    #[test]
+    fn process_bans_repeated_ngrams_and_early_ends() {
+        let s = Sampling {
+            no_repeat_ngram_size: 3,
+            min_new_tokens: 2,
+            stop_tokens: vec![0],
+            repetition_penalty: 2.0,
+            ..sampling()
+        };
+        // "4 5" came before followed by 6 and by 2: both would repeat a 3-gram; 3 follows "5 4", not "4 5"
+        let text = [4, 5, 6, 5, 4, 5, 2, 5, 4, 3, 4, 5];
+        let mut scores = [1.0f32; 8];
+        process(&mut scores, &text, 1, &s);
+        let banned: Vec<usize> = (0..8).filter(|&t| scores[t] == f32::NEG_INFINITY).collect();
+        assert_eq!(banned, [0, 2, 6]);
+        assert_eq!(scores[3], 0.5, "penalized, not banned");
+        assert_eq!((scores[1], scores[7]), (1.0, 1.0));
+        // enough tokens: the stop token is allowed again; a text shorter than the n-gram bans nothing
+        let mut scores = [1.0f32; 8];
+        process(&mut scores, &[4, 5], 2, &s);
+        assert!(scores.iter().all(|x| x.is_finite()), "{scores:?}");
+        // n = 1 bans every token the text has
+        let unigram = Sampling {
+            no_repeat_ngram_size: 1,
+            ..sampling()
+        };
+        let mut scores = [1.0f32; 8];
+        process(&mut scores, &[6, 1, 6], 3, &unigram);
+        let banned: Vec<usize> = (0..8).filter(|&t| scores[t] == f32::NEG_INFINITY).collect();
+        assert_eq!(banned, [1, 6]);
     }
 
     /// Logits a broken checkpoint gives, all NaN or all −∞, pick some id instead of panicking.
@@ -579,7 +688,7 @@ mod tests {
     fn non_finite_logits_do_not_panic() {
         let mut rng = Rng::new(1);
         for bad in [f32::NAN, f32::NEG_INFINITY] {
-            let id = pick(&mut [bad; 4], &[], &sampling(), &mut rng);
+            let id = pick(&[bad; 4], &sampling(), &mut rng);
             assert!(id < 4);
         }
     }
