@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use primer::infer::beam::EarlyStopping;
 use primer::infer::generate::{
-    generate, GenerationConfig, Sampling, SamplingFlags, GENERATION_CONFIG,
+    check, generate, GenerationConfig, Sampling, SamplingFlags, GENERATION_CONFIG,
 };
 use primer::models::gpt::Gpt;
 use primer::tokenize::TextTokenizer;
@@ -86,6 +86,7 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     let s = settings.sampling(&flags, ids.len(), settings.stop_ids(&model, &tok), a.seed)?;
+    check(&model, &tok, &ids, &s)?;
     report_settings(&a.model, &settings, &flags);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

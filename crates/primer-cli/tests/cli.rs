@@ -142,6 +142,7 @@ fn pretrain_with_config_then_generate() {
             "--num-beams searches",
         ),
         (&["--early-stopping", "true"][..], "are for beam search"),
+        (&["--num-beams", "100000000"][..], "lower --num-beams"),
         (
             &["--num-beams", "2", "--early-stopping", "soon"][..],
             "never",

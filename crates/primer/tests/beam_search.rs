@@ -89,7 +89,7 @@ fn beam_search_matches_transformers() {
 }
 
 /// A search longer than the model's 32 positions goes on from the last half of each beam's text (as sampling
-/// does) instead of failing, and a single beam is greedy decoding.
+/// does) instead of failing, a single beam is greedy decoding, and absurd beam counts are errors.
 #[test]
 fn beam_search_outlives_the_context_and_one_beam_is_greedy() {
     let scratch = common::tmp("beam-search-long");
@@ -111,5 +111,15 @@ fn beam_search_outlives_the_context_and_one_beam_is_greedy() {
     };
     let text = generate(&model, &tok, &prompt, &greedy, |_| Ok(())).unwrap();
     assert_eq!(one[0].tokens, text);
+    // beams whose caches could not fit in memory are refused before anything is allocated
+    let err = beam_search(
+        &model,
+        &tok,
+        &prompt,
+        &beam_sampling(20, vec![], beam(1 << 40)),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("--num-beams"), "{err}");
     std::fs::remove_dir_all(&scratch).unwrap();
 }

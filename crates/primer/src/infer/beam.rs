@@ -10,6 +10,7 @@
 use super::generate::{process, Sampling};
 use crate::error::Result;
 use crate::models::gpt::Gpt;
+use crate::train::memory::{check_fits, lower_bound, product};
 use serde::Deserialize;
 
 /// When beam search may stop before the length limit, as transformers' `early_stopping`.
@@ -108,7 +109,7 @@ pub(crate) fn search(
     }
     let n_ctx = model.config.n_positions;
     let start = prompt.len().saturating_sub(n_ctx);
-    let mut cache = model.new_cache((prompt.len() - start).saturating_add(s.max_new_tokens));
+    let mut cache = model.new_cache(cache_capacity(model, prompt.len(), s.max_new_tokens));
     let first = model.step(&mut cache, &prompt[start..])?;
     cache.repeat(beams);
     let mut logits = first.repeat(beams);
@@ -230,6 +231,30 @@ pub(crate) fn search(
         };
     }
     Ok(finished)
+}
+
+/// Tokens each beam's cache holds: the prompt (as much of it as the context takes) and the new tokens.
+fn cache_capacity(model: &Gpt, prompt_len: usize, max_new_tokens: usize) -> usize {
+    prompt_len
+        .saturating_add(max_new_tokens)
+        .min(model.config.n_positions)
+}
+
+/// Refuses a search whose beams could not fit in memory (their keys and values, twice: [`KvCache::reorder`]
+/// gathers them into a second buffer; and their candidates), naming the flags to lower.
+///
+/// [`KvCache::reorder`]: crate::models::gpt::KvCache::reorder
+pub(crate) fn check_fits_in_memory(
+    model: &Gpt,
+    prompt_len: usize,
+    s: &Sampling,
+    b: &BeamSearch,
+) -> Result<()> {
+    let c = &model.config;
+    let capacity = cache_capacity(model, prompt_len, s.max_new_tokens);
+    let floats = product(&[2, b.num_beams, capacity, 2 * c.n_embd, c.n_layer])
+        .saturating_add(product(&[b.num_beams, c.vocab_size, 3]));
+    check_fits(lower_bound(0, floats), "--num-beams or --max-new-tokens")
 }
 
 /// The `keep` best candidates, best first; of equal scores, the one first in (beam, token) order.

@@ -502,7 +502,7 @@ pub fn generate(
     mut on_token: impl FnMut(u32) -> Result<()>,
 ) -> Result<Vec<u32>> {
     if s.beam.is_none() {
-        let decodable = check_inputs(model, tok, prompt, s)?;
+        let decodable = check(model, tok, prompt, s)?;
         return with_pool_awake(|| sample_tokens(model, prompt, s, &decodable, on_token));
     }
     let best = beam_search(model, tok, prompt, s)?
@@ -530,7 +530,7 @@ pub fn beam_search(
     prompt: &[u32],
     s: &Sampling,
 ) -> Result<Vec<Hypothesis>> {
-    let decodable = check_inputs(model, tok, prompt, s)?;
+    let decodable = check(model, tok, prompt, s)?;
     let one = BeamSearch {
         num_beams: 1,
         length_penalty: 1.0,
@@ -539,16 +539,16 @@ pub fn beam_search(
     with_pool_awake(|| beam::search(model, prompt, s, &s.beam.unwrap_or(one), &decodable))
 }
 
-/// Checks the settings and the prompt; returns which of the model's ids the tokenizer has.
-fn check_inputs(
-    model: &Gpt,
-    tok: &TextTokenizer,
-    prompt: &[u32],
-    s: &Sampling,
-) -> Result<Vec<bool>> {
+/// Checks that `model` can continue `prompt` with the settings `s` (which [`generate`] and [`beam_search`] do
+/// first; callers that print anything before can call it earlier): valid settings, a prompt, a tokenizer that has
+/// some of the model's ids, beams that fit in memory. Returns which of the model's ids the tokenizer has.
+pub fn check(model: &Gpt, tok: &TextTokenizer, prompt: &[u32], s: &Sampling) -> Result<Vec<bool>> {
     s.validate()?;
     if prompt.is_empty() {
         return Err(Error::Config("the prompt encodes to no tokens".into()));
+    }
+    if let Some(b) = &s.beam {
+        beam::check_fits_in_memory(model, prompt.len(), s, b)?;
     }
     let decodable: Vec<bool> = (0..model.config.vocab_size as u32)
         .map(|id| tok.has_id(id))
