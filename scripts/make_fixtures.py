@@ -516,7 +516,7 @@ HEAD_SEED = 4321
 
 
 # ---------------------------------------------------------------------------
-# Beam search (transformers' generate on gpt2_tiny)
+# Beam search and greedy decoding (transformers' generate on gpt2_tiny_untied and gpt2_stray_head)
 # ---------------------------------------------------------------------------
 
 BEAM_FILE = "beam_search.json"
@@ -545,7 +545,7 @@ def beam_generate(model, prompt, case):
 
 
 def beam_cases(model, differing):
-    """Settings that exercise every branch: ends taken mid-way (one and two end tokens), each early_stopping
+    """Settings that exercise the search's rules: ends taken mid-way (one and two end tokens), each early_stopping
     value, length penalties above, below and at 0, a repetition penalty, no repeated 2-grams, a minimum length,
     greedy decoding (one beam) with the penalty and the bans, one- to six-token prompts. The end
     tokens are tokens the unconstrained search picks, so that beams do end early. Adds to the set `differing`

@@ -46,10 +46,10 @@ pub struct Args {
     /// Beam search scores a text by its log-probability over length^P: above 0 favours longer texts
     /// [default: the model's generation_config.json, else 1.0]
     #[arg(long, allow_negative_numbers = true)]
-    length_penalty: Option<f32>,
-    /// When beam search stops: true = once it has --num-beams texts; false = once no running beam can beat
-    /// them at its current length; never = as false, at the length limit [default: the model's
-    /// generation_config.json, else false]
+    length_penalty: Option<f64>,
+    /// When beam search stops: true = once it has --num-beams texts; false = once no running beam, scored at
+    /// its current length, can beat them; never = as false, but scored at the length limit when
+    /// --length-penalty is above 0 [default: the model's generation_config.json, else false]
     #[arg(long)]
     early_stopping: Option<EarlyStopping>,
     #[arg(long, default_value_t = 0)]

@@ -42,7 +42,7 @@ fn beam_search_matches_transformers() {
         for (i, case) in cases.iter().enumerate() {
             let beam = BeamSearch {
                 num_beams: case["num_beams"].as_u64().unwrap() as usize,
-                length_penalty: case["length_penalty"].as_f64().unwrap() as f32,
+                length_penalty: case["length_penalty"].as_f64().unwrap(),
                 early_stopping: serde_json::from_value::<EarlyStopping>(
                     case["early_stopping"].clone(),
                 )

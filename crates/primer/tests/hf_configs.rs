@@ -136,18 +136,15 @@ fn sampling_settings_come_from_flags_then_generation_config_then_defaults() {
         &none,
     );
     assert_eq!((s.temperature, s.top_k, s.max_new_tokens), (0.7, 20, 5));
-    // no repeated n-grams; the minimum length is min_new_tokens or min_length less the prompt, the longer
+    // no repeated n-grams; the minimum length is min_new_tokens, else min_length less the prompt (transformers
+    // lets min_new_tokens win, even when it is the shorter)
     let json = r#"{"no_repeat_ngram_size": 3, "min_new_tokens": 2, "min_length": 10}"#;
     let (s, followed, _) = settings(json, &none);
-    assert_eq!((s.no_repeat_ngram_size, s.min_new_tokens), (3, 6));
-    assert_eq!(
-        followed,
-        [
-            "no_repeat_ngram_size 3",
-            "min_new_tokens 2",
-            "min_length 10"
-        ]
-    );
+    assert_eq!((s.no_repeat_ngram_size, s.min_new_tokens), (3, 2));
+    assert_eq!(followed, ["no_repeat_ngram_size 3", "min_new_tokens 2"]);
+    let (s, followed, _) = settings(r#"{"min_length": 10}"#, &none);
+    assert_eq!(s.min_new_tokens, 6);
+    assert_eq!(followed, ["min_length 10"]);
     let flags = SamplingFlags {
         min_new_tokens: Some(1),
         no_repeat_ngram_size: Some(0),

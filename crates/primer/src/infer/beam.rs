@@ -1,13 +1,15 @@
-//! Beam search for a GPT, step for step as transformers 5 does it (`GenerationMixin._beam_search`, one prompt).
+//! Beam search for a GPT, step for step as transformers 5 does it (`GenerationMixin._beam_search`, one
+//! prompt).
 //!
 //! Each step scores every continuation of every running beam by its summed log-probability (after the
-//! repetition penalty and the bans of [`process`], which transformers applies to log-probabilities here). Of the best `keep` =
-//! max(2, 1 + number of end tokens) · beams, those that end (an end token, or the last allowed step) and rank
-//! among the first `beams` become finished texts, scored by their sum divided by `generated_length ^
-//! length_penalty`; the best `beams` that do not end run on. The `beams` best finished texts are kept. The search
-//! stops when no running beam can beat them any more ([`EarlyStopping`]) or at the length limit.
+//! repetition penalty and the bans of [`process`], which transformers applies to log-probabilities here). Of
+//! the best `keep` = max(2, 1 + number of end tokens) · beams, those that end (an end token, or the last allowed
+//! step) and rank among the first `beams` become finished texts, scored by their sum divided by
+//! `generated_length ^ length_penalty`; the best `beams` that do not end run on. The `beams` best finished texts
+//! are kept. The search stops when no running beam can beat them any more ([`EarlyStopping`]) or at the length
+//! limit.
 
-use super::generate::{process, Sampling};
+use super::generate::{cache_capacity, context, process, restart, Sampling};
 use crate::error::Result;
 use crate::models::gpt::Gpt;
 use crate::train::memory::{check_fits, lower_bound, product};
@@ -71,8 +73,9 @@ impl<'de> Deserialize<'de> for EarlyStopping {
 pub struct BeamSearch {
     pub num_beams: usize,
     /// Finished texts are scored by their summed log-probability over `length ^ length_penalty`: above 0
-    /// favours longer texts, below 0 shorter ones.
-    pub length_penalty: f32,
+    /// favours longer texts, below 0 shorter ones. A double, as in transformers, where the power is taken in
+    /// double precision before the f32 division.
+    pub length_penalty: f64,
     pub early_stopping: EarlyStopping,
 }
 
@@ -107,10 +110,8 @@ pub(crate) fn search(
     if s.max_new_tokens == 0 {
         return Ok(Vec::new());
     }
-    let n_ctx = model.config.n_positions;
-    let start = prompt.len().saturating_sub(n_ctx);
     let mut cache = model.new_cache(cache_capacity(model, prompt.len(), s.max_new_tokens));
-    let first = model.step(&mut cache, &prompt[start..])?;
+    let first = model.step(&mut cache, context(model, prompt))?;
     cache.repeat(beams);
     let mut logits = first.repeat(beams);
     // beam 0 alone at first, so that the beams do not all pick the same tokens
@@ -122,27 +123,32 @@ pub(crate) fn search(
         .collect();
     let mut finished: Vec<Hypothesis> = Vec::new();
     let keep = (1 + s.stop_tokens.len()).max(2) * beams;
-    let mut can_improve = true;
-    let mut context = Vec::new();
+    let texts = |running: &[Hypothesis]| -> Vec<Vec<u32>> {
+        running
+            .iter()
+            .map(|h| [prompt, &h.tokens].concat())
+            .collect()
+    };
     for step in 0..s.max_new_tokens {
         let mut candidates = Vec::with_capacity(beams * v);
-        for (i, beam) in running.iter().enumerate() {
+        for ((i, beam), text) in running.iter().enumerate().zip(texts(&running)) {
             let mut log_probs = log_softmax(&logits[i * v..(i + 1) * v]);
-            context.clear();
-            context.extend_from_slice(prompt);
-            context.extend_from_slice(&beam.tokens);
-            process(&mut log_probs, &context, beam.tokens.len(), s);
+            process(&mut log_probs, &text, beam.tokens.len(), s);
             candidates.extend(
                 log_probs
                     .iter()
                     .zip(decodable)
                     .enumerate()
-                    .filter(|(_, (&l, &ok))| ok && l != f32::NEG_INFINITY)
-                    .map(|(t, (&l, _))| Candidate {
-                        score: l + beam.score,
+                    .map(|(t, (&l, &ok))| Candidate {
+                        score: if ok {
+                            l + beam.score
+                        } else {
+                            f32::NEG_INFINITY
+                        },
                         beam: i,
                         token: t as u32,
-                    }),
+                    })
+                    .filter(|c| c.score != f32::NEG_INFINITY),
             );
         }
         let top = best(candidates, keep);
@@ -157,18 +163,15 @@ pub(crate) fn search(
             tokens
         };
         // texts that end here join the finished ones if they rank among the first `beams` candidates
-        let full = finished.len() == beams;
-        if can_improve && !(full && b.early_stopping == EarlyStopping::Finished) {
-            let length = ((step + 1) as f32).powf(b.length_penalty);
-            for (c, _) in top.iter().zip(&ends).take(beams).filter(|(_, &e)| e) {
-                finished.push(Hypothesis {
-                    tokens: extend(c),
-                    score: c.score / length,
-                });
-            }
-            finished.sort_by(|x, y| y.score.total_cmp(&x.score));
-            finished.truncate(beams);
+        let divisor = penalty_divisor(step + 1, b.length_penalty);
+        for (c, _) in top.iter().zip(&ends).take(beams).filter(|(_, &e)| e) {
+            finished.push(Hypothesis {
+                tokens: extend(c),
+                score: c.score / divisor,
+            });
         }
+        finished.sort_by(|x, y| y.score.total_cmp(&x.score));
+        finished.truncate(beams);
         if ends.iter().all(|&e| e) {
             break;
         }
@@ -184,7 +187,8 @@ pub(crate) fn search(
         next.sort_by(|x, y| y.score.total_cmp(&x.score));
         next.truncate(beams);
         while next.len() < beams {
-            // fewer candidates than beams (a vocabulary almost all undecodable): a beam that never wins
+            // fewer candidates than beams (bans and undecodable ids leave too few tokens): a beam that never
+            // wins, whose continuations are dropped as candidates
             next.push(Candidate {
                 score: f32::NEG_INFINITY,
                 ..next[0]
@@ -200,28 +204,23 @@ pub(crate) fn search(
             .collect();
         cache.reorder(&parents);
         if finished.len() == beams {
+            if b.early_stopping == EarlyStopping::Finished {
+                break;
+            }
+            // can the best running beam still beat the worst finished text?
             let length = match b.early_stopping {
                 EarlyStopping::Never if b.length_penalty > 0.0 => s.max_new_tokens,
                 _ => step + 1,
             };
-            let best_possible = running[0].score / (length as f32).powf(b.length_penalty);
-            can_improve &= finished.last().is_some_and(|w| best_possible > w.score);
-            if !can_improve || b.early_stopping == EarlyStopping::Finished {
+            let best_possible = running[0].score / penalty_divisor(length, b.length_penalty);
+            if finished.last().is_some_and(|w| best_possible <= w.score) {
                 break;
             }
         }
         logits = if cache.len() == cache.capacity() {
-            // the context is full: every beam goes on from the last half of its text
-            let half = (n_ctx / 2).max(1);
-            let mut ids = Vec::with_capacity(beams * half);
-            for beam in &running {
-                context.clear();
-                context.extend_from_slice(prompt);
-                context.extend_from_slice(&beam.tokens);
-                ids.extend_from_slice(&context[context.len() - half..]);
-            }
-            cache.clear();
-            model.step(&mut cache, &ids)?
+            let texts = texts(&running);
+            let texts: Vec<&[u32]> = texts.iter().map(Vec::as_slice).collect();
+            restart(model, &mut cache, &texts)?
         } else {
             let ids: Vec<u32> = running
                 .iter()
@@ -233,15 +232,14 @@ pub(crate) fn search(
     Ok(finished)
 }
 
-/// Tokens each beam's cache holds: the prompt (as much of it as the context takes) and the new tokens.
-fn cache_capacity(model: &Gpt, prompt_len: usize, max_new_tokens: usize) -> usize {
-    prompt_len
-        .saturating_add(max_new_tokens)
-        .min(model.config.n_positions)
+/// `length ^ length_penalty`, taken in double precision and rounded to f32, as transformers divides by it.
+fn penalty_divisor(length: usize, length_penalty: f64) -> f32 {
+    (length as f64).powf(length_penalty) as f32
 }
 
-/// Refuses a search whose beams could not fit in memory (their keys and values, twice: [`KvCache::reorder`]
-/// gathers them into a second buffer; and their candidates), naming the flags to lower.
+/// Refuses a search whose beams could not fit in memory, naming the flags to lower: their keys and values twice
+/// ([`KvCache::reorder`] gathers them into a second buffer), the activations of a step that refills a full
+/// cache, and per beam and vocabulary entry a candidate (4 floats' worth) and the logits of two steps.
 ///
 /// [`KvCache::reorder`]: crate::models::gpt::KvCache::reorder
 pub(crate) fn check_fits_in_memory(
@@ -253,7 +251,8 @@ pub(crate) fn check_fits_in_memory(
     let c = &model.config;
     let capacity = cache_capacity(model, prompt_len, s.max_new_tokens);
     let floats = product(&[2, b.num_beams, capacity, 2 * c.n_embd, c.n_layer])
-        .saturating_add(product(&[b.num_beams, c.vocab_size, 3]));
+        .saturating_add(product(&[b.num_beams, capacity, 16 * c.n_embd]))
+        .saturating_add(product(&[b.num_beams, c.vocab_size, 6]));
     check_fits(lower_bound(0, floats), "--num-beams or --max-new-tokens")
 }
 
@@ -267,6 +266,7 @@ fn best(mut candidates: Vec<Candidate>, keep: usize) -> Vec<Candidate> {
     if candidates.len() > keep {
         candidates.select_nth_unstable_by(keep - 1, order);
         candidates.truncate(keep);
+        candidates.shrink_to_fit();
     }
     candidates.sort_by(order);
     candidates

@@ -9,7 +9,7 @@ use crate::engine::rng::Rng;
 use crate::engine::xent;
 use crate::error::{Error, Result};
 use crate::hf::{self, TokenIds};
-use crate::models::gpt::Gpt;
+use crate::models::gpt::{Gpt, KvCache};
 use crate::tokenize::TextTokenizer;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -115,13 +115,13 @@ pub struct SamplingFlags {
     pub no_repeat_ngram_size: Option<usize>,
     pub min_new_tokens: Option<usize>,
     pub num_beams: Option<usize>,
-    pub length_penalty: Option<f32>,
+    pub length_penalty: Option<f64>,
     pub early_stopping: Option<EarlyStopping>,
 }
 
 impl SamplingFlags {
     /// Whether a setting that only sampling uses (temperature, top-k, top-p) is given.
-    fn samples(&self) -> bool {
+    fn asks_for_sampling(&self) -> bool {
         self.temperature.is_some() || self.top_k.is_some() || self.top_p.is_some()
     }
 }
@@ -134,8 +134,10 @@ pub const GENERATION_CONFIG: &str = "generation_config.json";
 ///
 /// The settings it has are used where no flag is given: `do_sample: false` means greedy decoding;
 /// `temperature`, `top_k`, `top_p`, `repetition_penalty`, `no_repeat_ngram_size`, `max_new_tokens` and
-/// `min_new_tokens` as they are; `max_length` and `min_length` count the prompt, as in transformers. transformers writes only values that differ from its own defaults, so when the
-/// file says `do_sample: true`, a temperature or top-k it lacks is transformers' (1, 50), not primer's.
+/// `min_new_tokens` as they are; `max_length` and `min_length` count the prompt, as in transformers, where
+/// `max_new_tokens` and `min_new_tokens` win over them. transformers writes only values that differ from its own
+/// defaults, so when the file says `do_sample: true`, a temperature or top-k it lacks is transformers' (1, 50),
+/// not primer's.
 /// `num_beams` above 1 means beam search (with `length_penalty` and `early_stopping`), unless the file also
 /// says `do_sample: true` (transformers' beam sampling, which primer does not do) or a flag asks for sampling.
 /// Settings primer has no use for are listed by [`Self::not_followed`], to be reported.
@@ -154,7 +156,7 @@ pub struct GenerationConfig {
     pub min_new_tokens: Option<usize>,
     pub min_length: Option<usize>,
     pub num_beams: Option<usize>,
-    pub length_penalty: Option<f32>,
+    pub length_penalty: Option<f64>,
     pub early_stopping: Option<EarlyStopping>,
     /// The file's other keys.
     #[serde(flatten)]
@@ -202,10 +204,10 @@ impl GenerationConfig {
 
     /// Whether `flags` with this file make a beam search: `--num-beams` above 1, or the file's beams where no
     /// flag asks for sampling.
-    fn beam_search(&self, flags: &SamplingFlags) -> bool {
+    fn asks_for_beams(&self, flags: &SamplingFlags) -> bool {
         match flags.num_beams {
             Some(n) => n > 1,
-            None => !flags.samples() && self.beams().is_some(),
+            None => !flags.asks_for_sampling() && self.beams().is_some(),
         }
     }
 
@@ -234,11 +236,11 @@ impl GenerationConfig {
         stop_tokens: Vec<u32>,
         seed: u64,
     ) -> Result<Sampling> {
-        let beam_search = self.beam_search(flags);
+        let beam_search = self.asks_for_beams(flags);
         if flags.num_beams == Some(0) {
             return Err(Error::Config("--num-beams must be at least 1".into()));
         }
-        if flags.num_beams.is_some_and(|n| n > 1) && flags.samples() {
+        if flags.num_beams.is_some_and(|n| n > 1) && flags.asks_for_sampling() {
             return Err(Error::Config(
                 "--num-beams searches for the likeliest text, --temperature, --top-k and --top-p sample one: \
                  give one or the other"
@@ -257,14 +259,7 @@ impl GenerationConfig {
             _ => self.temperature.or(sampled.then_some(1.0)),
         };
         let from_length = self.max_length.map(|l| l.saturating_sub(prompt_len));
-        // transformers bans the end for min_new_tokens and for min_length alike: the longer wins
-        let min_from_file = match (self.min_new_tokens, self.min_length) {
-            (None, None) => None,
-            (n, l) => Some(
-                n.unwrap_or(0)
-                    .max(l.unwrap_or(0).saturating_sub(prompt_len)),
-            ),
-        };
+        let min_from_length = self.min_length.map(|l| l.saturating_sub(prompt_len));
         let beam = beam_search.then(|| BeamSearch {
             num_beams: flags.num_beams.or(self.beams()).unwrap_or(1),
             length_penalty: flags.length_penalty.or(self.length_penalty).unwrap_or(1.0),
@@ -296,7 +291,11 @@ impl GenerationConfig {
                 .no_repeat_ngram_size
                 .or(self.no_repeat_ngram_size)
                 .unwrap_or(0),
-            min_new_tokens: flags.min_new_tokens.or(min_from_file).unwrap_or(0),
+            min_new_tokens: flags
+                .min_new_tokens
+                .or(self.min_new_tokens)
+                .or(min_from_length)
+                .unwrap_or(0),
             stop_tokens,
             seed,
             beam,
@@ -313,8 +312,9 @@ impl GenerationConfig {
         let text = |v: Option<f32>| v.map(|v| v.to_string());
         let count = |v: Option<usize>| v.map(|v| v.to_string());
         let length_given = flags.max_new_tokens.is_some() || self.max_new_tokens.is_some();
+        let min_given = flags.min_new_tokens.is_some() || self.min_new_tokens.is_some();
         // beam search leaves the sampling settings unused, and sampling the beam settings
-        let beams = self.beam_search(flags);
+        let beams = self.asks_for_beams(flags);
         let sampling = !beams;
         [
             entry(
@@ -336,7 +336,7 @@ impl GenerationConfig {
             ),
             entry(
                 "length_penalty",
-                text(self.length_penalty),
+                self.length_penalty.map(|v| v.to_string()),
                 sampling || flags.length_penalty.is_some(),
             ),
             entry(
@@ -365,19 +365,15 @@ impl GenerationConfig {
                 count(self.min_new_tokens),
                 flags.min_new_tokens.is_some(),
             ),
-            entry(
-                "min_length",
-                count(self.min_length),
-                flags.min_new_tokens.is_some(),
-            ),
+            entry("min_length", count(self.min_length), min_given),
         ]
         .into_iter()
         .flatten()
         .collect()
     }
 
-    /// The file's settings that ask for something primer does not do (beam sampling, a minimum length, stop
-    /// strings…), as `key value`: `num_beams` with `do_sample: true`, and every key [`Self::sampling`] does not
+    /// The file's settings that ask for something primer does not do (beam sampling, stop strings, banned
+    /// words…), as `key value`: `num_beams` with `do_sample: true`, and every key [`Self::sampling`] does not
     /// read but the model's ids and metadata whose value is not null, false, 0, 1 or empty, which is where
     /// transformers' defaults lie. Callers report them.
     pub fn not_followed(&self) -> Vec<String> {
@@ -403,9 +399,9 @@ impl GenerationConfig {
     }
 }
 
-/// Applies `s`'s rules for the next token of `text` (prompt and the `generated` tokens after it) to its `scores`,
-/// as transformers' logits processors do: the repetition penalty, then the bans (−∞) of tokens that would repeat
-/// an n-gram of `text` and of stop tokens before `s.min_new_tokens`.
+/// Applies `s`'s rules for the next token of `text` (prompt and the `generated` tokens after it) to its
+/// `scores`, as transformers' logits processors do: the repetition penalty, then the bans (−∞) of tokens that
+/// would repeat an n-gram of `text` and of stop tokens before `s.min_new_tokens`.
 pub(crate) fn process(scores: &mut [f32], text: &[u32], generated: usize, s: &Sampling) {
     if s.repetition_penalty != 1.0 {
         penalize_repeats(scores, text, s.repetition_penalty);
@@ -562,6 +558,31 @@ pub fn check(model: &Gpt, tok: &TextTokenizer, prompt: &[u32], s: &Sampling) -> 
     Ok(decodable)
 }
 
+/// Tokens the KV cache of a text holds: the prompt (as much of it as the context takes) and the new tokens.
+pub(crate) fn cache_capacity(model: &Gpt, prompt_len: usize, max_new_tokens: usize) -> usize {
+    prompt_len
+        .saturating_add(max_new_tokens)
+        .min(model.config.n_positions)
+}
+
+/// The end of `text` that fits in the model's context.
+pub(crate) fn context<'t>(model: &Gpt, text: &'t [u32]) -> &'t [u32] {
+    &text[text.len().saturating_sub(model.config.n_positions)..]
+}
+
+/// Goes on when `cache` is full: clears it and feeds each of its beams the last half of the context of its text
+/// (`texts`, one per beam); returns each beam's logits, as [`Gpt::step`] does.
+pub(crate) fn restart(model: &Gpt, cache: &mut KvCache, texts: &[&[u32]]) -> Result<Vec<f32>> {
+    let half = (model.config.n_positions / 2).max(1);
+    let ids: Vec<u32> = texts
+        .iter()
+        .flat_map(|t| &t[t.len().saturating_sub(half)..])
+        .copied()
+        .collect();
+    cache.clear();
+    model.step(cache, &ids)
+}
+
 fn sample_tokens(
     model: &Gpt,
     prompt: &[u32],
@@ -569,12 +590,10 @@ fn sample_tokens(
     decodable: &[bool],
     mut on_token: impl FnMut(u32) -> Result<()>,
 ) -> Result<Vec<u32>> {
-    let n_ctx = model.config.n_positions;
     let mut rng = Rng::new(s.seed);
     let mut tokens = prompt.to_vec();
-    let start = tokens.len().saturating_sub(n_ctx);
-    let mut cache = model.new_cache((tokens.len() - start).saturating_add(s.max_new_tokens));
-    let mut logits = model.step(&mut cache, &tokens[start..])?;
+    let mut cache = model.new_cache(cache_capacity(model, prompt.len(), s.max_new_tokens));
+    let mut logits = model.step(&mut cache, context(model, &tokens))?;
     let mut out = Vec::new();
     for _ in 0..s.max_new_tokens {
         for (l, _) in logits.iter_mut().zip(decodable).filter(|(_, &ok)| !ok) {
@@ -588,13 +607,11 @@ fn sample_tokens(
         tokens.push(next);
         out.push(next);
         on_token(next)?;
-        if cache.len() == cache.capacity() {
-            cache.clear();
-            let keep = (n_ctx / 2).max(1);
-            logits = model.step(&mut cache, &tokens[tokens.len() - keep..])?;
+        logits = if cache.len() == cache.capacity() {
+            restart(model, &mut cache, &[&tokens])?
         } else {
-            logits = model.step(&mut cache, &[next])?;
-        }
+            model.step(&mut cache, &[next])?
+        };
     }
     Ok(out)
 }

@@ -925,10 +925,6 @@ impl KvCache {
         self.max_len
     }
 
-    pub fn beams(&self) -> usize {
-        self.beams
-    }
-
     pub fn clear(&mut self) {
         self.len = 0;
     }
