@@ -525,8 +525,8 @@ BEAM_PROMPTS = ([5, 17, 33], [40], [7, 7, 60, 2, 81, 15])
 
 
 def beam_generate(model, prompt, case):
-    """transformers' beam search, or greedy decoding for one beam: (generated ids, with the end token if one
-    finished it; the beam score, None for greedy decoding)."""
+    """transformers' beam search, or greedy decoding for one beam: its texts, best first (all num_beams of
+    them), each (generated ids, with the end token if one finished it; the beam score, None for greedy)."""
     ids = torch.tensor([prompt])
     eos = case["eos_token_id"]
     out = model.generate(
@@ -535,13 +535,22 @@ def beam_generate(model, prompt, case):
         early_stopping=case["early_stopping"], max_new_tokens=case["max_new_tokens"],
         repetition_penalty=case["repetition_penalty"], no_repeat_ngram_size=case["no_repeat_ngram_size"],
         min_new_tokens=case["min_new_tokens"], eos_token_id=eos, pad_token_id=eos[0],
-        return_dict_in_generate=True, output_scores=True)
-    generated = out.sequences[0, len(prompt):].tolist()
-    ends = [i for i, t in enumerate(generated) if t in eos]
-    if ends:  # anything after the first end token is padding
-        generated = generated[:ends[0] + 1]
-    score = out.sequences_scores[0].item() if case["num_beams"] > 1 else None
-    return generated, score
+        num_return_sequences=case["num_beams"], return_dict_in_generate=True, output_scores=True)
+    texts = []
+    for k in range(out.sequences.shape[0]):
+        generated = out.sequences[k, len(prompt):].tolist()
+        ends = [i for i, t in enumerate(generated) if t in eos]
+        if ends:  # anything after the first end token is padding
+            generated = generated[:ends[0] + 1]
+        texts.append((generated, out.sequences_scores[k].item() if case["num_beams"] > 1 else None))
+    return texts
+
+
+def record(case, texts):
+    """Stores the best text in case["tokens"] and case["score"], and all of them in case["texts"] (pruned by
+    beam_fixtures to those that do not hang on a near tie)."""
+    case["tokens"], case["score"] = texts[0]
+    case["texts"] = [{"tokens": t, "score": s} for t, s in texts]
 
 
 def beam_cases(model, differing):
@@ -552,7 +561,7 @@ def beam_cases(model, differing):
     each pair of early_stopping values that gives two texts here."""
     base = dict(num_beams=3, length_penalty=1.0, early_stopping=False, max_new_tokens=10,
                 repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0, eos_token_id=[96])
-    free, _ = beam_generate(model, BEAM_PROMPTS[0], base)
+    free, _ = beam_generate(model, BEAM_PROMPTS[0], base)[0]
     one_end = [free[2]]
     two_ends = [free[1], next(t for t in free[4:] if t != free[1])]
     specs = [
@@ -573,7 +582,7 @@ def beam_cases(model, differing):
     for prompt in BEAM_PROMPTS:
         for spec in specs:
             case = dict(base, **spec, prompt=prompt)
-            case["tokens"], case["score"] = beam_generate(model, prompt, case)
+            record(case, beam_generate(model, prompt, case))
             cases.append(case)
     # pairs whose texts differ by early_stopping alone, so that each value is seen to matter: the first end
     # token, beam count and length penalty that make them differ, after each prompt that has one
@@ -597,7 +606,7 @@ def first_difference(model, base, values, penalties):
                 pair = [dict(base, num_beams=num_beams, length_penalty=length_penalty, eos_token_id=[end],
                              early_stopping=v) for v in values]
                 for case in pair:
-                    case["tokens"], case["score"] = beam_generate(model, case["prompt"], case)
+                    record(case, beam_generate(model, case["prompt"], case))
                 if pair[0]["tokens"] != pair[1]["tokens"]:
                     return pair
     return None
@@ -621,8 +630,11 @@ def beam_fixtures(root):
                 p.mul_(1 + 1e-5 * torch.randn(p.shape, generator=g))
         cases = beam_cases(model, differing)
         for case in cases:
-            again, _ = beam_generate(nudged, case["prompt"], case)
-            assert again == case["tokens"], f"{name}: a near tie decides {case}: {again}"
+            again = [t for t, _ in beam_generate(nudged, case["prompt"], case)]
+            assert again[0] == case["tokens"], f"{name}: a near tie decides {case}: {again[0]}"
+            # the runners-up are kept up to the first that a near tie could reorder
+            same = next((k for k, (a, b) in enumerate(zip(again, case["texts"])) if a != b["tokens"]), len(again))
+            case["texts"] = case["texts"][:same]
         doc = {"transformers": transformers.__version__, "torch": torch.__version__, "cases": cases}
         with open(os.path.join(out_dir, BEAM_FILE), "w") as f:
             json.dump(doc, f, indent=1)

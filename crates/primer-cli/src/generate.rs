@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use primer::infer::beam::EarlyStopping;
 use primer::infer::generate::{
-    check, generate, GenerationConfig, Sampling, SamplingFlags, GENERATION_CONFIG,
+    beam_search, check, generate, GenerationConfig, Sampling, SamplingFlags, GENERATION_CONFIG,
 };
 use primer::models::gpt::Gpt;
 use primer::tokenize::TextTokenizer;
@@ -52,6 +52,10 @@ pub struct Args {
     /// --length-penalty is above 0 [default: the model's generation_config.json, else false]
     #[arg(long)]
     early_stopping: Option<EarlyStopping>,
+    /// Print this many texts, each after a `--- k/N ---` line: the best of the beams (with their scores), or
+    /// samples drawn with seeds S, S+1, … [default: the model's generation_config.json, else 1]
+    #[arg(long)]
+    num_return_sequences: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -71,6 +75,7 @@ pub fn run(a: Args) -> Result<()> {
         num_beams: a.num_beams,
         length_penalty: a.length_penalty,
         early_stopping: a.early_stopping,
+        num_return_sequences: a.num_return_sequences,
     };
     // the flags are checked before the prompt is echoed, so that a bad setting or prompt prints nothing but the
     // error (the file's settings were checked as it was read)
@@ -90,14 +95,35 @@ pub fn run(a: Args) -> Result<()> {
     report_settings(&a.model, &settings, &flags);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    write!(out, "{}", a.prompt)?;
-    out.flush()?;
-    complete(&model, &tok, ids, &s, |piece| {
-        write!(out, "{piece}")?;
+    let texts = s.num_return_sequences;
+    if texts > 1 && s.beam.is_some() {
+        // the best finished texts of one search
+        let found = beam_search(&model, &tok, &ids, &s)?;
+        for (k, text) in found.iter().take(texts).enumerate() {
+            let end = text.tokens.iter().position(|t| s.stop_tokens.contains(t));
+            let continuation = tok.decode(&text.tokens[..end.unwrap_or(text.tokens.len())])?;
+            writeln!(out, "--- {}/{} score {:.4} ---", k + 1, texts, text.score)?;
+            writeln!(out, "{}{continuation}", a.prompt)?;
+        }
+        return Ok(());
+    }
+    for k in 0..texts {
+        if texts > 1 {
+            writeln!(out, "--- {}/{texts} ---", k + 1)?;
+        }
+        write!(out, "{}", a.prompt)?;
         out.flush()?;
-        Ok(())
-    })?;
-    writeln!(out)?;
+        let sample = Sampling {
+            seed: s.seed.wrapping_add(k as u64),
+            ..s.clone()
+        };
+        complete(&model, &tok, ids.clone(), &sample, |piece| {
+            write!(out, "{piece}")?;
+            out.flush()?;
+            Ok(())
+        })?;
+        writeln!(out)?;
+    }
     Ok(())
 }
 

@@ -144,6 +144,14 @@ fn pretrain_with_config_then_generate() {
         (&["--early-stopping", "true"][..], "are for beam search"),
         (&["--num-beams", "100000000"][..], "lower --num-beams"),
         (
+            &["--num-beams", "2", "--num-return-sequences", "3"][..],
+            "exceeds --num-beams 2",
+        ),
+        (
+            &["--temperature", "0", "--num-return-sequences", "2"][..],
+            "greedy decoding",
+        ),
+        (
             &["--num-beams", "2", "--early-stopping", "soon"][..],
             "never",
         ),
@@ -167,20 +175,46 @@ fn pretrain_with_config_then_generate() {
     };
     std::fs::write(
         &settings,
-        r#"{"do_sample": false, "max_new_tokens": 12, "num_return_sequences": 3}"#,
+        r#"{"do_sample": false, "max_new_tokens": 12, "bad_words_ids": [[5]]}"#,
     )
     .unwrap();
     let (stdout, err) = generate(&[]);
     assert_eq!(stdout, text, "greedy, 12 tokens");
     assert!(
         err.contains("generation_config.json: do_sample false, max_new_tokens 12")
-            && err.contains("num_return_sequences 3"),
+            && err.contains("bad_words_ids [[5]]"),
         "{err}"
     );
     std::fs::remove_file(&settings).unwrap();
 
     // beam search, from the flags or from the file; negative length penalties are numbers, not flags
     let (beams, _) = generate(&["--num-beams", "3", "--max-new-tokens", "12"]);
+    // several texts: the best beams, scored, the first of them the one above; samples with seeds S, S+1
+    let (best, _) = generate(&[
+        "--num-beams",
+        "3",
+        "--max-new-tokens",
+        "12",
+        "--num-return-sequences",
+        "2",
+    ]);
+    let lines: Vec<&str> = best.lines().collect();
+    assert!(lines[0].starts_with("--- 1/2 score -"), "{best}");
+    assert!(best.contains("\n--- 2/2 score -"), "{best}");
+    assert!(best[lines[0].len() + 1..].starts_with(&beams), "{best}");
+    let sample = |seed: &str| generate(&["--max-new-tokens", "8", "--seed", seed]).0;
+    let (two, _) = generate(&[
+        "--max-new-tokens",
+        "8",
+        "--seed",
+        "5",
+        "--num-return-sequences",
+        "2",
+    ]);
+    assert_eq!(
+        two,
+        format!("--- 1/2 ---\n{}--- 2/2 ---\n{}", sample("5"), sample("6"))
+    );
     assert!(
         beams.starts_with("the cat") && beams.len() > "the cat".len(),
         "{beams}"

@@ -80,6 +80,21 @@ fn beam_search_matches_transformers() {
                 found.windows(2).all(|w| w[0].score >= w[1].score),
                 "{name} case {i}: texts not best first"
             );
+            // the runners-up too, as far as the fixture holds them (up to the first a near tie could reorder)
+            let ranked = case["texts"].as_array().unwrap();
+            assert!(
+                !ranked.is_empty() && ranked.len() <= found.len(),
+                "{name} case {i}"
+            );
+            for (k, (text, got)) in ranked.iter().zip(&found).enumerate() {
+                let score = text["score"].as_f64().unwrap() as f32;
+                assert_eq!(got.tokens, ids(&text["tokens"]), "{name} case {i} text {k}");
+                assert!(
+                    (got.score - score).abs() <= 1e-4 * (1.0 + score.abs()),
+                    "{name} case {i} text {k}: score {} against transformers' {score}",
+                    got.score
+                );
+            }
             // generate gives the best text without its end token
             let text = generate(&model, &tok, &prompt, &s, |_| Ok(())).unwrap();
             assert_eq!(text, without_end, "{name} case {i}");

@@ -153,6 +153,12 @@ fn sampling_settings_come_from_flags_then_generation_config_then_defaults() {
     let (s, followed, _) = settings(json, &flags);
     assert_eq!((s.no_repeat_ngram_size, s.min_new_tokens), (0, 1));
     assert!(followed.is_empty(), "{followed:?}");
+    // several samples; a file's num_return_sequences 1 is transformers' default, not worth a note
+    let (s, followed, _) = settings(r#"{"do_sample": true, "num_return_sequences": 3}"#, &none);
+    assert_eq!(s.num_return_sequences, 3);
+    assert_eq!(followed, ["do_sample true", "num_return_sequences 3"]);
+    let (_, followed, _) = settings(r#"{"num_return_sequences": 1}"#, &none);
+    assert!(followed.is_empty(), "{followed:?}");
     // what primer does not do is reported; transformers' defaults and model ids are not
     let (_, _, other) = settings(
         r#"{"num_beams": 4, "no_repeat_ngram_size": 3, "length_penalty": 1.0, "early_stopping": false,
@@ -266,6 +272,10 @@ fn out_of_range_generation_settings_are_errors_naming_the_file() {
         (r#"{"num_beams": 0}"#, "num_beams must be at least 1"),
         (r#"{"length_penalty": "long"}"#, "length_penalty"),
         (r#"{"early_stopping": "sometimes"}"#, "early_stopping"),
+        (
+            r#"{"num_return_sequences": 0}"#,
+            "num_return_sequences must be at least 1",
+        ),
     ] {
         let dir = common::tmp("bad-generation-config");
         std::fs::write(dir.join("generation_config.json"), json).unwrap();

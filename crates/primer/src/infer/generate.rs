@@ -38,6 +38,9 @@ pub struct Sampling {
     pub seed: u64,
     /// Beam search instead of picking token by token; temperature, top-k, top-p and the seed are then unused.
     pub beam: Option<BeamSearch>,
+    /// How many texts are asked for: the best of the beams, or samples drawn with seeds `seed`, `seed + 1`, …
+    /// (greedy decoding gives one).
+    pub num_return_sequences: usize,
 }
 
 impl Default for Sampling {
@@ -53,6 +56,7 @@ impl Default for Sampling {
             stop_tokens: Vec::new(),
             seed: 0,
             beam: None,
+            num_return_sequences: 1,
         }
     }
 }
@@ -65,7 +69,20 @@ impl Sampling {
         if let Some(b) = &self.beam {
             check_beam(b, ["--num-beams", "--length-penalty"]).map_err(Error::Config)?;
         }
-        Ok(())
+        let texts = self.num_return_sequences;
+        let fault = match &self.beam {
+            _ if texts == 0 => Some("--num-return-sequences must be at least 1".to_string()),
+            Some(b) if texts > b.num_beams => Some(format!(
+                "--num-return-sequences {texts} exceeds --num-beams {}: beam search returns its best {0} texts",
+                b.num_beams
+            )),
+            None if texts > 1 && self.temperature == 0.0 => Some(format!(
+                "--num-return-sequences {texts} with greedy decoding, which gives one text: sample \
+                 (--temperature above 0) or search (--num-beams at least {texts})"
+            )),
+            _ => None,
+        };
+        fault.map_or(Ok(()), |f| Err(Error::Config(f)))
     }
 }
 
@@ -117,6 +134,7 @@ pub struct SamplingFlags {
     pub num_beams: Option<usize>,
     pub length_penalty: Option<f64>,
     pub early_stopping: Option<EarlyStopping>,
+    pub num_return_sequences: Option<usize>,
 }
 
 impl SamplingFlags {
@@ -158,6 +176,7 @@ pub struct GenerationConfig {
     pub num_beams: Option<usize>,
     pub length_penalty: Option<f64>,
     pub early_stopping: Option<EarlyStopping>,
+    pub num_return_sequences: Option<usize>,
     /// The file's other keys.
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
@@ -193,6 +212,12 @@ impl GenerationConfig {
             early_stopping: EarlyStopping::default(),
         };
         check_beam(&beam, ["num_beams", "length_penalty"]).map_err(|e| Error::format(&path, e))?;
+        if config.num_return_sequences == Some(0) {
+            return Err(Error::format(
+                &path,
+                "num_return_sequences must be at least 1",
+            ));
+        }
         Ok(config)
     }
 
@@ -299,6 +324,10 @@ impl GenerationConfig {
             stop_tokens,
             seed,
             beam,
+            num_return_sequences: flags
+                .num_return_sequences
+                .or(self.num_return_sequences)
+                .unwrap_or(1),
         };
         s.validate()?;
         Ok(s)
@@ -366,6 +395,11 @@ impl GenerationConfig {
                 flags.min_new_tokens.is_some(),
             ),
             entry("min_length", count(self.min_length), min_given),
+            entry(
+                "num_return_sequences",
+                count(self.num_return_sequences.filter(|&n| n != 1)),
+                flags.num_return_sequences.is_some(),
+            ),
         ]
         .into_iter()
         .flatten()
