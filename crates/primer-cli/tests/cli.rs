@@ -145,11 +145,11 @@ fn pretrain_with_config_then_generate() {
         (&["--num-beams", "100000000"][..], "lower --num-beams"),
         (
             &["--num-beams", "2", "--num-return-sequences", "3"][..],
-            "exceeds --num-beams 2",
+            "3 texts (--num-return-sequences, or num_return_sequences in the model's file) from 2 beams",
         ),
         (
             &["--temperature", "0", "--num-return-sequences", "2"][..],
-            "greedy decoding",
+            "from greedy decoding",
         ),
         (
             &["--num-beams", "2", "--early-stopping", "soon"][..],

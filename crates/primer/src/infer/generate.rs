@@ -69,16 +69,20 @@ impl Sampling {
         if let Some(b) = &self.beam {
             check_beam(b, ["--num-beams", "--length-penalty"]).map_err(Error::Config)?;
         }
+        // the number of texts comes from --num-return-sequences or from generation_config.json
         let texts = self.num_return_sequences;
+        let asked = format!(
+            "{texts} texts (--num-return-sequences, or num_return_sequences in the model's file)"
+        );
         let fault = match &self.beam {
             _ if texts == 0 => Some("--num-return-sequences must be at least 1".to_string()),
             Some(b) if texts > b.num_beams => Some(format!(
-                "--num-return-sequences {texts} exceeds --num-beams {}: beam search returns its best {0} texts",
+                "{asked} from {} beams: beam search returns its best --num-beams texts",
                 b.num_beams
             )),
             None if texts > 1 && self.temperature == 0.0 => Some(format!(
-                "--num-return-sequences {texts} with greedy decoding, which gives one text: sample \
-                 (--temperature above 0) or search (--num-beams at least {texts})"
+                "{asked} from greedy decoding, which gives one: sample (--temperature above 0) or search \
+                 (--num-beams at least {texts})"
             )),
             _ => None,
         };
@@ -521,9 +525,10 @@ pub fn pick(logits: &[f32], s: &Sampling, rng: &mut Rng) -> u32 {
 }
 
 /// Generates up to `s.max_new_tokens` tokens after `prompt`, calling `on_token` with each one as it comes (with
-/// beam search, the best text's tokens once the search is over); only ids `tok` has are picked. When the context
-/// reaches the model's `n_positions`, the cache is rebuilt from the last half of it. A token is many short
-/// kernels, so the pool's threads stay awake for the whole run ([`with_pool_awake`]).
+/// beam search, the best text's tokens once the search is over): one text, whatever `s.num_return_sequences`
+/// (the caller draws more with other seeds, or takes them from [`beam_search`]); only ids `tok` has are
+/// picked. When the context reaches the model's `n_positions`, the cache is rebuilt from the last half of it. A
+/// token is many short kernels, so the pool's threads stay awake for the whole run ([`with_pool_awake`]).
 pub fn generate(
     model: &Gpt,
     tok: &TextTokenizer,
