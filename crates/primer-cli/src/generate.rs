@@ -100,8 +100,7 @@ pub fn run(a: Args) -> Result<()> {
         // the best finished texts of one search
         let found = beam_search(&model, &tok, &ids, &s)?;
         for (k, text) in found.iter().take(texts).enumerate() {
-            let end = text.tokens.iter().position(|t| s.stop_tokens.contains(t));
-            let continuation = tok.decode(&text.tokens[..end.unwrap_or(text.tokens.len())])?;
+            let continuation = tok.decode(text.text(&s.stop_tokens))?;
             writeln!(out, "--- {}/{} score {:.4} ---", k + 1, texts, text.score)?;
             writeln!(out, "{}{continuation}", a.prompt)?;
         }

@@ -86,6 +86,14 @@ pub struct Hypothesis {
     pub score: f32,
 }
 
+impl Hypothesis {
+    /// The text's tokens before the first of `stop_tokens`: what a sampled text of the same tokens would be.
+    pub fn text(&self, stop_tokens: &[u32]) -> &[u32] {
+        let end = self.tokens.iter().position(|t| stop_tokens.contains(t));
+        &self.tokens[..end.unwrap_or(self.tokens.len())]
+    }
+}
+
 /// The score transformers gives a beam that must not be picked.
 const EXCLUDED: f32 = -1e9;
 

@@ -67,7 +67,8 @@ impl Sampling {
         check_ranges(self.temperature, self.top_p, self.repetition_penalty, names)
             .map_err(Error::Config)?;
         if let Some(b) = &self.beam {
-            check_beam(b, ["--num-beams", "--length-penalty"]).map_err(Error::Config)?;
+            let names = ["--num-beams", "--length-penalty"];
+            check_beam(b.num_beams, b.length_penalty, names).map_err(Error::Config)?;
         }
         // the number of texts comes from --num-return-sequences or from generation_config.json
         let texts = self.num_return_sequences;
@@ -91,11 +92,15 @@ impl Sampling {
 }
 
 /// Checks the beam search settings, called `names` (number of beams, length penalty).
-fn check_beam(b: &BeamSearch, [n, l]: [&str; 2]) -> std::result::Result<(), String> {
-    if b.num_beams == 0 {
+fn check_beam(
+    num_beams: usize,
+    length_penalty: f64,
+    [n, l]: [&str; 2],
+) -> std::result::Result<(), String> {
+    if num_beams == 0 {
         return Err(format!("{n} must be at least 1"));
     }
-    if !b.length_penalty.is_finite() {
+    if !length_penalty.is_finite() {
         return Err(format!("{l} must be finite"));
     }
     Ok(())
@@ -210,12 +215,12 @@ impl GenerationConfig {
             ["temperature", "top_p", "repetition_penalty"],
         )
         .map_err(|e| Error::format(&path, e))?;
-        let beam = BeamSearch {
-            num_beams: config.num_beams.unwrap_or(1),
-            length_penalty: config.length_penalty.unwrap_or(1.0),
-            early_stopping: EarlyStopping::default(),
-        };
-        check_beam(&beam, ["num_beams", "length_penalty"]).map_err(|e| Error::format(&path, e))?;
+        check_beam(
+            config.num_beams.unwrap_or(1),
+            config.length_penalty.unwrap_or(1.0),
+            ["num_beams", "length_penalty"],
+        )
+        .map_err(|e| Error::format(&path, e))?;
         if config.num_return_sequences == Some(0) {
             return Err(Error::format(
                 &path,
@@ -540,20 +545,13 @@ pub fn generate(
         let decodable = check(model, tok, prompt, s)?;
         return with_pool_awake(|| sample_tokens(model, prompt, s, &decodable, on_token));
     }
-    let best = beam_search(model, tok, prompt, s)?
-        .into_iter()
-        .next()
-        .map(|h| h.tokens)
-        .unwrap_or_default();
+    let found = beam_search(model, tok, prompt, s)?;
     // the text ends before its end token, as a sampled one does
-    let end = best
-        .iter()
-        .position(|t| s.stop_tokens.contains(t))
-        .unwrap_or(best.len());
-    for &t in &best[..end] {
+    let best = found.first().map_or(&[][..], |h| h.text(&s.stop_tokens));
+    for &t in best {
         on_token(t)?;
     }
-    Ok(best[..end].to_vec())
+    Ok(best.to_vec())
 }
 
 /// Runs the beam search `s.beam` asks for (one beam when it is `None`) and returns the finished texts, best

@@ -4,7 +4,8 @@
 //! into segments; the last `val_fraction` of the documents (or of the lines, for a single document) is the
 //! validation split, unless a separate `val_corpus` is given. Every step draws fresh sentence pairs (or packed
 //! sentences with `nsp = false`) and fresh masks from a seed derived from the step number, so a resumed run sees
-//! exactly the batches an uninterrupted one would. The validation batches are drawn once from a fixed seed, so evaluations compare.
+//! exactly the batches an uninterrupted one would. The validation batches are drawn once from a fixed seed, so
+//! evaluations compare.
 //!
 //! Every `eval_interval` steps (and at the end) the run appends to `OUT/metrics.jsonl` the training losses
 //! averaged since the last evaluation (`loss`, `mlm_loss`, `nsp_loss`, `mlm_accuracy`, `nsp_accuracy`) and the
