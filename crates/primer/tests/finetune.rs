@@ -350,8 +350,8 @@ fn resume_continues_the_same_run() {
     let model = tiny_bert(&dir);
     let mut rng = Rng::new(6);
     let (train, dev) = (dir.join("train.tsv"), dir.join("dev.tsv"));
-    classify_file(&train, &mut rng, 64);
-    classify_file(&dev, &mut rng, 16);
+    classify_file(&train, &mut rng, 160);
+    classify_file(&dev, &mut rng, 40);
     let (tr, dv) = (Split::file(&train), Split::file(&dev));
     let splits = Splits {
         train: &tr,
@@ -360,6 +360,7 @@ fn resume_continues_the_same_run() {
     };
     let mut cfg = config(Task::Classify);
     cfg.epochs = 4;
+    cfg.lr = 5e-3;
     let whole = dir.join("whole");
     finetune(&model, &whole, &splits, &cfg, false).unwrap();
     let parts = dir.join("parts");
@@ -384,27 +385,44 @@ fn resume_continues_the_same_run() {
     assert_eq!(a.len(), 4);
     assert_eq!(a, b);
 
-    // a run killed while it moved its epoch-2 checkpoint into place: model.safetensors is epoch 2's, the other
-    // files still epoch 1's, epoch 2's wait in .checkpoint-pending; the resumed run finishes the move first
-    let (one, torn) = (dir.join("one"), dir.join("torn"));
-    cfg.stop_after_epochs = Some(1);
-    finetune(&model, &one, &splits, &cfg, false).unwrap();
+    // a run killed while it moved its epoch-3 checkpoint and its best model (the files of the same names in OUT)
+    // into place: model.safetensors is epoch 3's, the other files still epoch 2's, epoch 3's wait in
+    // .checkpoint-pending; the resumed run finishes both moves first
+    let (two, torn) = (dir.join("two"), dir.join("torn"));
     cfg.stop_after_epochs = Some(2);
-    finetune(&model, &torn, &splits, &cfg, false).unwrap();
+    finetune(&model, &two, &splits, &cfg, false).unwrap();
+    cfg.stop_after_epochs = Some(3);
+    let before = finetune(&model, &torn, &splits, &cfg, false).unwrap();
+    // so that the best model being moved is not the one it replaces
+    assert_eq!(before.best_epoch, 3);
     let ckpt = torn.join("checkpoint");
-    let pending = ckpt.join(".checkpoint-pending");
+    let (pending, best_pending) = (
+        ckpt.join(".checkpoint-pending"),
+        torn.join(".checkpoint-pending"),
+    );
     std::fs::create_dir(&pending).unwrap();
+    std::fs::create_dir(&best_pending).unwrap();
     for entry in std::fs::read_dir(&ckpt).unwrap() {
         let name = entry.unwrap().file_name();
-        if name != "model.safetensors" && name != ".checkpoint-pending" {
-            std::fs::rename(ckpt.join(&name), pending.join(&name)).unwrap();
-            std::fs::copy(one.join("checkpoint").join(&name), ckpt.join(&name)).unwrap();
+        if name == "model.safetensors" || name == ".checkpoint-pending" {
+            continue;
+        }
+        std::fs::rename(ckpt.join(&name), pending.join(&name)).unwrap();
+        std::fs::copy(two.join("checkpoint").join(&name), ckpt.join(&name)).unwrap();
+        if torn.join(&name).exists() {
+            std::fs::rename(torn.join(&name), best_pending.join(&name)).unwrap();
+            std::fs::copy(two.join(&name), torn.join(&name)).unwrap();
         }
     }
+    assert!(std::fs::read_dir(&best_pending).unwrap().count() >= 3);
     cfg.stop_after_epochs = None;
     finetune(&model, &torn, &splits, &cfg, true).unwrap();
     assert_eq!(losses(read(&torn)), a);
-    assert!(!pending.exists());
+    assert!(!pending.exists() && !best_pending.exists());
+    for name in ["model.safetensors", "config.json", "task.json"] {
+        let file = |d: &Path| std::fs::read(d.join(name)).unwrap();
+        assert!(file(&torn) == file(&whole), "{name}");
+    }
 }
 
 #[test]

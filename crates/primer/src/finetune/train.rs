@@ -4,9 +4,9 @@
 //! kept in OUT and early stopping on the task metric.
 //!
 //! OUT ends up with `config.json` (label names in `id2label`), `model.safetensors`, `tokenizer.json`,
-//! `task.json`, `metrics.jsonl`, `curves.png` and, last, `eval.json`. `OUT/checkpoint/` holds the latest epoch's
-//! model and optimizer so `--resume` continues a stopped run. Nothing is written before all data has been read
-//! and checked.
+//! `task.json`, `metrics.jsonl`, `curves.png` and, last, `eval.json`; the best model's files are replaced
+//! as one unit, as a checkpoint is. `OUT/checkpoint/` holds the latest epoch's model and optimizer so `--resume`
+//! continues a stopped run. Nothing is written before all data has been read and checked.
 
 use super::data::{labels_from_train, prepare, Gold, Prepared, Split, TaskInfo};
 use super::evaluate::{main_metric, run, score};
@@ -183,6 +183,7 @@ pub fn finetune(
     } else {
         None
     };
+    journal::recover(out)?;
     journal::recover(&ckpt)?;
     let (mut model, info, enc, state) = if resume {
         let mut saved: FinetuneConfig = hf::read_config(&out.join("train_config.json"))?;
@@ -343,7 +344,8 @@ pub fn finetune(
             st.best_epoch = st.epoch;
             st.best_scores = scores.clone();
             st.bad_epochs = 0;
-            save_finetuned(&model, &info, &enc, out, &[])?;
+            // as one unit: a run killed while writing it leaves the previous best model whole
+            journal::write_set(out, |dir| save_finetuned(&model, &info, &enc, dir, &[]))?;
         } else {
             st.bad_epochs += 1;
         }
