@@ -1,8 +1,11 @@
 //! The `primer` binary as a user runs it: pretrain from flags and a TOML config, generate, and clear errors.
 
+#[path = "../../primer/tests/common/scratch.rs"]
+mod scratch;
+
 use primer::models::gpt::{Gpt, GptConfig};
 use primer::tokenize::TextTokenizer;
-use std::path::PathBuf;
+use scratch::Scratch;
 use std::process::Command;
 
 fn primer() -> Command {
@@ -18,11 +21,9 @@ fn outcome(cmd: &mut Command) -> (bool, String) {
     )
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("primer-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh, empty scratch directory for this test process.
+fn tmp(name: &str) -> Scratch {
+    Scratch::fresh(std::env::temp_dir().join(format!("primer-cli-{}-{name}", std::process::id())))
 }
 
 #[test]
@@ -421,7 +422,6 @@ fn pretrain_with_config_then_generate() {
             .args(tiny),
     );
     assert!(!ok && err.contains("is a file, not a directory"), "{err}");
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -545,7 +545,6 @@ fn missing_files_are_errors_not_panics() {
         !ok && err.contains("--out") && err.contains("c.txt"),
         "{err}"
     );
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -811,7 +810,6 @@ fn pretrain_bert_then_fill_mask_and_embed() {
         ok && err.contains("every validation pair is NotNext"),
         "{err}"
     );
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// The flags of a BERT run small enough to take a second.
@@ -948,7 +946,6 @@ fn resumed_bert_run_finds_its_files_and_names_its_flags() {
         "--resume --out elsewhere/reuse --max-iters 2 --tokenizer ./tok.json",
     );
     assert!(ok, "{err}");
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// Runs `cmd` to its end, or kills it after a minute: whether it succeeded, and its stderr.
@@ -1055,7 +1052,6 @@ fn inputs_read_twice_or_not_recordable_are_refused_before_anything_is_written() 
         assert!(!ok && err.contains("not valid UTF-8"), "{model}: {err}");
     }
     assert!(!d.join("x").exists());
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// A labelled sentiment TSV: the label is which of "good" / "bad" the sentence holds.
@@ -1317,5 +1313,4 @@ fn generate_with_padded_or_mismatched_vocabularies_and_split_characters() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text, format!("a{}\n", "\u{fffd}".repeat(6)));
-    std::fs::remove_dir_all(&d).unwrap();
 }

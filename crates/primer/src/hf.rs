@@ -447,7 +447,6 @@ mod tests {
             assert_eq!(f.metadata("step").unwrap().as_deref(), Some("7"));
             assert_eq!(f.get_f32("a").unwrap().0, vec![4.0, 5.0]);
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

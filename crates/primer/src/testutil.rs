@@ -1,7 +1,11 @@
 //! Helpers shared by the unit tests.
 
+#[path = "../tests/common/scratch.rs"]
+mod scratch;
+pub(crate) use scratch::Scratch;
+
 use std::cell::Cell;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 thread_local! {
     /// How many crash points this thread passes before the simulated crash ([`crash_after`]); `None`: none armed.
@@ -28,11 +32,10 @@ pub(crate) fn crash_point() {
 }
 
 /// A fresh, empty directory under the system temp dir, unique to this process, `prefix` and `name`.
-pub(crate) fn scratch_dir(prefix: &str, name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("primer-{prefix}-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+pub(crate) fn scratch_dir(prefix: &str, name: &str) -> Scratch {
+    Scratch::fresh(
+        std::env::temp_dir().join(format!("primer-{prefix}-{}-{name}", std::process::id())),
+    )
 }
 
 /// The names of the entries of `dir`, sorted.

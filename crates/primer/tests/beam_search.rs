@@ -100,7 +100,6 @@ fn beam_search_matches_transformers() {
             assert_eq!(text, without_end, "{name} case {i}");
         }
     }
-    std::fs::remove_dir_all(&scratch).unwrap();
 }
 
 /// A search longer than the model's 32 positions goes on from the last half of each beam's text (as sampling
@@ -136,5 +135,4 @@ fn beam_search_outlives_the_context_and_one_beam_is_greedy() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("--num-beams"), "{err}");
-    std::fs::remove_dir_all(&scratch).unwrap();
 }

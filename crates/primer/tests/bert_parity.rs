@@ -208,7 +208,7 @@ fn decoders_stored_apart_match_pytorch_and_save_back() {
         let d = max_abs_diff(&got, &want);
         assert!(d <= 1e-4, "{name}: MLM logits differ by {d}");
 
-        let out = std::env::temp_dir().join(format!("primer-{name}-{}", std::process::id()));
+        let out = common::tmp(name);
         model.save(&out, &[]).unwrap();
         let names = TensorFile::open(&out.join("model.safetensors"))
             .unwrap()
@@ -218,14 +218,13 @@ fn decoders_stored_apart_match_pytorch_and_save_back() {
         assert!(names.iter().any(|n| n == "cls.predictions.decoder.bias"));
         let again = Bert::load(&out).unwrap();
         assert_eq!(mlm_logits(&again, &r).0, got, "{name} saved by primer");
-        std::fs::remove_dir_all(&out).unwrap();
     }
 }
 
 #[test]
 fn saved_checkpoint_reloads_identically() {
     let model = Bert::load(&fixture()).unwrap();
-    let dir = std::env::temp_dir().join(format!("primer-bert-save-{}", std::process::id()));
+    let dir = common::tmp("bert-save");
     model.save(&dir, &[]).unwrap();
     let again = Bert::load(&dir).unwrap();
     assert_eq!(again.heads, model.heads);
@@ -238,14 +237,12 @@ fn saved_checkpoint_reloads_identically() {
         !names.iter().any(|n| n == "cls.predictions.decoder.weight"),
         "tied decoder saved twice"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn missing_tensor_is_named() {
     let model = Bert::load(&fixture()).unwrap();
-    let dir = std::env::temp_dir().join(format!("primer-bert-missing-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp("bert-missing");
     std::fs::copy(fixture().join("config.json"), dir.join("config.json")).unwrap();
     // an encoder tensor, and a head that is only partly there (its first tensor is what marks it present)
     for missing in [
@@ -265,5 +262,4 @@ fn missing_tensor_is_named() {
         assert!(err.contains(missing), "{err}");
         assert!(err.contains("model.safetensors"), "{err}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

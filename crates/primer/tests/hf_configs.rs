@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::fixture;
+use common::{fixture, Scratch};
 use primer::infer::beam::{BeamSearch, EarlyStopping};
 use primer::infer::generate::{
     generate, GenerationConfig, Sampling, SamplingFlags, DEFAULT_MAX_NEW_TOKENS,
@@ -14,11 +14,11 @@ use primer::models::bert::Bert;
 use primer::models::gpt::Gpt;
 use primer::tokenize::TextTokenizer;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A copy of fixture `name`'s model (config.json and model.safetensors only) in a scratch directory, with
 /// `edit` applied to its config.
-fn model_copy(name: &str, scratch: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+fn model_copy(name: &str, scratch: &str, edit: impl FnOnce(&mut Value)) -> Scratch {
     let dir = common::tmp(scratch);
     std::fs::copy(
         fixture(name).join("model.safetensors"),
@@ -53,7 +53,6 @@ fn settings(json: &str, flags: &SamplingFlags) -> (Sampling, Vec<String>, Vec<St
     let dir = common::tmp("generation-config");
     std::fs::write(dir.join("generation_config.json"), json).unwrap();
     let config = GenerationConfig::read(&dir).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
     (
         config.sampling(flags, 4, vec![], 0).unwrap(),
         config.followed(flags),
@@ -253,7 +252,6 @@ fn num_beams_means_beam_search_unless_sampling_is_asked_for() {
             .to_string();
         assert!(names.iter().all(|n| err.contains(n)), "{flags:?}: {err}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -284,7 +282,6 @@ fn out_of_range_generation_settings_are_errors_naming_the_file() {
             err.contains("generation_config.json") && err.contains(key),
             "{json}: {err}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
@@ -326,7 +323,6 @@ fn end_of_text_ids_come_from_generation_config_then_config_then_tokenizer() {
             && err.contains("a token id, a list of token ids or null"),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -348,7 +344,6 @@ fn generation_stops_at_any_end_of_text_id() {
     )
     .unwrap();
     assert_eq!(stopped, free[..at]);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -357,7 +352,6 @@ fn causal_or_cross_attention_berts_are_refused_by_name() {
         let dir = model_copy("bert_tiny", field, |c| c[field] = json!(true));
         let err = Bert::load(&dir).unwrap_err().to_string();
         assert!(err.contains(field) && err.contains("config.json"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
@@ -366,7 +360,6 @@ fn null_padding_id_loads_as_zero() {
     let dir = model_copy("bert_tiny", "pad-null", |c| c["pad_token_id"] = Value::Null);
     let model = Bert::load(&dir).unwrap();
     assert_eq!(model.config.pad_token_id, 0);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Sizes no machine can hold are refused from the config, naming it, before anything is allocated (an abort in
@@ -390,7 +383,6 @@ fn absurd_sizes_are_refused_before_allocating() {
             err.contains("config.json") && err.contains("GiB") && err.contains("parameters"),
             "{field}: {err}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
@@ -399,5 +391,4 @@ fn a_mistyped_field_is_named() {
     let dir = model_copy("gpt2_tiny", "typed", |c| c["n_layer"] = json!("two"));
     let err = Gpt::load(&dir).unwrap_err().to_string();
     assert!(err.contains("n_layer: invalid type"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

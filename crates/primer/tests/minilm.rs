@@ -4,6 +4,8 @@
 //! `scripts/minilm_reference.py`. Skipped, with a message, when the checkpoint is absent, unless
 //! `PRIMER_REQUIRE_MINILM` is set (as `.ci/run` sets it).
 
+mod common;
+
 use primer::infer::bert_batch::BertEncoder;
 use primer::infer::embed::{embed, Pooling};
 use primer::models::bert::Bert;
@@ -108,9 +110,7 @@ fn minilm_tokenizes_and_embeds_like_sentence_transformers() {
 #[test]
 fn vocab_txt_alone_tokenizes_like_tokenizer_json() {
     let Some(dir) = model_dir() else { return };
-    let only_vocab =
-        std::env::temp_dir().join(format!("primer-minilm-vocab-{}", std::process::id()));
-    std::fs::create_dir_all(&only_vocab).unwrap();
+    let only_vocab = common::tmp("minilm-vocab");
     std::fs::copy(dir.join("vocab.txt"), only_vocab.join("vocab.txt")).unwrap();
     let from_vocab = BertEncoder::new(&TextTokenizer::from_dir(&only_vocab).unwrap()).unwrap();
     let from_json = BertEncoder::new(&TextTokenizer::from_dir(&dir).unwrap()).unwrap();
@@ -122,5 +122,4 @@ fn vocab_txt_alone_tokenizes_like_tokenizer_json() {
             it.text
         );
     }
-    std::fs::remove_dir_all(&only_vocab).unwrap();
 }

@@ -105,7 +105,6 @@ fn learns_and_resumes_exactly() {
     assert_eq!(metric(&half, "val_mlm_loss"), val);
     assert_eq!(metric(&half, "mlm_loss"), metric(&full, "mlm_loss"));
     assert_eq!(Bert::load(&half).unwrap().params, model.params);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -124,7 +123,6 @@ fn roberta_style_whole_word_run_saves_a_masked_lm() {
     assert_eq!(model.heads, Heads::MASKED_LM);
     assert!(metric(&dir.join("out"), "nsp_loss").is_empty());
     assert_eq!(metric(&dir.join("out"), "val_mlm_loss").len(), 2);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -228,5 +226,4 @@ fn bad_input_is_a_clear_error() {
         e.contains("corpus.txt") && e.contains("pass --corpus"),
         "{e}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -104,7 +104,6 @@ fn learns_and_resumes_exactly() {
             "{name}"
         );
     }
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 fn err_of(r: primer::Result<impl Sized>) -> String {
@@ -213,7 +212,6 @@ fn bad_corpora_are_clear_errors() {
         }
     }
     assert!(d.join("o5").join("config.json").exists());
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -280,5 +278,4 @@ fn bad_checkpoints_are_clear_errors() {
     std::fs::write(d.join("config.json"), j.to_string()).unwrap();
     let e = err_of(Gpt::load(&d));
     assert!(e.contains("lm_head.weight"), "{e}");
-    std::fs::remove_dir_all(&d).unwrap();
 }

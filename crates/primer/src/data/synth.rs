@@ -1043,8 +1043,7 @@ mod tests {
 
     #[test]
     fn write_corpus_replaces_the_file_and_names_a_bad_path() {
-        let dir = std::env::temp_dir().join(format!("primer-synth-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testutil::scratch_dir("synth", "write");
         let path = dir.join("corpus.txt");
         std::fs::write(&path, "old").unwrap();
         write_corpus(&path, 11, 10_000).unwrap();
@@ -1060,6 +1059,5 @@ mod tests {
         let bad = dir.join("no-such-dir").join("corpus.txt");
         let err = write_corpus(&bad, 11, 100).unwrap_err().to_string();
         assert!(err.contains("no-such-dir"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -177,12 +177,12 @@ pub fn check_not_blank(path: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("primer-text-chunks-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+    /// Writes `bytes` to a file `name` in a fresh directory: the directory and the file's path.
+    fn temp_file(name: &str, bytes: &[u8]) -> (crate::testutil::Scratch, PathBuf) {
+        let dir = crate::testutil::scratch_dir("text-chunks", name);
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
-        path
+        (dir, path)
     }
 
     fn chunks(path: &Path, size: usize) -> Result<Vec<TextChunk>> {
@@ -192,7 +192,7 @@ mod tests {
     #[test]
     fn chunks_rebuild_the_file_and_end_before_newlines() {
         let text = "première ligne — é\nsecond line 🙂\n\nthird  \r\nlast";
-        let path = temp_file("rebuild.txt", text.as_bytes());
+        let (_dir, path) = temp_file("rebuild.txt", text.as_bytes());
         for size in [1, 3, 7, 16, 1000] {
             let parts = chunks(&path, size).unwrap();
             let joined: String = parts.iter().map(|c| c.text.as_str()).collect();
@@ -220,7 +220,7 @@ mod tests {
     #[test]
     fn text_without_whitespace_is_still_chunked_at_char_boundaries() {
         let text = "ééééééééééééééééééééé".repeat(5);
-        let path = temp_file("nows.txt", text.as_bytes());
+        let (_dir, path) = temp_file("nows.txt", text.as_bytes());
         let parts = chunks(&path, 4).unwrap();
         assert!(parts.len() > 1);
         assert!(parts.iter().all(|c| c.text.len() <= 18));
@@ -234,7 +234,7 @@ mod tests {
     fn invalid_utf8_names_the_line_and_byte_offset() {
         let mut bytes = b"hello\nworld\n".repeat(10);
         bytes.insert(77, 0xff);
-        let path = temp_file("bad.txt", &bytes);
+        let (_dir, path) = temp_file("bad.txt", &bytes);
         for size in [5, 64, 4096] {
             let err = chunks(&path, size).unwrap_err().to_string();
             assert!(
@@ -243,16 +243,16 @@ mod tests {
             );
             assert!(err.contains("bad.txt"), "{err}");
         }
-        let truncated = temp_file("trunc.txt", &"abcé".as_bytes()[..4]);
+        let (_dir, truncated) = temp_file("trunc.txt", &"abcé".as_bytes()[..4]);
         let err = chunks(&truncated, 2).unwrap_err().to_string();
         assert!(err.contains("byte offset 3"), "{err}");
     }
 
     #[test]
     fn blank_files_are_rejected() {
-        let empty = temp_file("empty.txt", b"");
-        let blank = temp_file("blank.txt", b" \n\t\n");
-        let text = temp_file("text.txt", b" \n x");
+        let (_dir, empty) = temp_file("empty.txt", b"");
+        let (_dir, blank) = temp_file("blank.txt", b" \n\t\n");
+        let (_dir, text) = temp_file("text.txt", b" \n x");
         assert!(check_not_blank(&empty)
             .unwrap_err()
             .to_string()

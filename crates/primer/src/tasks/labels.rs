@@ -173,6 +173,5 @@ mod tests {
         let missing = dir.join("missing.txt");
         let err = LabelSet::from_file(&missing).unwrap_err().to_string();
         assert!(err.contains("missing.txt"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

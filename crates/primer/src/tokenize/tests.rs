@@ -1,7 +1,7 @@
 use super::*;
 use std::collections::BTreeSet;
 
-pub(super) fn temp_dir(name: &str) -> PathBuf {
+pub(super) fn temp_dir(name: &str) -> crate::testutil::Scratch {
     crate::testutil::scratch_dir("tokenize", name)
 }
 

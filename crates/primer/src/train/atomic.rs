@@ -108,7 +108,7 @@ pub(crate) fn crash_point() {
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
+    fn scratch(name: &str) -> crate::testutil::Scratch {
         crate::testutil::scratch_dir("atomic", name)
     }
 
@@ -124,7 +124,6 @@ mod tests {
         write_atomic(&path, b"new").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"new");
         assert_eq!(entries(&dir), vec!["state.bin".to_string()]);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -140,7 +139,6 @@ mod tests {
         assert!(err.to_string().contains("writer gave up"));
         assert_eq!(fs::read(&path).unwrap(), b"good");
         assert_eq!(entries(&dir), vec!["ckpt.safetensors".to_string()]);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -159,7 +157,6 @@ mod tests {
             "line 0\nline 1\nline 2\n"
         );
         assert_eq!(entries(&dir), vec!["out.txt".to_string()]);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

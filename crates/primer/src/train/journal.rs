@@ -79,10 +79,10 @@ fn roll_forward(dir: &Path, pending: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{crash_after, file_names, scratch_dir};
+    use crate::testutil::{crash_after, file_names, scratch_dir, Scratch};
 
     /// A directory holding `a` and `b` with `old` in them.
-    fn old_set(name: &str) -> std::path::PathBuf {
+    fn old_set(name: &str) -> Scratch {
         let dir = scratch_dir("journal", name);
         for f in ["a", "b"] {
             fs::write(dir.join(f), format!("old {f}")).unwrap();
@@ -123,7 +123,6 @@ mod tests {
                 "crash at point {n}: {got:?}"
             );
             seen.push(got[0].clone());
-            fs::remove_dir_all(&dir).unwrap();
             if !crashed {
                 break;
             }
@@ -146,7 +145,6 @@ mod tests {
         assert!(err.to_string().contains("disk full"));
         assert_eq!(file_names(&dir), ["a", "b"]);
         assert_eq!(contents(&dir), ["old a", "old b"]);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -165,7 +163,6 @@ mod tests {
         // a directory that needs nothing is left alone
         recover(&dir).unwrap();
         assert_eq!(contents(&dir), ["new a", "new b"]);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A staging directory this write did not make (another process's, where the lock could not be taken) is
@@ -194,8 +191,6 @@ mod tests {
                 ["a", "b"],
                 "the link's target is untouched"
             );
-            fs::remove_dir_all(&elsewhere).unwrap();
         }
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

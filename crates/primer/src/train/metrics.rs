@@ -166,8 +166,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn scratch(name: &str) -> PathBuf {
-        crate::testutil::scratch_dir("metrics", name).join("metrics.jsonl")
+    /// A fresh directory and the path of a metrics file in it.
+    fn scratch(name: &str) -> (crate::testutil::Scratch, PathBuf) {
+        let dir = crate::testutil::scratch_dir("metrics", name);
+        let path = dir.join("metrics.jsonl");
+        (dir, path)
     }
 
     fn steps(path: &Path) -> Vec<u64> {
@@ -180,7 +183,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_append() {
-        let path = scratch("roundtrip");
+        let (_dir, path) = scratch("roundtrip");
         let mut w = MetricsWriter::open(&path, true).unwrap();
         w.write(&json!({"step": 1, "loss": 2.5, "lr": 1e-3}))
             .unwrap();
@@ -209,7 +212,7 @@ mod tests {
 
     #[test]
     fn non_object_record_is_rejected() {
-        let path = scratch("nonobject");
+        let (_dir, path) = scratch("nonobject");
         let mut w = MetricsWriter::open(&path, true).unwrap();
         assert!(w.write(&json!([1, 2])).is_err());
         assert!(read_metrics(&path).unwrap().is_empty());
@@ -217,7 +220,7 @@ mod tests {
 
     #[test]
     fn malformed_line_error_names_file_and_line() {
-        let path = scratch("malformed");
+        let (_dir, path) = scratch("malformed");
         fs::write(&path, "{\"step\": 1}\n\n{\"step\": 2,}\n{\"step\": 3}\n").unwrap();
         let msg = read_metrics(&path).unwrap_err().to_string();
         assert!(msg.contains("metrics.jsonl"), "{msg}");
@@ -230,7 +233,7 @@ mod tests {
 
     #[test]
     fn torn_last_line_is_skipped_and_cut_before_append() {
-        let path = scratch("torn");
+        let (_dir, path) = scratch("torn");
         fs::write(&path, "{\"step\": 1}\n{\"step\": 2}\n{\"ste").unwrap();
         assert_eq!(steps(&path), vec![1, 2]);
         let mut w = MetricsWriter::open(&path, false).unwrap();
@@ -240,7 +243,7 @@ mod tests {
 
     #[test]
     fn truncate_after_step_drops_later_records_only() {
-        let path = scratch("truncate");
+        let (_dir, path) = scratch("truncate");
         let mut w = MetricsWriter::open(&path, true).unwrap();
         for step in [0u64, 10, 20, 30, 40] {
             w.write(&json!({"step": step, "loss": 1.0 / (step + 1) as f64}))
@@ -268,7 +271,7 @@ mod tests {
 
     #[test]
     fn truncate_rejects_non_numeric_step() {
-        let path = scratch("badstep");
+        let (_dir, path) = scratch("badstep");
         fs::write(&path, "{\"step\": 1}\n{\"step\": \"two\"}\n").unwrap();
         let msg = truncate_after_step(&path, 5).unwrap_err().to_string();
         assert!(msg.contains("line 2"), "{msg}");

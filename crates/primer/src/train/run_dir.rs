@@ -103,7 +103,6 @@ mod tests {
         let mut kept = others.map(String::from).to_vec();
         kept.insert(1, ".config.tmp-3-4.json".into());
         assert_eq!(file_names(&dir), kept);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -118,6 +117,5 @@ mod tests {
         assert!(e.contains("another primer process is training"), "{e}");
         drop(lock);
         check_resumable(&dir).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -371,9 +371,8 @@ fn trimmed(v: f64) -> String {
 mod tests {
     use super::*;
     use std::fs;
-    use std::path::PathBuf;
 
-    fn scratch(name: &str) -> PathBuf {
+    fn scratch(name: &str) -> crate::testutil::Scratch {
         crate::testutil::scratch_dir("plot", name)
     }
 
@@ -475,7 +474,6 @@ mod tests {
         )
         .unwrap();
         assert_ne!(fs::read(&other).unwrap(), bytes);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -515,7 +513,6 @@ mod tests {
             svg.contains("#FF7F0E") || svg.contains("#ff7f0e"),
             "second series colour missing"
         );
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -551,7 +548,6 @@ mod tests {
         line_chart(&path, &chart(&nothing)).unwrap();
         assert_eq!(&fs::read(&path).unwrap()[..4], b"\x89PNG");
         line_chart(&dir.join("none.svg"), &chart(&[])).unwrap();
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -567,7 +563,6 @@ mod tests {
             );
         }
         assert!(files_in(&dir).is_empty());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -614,7 +609,6 @@ mod tests {
             msg.contains("metrics.jsonl") && msg.contains("line 2"),
             "{msg}"
         );
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests (each test binary uses some of them).
 #![allow(dead_code)]
 
+mod scratch;
+
 use primer::tokenize::TextTokenizer;
+pub use scratch::Scratch;
 use std::path::{Path, PathBuf};
 
 /// The directory of the committed test fixture `name` (see `tests/fixtures/README.md`).
@@ -12,11 +15,8 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 /// A fresh, empty scratch directory for this test process.
-pub fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("primer-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+pub fn tmp(name: &str) -> Scratch {
+    Scratch::fresh(std::env::temp_dir().join(format!("primer-test-{}-{name}", std::process::id())))
 }
 
 /// Largest absolute difference between two equally long slices.

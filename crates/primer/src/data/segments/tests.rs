@@ -1,6 +1,6 @@
 use super::*;
 
-fn scratch(name: &str) -> PathBuf {
+fn scratch(name: &str) -> crate::testutil::Scratch {
     crate::testutil::scratch_dir("segments", name)
 }
 

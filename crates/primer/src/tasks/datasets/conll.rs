@@ -88,7 +88,6 @@ mod tests {
 
         std::fs::write(&path, "a\tB-X\nb   O\n").unwrap();
         assert_eq!(read_conll(&path).unwrap()[0].tags, strings("B-X O"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -111,6 +110,5 @@ mod tests {
             let err = read_conll(&path).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

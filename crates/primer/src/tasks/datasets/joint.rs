@@ -87,7 +87,7 @@ mod tests {
     }
 
     /// A split directory "train" under a fresh directory, with these three files.
-    fn split(test: &str, words: &str, slots: &str, intents: &str) -> std::path::PathBuf {
+    fn split(test: &str, words: &str, slots: &str, intents: &str) -> crate::testutil::Scratch {
         let dir = crate::testutil::scratch_dir("joint", test);
         std::fs::create_dir(dir.join("train")).unwrap();
         for (name, text) in [("seq.in", words), ("seq.out", slots), ("label", intents)] {
@@ -126,7 +126,6 @@ mod tests {
                 ),
             ]
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -152,7 +151,6 @@ mod tests {
             let dir = split(&format!("bad{i}"), words, slots, intents);
             let err = read_joint(&dir, "train").unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
-            std::fs::remove_dir_all(&dir).unwrap();
         }
         let dir = split("missing", "a\n", "O\n", "X\n");
         let err = read_joint(&dir, "dev").unwrap_err().to_string();
@@ -160,6 +158,5 @@ mod tests {
             err.contains(&format!("dev{}seq.in", std::path::MAIN_SEPARATOR)),
             "{err}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

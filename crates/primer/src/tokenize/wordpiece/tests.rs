@@ -1,14 +1,15 @@
 use super::*;
+use crate::testutil::Scratch;
 use crate::tokenize::tests::{generated_text, saved_config, temp_dir, write};
 
-/// A trained uncased WordPiece of `vocab_size` on generated text, and the corpus path.
-fn trained(name: &str, vocab_size: usize) -> (TextTokenizer, PathBuf) {
+/// A trained uncased WordPiece of `vocab_size` on generated text, and the directory of its corpus, `corpus.txt`.
+fn trained(name: &str, vocab_size: usize) -> (TextTokenizer, Scratch) {
     let dir = temp_dir(name);
     let text = generated_text(20_000) + "Quing, the Stele! (Ka-mo.)\n";
     let corpus = write(&dir, "corpus.txt", &text);
     let tok =
         TextTokenizer::train_wordpiece(std::slice::from_ref(&corpus), vocab_size, true).unwrap();
-    (tok, corpus)
+    (tok, dir)
 }
 
 /// Writes `tok`'s vocabulary as a BERT `vocab.txt` (line n = id n − 1) into `dir`.
@@ -27,7 +28,7 @@ fn write_vocab_txt(tok: &TextTokenizer, dir: &Path, skip: &str) {
 
 #[test]
 fn training_gives_the_fixed_special_ids_and_the_requested_size() {
-    let (tok, corpus) = trained("wp-train", 300);
+    let (tok, dir) = trained("wp-train", 300);
     assert_eq!(tok.vocab_size(), 300);
     for (id, name) in BERT_SPECIAL_TOKENS.iter().enumerate() {
         assert_eq!(tok.token_to_id(name), Some(id as u32), "{name}");
@@ -53,7 +54,7 @@ fn training_gives_the_fixed_special_ids_and_the_requested_size() {
     assert_eq!(tok.decode(&ids).unwrap(), "thequing stele, kamo!");
     assert!(!ids.contains(&specials.unk));
 
-    let again = TextTokenizer::train_wordpiece(&[corpus], 300, true).unwrap();
+    let again = TextTokenizer::train_wordpiece(&[dir.join("corpus.txt")], 300, true).unwrap();
     assert_eq!(
         again.inner().to_string(false).unwrap(),
         tok.inner().to_string(false).unwrap(),

@@ -1,4 +1,5 @@
 use super::*;
+use crate::testutil::Scratch;
 use serde_json::json;
 
 /// Two articles; the first has non-ASCII text before its answers.
@@ -21,20 +22,17 @@ fn squad() -> Value {
     ]})
 }
 
-/// Writes `value` to a fresh file for test `test`.
-fn write(test: &str, value: &Value) -> std::path::PathBuf {
-    let path = crate::testutil::scratch_dir("squad", test).join("dev.json");
+/// Writes `value` to a fresh file for test `test`: its directory and its path.
+fn write(test: &str, value: &Value) -> (Scratch, std::path::PathBuf) {
+    let dir = crate::testutil::scratch_dir("squad", test);
+    let path = dir.join("dev.json");
     std::fs::write(&path, value.to_string()).unwrap();
-    path
-}
-
-fn clean(path: &Path) {
-    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    (dir, path)
 }
 
 #[test]
 fn answer_starts_become_byte_offsets() {
-    let path = write("read", &squad());
+    let (_dir, path) = write("read", &squad());
     let got = read_squad(&path, None).unwrap();
     let ids: Vec<(&str, usize)> = got.iter().map(|e| (e.id.as_str(), e.article)).collect();
     assert_eq!(ids, [("q1", 0), ("q2", 0), ("q3", 1)]);
@@ -62,7 +60,6 @@ fn answer_starts_become_byte_offsets() {
         err.ends_with("dev.json: no questions in articles 2..4 (the file has 2)"),
         "{err}"
     );
-    clean(&path);
 }
 
 #[test]
@@ -70,7 +67,7 @@ fn answers_not_in_their_context_are_errors_naming_the_question() {
     let mut value = squad();
     // The character offset 8 read as a byte offset would be this (wrong) answer start.
     value["data"][0]["paragraphs"][0]["qas"][1]["answers"][0]["answer_start"] = json!(22);
-    let path = write("misplaced", &value);
+    let (_dir, path) = write("misplaced", &value);
     let err = read_squad(&path, None).unwrap_err().to_string();
     assert!(
         err.ends_with(
@@ -88,12 +85,11 @@ fn answers_not_in_their_context_are_errors_naming_the_question() {
     );
     // Articles not selected are not checked.
     assert_eq!(read_squad(&path, Some(1..2)).unwrap().len(), 1);
-    clean(&path);
 }
 
 #[test]
 fn json_of_another_shape_is_an_error_saying_where() {
-    let path = write("shape", &json!([]));
+    let (_dir, path) = write("shape", &json!([]));
     let mut cases: Vec<(Value, &str)> = vec![(
         json!([]),
         "not SQuAD v1.1 JSON: the top level is not an object",
@@ -137,5 +133,4 @@ fn json_of_another_shape_is_an_error_saying_where() {
     std::fs::write(&path, "{\"data\": [").unwrap();
     let err = read_squad(&path, None).unwrap_err().to_string();
     assert!(err.contains("dev.json: invalid JSON"), "{err}");
-    clean(&path);
 }

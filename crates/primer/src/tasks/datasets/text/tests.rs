@@ -1,4 +1,5 @@
 use super::*;
+use crate::testutil::Scratch;
 use std::path::PathBuf;
 
 fn cols(text: &str, pair: Option<&str>, label: &str) -> Columns {
@@ -9,16 +10,12 @@ fn cols(text: &str, pair: Option<&str>, label: &str) -> Columns {
     }
 }
 
-/// Writes `content` to `name` in a fresh directory for test `test`.
-fn write(test: &str, name: &str, content: &str) -> PathBuf {
+/// Writes `content` to `name` in a fresh directory for test `test`: the directory and the file's path.
+fn write(test: &str, name: &str, content: &str) -> (Scratch, PathBuf) {
     let dir = crate::testutil::scratch_dir("text-examples", test);
     let path = dir.join(name);
     std::fs::write(&path, content).unwrap();
-    path
-}
-
-fn clean(path: &Path) {
-    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    (dir, path)
 }
 
 /// (text, pair, label, line) of each example.
@@ -35,7 +32,7 @@ fn error(path: &Path, cols: &Columns) -> String {
 
 #[test]
 fn tsv_rows_keep_quotes_as_text() {
-    let path = write(
+    let (_dir, path) = write(
         "tsv",
         "train.tsv",
         "sentence\tlabel\r\nit 's a \"charming\" film \t1\r\n\r\n\"quoted\tstart\t0 \n",
@@ -64,12 +61,11 @@ fn tsv_rows_keep_quotes_as_text() {
     std::fs::write(&path, "id\tq1\tq2\tlabel\n7\tWho?\tWhom?\tyes\n").unwrap();
     let got = read_text_examples(&path, &cols("q1", Some("q2"), "label")).unwrap();
     assert_eq!(rows(&got), [("Who?", Some("Whom?"), "yes", 2)]);
-    clean(&path);
 }
 
 #[test]
 fn csv_fields_may_quote_commas_quotes_and_line_breaks() {
-    let path = write(
+    let (_dir, path) = write(
         "csv",
         "data.csv",
         "text,label\n\"hello, world\",pos\n\"she said \"\"hi\"\"\",neg\n\
@@ -92,12 +88,11 @@ fn csv_fields_may_quote_commas_quotes_and_line_breaks() {
         err.ends_with("data.csv: line 3: 3 fields, but the header has 2"),
         "{err}"
     );
-    clean(&path);
 }
 
 #[test]
 fn json_lines_take_strings_and_numbers() {
-    let path = write(
+    let (_dir, path) = write(
         "jsonl",
         "dev.jsonl",
         "{\"premise\": \"A\", \"hypothesis\": \"B\", \"label\": 1}\n\n\
@@ -141,12 +136,11 @@ fn json_lines_take_strings_and_numbers() {
         let err = error(&path, &c);
         assert!(err.contains(&format!("dev.jsonl: {want}")), "{err}");
     }
-    clean(&path);
 }
 
 #[test]
 fn bad_tables_are_errors_naming_the_file_and_line() {
-    let path = write("tables", "t.tsv", "sentence\tlabel\nfine\t1\nempty\t \n");
+    let (_dir, path) = write("tables", "t.tsv", "sentence\tlabel\nfine\t1\nempty\t \n");
     let c = cols("sentence", None, "label");
     assert!(error(&path, &c).ends_with("t.tsv: line 3: empty label"));
 
@@ -174,5 +168,4 @@ fn bad_tables_are_errors_naming_the_file_and_line() {
     std::fs::write(&other, "<a/>").unwrap();
     assert!(error(&other, &c).contains("t.xml: unknown kind of file"));
     assert!(error(&path.with_extension("jsonl"), &c).contains("t.jsonl"));
-    clean(&path);
 }
