@@ -4,7 +4,7 @@
 Run by hand from the repository root:
 
     python3 scripts/make_fixtures.py               # writes crates/primer/tests/fixtures/
-    python3 scripts/make_fixtures.py --only bert   # one section (gpt2 | bert | heads | beams)
+    python3 scripts/make_fixtures.py --only bert   # one section (gpt2 | bert | heads | beams | stops)
 
 Everything is fp32 on the CPU, seeded, with deterministic algorithms, so a rerun with
 the same torch / transformers versions gives the same tensors. One section per model
@@ -612,33 +612,49 @@ def first_difference(model, base, values, penalties):
     return None
 
 
+def model_and_nudged(out_dir):
+    """The GPT-2 saved in out_dir, twice: as saved, and with every weight nudged by 1e-5 of its size (primer's
+    logits differ from PyTorch's by about that much)."""
+    from transformers import GPT2LMHeadModel
+    load = lambda: GPT2LMHeadModel.from_pretrained(out_dir, attn_implementation="eager").float().eval()
+    model, nudged = load(), load()
+    g = torch.Generator().manual_seed(99)
+    with torch.no_grad():
+        for p in nudged.parameters():
+            p.mul_(1 + 1e-5 * torch.randn(p.shape, generator=g))
+    return model, nudged
+
+
+def prune_near_ties(name, cases, generate_nudged):
+    """Checks that each case's best text is the nudged model's too (no case hangs on a near tie) and keeps its
+    runners-up (case["texts"]) up to the first that a near tie could reorder. generate_nudged(case) gives the
+    nudged model's texts."""
+    for case in cases:
+        again = [t for t, _ in generate_nudged(case)]
+        assert again[0] == case["tokens"], f"{name}: a near tie decides {case}: {again[0]}"
+        same = next((k for k, (a, b) in enumerate(zip(again, case["texts"])) if a != b["tokens"]), len(again))
+        case["texts"] = case["texts"][:same]
+
+
+def write_cases(path, cases):
+    import transformers
+    doc = {"transformers": transformers.__version__, "torch": torch.__version__, "cases": cases}
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+
+
 def beam_fixtures(root):
     """<model>/beam_search.json for each of BEAM_MODELS: cases of transformers' beam search on the committed
-    weights, each checked to give the same texts when every weight is nudged by 1e-5 of its size (primer's
-    logits differ from PyTorch's by about that much, so no case hangs on a near tie)."""
-    import transformers
-    from transformers import GPT2LMHeadModel
-
+    weights, each checked to give the same texts when every weight is nudged (see model_and_nudged), so that no
+    case hangs on a near tie."""
     differing = set()
     for name in BEAM_MODELS:
         out_dir = os.path.join(root, name)
-        load = lambda: GPT2LMHeadModel.from_pretrained(out_dir, attn_implementation="eager").float().eval()
-        model, nudged = load(), load()
-        g = torch.Generator().manual_seed(99)
-        with torch.no_grad():
-            for p in nudged.parameters():
-                p.mul_(1 + 1e-5 * torch.randn(p.shape, generator=g))
+        model, nudged = model_and_nudged(out_dir)
         cases = beam_cases(model, differing)
-        for case in cases:
-            again = [t for t, _ in beam_generate(nudged, case["prompt"], case)]
-            assert again[0] == case["tokens"], f"{name}: a near tie decides {case}: {again[0]}"
-            # the runners-up are kept up to the first that a near tie could reorder
-            same = next((k for k, (a, b) in enumerate(zip(again, case["texts"])) if a != b["tokens"]), len(again))
-            case["texts"] = case["texts"][:same]
-        doc = {"transformers": transformers.__version__, "torch": torch.__version__, "cases": cases}
-        with open(os.path.join(out_dir, BEAM_FILE), "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
+        prune_near_ties(name, cases, lambda case: beam_generate(nudged, case["prompt"], case))
+        write_cases(os.path.join(out_dir, BEAM_FILE), cases)
         ended = sum(c["tokens"][-1] in c["eos_token_id"] and len(c["tokens"]) < c["max_new_tokens"]
                     for c in cases)
         print(f"{name}/{BEAM_FILE}: {len(cases)} cases, {ended} ended early")
@@ -648,11 +664,99 @@ def beam_fixtures(root):
     return {}
 
 
+STOP_FILE = "stop_strings.json"
+STOP_TOKENIZER = "stop_tokenizer.json"
+# 96 token texts for the 97 ids of the tiny GPT-2 fixtures (the last id is <|endoftext|>): single characters,
+# then pieces of two to four, so that a stop string can begin or end inside a token
+STOP_VOCAB = (list("etaoinshrdlucmfwypvbgkqjxz") + list("ETAOIN") + list(" .,!?'\n")
+              + "th he in er an re on at en nd ti es or te of ed is it al ar st to nt ng se ha as ou io le ve co me "
+                "de hi ri ro ic ne ea ra ce li ch ll be ma si om ur".split()
+              + ["the", "ing", "and", "ion", " the", " a", "e "])
+
+
+def stop_tokenizer(path):
+    """Writes a tokenizer with STOP_VOCAB's token texts and <|endoftext|> (id 96): one token per character when
+    it encodes, concatenation when it decodes, so that every id decodes to its own text."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    assert len(STOP_VOCAB) == 96 and len(set(STOP_VOCAB)) == 96
+    vocab = {t: i for i, t in enumerate(STOP_VOCAB)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
+    tok.add_special_tokens(["<|endoftext|>"])
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.save(path)
+
+
+def stop_generate(model, tok, prompt, case):
+    """transformers' generate with stop_strings: the texts, best first, each (generated ids, beam score or None
+    for greedy decoding). A text ends with the token that completes a stop string, or an end token."""
+    ids = torch.tensor([prompt])
+    beams = case["num_beams"]
+    out = model.generate(
+        ids, attention_mask=torch.ones_like(ids), do_sample=False, num_beams=beams,
+        max_new_tokens=case["max_new_tokens"], eos_token_id=[96], pad_token_id=96,
+        stop_strings=case["stop_strings"] or None, tokenizer=tok, num_return_sequences=beams,
+        return_dict_in_generate=True, output_scores=True)
+    texts = []
+    for k in range(out.sequences.shape[0]):
+        generated = out.sequences[k, len(prompt):].tolist()
+        if beams > 1:
+            # a finished beam is followed by padding; its indices tell how many tokens it has
+            generated = generated[:int((out.beam_indices[k] >= 0).sum())]
+        texts.append((generated, out.sequences_scores[k].item() if beams > 1 else None))
+    return texts
+
+
+def stop_cases(model, tok):
+    """Greedy decoding and 3-beam search after each prompt, stopped by strings cut from the text greedy
+    decoding writes without them: three characters from the middle of one token into the next (a stop string
+    overhung by tokens at both ends), one whole token, two strings at once, the prompt's last two characters
+    (seen before the new tokens: no stop until they come again), and one that never comes."""
+    cases = []
+    for prompt in BEAM_PROMPTS:
+        free = dict(num_beams=1, max_new_tokens=12, stop_strings=[])
+        tokens, _ = stop_generate(model, tok, prompt, free)[0]
+        pieces = [tok.decode([t]) for t in tokens]
+        start = sum(len(p) for p in pieces[:4])
+        text = "".join(pieces)
+        mid = text[start + 1:start + 4] if len(pieces[4]) > 1 else text[start:start + 3]
+        whole = next(p for p in pieces[6:] if p.strip())
+        late = text[sum(len(p) for p in pieces[:9]):][:2]
+        prompt_end = "".join(tok.decode([t]) for t in prompt)[-2:]
+        for stops in ([mid], [whole], [late, mid], [prompt_end], ["zzqq"]):
+            for beams in (1, 3):
+                case = dict(num_beams=beams, max_new_tokens=12, stop_strings=stops, prompt=prompt)
+                record(case, stop_generate(model, tok, prompt, case))
+                cases.append(case)
+    return cases
+
+
+def stop_fixtures(root):
+    """STOP_TOKENIZER beside the fixtures and <model>/stop_strings.json for each of BEAM_MODELS: cases of
+    transformers' stop_strings with greedy decoding and beam search, checked against nudged weights as the beam
+    cases are."""
+    from transformers import PreTrainedTokenizerFast
+
+    tok_path = os.path.join(root, STOP_TOKENIZER)
+    stop_tokenizer(tok_path)
+    tok = PreTrainedTokenizerFast(tokenizer_file=tok_path, eos_token="<|endoftext|>")
+    for name in BEAM_MODELS:
+        out_dir = os.path.join(root, name)
+        model, nudged = model_and_nudged(out_dir)
+        cases = stop_cases(model, tok)
+        prune_near_ties(name, cases, lambda case: stop_generate(nudged, tok, case["prompt"], case))
+        write_cases(os.path.join(out_dir, STOP_FILE), cases)
+        stopped = sum(len(c["tokens"]) < c["max_new_tokens"] for c in cases)
+        print(f"{name}/{STOP_FILE}: {len(cases)} cases, {stopped} stopped early")
+    return {}
+
+
 def dir_size(path):
     return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
 
 
-SECTIONS = {"gpt2": gpt2_fixtures, "bert": bert_fixtures, "heads": head_fixtures, "beams": beam_fixtures}
+SECTIONS = {"gpt2": gpt2_fixtures, "bert": bert_fixtures, "heads": head_fixtures, "beams": beam_fixtures,
+            "stops": stop_fixtures}
 
 
 def main():

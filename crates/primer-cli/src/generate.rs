@@ -56,6 +56,10 @@ pub struct Args {
     /// samples drawn with seeds S, S+1, … [default: the model's generation_config.json, else 1]
     #[arg(long)]
     num_return_sequences: Option<usize>,
+    /// Stop once the text holds TEXT (repeatable), which it then ends with; e.g. `--stop $'\n\n'` for a blank
+    /// line [default: the model's generation_config.json (stop_strings), else none]
+    #[arg(long, value_name = "TEXT")]
+    stop: Vec<String>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -76,6 +80,7 @@ pub fn run(a: Args) -> Result<()> {
         length_penalty: a.length_penalty,
         early_stopping: a.early_stopping,
         num_return_sequences: a.num_return_sequences,
+        stop_strings: (!a.stop.is_empty()).then(|| a.stop.clone()),
     };
     // the flags are checked before the prompt is echoed, so that a bad setting or prompt prints nothing but the
     // error (the file's settings were checked as it was read)

@@ -156,6 +156,10 @@ fn pretrain_with_config_then_generate() {
             &["--num-beams", "2", "--early-stopping", "soon"][..],
             "never",
         ),
+        (
+            &["--stop", "on", "--stop", ""][..],
+            "--stop: a stop string must not be empty",
+        ),
     ] {
         let bad = continue_with(flags);
         let err = String::from_utf8_lossy(&bad.stderr);
@@ -187,6 +191,23 @@ fn pretrain_with_config_then_generate() {
         "{err}"
     );
     std::fs::remove_file(&settings).unwrap();
+    // a stop string ends the text with itself, where it first comes after the prompt (whose "cat" holds "at"),
+    // greedy or searched
+    let greedy = ["--temperature", "0", "--max-new-tokens", "12"];
+    let (stopped, _) = generate(&[&greedy[..], &["--stop", "at", "--stop", "zz"]].concat());
+    assert_eq!(stopped, "the cat sat\n");
+    let (searched, _) = generate(&[
+        "--num-beams",
+        "3",
+        "--max-new-tokens",
+        "12",
+        "--stop",
+        " on",
+    ]);
+    assert!(
+        searched.ends_with(" on\n") && !searched[..searched.len() - 4].contains(" on"),
+        "{searched:?}"
+    );
 
     // beam search, from the flags or from the file; negative length penalties are numbers, not flags
     let (beams, _) = generate(&["--num-beams", "3", "--max-new-tokens", "12"]);

@@ -5,19 +5,11 @@
 
 mod common;
 
-use common::fixture;
+use common::{fixture, ids};
 use primer::infer::beam::{BeamSearch, EarlyStopping};
 use primer::infer::generate::{beam_search, generate, Sampling};
 use primer::models::gpt::Gpt;
 use serde_json::Value;
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
 
 fn beam_sampling(max_new_tokens: usize, stop_tokens: Vec<u32>, beam: BeamSearch) -> Sampling {
     Sampling {

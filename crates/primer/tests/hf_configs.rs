@@ -161,10 +161,22 @@ fn sampling_settings_come_from_flags_then_generation_config_then_defaults() {
     // what primer does not do is reported; transformers' defaults and model ids are not
     let (_, _, other) = settings(
         r#"{"num_beams": 4, "no_repeat_ngram_size": 3, "length_penalty": 1.0, "early_stopping": false,
-            "stop_strings": ["<end>"], "num_return_sequences": 1, "pad_token_id": 3, "use_cache": true}"#,
+            "bad_words_ids": [[5]], "num_return_sequences": 1, "pad_token_id": 3, "use_cache": true}"#,
         &none,
     );
-    assert_eq!(other, ["stop_strings [\"<end>\"]"]);
+    assert_eq!(other, ["bad_words_ids [[5]]"]);
+    // stop strings: one string or a list, unless --stop gives others
+    let (s, followed, other) = settings(r#"{"stop_strings": "\n\n"}"#, &none);
+    assert_eq!(s.stop_strings, ["\n\n"]);
+    assert_eq!(followed, ["stop_strings [\"\\n\\n\"]"]);
+    assert!(other.is_empty(), "{other:?}");
+    let flags = SamplingFlags {
+        stop_strings: Some(vec!["END".into()]),
+        ..Default::default()
+    };
+    let (s, followed, _) = settings(r#"{"stop_strings": ["a", "b"]}"#, &flags);
+    assert_eq!(s.stop_strings, ["END"]);
+    assert!(followed.is_empty(), "{followed:?}");
 }
 
 #[test]
@@ -274,6 +286,11 @@ fn out_of_range_generation_settings_are_errors_naming_the_file() {
             r#"{"num_return_sequences": 0}"#,
             "num_return_sequences must be at least 1",
         ),
+        (
+            r#"{"stop_strings": ["x", ""]}"#,
+            "stop_strings: a stop string must not be empty",
+        ),
+        (r#"{"stop_strings": 5}"#, "stop_strings"),
     ] {
         let dir = common::tmp("bad-generation-config");
         std::fs::write(dir.join("generation_config.json"), json).unwrap();

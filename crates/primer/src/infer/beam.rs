@@ -10,6 +10,7 @@
 //! limit.
 
 use super::generate::{cache_capacity, context, process, restart, Sampling};
+use super::stop_strings::StopStrings;
 use crate::error::Result;
 use crate::models::gpt::Gpt;
 use crate::train::memory::{check_fits, lower_bound, product};
@@ -106,13 +107,15 @@ struct Candidate {
 }
 
 /// Runs beam search after `prompt` with the settings `b` (and `s`'s length, end tokens and repetition penalty);
-/// only ids marked in `decodable` are picked. Returns the finished texts, best first (at most `num_beams`).
+/// only ids marked in `decodable` are picked. A text also ends with a token that completes one of `stops`, as
+/// with an end token. Returns the finished texts, best first (at most `num_beams`).
 pub(crate) fn search(
     model: &Gpt,
     prompt: &[u32],
     s: &Sampling,
     b: &BeamSearch,
     decodable: &[bool],
+    stops: &StopStrings,
 ) -> Result<Vec<Hypothesis>> {
     let (beams, v) = (b.num_beams, model.config.vocab_size);
     if s.max_new_tokens == 0 {
@@ -161,15 +164,18 @@ pub(crate) fn search(
         }
         let top = best(candidates, keep);
         let last = step + 1 == s.max_new_tokens;
-        let ends: Vec<bool> = top
-            .iter()
-            .map(|c| last || s.stop_tokens.contains(&c.token))
-            .collect();
         let extend = |c: &Candidate| {
             let mut tokens = running[c.beam].tokens.clone();
             tokens.push(c.token);
             tokens
         };
+        let ends = top
+            .iter()
+            .map(|c| {
+                let ended = last || s.stop_tokens.contains(&c.token);
+                Ok(ended || stops.completes(&[prompt, &extend(c)].concat())?)
+            })
+            .collect::<Result<Vec<bool>>>()?;
         // texts that end here join the finished ones if they rank among the first `beams` candidates
         let divisor = penalty_divisor(step + 1, b.length_penalty);
         for (c, _) in top.iter().zip(&ends).take(beams).filter(|(_, &e)| e) {

@@ -1,9 +1,11 @@
 //! Text generation from a GPT with a KV cache: greedy, temperature, top-k, top-p (nucleus), repetition
 //! penalty, no repeated n-grams and a minimum length (as Hugging Face applies them: penalty and bans, temperature,
-//! top-k, top-p, then sampling), or beam search ([`super::beam`]). Only ids the tokenizer has are picked: Hugging
-//! Face GPT-2 vocabularies are often padded past the tokenizer's.
+//! top-k, top-p, then sampling), or beam search ([`super::beam`]); end-of-text ids and stop strings
+//! ([`super::stop_strings`]) end a text. Only ids the tokenizer has are picked: Hugging Face GPT-2 vocabularies
+//! are often padded past the tokenizer's.
 
 use super::beam::{self, BeamSearch, EarlyStopping, Hypothesis};
+use super::stop_strings::{self, StopList, StopStrings};
 use crate::engine::awake::with_pool_awake;
 use crate::engine::rng::Rng;
 use crate::engine::xent;
@@ -35,6 +37,8 @@ pub struct Sampling {
     pub min_new_tokens: usize,
     /// Stop at any of these tokens (see [`GenerationConfig::stop_ids`]).
     pub stop_tokens: Vec<u32>,
+    /// Stop after the token that completes any of these strings, keeping it (see [`super::stop_strings`]).
+    pub stop_strings: Vec<String>,
     pub seed: u64,
     /// Beam search instead of picking token by token; temperature, top-k, top-p and the seed are then unused.
     pub beam: Option<BeamSearch>,
@@ -54,6 +58,7 @@ impl Default for Sampling {
             no_repeat_ngram_size: 0,
             min_new_tokens: 0,
             stop_tokens: Vec::new(),
+            stop_strings: Vec::new(),
             seed: 0,
             beam: None,
             num_return_sequences: 1,
@@ -66,6 +71,7 @@ impl Sampling {
         let names = ["--temperature", "--top-p", "--repetition-penalty"];
         check_ranges(self.temperature, self.top_p, self.repetition_penalty, names)
             .map_err(Error::Config)?;
+        stop_strings::check(&self.stop_strings, "--stop").map_err(Error::Config)?;
         if let Some(b) = &self.beam {
             let names = ["--num-beams", "--length-penalty"];
             check_beam(b.num_beams, b.length_penalty, names).map_err(Error::Config)?;
@@ -144,6 +150,7 @@ pub struct SamplingFlags {
     pub length_penalty: Option<f64>,
     pub early_stopping: Option<EarlyStopping>,
     pub num_return_sequences: Option<usize>,
+    pub stop_strings: Option<Vec<String>>,
 }
 
 impl SamplingFlags {
@@ -160,11 +167,11 @@ pub const GENERATION_CONFIG: &str = "generation_config.json";
 /// sampling settings.
 ///
 /// The settings it has are used where no flag is given: `do_sample: false` means greedy decoding;
-/// `temperature`, `top_k`, `top_p`, `repetition_penalty`, `no_repeat_ngram_size`, `max_new_tokens` and
-/// `min_new_tokens` as they are; `max_length` and `min_length` count the prompt, as in transformers, where
-/// `max_new_tokens` and `min_new_tokens` win over them. transformers writes only values that differ from its own
-/// defaults, so when the file says `do_sample: true`, a temperature or top-k it lacks is transformers' (1, 50),
-/// not primer's.
+/// `temperature`, `top_k`, `top_p`, `repetition_penalty`, `no_repeat_ngram_size`, `max_new_tokens`,
+/// `min_new_tokens` and `stop_strings` as they are; `max_length` and `min_length` count the prompt, as in
+/// transformers, where `max_new_tokens` and `min_new_tokens` win over them. transformers writes only values that
+/// differ from its own defaults, so when the file says `do_sample: true`, a temperature or top-k it lacks is
+/// transformers' (1, 50), not primer's.
 /// `num_beams` above 1 means beam search (with `length_penalty` and `early_stopping`), unless the file also
 /// says `do_sample: true` (transformers' beam sampling, which primer does not do) or a flag asks for sampling.
 /// Settings primer has no use for are listed by [`Self::not_followed`], to be reported.
@@ -186,6 +193,7 @@ pub struct GenerationConfig {
     pub length_penalty: Option<f64>,
     pub early_stopping: Option<EarlyStopping>,
     pub num_return_sequences: Option<usize>,
+    pub stop_strings: Option<StopList>,
     /// The file's other keys.
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
@@ -221,6 +229,9 @@ impl GenerationConfig {
             ["num_beams", "length_penalty"],
         )
         .map_err(|e| Error::format(&path, e))?;
+        if let Some(list) = &config.stop_strings {
+            stop_strings::check(&list.0, "stop_strings").map_err(|e| Error::format(&path, e))?;
+        }
         if config.num_return_sequences == Some(0) {
             return Err(Error::format(
                 &path,
@@ -331,6 +342,11 @@ impl GenerationConfig {
                 .or(min_from_length)
                 .unwrap_or(0),
             stop_tokens,
+            stop_strings: flags
+                .stop_strings
+                .clone()
+                .or_else(|| self.stop_strings.clone().map(|l| l.0))
+                .unwrap_or_default(),
             seed,
             beam,
             num_return_sequences: flags
@@ -409,16 +425,24 @@ impl GenerationConfig {
                 count(self.num_return_sequences.filter(|&n| n != 1)),
                 flags.num_return_sequences.is_some(),
             ),
+            entry(
+                "stop_strings",
+                self.stop_strings
+                    .as_ref()
+                    .filter(|l| !l.0.is_empty())
+                    .map(|l| format!("{:?}", l.0)),
+                flags.stop_strings.is_some(),
+            ),
         ]
         .into_iter()
         .flatten()
         .collect()
     }
 
-    /// The file's settings that ask for something primer does not do (beam sampling, stop strings, banned
-    /// words…), as `key value`: `num_beams` with `do_sample: true`, and every key [`Self::sampling`] does not
-    /// read but the model's ids and metadata whose value is not null, false, 0, 1 or empty, which is where
-    /// transformers' defaults lie. Callers report them.
+    /// The file's settings that ask for something primer does not do (beam sampling, banned words…), as
+    /// `key value`: `num_beams` with `do_sample: true`, and every key [`Self::sampling`] does not read but the
+    /// model's ids and metadata whose value is not null, false, 0, 1 or empty, which is where transformers'
+    /// defaults lie. Callers report them.
     pub fn not_followed(&self) -> Vec<String> {
         use serde_json::Value;
         let is_default = |v: &Value| match v {
@@ -543,7 +567,8 @@ pub fn generate(
 ) -> Result<Vec<u32>> {
     if s.beam.is_none() {
         let decodable = check(model, tok, prompt, s)?;
-        return with_pool_awake(|| sample_tokens(model, prompt, s, &decodable, on_token));
+        let stops = StopStrings::new(tok, &s.stop_strings);
+        return with_pool_awake(|| sample_tokens(model, prompt, s, &decodable, &stops, on_token));
     }
     let found = beam_search(model, tok, prompt, s)?;
     // the text ends before its end token, as a sampled one does
@@ -569,7 +594,9 @@ pub fn beam_search(
         length_penalty: 1.0,
         early_stopping: EarlyStopping::default(),
     };
-    with_pool_awake(|| beam::search(model, prompt, s, &s.beam.unwrap_or(one), &decodable))
+    let stops = StopStrings::new(tok, &s.stop_strings);
+    let b = s.beam.unwrap_or(one);
+    with_pool_awake(|| beam::search(model, prompt, s, &b, &decodable, &stops))
 }
 
 /// Checks that `model` can continue `prompt` with the settings `s` (which [`generate`] and [`beam_search`] do
@@ -625,6 +652,7 @@ fn sample_tokens(
     prompt: &[u32],
     s: &Sampling,
     decodable: &[bool],
+    stops: &StopStrings,
     mut on_token: impl FnMut(u32) -> Result<()>,
 ) -> Result<Vec<u32>> {
     let mut rng = Rng::new(s.seed);
@@ -644,6 +672,9 @@ fn sample_tokens(
         tokens.push(next);
         out.push(next);
         on_token(next)?;
+        if stops.completes(&tokens)? {
+            break;
+        }
         logits = if cache.len() == cache.capacity() {
             restart(model, &mut cache, &[&tokens])?
         } else {

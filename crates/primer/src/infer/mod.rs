@@ -5,3 +5,4 @@ pub mod bert_batch;
 pub mod embed;
 pub mod fill_mask;
 pub mod generate;
+pub mod stop_strings;

@@ -39,3 +39,12 @@ pub fn bpe_tokenizer(dir: &Path) -> TextTokenizer {
     .unwrap();
     TextTokenizer::train_bpe(&[corpus], 300).unwrap()
 }
+
+/// A JSON list of token ids, as the fixture scripts write them.
+pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
