@@ -80,7 +80,7 @@ pub fn run(a: Args) -> Result<()> {
         length_penalty: a.length_penalty,
         early_stopping: a.early_stopping,
         num_return_sequences: a.num_return_sequences,
-        stop_strings: (!a.stop.is_empty()).then(|| a.stop.clone()),
+        stop_strings: (!a.stop.is_empty()).then_some(a.stop),
     };
     // the flags are checked before the prompt is echoed, so that a bad setting or prompt prints nothing but the
     // error (the file's settings were checked as it was read)

@@ -173,7 +173,9 @@ pub(crate) fn search(
             .iter()
             .map(|c| {
                 let ended = last || s.stop_tokens.contains(&c.token);
-                Ok(ended || stops.completes(&[prompt, &extend(c)].concat())?)
+                // the candidate's whole text is built only when a stop string could end it
+                Ok(ended
+                    || (!stops.is_empty() && stops.completes(&[prompt, &extend(c)].concat())?))
             })
             .collect::<Result<Vec<bool>>>()?;
         // texts that end here join the finished ones if they rank among the first `beams` candidates

@@ -58,12 +58,17 @@ impl<'a> StopStrings<'a> {
         }
     }
 
+    /// Whether there are no stop strings (so that no text ends at one).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.longest == 0
+    }
+
     /// Whether the last token of `text` (the prompt and the tokens generated after it) completes a stop string.
     pub(crate) fn completes(&self, text: &[u32]) -> Result<bool> {
         let Some((_, before)) = text.split_last() else {
             return Ok(false);
         };
-        if self.longest == 0 {
+        if self.is_empty() {
             return Ok(false);
         }
         // the tokens before the last one that hold a stop string's length of text (after a character cut at
@@ -83,7 +88,7 @@ impl<'a> StopStrings<'a> {
         Ok(self.strings.iter().any(|s| {
             let first = (seen + 1).saturating_sub(s.len());
             (first..=bytes.len().saturating_sub(s.len()))
-                .any(|i| bytes.get(i..).is_some_and(|b| b.starts_with(s.as_bytes())))
+                .any(|i| bytes[i..].starts_with(s.as_bytes()))
         }))
     }
 }
