@@ -4,7 +4,7 @@
 Run by hand from the repository root:
 
     python3 scripts/make_fixtures.py               # writes crates/primer/tests/fixtures/
-    python3 scripts/make_fixtures.py --only bert   # one section (gpt2 | bert | heads | beams | stops)
+    python3 scripts/make_fixtures.py --only bert   # one section (gpt2 | bert | heads | beams | stops | fill)
 
 Everything is fp32 on the CPU, seeded, with deterministic algorithms, so a rerun with
 the same torch / transformers versions gives the same tensors. One section per model
@@ -751,12 +751,80 @@ def stop_fixtures(root):
     return {}
 
 
+FILL_TOKENIZER = "fill_mask_tokenizer.json"
+FILL_FILE = "fill_mask.json"
+# bert_tiny's 99 ids: the five specials, then words and word pieces
+FILL_VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+              + "the a an cat dog bird fish man woman child city house tree river sun rain day night book song "
+                "sat ran saw ate sang read went was is are were has had not never always very big small old new "
+                "red green happy sad on in under over to from with and but or of at by it she he they we you "
+                "i this that there here what who why how paris rome london mat children tea milk school".split()
+              + ["##s", "##ed", "##ing", "##ly", "##er", "##est", "##y", "##n", ".", ",", "?", "!", "'"])
+FILL_TEXTS = [
+    "the cat sat on the [MASK].",
+    "[MASK] dog ran under a big tree.",
+    "she read a [MASK] book and he sang a [MASK] song.",
+    "they went to paris, rome and [MASK] with the children.",
+    "[MASK]",
+    "why is the sun [MASK] red at night? it was a very old and happy day in the small city by the green river.",
+    "the birds sang [MASK] [MASK] in the rain.",
+]
+# (text index, top_k, targets): targets include a repeat, a word the tokenizer must lowercase, and a piece
+FILL_CASES = ([(i, 5, None) for i in range(len(FILL_TEXTS))]
+              + [(0, 3, None), (2, 1, None), (0, 5, ["mat", "house", "tree", "house"]),
+                 (3, 5, ["London", "rome", "##s"]), (6, 2, ["happy", "sad", "very"])])
+
+
+def fill_tokenizer(path):
+    """Writes a lowercasing WordPiece tokenizer with FILL_VOCAB as its vocabulary (BERT's normalizer,
+    pre-tokenizer, post-processor and decoder)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    assert len(FILL_VOCAB) == 99 and len(set(FILL_VOCAB)) == 99
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(FILL_VOCAB)}, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tok.add_special_tokens(FILL_VOCAB[:5])
+    tok.save(path)
+
+
+def fill_fixtures(root):
+    """FILL_TOKENIZER beside the fixtures and bert_tiny/fill_mask.json: transformers' fill-mask pipeline on
+    bert_tiny's weights (as BertForMaskedLM) for each of FILL_CASES. Each result lists, per [MASK], the
+    candidates' ids, tokens and probabilities; a case whose ranking a near tie (1e-5) could change is refused."""
+    from transformers import BertForMaskedLM, PreTrainedTokenizerFast, pipeline
+
+    tok_path = os.path.join(root, FILL_TOKENIZER)
+    fill_tokenizer(tok_path)
+    tok = PreTrainedTokenizerFast(tokenizer_file=tok_path, unk_token="[UNK]", pad_token="[PAD]",
+                                  cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    model = BertForMaskedLM.from_pretrained(os.path.join(root, "bert_tiny")).float().eval()
+    fill = pipeline("fill-mask", model=model, tokenizer=tok, device="cpu")
+    cases = []
+    for text_index, top_k, targets in FILL_CASES:
+        text = FILL_TEXTS[text_index]
+        kwargs = dict(top_k=top_k) if targets is None else dict(top_k=top_k, targets=targets)
+        got = fill(text, **kwargs)
+        masks = got if isinstance(got[0], list) else [got]
+        out = [[dict(id=c["token"], token=c["token_str"], prob=c["score"]) for c in m] for m in masks]
+        for m in out:
+            probs = [c["prob"] for c in m]
+            gaps = [a - b for a, b in zip(probs, probs[1:])]
+            assert min(gaps, default=1) > 1e-5, f"a near tie orders {text!r}: {probs}"
+        cases.append(dict(text=text, top_k=top_k, targets=targets, masks=out))
+    write_cases(os.path.join(root, "bert_tiny", FILL_FILE), cases)
+    print(f"bert_tiny/{FILL_FILE}: {len(cases)} cases, {sum(len(c['masks']) for c in cases)} masks")
+    return {}
+
+
 def dir_size(path):
     return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
 
 
 SECTIONS = {"gpt2": gpt2_fixtures, "bert": bert_fixtures, "heads": head_fixtures, "beams": beam_fixtures,
-            "stops": stop_fixtures}
+            "stops": stop_fixtures, "fill": fill_fixtures}
 
 
 def main():

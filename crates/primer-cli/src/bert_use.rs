@@ -1,8 +1,9 @@
 //! `primer fill-mask` and `primer embed`: use a BERT directory (primer's or Hugging Face's).
 
-use anyhow::Result;
+use crate::texts::{InputFile, Texts};
+use anyhow::{Context, Result};
 use primer::infer::embed::{embed, Pooling};
-use primer::infer::fill_mask::fill_mask;
+use primer::infer::fill_mask::FillMask;
 use primer::models::bert::Bert;
 use primer::tokenize::TextTokenizer;
 use std::path::{Path, PathBuf};
@@ -12,14 +13,20 @@ pub struct FillMaskArgs {
     /// Directory with config.json, model.safetensors and tokenizer.json (or vocab.txt).
     #[arg(long)]
     model: PathBuf,
-    /// Candidates shown per [MASK].
-    #[arg(long, default_value_t = 5)]
-    top_k: usize,
+    /// Candidates shown per [MASK] [default: 5, or every target with --targets].
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Score only these tokens at each [MASK] (comma-separated or repeated), e.g. `--targets good,bad`:
+    /// probabilities are still over the whole vocabulary. Each must be one token of the vocabulary.
+    #[arg(long, value_delimiter = ',')]
+    targets: Option<Vec<String>>,
     /// One JSON object per text on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    input: InputFile,
     /// Texts with one or more [MASK] tokens.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "input")]
     texts: Vec<String>,
 }
 
@@ -39,7 +46,7 @@ fn load(dir: &Path) -> Result<(Bert, TextTokenizer)> {
 }
 
 pub fn fill(a: FillMaskArgs) -> Result<()> {
-    anyhow::ensure!(a.top_k > 0, "--top-k must be at least 1");
+    let texts = Texts::read(&a.input, a.texts)?;
     let (model, tok) = load(&a.model)?;
     anyhow::ensure!(
         model.heads.mlm,
@@ -47,13 +54,17 @@ pub fn fill(a: FillMaskArgs) -> Result<()> {
          sentence encoder, say) only embeds; use `primer embed`",
         a.model.display()
     );
-    // every text is filled before anything is printed, so that a bad one leaves no partial output
-    let all = a
+    let top_k = a.top_k.or(a.targets.as_ref().map(|t| t.len())).unwrap_or(5);
+    let fm = FillMask::new(&model, &tok, top_k, a.targets.as_deref())?;
+    // every text is checked and filled before anything is printed, so that a bad one leaves no partial output
+    let masked = texts
         .texts
         .iter()
-        .map(|text| fill_mask(&model, &tok, text, a.top_k))
-        .collect::<primer::Result<Vec<_>>>()?;
-    for (text, fills) in a.texts.iter().zip(all) {
+        .enumerate()
+        .map(|(i, text)| fm.prepare(text).with_context(|| texts.whence(i)))
+        .collect::<Result<Vec<_>>>()?;
+    let all = fm.run(&masked)?;
+    for (text, fills) in texts.texts.iter().zip(all) {
         if a.json {
             println!("{}", serde_json::json!({ "text": text, "masks": fills }));
             continue;
@@ -63,7 +74,7 @@ pub fn fill(a: FillMaskArgs) -> Result<()> {
             let cands: Vec<String> = f
                 .candidates
                 .iter()
-                .map(|c| format!("{} {:.3}", c.token, c.prob))
+                .map(|c| format!("{} {}", c.token, probability(c.prob)))
                 .collect();
             println!(
                 "  [MASK] {} (token {}): {}",
@@ -94,15 +105,19 @@ pub struct EmbedArgs {
     /// One JSON object per text on stdout ({"text", "embedding"}) instead of plain numbers.
     #[arg(long)]
     json: bool,
-    #[arg(required = true)]
+    #[command(flatten)]
+    input: InputFile,
+    /// Texts to embed.
+    #[arg(required_unless_present = "input")]
     texts: Vec<String>,
 }
 
 pub fn embed_texts(a: EmbedArgs) -> Result<()> {
+    let texts = Texts::read(&a.input, a.texts)?;
     let (model, tok) = load(&a.model)?;
     let max_len = a.max_length.unwrap_or(model.config.max_position_embeddings);
-    let vecs = embed(&model, &tok, &a.texts, a.pooling, a.normalize, max_len)?;
-    for (text, v) in a.texts.iter().zip(&vecs) {
+    let vecs = embed(&model, &tok, &texts.texts, a.pooling, a.normalize, max_len)?;
+    for (text, v) in texts.texts.iter().zip(&vecs) {
         if a.json {
             println!("{}", serde_json::json!({ "text": text, "embedding": v }));
         } else {
@@ -111,4 +126,13 @@ pub fn embed_texts(a: EmbedArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A probability with three decimals, or two significant digits when that would show 0.000.
+fn probability(p: f32) -> String {
+    if p >= 0.0005 {
+        format!("{p:.3}")
+    } else {
+        format!("{p:.1e}")
+    }
 }

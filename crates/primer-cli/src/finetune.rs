@@ -1,6 +1,7 @@
 //! `primer finetune`, `primer eval` and `primer predict`: train a task head on labelled data, score a fine-tuned
 //! model on another split, and use it on raw text.
 
+use crate::texts::{InputFile, Texts};
 use anyhow::{bail, Context, Result};
 use primer::finetune::data::{prepare, Split};
 use primer::finetune::evaluate::{run, score};
@@ -237,14 +238,17 @@ pub struct PredictArgs {
     /// One JSON object per text instead of a readable line.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    input: InputFile,
     /// Texts (classify pairs as `A ||| B`; qa: questions).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "input")]
     texts: Vec<String>,
 }
 
 pub fn run_predict(a: PredictArgs) -> Result<()> {
+    let texts = Texts::read(&a.input, a.texts)?;
     let (model, info, enc) = load_finetuned(&a.model)?;
-    for p in predict(&model, &info, &enc, &a.texts, a.context.as_deref())? {
+    for p in predict(&model, &info, &enc, &texts.texts, a.context.as_deref())? {
         if a.json {
             println!("{}", serde_json::to_string(&p)?);
             continue;

@@ -6,6 +6,7 @@ mod generate;
 mod plot;
 mod pretrain;
 mod quickstart;
+mod texts;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};

@@ -4,7 +4,7 @@
 use crate::generate::{complete, prompt_ids};
 use anyhow::{Context, Result};
 use primer::data::synth::{generate_corpus, write_corpus};
-use primer::infer::fill_mask::fill_mask;
+use primer::infer::fill_mask::FillMask;
 use primer::infer::generate::{GenerationConfig, Sampling};
 use primer::models::bert::Bert;
 use primer::models::gpt::Gpt;
@@ -162,23 +162,26 @@ fn bert(a: &Args, corpus: &Path) -> Result<()> {
     let tok = TextTokenizer::from_dir(&out)?;
     // sentences the model has not seen: the same grammar, another seed
     let fresh = generate_corpus(a.seed + 1_000_003, 40_000);
-    let mut blanks = fresh.lines().filter_map(|line| blank_out(line, &tok));
+    let blanks = fresh.lines().filter_map(|line| blank_out(line, &tok));
     println!(
         "5/5 BERT fills in blanks in new sentences (top 3, probability; the hidden word after =):"
     );
-    let (mut shown, mut right, mut total) = (0, 0, 0);
-    for (masked, word) in blanks.by_ref().take(200) {
-        let fills = fill_mask(&model, &tok, &masked, 3)?;
+    let fm = FillMask::new(&model, &tok, 3, None)?;
+    let (masked, words): (Vec<_>, Vec<_>) = blanks
+        .filter_map(|(text, word)| Some((fm.prepare(&text).ok()?, (text, word))))
+        .take(200)
+        .unzip();
+    let (mut shown, mut right, total) = (0, 0, masked.len());
+    for (fills, (text, word)) in fm.run(&masked)?.iter().zip(&words) {
         let Some(f) = fills.first() else { continue };
-        total += 1;
-        right += usize::from(f.candidates[0].token == word);
+        right += usize::from(f.candidates[0].token == *word);
         if shown < 6 {
             let cands: Vec<String> = f
                 .candidates
                 .iter()
                 .map(|c| format!("{} {:.2}", c.token, c.prob))
                 .collect();
-            println!("    {masked}\n        {}   = {word}", cands.join(" | "));
+            println!("    {text}\n        {}   = {word}", cands.join(" | "));
             shown += 1;
         }
     }

@@ -703,6 +703,79 @@ fn pretrain_bert_then_fill_mask_and_embed() {
         let norm: f64 = v.iter().map(|x| x * x).sum::<f64>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "normalized: {norm}");
     }
+    // the same texts from a file (CRLF, an empty line) and from standard input give the same output
+    let texts = d.join("texts.txt");
+    std::fs::write(&texts, "the cat\r\n\n").unwrap();
+    let from_file = primer()
+        .args(["embed", "--normalize", "--pooling", "cls", "--model"])
+        .arg(&out)
+        .arg("--input")
+        .arg(&texts)
+        .output()
+        .unwrap();
+    assert_eq!(from_file.stdout, emb.stdout);
+    let mut child = primer()
+        .args([
+            "embed",
+            "--normalize",
+            "--pooling",
+            "cls",
+            "--input",
+            "-",
+            "--model",
+        ])
+        .arg(&out)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"the cat\n\n").unwrap();
+    assert_eq!(child.wait_with_output().unwrap().stdout, emb.stdout);
+    let (ok, err) = outcome(
+        primer()
+            .args(["embed", "--model"])
+            .arg(&out)
+            .arg("--input")
+            .arg(&texts)
+            .arg("a text too"),
+    );
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    // a bad line of an input file is named by its line number, before anything is printed
+    std::fs::write(&texts, "the [MASK] sat\nno blank here\n").unwrap();
+    let bad_line = primer()
+        .args(["fill-mask", "--model"])
+        .arg(&out)
+        .arg("--input")
+        .arg(&texts)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad_line.stderr);
+    assert!(!bad_line.status.success() && bad_line.stdout.is_empty());
+    assert!(
+        err.contains("texts.txt line 2: ") && err.contains("no [MASK]"),
+        "{err}"
+    );
+    // targets: every one shown (the default top-k is their number), and only they
+    let targeted = primer()
+        .args(["fill-mask", "--json", "--targets", "the,cat", "--model"])
+        .arg(&out)
+        .arg("the [MASK] sat")
+        .output()
+        .unwrap();
+    assert!(
+        targeted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&targeted.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&targeted.stdout).unwrap();
+    let mut shown: Vec<&str> = v["masks"][0]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["token"].as_str().unwrap())
+        .collect();
+    shown.sort();
+    assert_eq!(shown, ["cat", "the"]);
     // a reader that stops early (`| head`) ends primer quietly, without a panic about a broken pipe
     let mut child = primer()
         .args(["embed", "--model"])
@@ -1199,6 +1272,17 @@ fn finetune_then_eval_predict_and_plot() {
         .collect();
     assert_eq!(preds[0]["label"], "1");
     assert_eq!(preds[1]["label"], "0");
+    // the same texts as lines of a file
+    let texts = d.join("texts.txt");
+    std::fs::write(&texts, "the plot was good\nvery bad acting\n").unwrap();
+    let from_file = ok(primer()
+        .arg("predict")
+        .arg("--model")
+        .arg(out)
+        .arg("--json")
+        .arg("--input")
+        .arg(&texts));
+    assert_eq!(from_file, line);
     let png = d.join("efficiency.png");
     let table = ok(primer().arg("plot").arg("--out").arg(&png).args(&outs));
     assert!(

@@ -4,6 +4,8 @@
 use crate::error::{Error, Result};
 use crate::models::bert::BertInput;
 use crate::tokenize::TextTokenizer;
+use crate::train::checkpoint::progress_bar;
+use indicatif::ProgressBar;
 use tokenizers::Tokenizer;
 
 /// A tokenizer prepared for BERT inputs: any truncation or padding stored in its `tokenizer.json` is turned
@@ -13,6 +15,17 @@ pub struct BertEncoder {
     cls: u32,
     sep: u32,
     pad: u32,
+}
+
+/// Texts per forward pass when many are encoded; they are grouped by length so little is padding.
+pub const BATCH: usize = 32;
+
+/// A progress bar over `n` texts, drawn only for more than one batch of them (and on a terminal).
+pub(crate) fn texts_bar(n: usize) -> Result<ProgressBar> {
+    if n <= BATCH {
+        return Ok(ProgressBar::hidden());
+    }
+    progress_bar(n, 0)
 }
 
 /// Byte spans `[start, end)` in a text, one per token.

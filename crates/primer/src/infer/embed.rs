@@ -1,7 +1,7 @@
 //! Sentence embeddings from a BERT encoder: mean of the final hidden states over the real tokens (as
 //! sentence-transformers) or the `[CLS]` state, optionally scaled to unit length.
 
-use super::bert_batch::{BertEncoder, Padded};
+use super::bert_batch::{texts_bar, BertEncoder, Padded, BATCH};
 use crate::error::{Error, Result};
 use crate::models::bert::Bert;
 use crate::tokenize::TextTokenizer;
@@ -28,9 +28,6 @@ impl std::str::FromStr for Pooling {
     }
 }
 
-/// Texts per forward pass; texts are grouped by length so little is padding.
-const BATCH: usize = 32;
-
 /// One embedding per text, in order. Each text is truncated to `max_len` tokens ([CLS] and [SEP] included).
 pub fn embed(
     model: &Bert,
@@ -56,6 +53,7 @@ pub fn embed(
     order.sort_by_key(|&i| encoded[i].ids.len());
     let c = model.config.hidden_size;
     let mut out = vec![Vec::new(); texts.len()];
+    let bar = texts_bar(texts.len())?;
     for group in order.chunks(BATCH) {
         let items: Vec<_> = group.iter().map(|&i| &encoded[i]).collect();
         let padded = Padded::new(&items, enc.pad_id());
@@ -80,6 +78,8 @@ pub fn embed(
             }
             out[i] = v;
         }
+        bar.inc(group.len() as u64);
     }
+    bar.finish_and_clear();
     Ok(out)
 }
