@@ -535,6 +535,7 @@ def beam_generate(model, prompt, case):
         early_stopping=case["early_stopping"], max_new_tokens=case["max_new_tokens"],
         repetition_penalty=case["repetition_penalty"], no_repeat_ngram_size=case["no_repeat_ngram_size"],
         min_new_tokens=case["min_new_tokens"], eos_token_id=eos, pad_token_id=eos[0],
+        bad_words_ids=case.get("bad_words_ids"),
         num_return_sequences=case["num_beams"], return_dict_in_generate=True, output_scores=True)
     texts = []
     for k in range(out.sequences.shape[0]):
@@ -584,6 +585,7 @@ def beam_cases(model, differing):
             case = dict(base, **spec, prompt=prompt)
             record(case, beam_generate(model, prompt, case))
             cases.append(case)
+    cases += bad_word_cases(model, base, one_end)
     # pairs whose texts differ by early_stopping alone, so that each value is seen to matter: the first end
     # token, beam count and length penalty that make them differ, after each prompt that has one
     for values, penalties in [((True, False), (1.0, 2.0)), (("never", False), (2.0, 1.0, 0.5))]:
@@ -595,6 +597,27 @@ def beam_cases(model, differing):
                 found += 1
         if found:
             differing.add(values)
+    return cases
+
+
+def bad_word_cases(model, base, one_end):
+    """Bans (bad_words_ids) cut from the text greedy decoding writes after each prompt without them: its first
+    token; a two-token sequence whose first token is the prompt's last, with a later pair; with three beams, a
+    later token and pair; and, with an end token, a ban of that token alone, which transformers drops (so the
+    texts end as without it), beside one of a pair."""
+    cases = []
+    for prompt in BEAM_PROMPTS:
+        greedy = dict(base, num_beams=1, max_new_tokens=12)
+        g, _ = beam_generate(model, prompt, greedy)[0]
+        for start, bans in [
+            (greedy, dict(bad_words_ids=[[g[0]]])),
+            (greedy, dict(bad_words_ids=[[prompt[-1], g[0]], [g[2], g[3]]])),
+            (base, dict(bad_words_ids=[[g[1]], [g[3], g[4]]])),
+            (base, dict(eos_token_id=one_end, bad_words_ids=[one_end, [g[2], g[3]]])),
+        ]:
+            case = dict(start, **bans, prompt=prompt)
+            record(case, beam_generate(model, prompt, case))
+            cases.append(case)
     return cases
 
 

@@ -60,6 +60,10 @@ pub struct Args {
     /// line [default: the model's generation_config.json (stop_strings), else none]
     #[arg(long, value_name = "TEXT")]
     stop: Vec<String>,
+    /// Never generate TEXT (repeatable): its tokens, on its own and after a space, as transformers'
+    /// bad_words_ids bans them [default: the model's generation_config.json (bad_words_ids), else none]
+    #[arg(long, value_name = "TEXT")]
+    bad_words: Vec<String>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -81,6 +85,10 @@ pub fn run(a: Args) -> Result<()> {
         early_stopping: a.early_stopping,
         num_return_sequences: a.num_return_sequences,
         stop_strings: (!a.stop.is_empty()).then_some(a.stop),
+        bad_words: match a.bad_words.is_empty() {
+            true => None,
+            false => Some(bad_word_ids(&tok, &a.bad_words)?),
+        },
     };
     // the flags are checked before the prompt is echoed, so that a bad setting or prompt prints nothing but the
     // error (the file's settings were checked as it was read)
@@ -129,6 +137,31 @@ pub fn run(a: Args) -> Result<()> {
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// The token sequences `--bad-words` bans: each text as the tokenizer encodes it on its own and, unless it
+/// begins with whitespace, after a space, where a byte-level BPE spells a word with other tokens.
+fn bad_word_ids(tok: &TextTokenizer, words: &[String]) -> Result<Vec<Vec<u32>>> {
+    let mut out: Vec<Vec<u32>> = Vec::new();
+    for w in words {
+        let ids = tok
+            .encode(w)
+            .with_context(|| format!("--bad-words {w:?}"))?;
+        anyhow::ensure!(!ids.is_empty(), "--bad-words {w:?} encodes to no tokens");
+        let spaced = match w.starts_with(char::is_whitespace) {
+            true => None,
+            false => Some(
+                tok.encode(&format!(" {w}"))
+                    .with_context(|| format!("--bad-words {w:?}"))?,
+            ),
+        };
+        for seq in std::iter::once(ids).chain(spaced) {
+            if !out.contains(&seq) {
+                out.push(seq);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Says on stderr which settings of the model's generation_config.json are used, and which are not.

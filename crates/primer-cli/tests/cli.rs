@@ -160,6 +160,10 @@ fn pretrain_with_config_then_generate() {
             &["--stop", "on", "--stop", ""][..],
             "--stop: a stop string must not be empty",
         ),
+        (
+            &["--bad-words", "on", "--bad-words", ""][..],
+            "--bad-words \"\" encodes to no tokens",
+        ),
     ] {
         let bad = continue_with(flags);
         let err = String::from_utf8_lossy(&bad.stderr);
@@ -180,14 +184,14 @@ fn pretrain_with_config_then_generate() {
     };
     std::fs::write(
         &settings,
-        r#"{"do_sample": false, "max_new_tokens": 12, "bad_words_ids": [[5]]}"#,
+        r#"{"do_sample": false, "max_new_tokens": 12, "num_beam_groups": 2}"#,
     )
     .unwrap();
     let (stdout, err) = generate(&[]);
     assert_eq!(stdout, text, "greedy, 12 tokens");
     assert!(
         err.contains("generation_config.json: do_sample false, max_new_tokens 12")
-            && err.contains("bad_words_ids [[5]]"),
+            && err.contains("also sets num_beam_groups 2, which primer's generate does not do"),
         "{err}"
     );
     std::fs::remove_file(&settings).unwrap();
@@ -196,6 +200,14 @@ fn pretrain_with_config_then_generate() {
     let greedy = ["--temperature", "0", "--max-new-tokens", "12"];
     let (stopped, _) = generate(&[&greedy[..], &["--stop", "at", "--stop", "zz"]].concat());
     assert_eq!(stopped, "the cat sat\n");
+    // a banned word never comes, greedy or searched (it does without the ban)
+    let beams = ["--num-beams", "3", "--max-new-tokens", "12"];
+    for search in [&greedy[..], &beams[..]] {
+        let (free, _) = generate(search);
+        assert!(free["the cat".len()..].contains("sat"), "{free:?}");
+        let (banned, _) = generate(&[search, &["--bad-words", "sat"]].concat());
+        assert!(!banned["the cat".len()..].contains("sat"), "{banned:?}");
+    }
     let (searched, _) = generate(&[
         "--num-beams",
         "3",

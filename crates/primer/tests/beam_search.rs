@@ -1,7 +1,8 @@
 //! Beam search against transformers' own (`generate(num_beams=…)`): the cases in `<fixture>/beam_search.json`,
 //! made by `scripts/make_fixtures.py --only beams`, cover one and two end tokens, the three `early_stopping`
-//! values, length penalties above, at and below 0, a repetition penalty, no repeated n-grams and a minimum
-//! length; the one-beam cases are transformers' greedy decoding, checked against primer's.
+//! values, length penalties above, at and below 0, a repetition penalty, no repeated n-grams, a minimum length
+//! and banned token sequences (`bad_words_ids`); the one-beam cases are transformers' greedy decoding, checked
+//! against primer's.
 
 mod common;
 
@@ -30,7 +31,12 @@ fn beam_search_matches_transformers() {
         let text = std::fs::read_to_string(fixture(name).join("beam_search.json")).unwrap();
         let doc: Value = serde_json::from_str(&text).unwrap();
         let cases = doc["cases"].as_array().unwrap();
-        assert!(cases.len() >= 36, "{name}: {} cases", cases.len());
+        assert!(cases.len() >= 48, "{name}: {} cases", cases.len());
+        let banned = cases
+            .iter()
+            .filter(|c| c["bad_words_ids"].is_array())
+            .count();
+        assert_eq!(banned, 12, "{name}: cases with bad_words_ids");
         for (i, case) in cases.iter().enumerate() {
             let beam = BeamSearch {
                 num_beams: case["num_beams"].as_u64().unwrap() as usize,
@@ -47,6 +53,8 @@ fn beam_search_matches_transformers() {
                 repetition_penalty: case["repetition_penalty"].as_f64().unwrap() as f32,
                 no_repeat_ngram_size: count("no_repeat_ngram_size"),
                 min_new_tokens: count("min_new_tokens"),
+                bad_words: serde_json::from_value(case["bad_words_ids"].clone())
+                    .unwrap_or_default(),
                 ..beam_sampling(max_new, ends.clone(), beam)
             };
             let prompt = ids(&case["prompt"]);

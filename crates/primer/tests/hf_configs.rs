@@ -161,10 +161,22 @@ fn sampling_settings_come_from_flags_then_generation_config_then_defaults() {
     // what primer does not do is reported; transformers' defaults and model ids are not
     let (_, _, other) = settings(
         r#"{"num_beams": 4, "no_repeat_ngram_size": 3, "length_penalty": 1.0, "early_stopping": false,
-            "bad_words_ids": [[5]], "num_return_sequences": 1, "pad_token_id": 3, "use_cache": true}"#,
+            "num_beam_groups": 2, "num_return_sequences": 1, "pad_token_id": 3, "use_cache": true}"#,
         &none,
     );
-    assert_eq!(other, ["bad_words_ids [[5]]"]);
+    assert_eq!(other, ["num_beam_groups 2"]);
+    // banned token sequences, unless --bad-words gives others
+    let (s, followed, other) = settings(r#"{"bad_words_ids": [[5], [7, 8]]}"#, &none);
+    assert_eq!(s.bad_words, [vec![5], vec![7, 8]]);
+    assert_eq!(followed, ["bad_words_ids [[5], [7, 8]]"]);
+    assert!(other.is_empty(), "{other:?}");
+    let flags = SamplingFlags {
+        bad_words: Some(vec![vec![9]]),
+        ..Default::default()
+    };
+    let (s, followed, _) = settings(r#"{"bad_words_ids": [[5]]}"#, &flags);
+    assert_eq!(s.bad_words, [vec![9]]);
+    assert!(followed.is_empty(), "{followed:?}");
     // stop strings: one string or a list, unless --stop gives others
     let (s, followed, other) = settings(r#"{"stop_strings": "\n\n"}"#, &none);
     assert_eq!(s.stop_strings, ["\n\n"]);
@@ -291,6 +303,12 @@ fn out_of_range_generation_settings_are_errors_naming_the_file() {
             "stop_strings: a stop string must not be empty",
         ),
         (r#"{"stop_strings": 5}"#, "stop_strings"),
+        (
+            r#"{"bad_words_ids": [[3], []]}"#,
+            "bad_words_ids holds an empty token sequence",
+        ),
+        (r#"{"bad_words_ids": [5]}"#, "bad_words_ids"),
+        (r#"{"bad_words_ids": [[-1]]}"#, "bad_words_ids"),
     ] {
         let dir = common::tmp("bad-generation-config");
         std::fs::write(dir.join("generation_config.json"), json).unwrap();

@@ -1,5 +1,5 @@
 //! Text generation from a GPT with a KV cache: greedy, temperature, top-k, top-p (nucleus), repetition
-//! penalty, no repeated n-grams and a minimum length (as Hugging Face applies them: penalty and bans, temperature,
+//! penalty, no repeated n-grams, banned token sequences and a minimum length (as Hugging Face applies them: penalty and bans, temperature,
 //! top-k, top-p, then sampling), or beam search ([`super::beam`]); end-of-text ids and stop strings
 //! ([`super::stop_strings`]) end a text. Only ids the tokenizer has are picked: Hugging Face GPT-2 vocabularies
 //! are often padded past the tokenizer's.
@@ -35,6 +35,10 @@ pub struct Sampling {
     pub no_repeat_ngram_size: usize,
     /// Never pick a stop token before this many tokens are generated.
     pub min_new_tokens: usize,
+    /// Token sequences never generated (transformers' `bad_words_ids`): a one-token sequence is never picked, a
+    /// longer one's last token is never picked where the text (prompt included) ends with the rest of it. A
+    /// stop token on its own is not banned, as in transformers.
+    pub bad_words: Vec<Vec<u32>>,
     /// Stop at any of these tokens (see [`GenerationConfig::stop_ids`]).
     pub stop_tokens: Vec<u32>,
     /// Stop after the token that completes any of these strings, keeping it (see [`super::stop_strings`]).
@@ -57,6 +61,7 @@ impl Default for Sampling {
             repetition_penalty: 1.0,
             no_repeat_ngram_size: 0,
             min_new_tokens: 0,
+            bad_words: Vec::new(),
             stop_tokens: Vec::new(),
             stop_strings: Vec::new(),
             seed: 0,
@@ -72,6 +77,7 @@ impl Sampling {
         check_ranges(self.temperature, self.top_p, self.repetition_penalty, names)
             .map_err(Error::Config)?;
         stop_strings::check(&self.stop_strings, "--stop").map_err(Error::Config)?;
+        check_bad_words(&self.bad_words, "--bad-words").map_err(Error::Config)?;
         if let Some(b) = &self.beam {
             let names = ["--num-beams", "--length-penalty"];
             check_beam(b.num_beams, b.length_penalty, names).map_err(Error::Config)?;
@@ -95,6 +101,15 @@ impl Sampling {
         };
         fault.map_or(Ok(()), |f| Err(Error::Config(f)))
     }
+}
+
+/// Checks token sequences to ban, called `name`: each must have a token (an empty list is allowed: it bans
+/// nothing).
+fn check_bad_words(words: &[Vec<u32>], name: &str) -> std::result::Result<(), String> {
+    if words.iter().any(|w| w.is_empty()) {
+        return Err(format!("{name} holds an empty token sequence"));
+    }
+    Ok(())
 }
 
 /// Checks the beam search settings, called `names` (number of beams, length penalty).
@@ -151,6 +166,7 @@ pub struct SamplingFlags {
     pub early_stopping: Option<EarlyStopping>,
     pub num_return_sequences: Option<usize>,
     pub stop_strings: Option<Vec<String>>,
+    pub bad_words: Option<Vec<Vec<u32>>>,
 }
 
 impl SamplingFlags {
@@ -168,7 +184,7 @@ pub const GENERATION_CONFIG: &str = "generation_config.json";
 ///
 /// The settings it has are used where no flag is given: `do_sample: false` means greedy decoding;
 /// `temperature`, `top_k`, `top_p`, `repetition_penalty`, `no_repeat_ngram_size`, `max_new_tokens`,
-/// `min_new_tokens` and `stop_strings` as they are; `max_length` and `min_length` count the prompt, as in
+/// `min_new_tokens`, `stop_strings` and `bad_words_ids` as they are; `max_length` and `min_length` count the prompt, as in
 /// transformers, where `max_new_tokens` and `min_new_tokens` win over them. transformers writes only values that
 /// differ from its own defaults, so when the file says `do_sample: true`, a temperature or top-k it lacks is
 /// transformers' (1, 50), not primer's.
@@ -194,6 +210,7 @@ pub struct GenerationConfig {
     pub early_stopping: Option<EarlyStopping>,
     pub num_return_sequences: Option<usize>,
     pub stop_strings: Option<StopList>,
+    pub bad_words_ids: Option<Vec<Vec<u32>>>,
     /// The file's other keys.
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
@@ -229,6 +246,9 @@ impl GenerationConfig {
             ["num_beams", "length_penalty"],
         )
         .map_err(|e| Error::format(&path, e))?;
+        if let Some(words) = &config.bad_words_ids {
+            check_bad_words(words, "bad_words_ids").map_err(|e| Error::format(&path, e))?;
+        }
         if let Some(list) = &config.stop_strings {
             stop_strings::check(&list.0, "stop_strings").map_err(|e| Error::format(&path, e))?;
         }
@@ -341,6 +361,11 @@ impl GenerationConfig {
                 .or(self.min_new_tokens)
                 .or(min_from_length)
                 .unwrap_or(0),
+            bad_words: flags
+                .bad_words
+                .clone()
+                .or_else(|| self.bad_words_ids.clone())
+                .unwrap_or_default(),
             stop_tokens,
             stop_strings: flags
                 .stop_strings
@@ -426,6 +451,11 @@ impl GenerationConfig {
                 flags.num_return_sequences.is_some(),
             ),
             entry(
+                "bad_words_ids",
+                self.bad_words_ids.as_ref().map(|w| format!("{w:?}")),
+                flags.bad_words.is_some(),
+            ),
+            entry(
                 "stop_strings",
                 self.stop_strings
                     .as_ref()
@@ -439,7 +469,7 @@ impl GenerationConfig {
         .collect()
     }
 
-    /// The file's settings that ask for something primer does not do (beam sampling, banned words…), as
+    /// The file's settings that ask for something primer does not do (beam sampling, diverse beams…), as
     /// `key value`: `num_beams` with `do_sample: true`, and every key [`Self::sampling`] does not read but the
     /// model's ids and metadata whose value is not null, false, 0, 1 or empty, which is where transformers'
     /// defaults lie. Callers report them.
@@ -468,7 +498,8 @@ impl GenerationConfig {
 
 /// Applies `s`'s rules for the next token of `text` (prompt and the `generated` tokens after it) to its
 /// `scores`, as transformers' logits processors do: the repetition penalty, then the bans (−∞) of tokens that
-/// would repeat an n-gram of `text` and of stop tokens before `s.min_new_tokens`.
+/// would repeat an n-gram of `text`, of tokens that would complete a bad word, and of stop tokens before
+/// `s.min_new_tokens`.
 pub(crate) fn process(scores: &mut [f32], text: &[u32], generated: usize, s: &Sampling) {
     if s.repetition_penalty != 1.0 {
         penalize_repeats(scores, text, s.repetition_penalty);
@@ -483,6 +514,13 @@ pub(crate) fn process(scores: &mut [f32], text: &[u32], generated: usize, s: &Sa
         let prefix = &text[text.len() + 1 - n..];
         for gram in text.windows(n).filter(|w| &w[..n - 1] == prefix) {
             ban(gram[n - 1]);
+        }
+    }
+    for (&last, before) in s.bad_words.iter().filter_map(|w| w.split_last()) {
+        // as in transformers, a stop token alone is not banned (min_new_tokens is the way to hold it off)
+        let stop_alone = before.is_empty() && s.stop_tokens.contains(&last);
+        if text.ends_with(before) && !stop_alone {
+            ban(last);
         }
     }
     if generated < s.min_new_tokens {
@@ -609,6 +647,17 @@ pub fn check(model: &Gpt, tok: &TextTokenizer, prompt: &[u32], s: &Sampling) -> 
     }
     if let Some(b) = &s.beam {
         beam::check_fits_in_memory(model, prompt.len(), s, b)?;
+    }
+    let vocab = model.config.vocab_size;
+    if let Some(id) = s
+        .bad_words
+        .iter()
+        .flatten()
+        .find(|&&id| id as usize >= vocab)
+    {
+        return Err(Error::Config(format!(
+            "a bad word holds token id {id}, past the model's {vocab} ids"
+        )));
     }
     let decodable: Vec<bool> = (0..model.config.vocab_size as u32)
         .map(|id| tok.has_id(id))
