@@ -2,6 +2,7 @@
 
 use crate::texts::{InputFile, Texts};
 use anyhow::{Context, Result};
+use primer::hf::save_raw;
 use primer::infer::embed::{embed, Pooling};
 use primer::infer::fill_mask::FillMask;
 use primer::models::bert::Bert;
@@ -103,8 +104,12 @@ pub struct EmbedArgs {
     #[arg(long)]
     max_length: Option<usize>,
     /// One JSON object per text on stdout ({"text", "embedding"}) instead of plain numbers.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "out")]
     json: bool,
+    /// Write the embeddings to FILE.safetensors instead of stdout: one f32 tensor `embeddings` of shape
+    /// [texts, hidden size], row i for text i, with the model and settings in its metadata.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
     #[command(flatten)]
     input: InputFile,
     /// Texts to embed.
@@ -113,10 +118,39 @@ pub struct EmbedArgs {
 }
 
 pub fn embed_texts(a: EmbedArgs) -> Result<()> {
+    if let Some(out) = &a.out {
+        anyhow::ensure!(
+            out.extension().is_some_and(|e| e == "safetensors"),
+            "--out {}: the file name must end in .safetensors (the format written)",
+            out.display()
+        );
+    }
     let texts = Texts::read(&a.input, a.texts)?;
     let (model, tok) = load(&a.model)?;
     let max_len = a.max_length.unwrap_or(model.config.max_position_embeddings);
     let vecs = embed(&model, &tok, &texts.texts, a.pooling, a.normalize, max_len)?;
+    if let Some(out) = &a.out {
+        let width = model.config.hidden_size;
+        let bytes: Vec<u8> = vecs
+            .iter()
+            .flatten()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let metadata = [
+            ("model", a.model.display().to_string()),
+            ("pooling", format!("{:?}", a.pooling).to_lowercase()),
+            ("normalize", a.normalize.to_string()),
+            ("max_length", max_len.to_string()),
+        ];
+        let tensor = ("embeddings".to_string(), bytes, vec![vecs.len(), width]);
+        save_raw(out, &[tensor], &metadata)?;
+        eprintln!(
+            "wrote {} embeddings of {width} numbers to {}",
+            vecs.len(),
+            out.display()
+        );
+        return Ok(());
+    }
     for (text, v) in texts.texts.iter().zip(&vecs) {
         if a.json {
             println!("{}", serde_json::json!({ "text": text, "embedding": v }));

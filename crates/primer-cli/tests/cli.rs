@@ -726,6 +726,50 @@ fn pretrain_bert_then_fill_mask_and_embed() {
         .output()
         .unwrap();
     assert_eq!(from_file.stdout, emb.stdout);
+    // or into a safetensors file: one row per text, the settings in its metadata
+    let file = d.join("embeddings.safetensors");
+    let (ok, err) = outcome(
+        primer()
+            .args(["embed", "--normalize", "--pooling", "cls", "--model"])
+            .arg(&out)
+            .arg("--input")
+            .arg(&texts)
+            .arg("--out")
+            .arg(&file),
+    );
+    assert!(
+        ok && err.contains("wrote 2 embeddings of 16 numbers"),
+        "{err}"
+    );
+    let bytes = std::fs::read(&file).unwrap();
+    let saved = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = saved.tensor("embeddings").unwrap();
+    assert_eq!(t.shape(), [2, 16]);
+    let rows: Vec<f32> = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    for (got, printed) in rows.iter().zip(lines.iter().flatten()) {
+        assert!((*got as f64 - printed).abs() < 1e-6, "{got} vs {printed}");
+    }
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    assert_eq!(meta["pooling"], "cls");
+    assert_eq!(meta["normalize"], "true");
+    let npy = d.join("embeddings.npy");
+    let (ok, err) = outcome(
+        primer()
+            .args(["embed", "--model"])
+            .arg(&out)
+            .arg("--out")
+            .arg(&npy)
+            .arg("x"),
+    );
+    assert!(
+        !ok && err.contains("must end in .safetensors") && !npy.exists(),
+        "{err}"
+    );
     let mut child = primer()
         .args([
             "embed",
