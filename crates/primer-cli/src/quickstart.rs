@@ -167,6 +167,7 @@ fn bert(a: &Args, corpus: &Path) -> Result<()> {
         "5/5 BERT fills in blanks in new sentences (top 3, probability; the hidden word after =):"
     );
     let fm = FillMask::new(&model, &tok, 3, None)?;
+    // a sentence whose blank lies past the model's positions is passed over
     let (masked, words): (Vec<_>, Vec<_>) = blanks
         .filter_map(|(text, word)| Some((fm.prepare(&text).ok()?, (text, word))))
         .take(200)

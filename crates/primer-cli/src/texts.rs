@@ -59,10 +59,10 @@ impl Texts {
 /// The lines of `bytes` (a final newline ends the last line rather than starting an empty one; a `\r` before a
 /// newline is dropped), refused when there are none or one is not UTF-8.
 fn lines(bytes: &[u8], name: &str) -> Result<Vec<String>> {
-    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     if bytes.is_empty() {
         bail!("{name} is empty: --input wants one text per line");
     }
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let mut out = Vec::new();
     let mut offset = 0;
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
