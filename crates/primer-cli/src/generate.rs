@@ -39,7 +39,8 @@ pub struct Args {
     /// Do not end before this many new tokens [default: the model's generation_config.json, else 0]
     #[arg(long)]
     min_new_tokens: Option<usize>,
-    /// Beam search with this many beams (1 = off); prints the likeliest text it finds once it is over
+    /// Beam search with this many beams (1 = off); prints the likeliest text it finds once it is over. With
+    /// --temperature above 0 (or --top-k, --top-p) it is beam sampling: candidates drawn at random, not the best
     /// [default: the model's generation_config.json, else 1]
     #[arg(long)]
     num_beams: Option<usize>,

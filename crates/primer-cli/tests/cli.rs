@@ -138,10 +138,6 @@ fn pretrain_with_config_then_generate() {
             &["--repetition-penalty", "-0.5"][..],
             "--repetition-penalty must be positive",
         ),
-        (
-            &["--num-beams", "3", "--top-k", "5"][..],
-            "--num-beams searches",
-        ),
         (&["--early-stopping", "true"][..], "are for beam search"),
         (&["--num-beams", "100000000"][..], "lower --num-beams"),
         (
@@ -253,6 +249,22 @@ fn pretrain_with_config_then_generate() {
         beams.starts_with("the cat") && beams.len() > "the cat".len(),
         "{beams}"
     );
+    // beam sampling: --num-beams with a temperature; the same text for the same seed
+    let drawn = |seed: &str| {
+        generate(&[
+            "--num-beams",
+            "3",
+            "--temperature",
+            "1",
+            "--max-new-tokens",
+            "12",
+            "--seed",
+            seed,
+        ])
+        .0
+    };
+    assert_eq!(drawn("4"), drawn("4"));
+    assert!(drawn("4").starts_with("the cat"), "{}", drawn("4"));
     std::fs::write(&settings, r#"{"num_beams": 3, "max_new_tokens": 12}"#).unwrap();
     let (stdout, err) = generate(&[]);
     assert_eq!(stdout, beams);

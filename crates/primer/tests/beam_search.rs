@@ -45,6 +45,7 @@ fn beam_search_matches_transformers() {
                     case["early_stopping"].clone(),
                 )
                 .unwrap(),
+                do_sample: false,
             };
             let max_new = case["max_new_tokens"].as_u64().unwrap() as usize;
             let ends = ids(&case["eos_token_id"]);
@@ -98,6 +99,25 @@ fn beam_search_matches_transformers() {
             // generate gives the best text without its end token
             let text = generate(&model, &tok, &prompt, &s, |_| Ok(())).unwrap();
             assert_eq!(text, without_end, "{name} case {i}");
+            // beam sampling this cold draws the candidates beam search takes; its scores are sums of
+            // log-probabilities divided by the temperature, as transformers' are
+            let t = 1e-4;
+            let cold = Sampling {
+                temperature: t,
+                seed: i as u64,
+                beam: Some(BeamSearch {
+                    do_sample: true,
+                    ..beam
+                }),
+                ..s
+            };
+            let drawn = beam_search(&model, &tok, &prompt, &cold).unwrap();
+            assert_eq!(drawn[0].tokens, want, "{name} case {i}: beam sampling");
+            assert!(
+                (drawn[0].score * t - score).abs() <= 1e-4 * (1.0 + score.abs()),
+                "{name} case {i}: beam sampling's score {} at temperature {t}, transformers' {score}",
+                drawn[0].score
+            );
         }
     }
 }
@@ -114,6 +134,7 @@ fn beam_search_outlives_the_context_and_one_beam_is_greedy() {
         num_beams,
         length_penalty: 1.0,
         early_stopping: EarlyStopping::Heuristic,
+        do_sample: false,
     };
     let found = beam_search(&model, &tok, &prompt, &beam_sampling(45, vec![], beam(3))).unwrap();
     assert_eq!(found.len(), 3);
@@ -135,4 +156,35 @@ fn beam_search_outlives_the_context_and_one_beam_is_greedy() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("--num-beams"), "{err}");
+}
+
+/// Beam sampling draws other texts with other seeds, and the same with the same seed.
+#[test]
+fn beam_sampling_depends_on_the_seed_alone() {
+    let scratch = common::tmp("beam-sampling");
+    let tok = common::bpe_tokenizer(&scratch);
+    let model = Gpt::load(&fixture("gpt2_tiny_untied")).unwrap();
+    let prompt = [5, 17, 33];
+    let beam = BeamSearch {
+        num_beams: 3,
+        length_penalty: 1.0,
+        early_stopping: EarlyStopping::Heuristic,
+        do_sample: true,
+    };
+    let sampled = |seed| Sampling {
+        temperature: 1.0,
+        seed,
+        ..beam_sampling(8, vec![96], beam)
+    };
+    let best = |s: &Sampling| {
+        beam_search(&model, &tok, &prompt, s).unwrap()[0]
+            .tokens
+            .clone()
+    };
+    let texts: Vec<Vec<u32>> = (0..8).map(|seed| best(&sampled(seed))).collect();
+    assert_eq!(best(&sampled(3)), texts[3]);
+    let mut distinct = texts.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() >= 4, "{texts:?}");
 }

@@ -202,6 +202,7 @@ fn num_beams_means_beam_search_unless_sampling_is_asked_for() {
         num_beams: 4,
         length_penalty: 0.8,
         early_stopping: EarlyStopping::Never,
+        do_sample: false,
     };
     assert_eq!(s.beam, Some(want));
     assert_eq!(
@@ -238,23 +239,43 @@ fn num_beams_means_beam_search_unless_sampling_is_asked_for() {
     let (s, followed, _) = settings(json, &hot);
     assert_eq!((s.beam, s.temperature, s.top_k), (None, 0.7, 5));
     assert_eq!(followed, ["temperature 0.7"]);
-    // do_sample true with beams is beam sampling, which primer reports and does not do
-    let (s, followed, other) = settings(r#"{"do_sample": true, "num_beams": 4}"#, &none);
-    assert_eq!((s.beam, s.temperature, s.top_k), (None, 1.0, 50));
-    assert_eq!(followed, ["do_sample true"]);
-    assert_eq!(other, ["num_beams 4 with do_sample true (beam sampling)"]);
+    // do_sample true with beams is beam sampling, at transformers' temperature 1 and top-k 50
+    let sampled = r#"{"do_sample": true, "num_beams": 4}"#;
+    let (s, followed, other) = settings(sampled, &none);
+    let want = BeamSearch {
+        num_beams: 4,
+        length_penalty: 1.0,
+        early_stopping: EarlyStopping::Heuristic,
+        do_sample: true,
+    };
+    assert_eq!((s.beam, s.temperature, s.top_k), (Some(want), 1.0, 50));
+    assert_eq!(followed, ["do_sample true", "num_beams 4"]);
+    assert!(other.is_empty(), "{other:?}");
+    // --temperature 0 makes it a beam search; a temperature with --num-beams samples the beams
+    let cold = SamplingFlags {
+        temperature: Some(0.0),
+        num_beams: Some(4),
+        ..Default::default()
+    };
+    let (s, followed, _) = settings(sampled, &cold);
+    let searched = BeamSearch {
+        do_sample: false,
+        ..want
+    };
+    assert_eq!(s.beam, Some(searched));
+    assert!(followed.is_empty(), "{followed:?}");
+    let warm = SamplingFlags {
+        temperature: Some(0.5),
+        num_beams: Some(3),
+        ..Default::default()
+    };
+    let (s, _, _) = settings("{}", &warm);
+    let beam = s.beam.unwrap();
+    assert!(beam.do_sample && beam.num_beams == 3 && s.temperature == 0.5);
     // flags that contradict each other are refused, naming them
     let dir = common::tmp("beam-flags");
     let config = GenerationConfig::read(&dir).unwrap();
     for (flags, names) in [
-        (
-            SamplingFlags {
-                num_beams: Some(3),
-                temperature: Some(0.5),
-                ..Default::default()
-            },
-            ["--num-beams", "--temperature"],
-        ),
         (
             SamplingFlags {
                 length_penalty: Some(2.0),

@@ -34,6 +34,7 @@ fn stop_strings_end_texts_as_in_transformers() {
                     num_beams,
                     length_penalty: 1.0,
                     early_stopping: EarlyStopping::Heuristic,
+                    do_sample: false,
                 }),
                 ..Default::default()
             };

@@ -40,6 +40,13 @@ impl Rng {
         (self.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
     }
 
+    /// A standard Gumbel draw, −ln(−ln u) for u uniform in (0, 1): adding one to each of several log-weights
+    /// and taking the largest picks in proportion to the weights.
+    pub fn gumbel(&mut self) -> f64 {
+        let u = ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        -(-u.ln()).ln()
+    }
+
     /// Standard normal (Box–Muller).
     pub fn normal(&mut self) -> f32 {
         let u1 = ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;

@@ -8,9 +8,15 @@
 //! `generated_length ^ length_penalty`; the best `beams` that do not end run on. The `beams` best finished texts
 //! are kept. The search stops when no running beam can beat them any more ([`EarlyStopping`]) or at the length
 //! limit.
+//!
+//! Beam sampling (`do_sample` with beams) is the same search, except that each beam's log-probabilities also go
+//! through temperature, top-k and top-p ([`warp`]) and the `keep` candidates are drawn at random, without
+//! replacement, in proportion to the exponent of their summed (warped) log-probabilities, as transformers'
+//! `torch.multinomial` draws them; scores are then sums of warped log-probabilities, as in transformers.
 
-use super::generate::{cache_capacity, context, process, restart, Sampling};
+use super::generate::{cache_capacity, context, process, restart, warp, Sampling};
 use super::stop_strings::StopStrings;
+use crate::engine::rng::Rng;
 use crate::error::Result;
 use crate::models::gpt::Gpt;
 use crate::train::memory::{check_fits, lower_bound, product};
@@ -78,6 +84,9 @@ pub struct BeamSearch {
     /// double precision before the f32 division.
     pub length_penalty: f64,
     pub early_stopping: EarlyStopping,
+    /// Beam sampling (transformers' `do_sample` with beams): candidates drawn at random with the temperature,
+    /// top-k and top-p of the [`Sampling`] and its seed, instead of the best ones.
+    pub do_sample: bool,
 }
 
 /// A finished text: the generated tokens (with the end token that finished it, if one did) and its score.
@@ -134,6 +143,7 @@ pub(crate) fn search(
         .collect();
     let mut finished: Vec<Hypothesis> = Vec::new();
     let keep = (1 + s.stop_tokens.len()).max(2) * beams;
+    let mut rng = Rng::new(s.seed);
     let texts = |running: &[Hypothesis]| -> Vec<Vec<u32>> {
         running
             .iter()
@@ -145,6 +155,10 @@ pub(crate) fn search(
         for ((i, beam), text) in running.iter().enumerate().zip(texts(&running)) {
             let mut log_probs = log_softmax(&logits[i * v..(i + 1) * v]);
             process(&mut log_probs, &text, beam.tokens.len(), s);
+            if b.do_sample {
+                // as transformers keeps them: one token more than there are end tokens
+                warp(&mut log_probs, s, s.stop_tokens.len() + 1);
+            }
             candidates.extend(
                 log_probs
                     .iter()
@@ -162,7 +176,10 @@ pub(crate) fn search(
                     .filter(|c| c.score != f32::NEG_INFINITY),
             );
         }
-        let top = best(candidates, keep);
+        let top = match b.do_sample {
+            true => draw(candidates, keep, &mut rng),
+            false => best(candidates, keep),
+        };
         let last = step + 1 == s.max_new_tokens;
         let extend = |c: &Candidate| {
             let mut tokens = running[c.beam].tokens.clone();
@@ -288,6 +305,20 @@ fn best(mut candidates: Vec<Candidate>, keep: usize) -> Vec<Candidate> {
     candidates
 }
 
+/// `keep` candidates drawn without replacement, each draw in proportion to `exp(score)` among those left (the
+/// Gumbel-top-k trick: the `keep` largest of score + Gumbel noise), ordered as [`best`] orders them.
+fn draw(candidates: Vec<Candidate>, keep: usize, rng: &mut Rng) -> Vec<Candidate> {
+    let mut noisy: Vec<(f64, Candidate)> = candidates
+        .into_iter()
+        .map(|c| (f64::from(c.score) + rng.gumbel(), c))
+        .collect();
+    if noisy.len() > keep {
+        noisy.select_nth_unstable_by(keep - 1, |x, y| y.0.total_cmp(&x.0));
+        noisy.truncate(keep);
+    }
+    best(noisy.into_iter().map(|(_, c)| c).collect(), keep)
+}
+
 /// `log(softmax(logits))`, summed in f64.
 fn log_softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -330,6 +361,42 @@ mod tests {
         ];
         let top: Vec<(usize, u32)> = best(all, 3).iter().map(|c| (c.beam, c.token)).collect();
         assert_eq!(top, [(1, 7), (0, 9), (1, 3)]);
+    }
+
+    #[test]
+    fn draws_follow_sampling_without_replacement() {
+        // four candidates with probabilities 0.1 to 0.4, two drawn: the chance of the pair {i, j} is
+        // p_i p_j / (1 − p_i) + p_j p_i / (1 − p_j)
+        let p = [0.1f64, 0.2, 0.3, 0.4];
+        let all: Vec<Candidate> = (0..4)
+            .map(|t| Candidate {
+                score: p[t].ln() as f32 - 3.0,
+                beam: 0,
+                token: t as u32,
+            })
+            .collect();
+        let mut rng = Rng::new(7);
+        let n = 40_000;
+        let mut pairs = [[0usize; 4]; 4];
+        for _ in 0..n {
+            let got = draw(all.clone(), 2, &mut rng);
+            assert!(got[0].score >= got[1].score, "best first");
+            let (i, j) = (got[0].token as usize, got[1].token as usize);
+            pairs[i.min(j)][i.max(j)] += 1;
+        }
+        for i in 0..4 {
+            for j in i + 1..4 {
+                let want = p[i] * p[j] / (1.0 - p[i]) + p[j] * p[i] / (1.0 - p[j]);
+                let got = pairs[i][j] as f64 / n as f64;
+                let sigma = (want * (1.0 - want) / n as f64).sqrt();
+                assert!(
+                    (got - want).abs() < 4.5 * sigma,
+                    "{{{i}, {j}}}: {got} vs {want}"
+                );
+            }
+        }
+        // fewer candidates than asked for: all of them
+        assert_eq!(draw(all[..1].to_vec(), 2, &mut rng).len(), 1);
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub struct Sampling {
     /// Stop after the token that completes any of these strings, keeping it (see [`super::stop_strings`]).
     pub stop_strings: Vec<String>,
     pub seed: u64,
-    /// Beam search instead of picking token by token; temperature, top-k, top-p and the seed are then unused.
+    /// Beam search instead of picking token by token; temperature, top-k, top-p and the seed are then unused,
+    /// unless it samples ([`BeamSearch::do_sample`]).
     pub beam: Option<BeamSearch>,
     /// How many texts are asked for: the best of the beams, or samples drawn with seeds `seed`, `seed + 1`, …
     /// (greedy decoding gives one).
@@ -182,14 +183,14 @@ pub const GENERATION_CONFIG: &str = "generation_config.json";
 /// A model directory's `generation_config.json` (empty when it has none): its end-of-text ids and its
 /// sampling settings.
 ///
-/// The settings it has are used where no flag is given: `do_sample: false` means greedy decoding;
-/// `temperature`, `top_k`, `top_p`, `repetition_penalty`, `no_repeat_ngram_size`, `max_new_tokens`,
-/// `min_new_tokens`, `stop_strings` and `bad_words_ids` as they are; `max_length` and `min_length` count the prompt, as in
+/// The settings it has are used where no flag is given: `do_sample: false` means greedy decoding; `temperature`,
+/// `top_k`, `top_p`, `repetition_penalty`, `no_repeat_ngram_size`, `max_new_tokens`, `min_new_tokens`,
+/// `stop_strings` and `bad_words_ids` as they are; `max_length` and `min_length` count the prompt, as in
 /// transformers, where `max_new_tokens` and `min_new_tokens` win over them. transformers writes only values that
 /// differ from its own defaults, so when the file says `do_sample: true`, a temperature or top-k it lacks is
-/// transformers' (1, 50), not primer's.
-/// `num_beams` above 1 means beam search (with `length_penalty` and `early_stopping`), unless the file also
-/// says `do_sample: true` (transformers' beam sampling, which primer does not do) or a flag asks for sampling.
+/// transformers' (1, 50), not primer's. `num_beams` above 1 means beam search (with `length_penalty` and
+/// `early_stopping`), beam sampling when the file also says `do_sample: true`, unless a flag asks for sampling
+/// without `--num-beams`.
 /// Settings primer has no use for are listed by [`Self::not_followed`], to be reported.
 #[derive(Debug, Default, Deserialize)]
 pub struct GenerationConfig {
@@ -261,10 +262,27 @@ impl GenerationConfig {
         Ok(config)
     }
 
-    /// The file's number of beams when it asks for beam search (not beam sampling).
+    /// The file's number of beams when it asks for beam search or beam sampling.
     fn beams(&self) -> Option<usize> {
-        self.num_beams
-            .filter(|&n| n > 1 && self.do_sample != Some(true))
+        self.num_beams.filter(|&n| n > 1)
+    }
+
+    /// The temperature `flags` with this file give: the flag's, else 0 where the file says `do_sample: false`,
+    /// else the file's, else transformers' 1 where the file says `do_sample: true`, else primer's default.
+    fn temperature(&self, flags: &SamplingFlags) -> f32 {
+        let file = match self.do_sample {
+            Some(false) => Some(0.0),
+            sampled => self.temperature.or((sampled == Some(true)).then_some(1.0)),
+        };
+        flags.temperature.or(file).unwrap_or(DEFAULT_TEMPERATURE)
+    }
+
+    /// Whether `flags` with this file make a beam search that samples: beams, a temperature above 0, and
+    /// sampling asked for by a flag (temperature, top-k, top-p) or by the file's `do_sample: true`.
+    fn samples_beams(&self, flags: &SamplingFlags) -> bool {
+        self.asks_for_beams(flags)
+            && self.temperature(flags) > 0.0
+            && (flags.asks_for_sampling() || self.do_sample == Some(true))
     }
 
     /// Whether `flags` with this file make a beam search: `--num-beams` above 1, or the file's beams where no
@@ -305,13 +323,6 @@ impl GenerationConfig {
         if flags.num_beams == Some(0) {
             return Err(Error::Config("--num-beams must be at least 1".into()));
         }
-        if flags.num_beams.is_some_and(|n| n > 1) && flags.asks_for_sampling() {
-            return Err(Error::Config(
-                "--num-beams searches for the likeliest text, --temperature, --top-k and --top-p sample one: \
-                 give one or the other"
-                    .into(),
-            ));
-        }
         if !beam_search && (flags.length_penalty.is_some() || flags.early_stopping.is_some()) {
             return Err(Error::Config(
                 "--length-penalty and --early-stopping are for beam search: give --num-beams above 1 as well"
@@ -319,10 +330,6 @@ impl GenerationConfig {
             ));
         }
         let sampled = self.do_sample == Some(true);
-        let temperature = match self.do_sample {
-            Some(false) => Some(0.0),
-            _ => self.temperature.or(sampled.then_some(1.0)),
-        };
         let from_length = self.max_length.map(|l| l.saturating_sub(prompt_len));
         let min_from_length = self.min_length.map(|l| l.saturating_sub(prompt_len));
         let beam = beam_search.then(|| BeamSearch {
@@ -332,6 +339,7 @@ impl GenerationConfig {
                 .early_stopping
                 .or(self.early_stopping)
                 .unwrap_or_default(),
+            do_sample: self.samples_beams(flags),
         });
         let s = Sampling {
             max_new_tokens: flags
@@ -339,10 +347,7 @@ impl GenerationConfig {
                 .or(self.max_new_tokens)
                 .or(from_length)
                 .unwrap_or(DEFAULT_MAX_NEW_TOKENS),
-            temperature: flags
-                .temperature
-                .or(temperature)
-                .unwrap_or(DEFAULT_TEMPERATURE),
+            temperature: self.temperature(flags),
             top_k: flags
                 .top_k
                 .or(self.top_k)
@@ -392,22 +397,28 @@ impl GenerationConfig {
         let count = |v: Option<usize>| v.map(|v| v.to_string());
         let length_given = flags.max_new_tokens.is_some() || self.max_new_tokens.is_some();
         let min_given = flags.min_new_tokens.is_some() || self.min_new_tokens.is_some();
-        // beam search leaves the sampling settings unused, and sampling the beam settings
+        // beam search (unless it samples) leaves the sampling settings unused, and sampling one text the beam
+        // settings
         let beams = self.asks_for_beams(flags);
         let sampling = !beams;
+        let searched = beams && !self.samples_beams(flags);
         [
             entry(
                 "do_sample",
                 self.do_sample.map(|v| v.to_string()),
-                beams || flags.temperature.is_some(),
+                searched || flags.temperature.is_some(),
             ),
             entry(
                 "temperature",
                 text(self.temperature),
-                beams || flags.temperature.is_some() || self.do_sample == Some(false),
+                searched || flags.temperature.is_some() || self.do_sample == Some(false),
             ),
-            entry("top_k", count(self.top_k), beams || flags.top_k.is_some()),
-            entry("top_p", text(self.top_p), beams || flags.top_p.is_some()),
+            entry(
+                "top_k",
+                count(self.top_k),
+                searched || flags.top_k.is_some(),
+            ),
+            entry("top_p", text(self.top_p), searched || flags.top_p.is_some()),
             entry(
                 "num_beams",
                 count(self.beams()),
@@ -469,8 +480,8 @@ impl GenerationConfig {
         .collect()
     }
 
-    /// The file's settings that ask for something primer does not do (beam sampling, diverse beams…), as
-    /// `key value`: `num_beams` with `do_sample: true`, and every key [`Self::sampling`] does not read but the
+    /// The file's settings that ask for something primer does not do (diverse beams…), as `key value`: every
+    /// key [`Self::sampling`] does not read but the
     /// model's ids and metadata whose value is not null, false, 0, 1 or empty, which is where transformers'
     /// defaults lie. Callers report them.
     pub fn not_followed(&self) -> Vec<String> {
@@ -483,16 +494,11 @@ impl GenerationConfig {
             Value::Array(a) => a.is_empty(),
             Value::Object(o) => o.is_empty(),
         };
-        let beam_sampling = self
-            .num_beams
-            .filter(|&n| n > 1 && self.do_sample == Some(true))
-            .map(|n| format!("num_beams {n} with do_sample true (beam sampling)"));
-        let other = self
-            .other
+        self.other
             .iter()
             .filter(|(key, value)| !MODEL_KEYS.contains(&key.as_str()) && !is_default(value))
-            .map(|(key, value)| format!("{key} {value}"));
-        beam_sampling.into_iter().chain(other).collect()
+            .map(|(key, value)| format!("{key} {value}"))
+            .collect()
     }
 }
 
@@ -539,6 +545,40 @@ fn penalize_repeats(scores: &mut [f32], context: &[u32], penalty: f32) {
     }
     for (l, _) in scores.iter_mut().zip(&seen).filter(|(_, &s)| s) {
         *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
+    }
+}
+
+/// transformers' warpers for beam sampling, on one beam's processed log-probabilities: divided by the
+/// temperature, then set to −∞ outside the top-k (ties with the k-th kept) and outside the smallest set of most
+/// probable tokens whose probability reaches top-p, always keeping at least `min_keep` tokens.
+pub(crate) fn warp(scores: &mut [f32], s: &Sampling, min_keep: usize) {
+    if s.temperature != 1.0 {
+        scores.iter_mut().for_each(|x| *x /= s.temperature);
+    }
+    if s.top_k > 0 && s.top_k.max(min_keep) < scores.len() {
+        let k = s.top_k.max(min_keep);
+        let mut sorted = scores.to_vec();
+        sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        let kth = sorted[k - 1];
+        scores
+            .iter_mut()
+            .filter(|x| **x < kth)
+            .for_each(|x| *x = f32::NEG_INFINITY);
+    }
+    if s.top_p < 1.0 {
+        // least probable first: drop while the probability dropped so far stays within 1 − top_p
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let total: f64 = scores.iter().map(|&x| f64::from(x - max).exp()).sum();
+        let mut dropped = 0.0;
+        for &i in &order[..order.len().saturating_sub(min_keep)] {
+            dropped += f64::from(scores[i] - max).exp() / total;
+            if dropped > 1.0 - f64::from(s.top_p) {
+                break;
+            }
+            scores[i] = f32::NEG_INFINITY;
+        }
     }
 }
 
@@ -631,6 +671,7 @@ pub fn beam_search(
         num_beams: 1,
         length_penalty: 1.0,
         early_stopping: EarlyStopping::default(),
+        do_sample: false,
     };
     let stops = StopStrings::new(tok, &s.stop_strings);
     let b = s.beam.unwrap_or(one);
@@ -743,6 +784,44 @@ mod tests {
             temperature: 1.0,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn beam_warpers_keep_what_transformers_keeps() {
+        let ninf = f32::NEG_INFINITY;
+        let probs = [0.5f32, 0.25, 0.15, 0.1];
+        let lp: Vec<f32> = probs.iter().map(|p| p.ln()).collect();
+        let warped = |s: &Sampling, min_keep: usize| {
+            let mut x = lp.clone();
+            warp(&mut x, s, min_keep);
+            x
+        };
+        // top-p 0.7 drops 0.1 and 0.15 (together 0.25, within 1 − 0.7), not 0.25 (then 0.5)
+        let nucleus = Sampling {
+            top_p: 0.7,
+            ..sampling()
+        };
+        assert_eq!(warped(&nucleus, 1), [lp[0], lp[1], ninf, ninf]);
+        // but three are kept when three must be
+        assert_eq!(warped(&nucleus, 3), [lp[0], lp[1], lp[2], ninf]);
+        // top-k 1 keeps two when two must be; ties with the k-th are kept
+        let one = Sampling {
+            top_k: 1,
+            ..sampling()
+        };
+        assert_eq!(warped(&one, 2), [lp[0], lp[1], ninf, ninf]);
+        let mut tied = [1.0, 3.0, 3.0, 2.0];
+        warp(&mut tied, &one, 1);
+        assert_eq!(tied, [ninf, 3.0, 3.0, ninf]);
+        // the temperature divides
+        let hot = Sampling {
+            temperature: 2.0,
+            ..sampling()
+        };
+        assert_eq!(
+            warped(&hot, 1),
+            lp.iter().map(|x| x / 2.0).collect::<Vec<_>>()
+        );
     }
 
     #[test]
