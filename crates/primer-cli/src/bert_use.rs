@@ -143,7 +143,7 @@ pub fn embed_texts(a: EmbedArgs) -> Result<()> {
             ("max_length", max_len.to_string()),
         ];
         let tensor = ("embeddings".to_string(), bytes, vec![vecs.len(), width]);
-        save_raw(out, &[tensor], &metadata)?;
+        save_raw(out, &[tensor], &metadata).with_context(|| format!("--out {}", out.display()))?;
         eprintln!(
             "wrote {} embeddings of {width} numbers to {}",
             vecs.len(),

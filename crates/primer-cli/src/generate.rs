@@ -40,8 +40,9 @@ pub struct Args {
     #[arg(long)]
     min_new_tokens: Option<usize>,
     /// Beam search with this many beams (1 = off); prints the likeliest text it finds once it is over. With
-    /// --temperature above 0 (or --top-k, --top-p) it is beam sampling: candidates drawn at random, not the best
-    /// [default: the model's generation_config.json, else 1]
+    /// --temperature above 0 (or --top-k, --top-p, unless the model's generation_config.json says do_sample:
+    /// false) it is beam sampling: candidates drawn at random, not the best [default: the model's
+    /// generation_config.json, else 1]
     #[arg(long)]
     num_beams: Option<usize>,
     /// Beam search scores a text by its log-probability over length^P: above 0 favours longer texts

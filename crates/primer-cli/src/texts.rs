@@ -62,9 +62,14 @@ fn lines(bytes: &[u8], name: &str) -> Result<Vec<String>> {
     if bytes.is_empty() {
         bail!("{name} is empty: --input wants one text per line");
     }
+    // a byte-order mark is not part of the first text (but counts in the offsets)
+    let bom = "\u{feff}".as_bytes();
+    let (bytes, mut offset) = match bytes.strip_prefix(bom) {
+        Some(rest) => (rest, bom.len()),
+        None => (bytes, 0),
+    };
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let mut out = Vec::new();
-    let mut offset = 0;
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         match std::str::from_utf8(line) {
@@ -86,17 +91,17 @@ mod tests {
 
     #[test]
     fn every_line_is_a_text_and_bad_bytes_are_placed() {
-        let got = lines(b"a [MASK]\r\n\nlast", "f.txt").unwrap();
+        let got = lines(b"\xef\xbb\xbfa [MASK]\r\n\nlast", "f.txt").unwrap();
         assert_eq!(got, ["a [MASK]", "", "last"]);
         assert_eq!(lines(b"one\n", "f.txt").unwrap(), ["one"]);
         assert_eq!(lines(b"\n", "f.txt").unwrap(), [""]);
         let e = lines(b"", "f.txt").unwrap_err().to_string();
         assert!(e.contains("f.txt is empty"), "{e}");
-        let e = lines(b"ok\r\nfine\nbad \xff here\n", "f.txt")
+        let e = lines(b"\xef\xbb\xbfok\r\nfine\nbad \xff here\n", "f.txt")
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("f.txt line 3 is not UTF-8 (byte offset 13"),
+            e.contains("f.txt line 3 is not UTF-8 (byte offset 16"),
             "{e}"
         );
     }

@@ -187,4 +187,13 @@ fn beam_sampling_depends_on_the_seed_alone() {
     distinct.sort();
     distinct.dedup();
     assert!(distinct.len() >= 4, "{texts:?}");
+    // top-k 1 still keeps two tokens per beam (transformers' minimum with beams), so that every beam lives
+    let narrow = Sampling {
+        top_k: 1,
+        stop_tokens: vec![],
+        ..sampled(0)
+    };
+    let found = beam_search(&model, &tok, &prompt, &narrow).unwrap();
+    assert_eq!(found.len(), 3);
+    assert!(found.iter().all(|h| h.score > -1e6), "{found:?}");
 }

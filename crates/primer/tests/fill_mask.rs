@@ -83,6 +83,8 @@ fn bad_targets_and_texts_are_refused() {
     assert!(e.contains("\"cats\" is 2 tokens (cat ##s)"), "{e}");
     let e = err(&[]);
     assert!(e.contains("at least one"), "{e}");
+    let e = err(&["mat", ""]);
+    assert!(e.contains("empty target"), "{e}");
     assert!(FillMask::new(&model, &tok, 0, None).is_err());
     let fm = FillMask::new(&model, &tok, 5, None).unwrap();
     let e = fm.prepare("no mask here").err().unwrap().to_string();

@@ -272,6 +272,15 @@ fn num_beams_means_beam_search_unless_sampling_is_asked_for() {
     let (s, _, _) = settings("{}", &warm);
     let beam = s.beam.unwrap();
     assert!(beam.do_sample && beam.num_beams == 3 && s.temperature == 0.5);
+    // a file's do_sample false keeps --top-k with --num-beams a beam search, and the note says why
+    let top_k = SamplingFlags {
+        top_k: Some(5),
+        num_beams: Some(3),
+        ..Default::default()
+    };
+    let (s, followed, _) = settings(r#"{"do_sample": false}"#, &top_k);
+    assert!(!s.beam.unwrap().do_sample);
+    assert_eq!(followed, ["do_sample false"]);
     // flags that contradict each other are refused, naming them
     let dir = common::tmp("beam-flags");
     let config = GenerationConfig::read(&dir).unwrap();

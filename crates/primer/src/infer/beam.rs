@@ -156,8 +156,12 @@ pub(crate) fn search(
             let mut log_probs = log_softmax(&logits[i * v..(i + 1) * v]);
             process(&mut log_probs, &text, beam.tokens.len(), s);
             if b.do_sample {
-                // as transformers keeps them: one token more than there are end tokens
-                warp(&mut log_probs, s, s.stop_tokens.len() + 1);
+                // ids the tokenizer lacks take no part in top-k and top-p, as when sampling one text
+                for (l, _) in log_probs.iter_mut().zip(decodable).filter(|(_, &ok)| !ok) {
+                    *l = f32::NEG_INFINITY;
+                }
+                // as transformers keeps them: one token more than there are end tokens, and at least two
+                warp(&mut log_probs, s, (s.stop_tokens.len() + 1).max(2));
             }
             candidates.extend(
                 log_probs

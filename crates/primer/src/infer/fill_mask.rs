@@ -188,6 +188,11 @@ fn target_ids(
     }
     let mut ids = Vec::with_capacity(targets.len());
     for t in targets {
+        if t.is_empty() {
+            return Err(Error::Config(
+                "--targets holds an empty target (two commas in a row, or one at an end?)".into(),
+            ));
+        }
         let id = match tok.token_to_id(t) {
             Some(id) => id,
             None => {

@@ -310,8 +310,7 @@ impl GenerationConfig {
     /// How to continue a prompt of `prompt_len` tokens: each setting from `flags` when given, else from this
     /// file (see the type's doc), else primer's defaults: temperature [`DEFAULT_TEMPERATURE`], no top-k, top-p
     /// or repetition penalty, [`DEFAULT_MAX_NEW_TOKENS`] tokens, no beam search (length penalty 1 and
-    /// `early_stopping: false` when there is one). Flags that contradict each other are an error: beam search
-    /// with a sampling setting, or a beam setting without beam search.
+    /// `early_stopping: false` when there is one). A beam setting without beam search is an error.
     pub fn sampling(
         &self,
         flags: &SamplingFlags,
@@ -406,7 +405,7 @@ impl GenerationConfig {
             entry(
                 "do_sample",
                 self.do_sample.map(|v| v.to_string()),
-                searched || flags.temperature.is_some(),
+                flags.temperature.is_some(),
             ),
             entry(
                 "temperature",
@@ -697,7 +696,8 @@ pub fn check(model: &Gpt, tok: &TextTokenizer, prompt: &[u32], s: &Sampling) -> 
         .find(|&&id| id as usize >= vocab)
     {
         return Err(Error::Config(format!(
-            "a bad word holds token id {id}, past the model's {vocab} ids"
+            "a banned token sequence (--bad-words, or bad_words_ids in generation_config.json) holds token id \
+             {id}, past the model's {vocab} ids"
         )));
     }
     let decodable: Vec<bool> = (0..model.config.vocab_size as u32)
