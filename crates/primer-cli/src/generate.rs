@@ -29,6 +29,10 @@ pub struct Args {
     /// 1.0 = off [default: the model's generation_config.json, else 1.0]
     #[arg(long)]
     top_p: Option<f32>,
+    /// Keep only tokens at least this fraction as probable as the likeliest; 0 = off [default: the model's
+    /// generation_config.json, else 0]
+    #[arg(long)]
+    min_p: Option<f32>,
     /// 1.0 = off [default: the model's generation_config.json, else 1.0]
     #[arg(long)]
     repetition_penalty: Option<f32>,
@@ -40,7 +44,7 @@ pub struct Args {
     #[arg(long)]
     min_new_tokens: Option<usize>,
     /// Beam search with this many beams (1 = off); prints the likeliest text it finds once it is over. With
-    /// --temperature above 0 (or --top-k, --top-p, unless the model's generation_config.json says do_sample:
+    /// --temperature above 0 (or --top-k, --top-p, --min-p, unless the model's generation_config.json says do_sample:
     /// false) it is beam sampling: candidates drawn at random, not the best [default: the model's
     /// generation_config.json, else 1]
     #[arg(long)]
@@ -79,6 +83,7 @@ pub fn run(a: Args) -> Result<()> {
         temperature: a.temperature,
         top_k: a.top_k,
         top_p: a.top_p,
+        min_p: a.min_p,
         repetition_penalty: a.repetition_penalty,
         no_repeat_ngram_size: a.no_repeat_ngram_size,
         min_new_tokens: a.min_new_tokens,

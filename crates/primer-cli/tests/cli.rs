@@ -129,6 +129,7 @@ fn pretrain_with_config_then_generate() {
     // anything is printed
     for (flags, says) in [
         (&["--top-p", "1.5"][..], "--top-p must be in (0, 1]"),
+        (&["--min-p", "2"][..], "--min-p must be in [0, 1]"),
         (&["--temperature", "-1"][..], "--temperature must be"),
         (
             &["--temperature", "inf"][..],

@@ -165,6 +165,17 @@ fn sampling_settings_come_from_flags_then_generation_config_then_defaults() {
         &none,
     );
     assert_eq!(other, ["num_beam_groups 2"]);
+    // min-p, unless --min-p gives another
+    let (s, followed, _) = settings(r#"{"do_sample": true, "min_p": 0.05}"#, &none);
+    assert_eq!(s.min_p, 0.05);
+    assert_eq!(followed, ["do_sample true", "min_p 0.05"]);
+    let flags = SamplingFlags {
+        min_p: Some(0.2),
+        ..Default::default()
+    };
+    let (s, followed, _) = settings(r#"{"do_sample": true, "min_p": 0.05}"#, &flags);
+    assert_eq!(s.min_p, 0.2);
+    assert_eq!(followed, ["do_sample true"]);
     // banned token sequences, unless --bad-words gives others
     let (s, followed, other) = settings(r#"{"bad_words_ids": [[5], [7, 8]]}"#, &none);
     assert_eq!(s.bad_words, [vec![5], vec![7, 8]]);
@@ -333,6 +344,7 @@ fn out_of_range_generation_settings_are_errors_naming_the_file() {
             "stop_strings: a stop string must not be empty",
         ),
         (r#"{"stop_strings": 5}"#, "stop_strings"),
+        (r#"{"min_p": 1.5}"#, "min_p must be in [0, 1]"),
         (
             r#"{"bad_words_ids": [[3], []]}"#,
             "bad_words_ids holds an empty token sequence",

@@ -1,6 +1,6 @@
-//! Text generation from a GPT with a KV cache: greedy, temperature, top-k, top-p (nucleus), repetition
-//! penalty, no repeated n-grams, banned token sequences and a minimum length (as Hugging Face applies them: penalty and bans, temperature,
-//! top-k, top-p, then sampling), or beam search ([`super::beam`]); end-of-text ids and stop strings
+//! Text generation from a GPT with a KV cache: greedy, temperature, top-k, top-p (nucleus), min-p, repetition
+//! penalty, no repeated n-grams, banned token sequences and a minimum length (as Hugging Face applies them:
+//! penalty and bans, temperature, top-k, top-p, min-p, then sampling), or beam search ([`super::beam`]); end-of-text ids and stop strings
 //! ([`super::stop_strings`]) end a text. Only ids the tokenizer has are picked: Hugging Face GPT-2 vocabularies
 //! are often padded past the tokenizer's.
 
@@ -28,6 +28,8 @@ pub struct Sampling {
     pub top_k: usize,
     /// Keep the smallest set of tokens whose probability reaches `p` (1.0 = off).
     pub top_p: f32,
+    /// Keep only the tokens at least this fraction as probable as the likeliest one (0.0 = off).
+    pub min_p: f32,
     /// Divide positive (multiply negative) logits of tokens already in the context by this (1.0 = off).
     pub repetition_penalty: f32,
     /// Never pick a token that would make an n-gram of this size that the text (prompt included) already has
@@ -44,8 +46,8 @@ pub struct Sampling {
     /// Stop after the token that completes any of these strings, keeping it (see [`super::stop_strings`]).
     pub stop_strings: Vec<String>,
     pub seed: u64,
-    /// Beam search instead of picking token by token; temperature, top-k, top-p and the seed are then unused,
-    /// unless it samples ([`BeamSearch::do_sample`]).
+    /// Beam search instead of picking token by token; temperature, top-k, top-p, min-p and the seed are then
+    /// unused, unless it samples ([`BeamSearch::do_sample`]).
     pub beam: Option<BeamSearch>,
     /// How many texts are asked for: the best of the beams, or samples drawn with seeds `seed`, `seed + 1`, …
     /// (greedy decoding gives one).
@@ -59,6 +61,7 @@ impl Default for Sampling {
             temperature: DEFAULT_TEMPERATURE,
             top_k: 0,
             top_p: 1.0,
+            min_p: 0.0,
             repetition_penalty: 1.0,
             no_repeat_ngram_size: 0,
             min_new_tokens: 0,
@@ -77,6 +80,7 @@ impl Sampling {
         let names = ["--temperature", "--top-p", "--repetition-penalty"];
         check_ranges(self.temperature, self.top_p, self.repetition_penalty, names)
             .map_err(Error::Config)?;
+        check_min_p(self.min_p, "--min-p").map_err(Error::Config)?;
         stop_strings::check(&self.stop_strings, "--stop").map_err(Error::Config)?;
         check_bad_words(&self.bad_words, "--bad-words").map_err(Error::Config)?;
         if let Some(b) = &self.beam {
@@ -102,6 +106,14 @@ impl Sampling {
         };
         fault.map_or(Ok(()), |f| Err(Error::Config(f)))
     }
+}
+
+/// Checks a min-p setting, called `name`: a fraction in [0, 1].
+fn check_min_p(min_p: f32, name: &str) -> std::result::Result<(), String> {
+    if !(0.0..=1.0).contains(&min_p) {
+        return Err(format!("{name} must be in [0, 1]"));
+    }
+    Ok(())
 }
 
 /// Checks token sequences to ban, called `name`: each must have a token (an empty list is allowed: it bans
@@ -159,6 +171,7 @@ pub struct SamplingFlags {
     pub temperature: Option<f32>,
     pub top_k: Option<usize>,
     pub top_p: Option<f32>,
+    pub min_p: Option<f32>,
     pub repetition_penalty: Option<f32>,
     pub no_repeat_ngram_size: Option<usize>,
     pub min_new_tokens: Option<usize>,
@@ -171,9 +184,12 @@ pub struct SamplingFlags {
 }
 
 impl SamplingFlags {
-    /// Whether a setting that only sampling uses (temperature, top-k, top-p) is given.
+    /// Whether a setting that only sampling uses (temperature, top-k, top-p, min-p) is given.
     fn asks_for_sampling(&self) -> bool {
-        self.temperature.is_some() || self.top_k.is_some() || self.top_p.is_some()
+        self.temperature.is_some()
+            || self.top_k.is_some()
+            || self.top_p.is_some()
+            || self.min_p.is_some()
     }
 }
 
@@ -184,7 +200,7 @@ pub const GENERATION_CONFIG: &str = "generation_config.json";
 /// sampling settings.
 ///
 /// The settings it has are used where no flag is given: `do_sample: false` means greedy decoding; `temperature`,
-/// `top_k`, `top_p`, `repetition_penalty`, `no_repeat_ngram_size`, `max_new_tokens`, `min_new_tokens`,
+/// `top_k`, `top_p`, `min_p`, `repetition_penalty`, `no_repeat_ngram_size`, `max_new_tokens`, `min_new_tokens`,
 /// `stop_strings` and `bad_words_ids` as they are; `max_length` and `min_length` count the prompt, as in
 /// transformers, where `max_new_tokens` and `min_new_tokens` win over them. transformers writes only values that
 /// differ from its own defaults, so when the file says `do_sample: true`, a temperature or top-k it lacks is
@@ -200,6 +216,7 @@ pub struct GenerationConfig {
     pub temperature: Option<f32>,
     pub top_k: Option<usize>,
     pub top_p: Option<f32>,
+    pub min_p: Option<f32>,
     pub repetition_penalty: Option<f32>,
     pub no_repeat_ngram_size: Option<usize>,
     pub max_new_tokens: Option<usize>,
@@ -241,6 +258,7 @@ impl GenerationConfig {
             ["temperature", "top_p", "repetition_penalty"],
         )
         .map_err(|e| Error::format(&path, e))?;
+        check_min_p(config.min_p.unwrap_or(0.0), "min_p").map_err(|e| Error::format(&path, e))?;
         check_beam(
             config.num_beams.unwrap_or(1),
             config.length_penalty.unwrap_or(1.0),
@@ -278,7 +296,7 @@ impl GenerationConfig {
     }
 
     /// Whether `flags` with this file make a beam search that samples: beams, a temperature above 0, and
-    /// sampling asked for by a flag (temperature, top-k, top-p) or by the file's `do_sample: true`.
+    /// sampling asked for by a flag (temperature, top-k, top-p, min-p) or by the file's `do_sample: true`.
     fn samples_beams(&self, flags: &SamplingFlags) -> bool {
         self.asks_for_beams(flags)
             && self.temperature(flags) > 0.0
@@ -352,6 +370,7 @@ impl GenerationConfig {
                 .or(self.top_k)
                 .unwrap_or(if sampled { 50 } else { 0 }),
             top_p: flags.top_p.or(self.top_p).unwrap_or(1.0),
+            min_p: flags.min_p.or(self.min_p).unwrap_or(0.0),
             repetition_penalty: flags
                 .repetition_penalty
                 .or(self.repetition_penalty)
@@ -418,6 +437,7 @@ impl GenerationConfig {
                 searched || flags.top_k.is_some(),
             ),
             entry("top_p", text(self.top_p), searched || flags.top_p.is_some()),
+            entry("min_p", text(self.min_p), searched || flags.min_p.is_some()),
             entry(
                 "num_beams",
                 count(self.beams()),
@@ -548,8 +568,9 @@ fn penalize_repeats(scores: &mut [f32], context: &[u32], penalty: f32) {
 }
 
 /// transformers' warpers for beam sampling, on one beam's processed log-probabilities: divided by the
-/// temperature, then set to −∞ outside the top-k (ties with the k-th kept) and outside the smallest set of most
-/// probable tokens whose probability reaches top-p, always keeping at least `min_keep` tokens.
+/// temperature, then set to −∞ outside the top-k (ties with the k-th kept), outside the smallest set of most
+/// probable tokens whose probability reaches top-p, and under min-p times the largest probability, always
+/// keeping at least `min_keep` tokens.
 pub(crate) fn warp(scores: &mut [f32], s: &Sampling, min_keep: usize) {
     if s.temperature != 1.0 {
         scores.iter_mut().for_each(|x| *x /= s.temperature);
@@ -579,10 +600,22 @@ pub(crate) fn warp(scores: &mut [f32], s: &Sampling, min_keep: usize) {
             scores[i] = f32::NEG_INFINITY;
         }
     }
+    if s.min_p > 0.0 {
+        // a probability under min_p times the largest is a score under the largest plus ln(min_p)
+        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let cut = max + s.min_p.ln();
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        for &i in order.iter().skip(min_keep) {
+            if scores[i] < cut {
+                scores[i] = f32::NEG_INFINITY;
+            }
+        }
+    }
 }
 
 /// Chooses the next token from `logits` (already through [`process`]): greedy, or sampled with `s`'s
-/// temperature, top-k and top-p. An id whose logit is −∞ is never chosen; at least one must be finite.
+/// temperature, top-k, top-p and min-p. An id whose logit is −∞ is never chosen; at least one must be finite.
 pub fn pick(logits: &[f32], s: &Sampling, rng: &mut Rng) -> u32 {
     if s.temperature == 0.0 {
         return xent::argmax(logits) as u32;
@@ -618,6 +651,11 @@ pub fn pick(logits: &[f32], s: &Sampling, rng: &mut Rng) -> u32 {
             })
             .map_or(probs.len(), |i| i + 1);
         probs.truncate(keep);
+    }
+    if s.min_p > 0.0 {
+        let cut = s.min_p * probs[0];
+        let keep = probs.iter().position(|&p| p < cut).unwrap_or(probs.len());
+        probs.truncate(keep.max(1));
     }
     let total: f32 = probs.iter().sum();
     let mut u = rng.uniform() * total;
@@ -822,6 +860,13 @@ mod tests {
             warped(&hot, 1),
             lp.iter().map(|x| x / 2.0).collect::<Vec<_>>()
         );
+        // min-p 0.4 drops what is under 0.2 (0.15 and 0.1), unless three must stay
+        let floor = Sampling {
+            min_p: 0.4,
+            ..sampling()
+        };
+        assert_eq!(warped(&floor, 1), [lp[0], lp[1], ninf, ninf]);
+        assert_eq!(warped(&floor, 3), [lp[0], lp[1], lp[2], ninf]);
     }
 
     #[test]
@@ -860,6 +905,29 @@ mod tests {
             ..sampling()
         };
         assert!((0..200).all(|_| pick(&logits, &p, &mut rng) == 1));
+        // min-p (probabilities 0.085, 0.631, 0.232, 0.052): 0.1 drops token 3 only, 0.2 token 0 too; the
+        // tokens kept keep their odds
+        for (min_p, never, sometimes) in [(0.1, &[3][..], &[0, 1, 2][..]), (0.2, &[0, 3], &[1, 2])]
+        {
+            let s = Sampling {
+                min_p,
+                ..sampling()
+            };
+            let mut counts = [0usize; 4];
+            for _ in 0..20_000 {
+                counts[pick(&logits, &s, &mut rng) as usize] += 1;
+            }
+            assert!(never.iter().all(|&t| counts[t] == 0), "{min_p}: {counts:?}");
+            assert!(
+                sometimes.iter().all(|&t| counts[t] > 0),
+                "{min_p}: {counts:?}"
+            );
+            let ratio = counts[1] as f64 / counts[2] as f64;
+            assert!(
+                (ratio - std::f64::consts::E).abs() < 0.3,
+                "{min_p}: ratio {ratio} {counts:?}"
+            );
+        }
     }
 
     /// The n-gram ban removes exactly the tokens that would repeat an n-gram of the text; the minimum length bans
