@@ -36,6 +36,12 @@ def keyvals(text, key):
     return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
 
 
+def build_primer():
+    """Builds primer when target/release/primer is missing."""
+    if not os.access(PRIMER, os.X_OK):
+        subprocess.run(["cargo", "build", "--release", "-p", "primer-cli"], cwd=ROOT, check=True)
+
+
 def json_lines(text):
     return [json.loads(l) for l in text.splitlines() if l.startswith("{")]
 
@@ -53,8 +59,7 @@ def main():
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
-    if not os.access(PRIMER, os.X_OK):
-        subprocess.run(["cargo", "build", "--release", "-p", "primer-cli"], cwd=ROOT, check=True)
+    build_primer()
     rows = {}  # label -> list of {column: value}, one per round
     for r in range(1, args.rounds + 1):
         sides = [primer_side, torch_side]

@@ -19,8 +19,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PRIMER = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "primer")
+from bench_bert import PRIMER, build_primer
 
 
 def main():
@@ -32,8 +31,7 @@ def main():
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
-    if not os.access(PRIMER, os.X_OK):
-        subprocess.run(["cargo", "build", "--release", "-p", "primer-cli"], cwd=ROOT, check=True)
+    build_primer()
     import torch
     from safetensors.numpy import load_file
     from sentence_transformers import SentenceTransformer

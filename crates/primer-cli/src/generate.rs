@@ -44,8 +44,8 @@ pub struct Args {
     #[arg(long)]
     min_new_tokens: Option<usize>,
     /// Beam search with this many beams (1 = off); prints the likeliest text it finds once it is over. With
-    /// --temperature above 0 (or --top-k, --top-p, --min-p, unless the model's generation_config.json says do_sample:
-    /// false) it is beam sampling: candidates drawn at random, not the best [default: the model's
+    /// --temperature above 0 (or --top-k, --top-p, --min-p, unless the model's generation_config.json says
+    /// do_sample: false) it is beam sampling: candidates drawn at random, not the best [default: the model's
     /// generation_config.json, else 1]
     #[arg(long)]
     num_beams: Option<usize>,
@@ -151,20 +151,14 @@ pub fn run(a: Args) -> Result<()> {
 fn bad_word_ids(tok: &TextTokenizer, words: &[String]) -> Result<Vec<Vec<u32>>> {
     let mut out: Vec<Vec<u32>> = Vec::new();
     for w in words {
-        let ids = tok
-            .encode(w)
-            .with_context(|| format!("--bad-words {w:?}"))?;
-        anyhow::ensure!(!ids.is_empty(), "--bad-words {w:?} encodes to no tokens");
-        let spaced = match w.starts_with(char::is_whitespace) {
-            true => None,
-            false => Some(
-                tok.encode(&format!(" {w}"))
-                    .with_context(|| format!("--bad-words {w:?}"))?,
-            ),
-        };
-        for seq in std::iter::once(ids).chain(spaced) {
-            if !out.contains(&seq) {
-                out.push(seq);
+        let spaced = (!w.starts_with(char::is_whitespace)).then(|| format!(" {w}"));
+        for spelling in std::iter::once(w.clone()).chain(spaced) {
+            let ids = tok
+                .encode(&spelling)
+                .with_context(|| format!("--bad-words {w:?}"))?;
+            anyhow::ensure!(!ids.is_empty(), "--bad-words {w:?} encodes to no tokens");
+            if !out.contains(&ids) {
+                out.push(ids);
             }
         }
     }

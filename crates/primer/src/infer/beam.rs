@@ -10,7 +10,7 @@
 //! limit.
 //!
 //! Beam sampling (`do_sample` with beams) is the same search, except that each beam's log-probabilities also go
-//! through temperature, top-k and top-p ([`warp`]) and the `keep` candidates are drawn at random, without
+//! through temperature, top-k, top-p and min-p ([`warp`]) and the `keep` candidates are drawn at random, without
 //! replacement, in proportion to the exponent of their summed (warped) log-probabilities, as transformers'
 //! `torch.multinomial` draws them; scores are then sums of warped log-probabilities, as in transformers.
 
@@ -85,7 +85,7 @@ pub struct BeamSearch {
     pub length_penalty: f64,
     pub early_stopping: EarlyStopping,
     /// Beam sampling (transformers' `do_sample` with beams): candidates drawn at random with the temperature,
-    /// top-k and top-p of the [`Sampling`] and its seed, instead of the best ones.
+    /// top-k, top-p and min-p of the [`Sampling`] and its seed, instead of the best ones.
     pub do_sample: bool,
 }
 
@@ -154,30 +154,25 @@ pub(crate) fn search(
         let mut candidates = Vec::with_capacity(beams * v);
         for ((i, beam), text) in running.iter().enumerate().zip(texts(&running)) {
             let mut log_probs = log_softmax(&logits[i * v..(i + 1) * v]);
+            // ids the tokenizer lacks are never candidates, nor part of top-k and top-p when sampling
+            for (l, _) in log_probs.iter_mut().zip(decodable).filter(|(_, &ok)| !ok) {
+                *l = f32::NEG_INFINITY;
+            }
             process(&mut log_probs, &text, beam.tokens.len(), s);
             if b.do_sample {
-                // ids the tokenizer lacks take no part in top-k and top-p, as when sampling one text
-                for (l, _) in log_probs.iter_mut().zip(decodable).filter(|(_, &ok)| !ok) {
-                    *l = f32::NEG_INFINITY;
-                }
                 // as transformers keeps them: one token more than there are end tokens, and at least two
                 warp(&mut log_probs, s, (s.stop_tokens.len() + 1).max(2));
             }
             candidates.extend(
                 log_probs
                     .iter()
-                    .zip(decodable)
                     .enumerate()
-                    .map(|(t, (&l, &ok))| Candidate {
-                        score: if ok {
-                            l + beam.score
-                        } else {
-                            f32::NEG_INFINITY
-                        },
+                    .filter(|(_, &l)| l != f32::NEG_INFINITY)
+                    .map(|(t, &l)| Candidate {
+                        score: l + beam.score,
                         beam: i,
                         token: t as u32,
-                    })
-                    .filter(|c| c.score != f32::NEG_INFINITY),
+                    }),
             );
         }
         let top = match b.do_sample {

@@ -1,7 +1,7 @@
 //! Text generation from a GPT with a KV cache: greedy, temperature, top-k, top-p (nucleus), min-p, repetition
 //! penalty, no repeated n-grams, banned token sequences and a minimum length (as Hugging Face applies them:
-//! penalty and bans, temperature, top-k, top-p, min-p, then sampling), or beam search ([`super::beam`]); end-of-text ids and stop strings
-//! ([`super::stop_strings`]) end a text. Only ids the tokenizer has are picked: Hugging Face GPT-2 vocabularies
+//! penalty and bans, temperature, top-k, top-p, min-p, then sampling), or beam search ([`super::beam`]);
+//! end-of-text ids and stop strings ([`super::stop_strings`]) end a text. Only ids the tokenizer has are picked: Hugging Face GPT-2 vocabularies
 //! are often padded past the tokenizer's.
 
 use super::beam::{self, BeamSearch, EarlyStopping, Hypothesis};
@@ -500,9 +500,8 @@ impl GenerationConfig {
     }
 
     /// The file's settings that ask for something primer does not do (diverse beams…), as `key value`: every
-    /// key [`Self::sampling`] does not read but the
-    /// model's ids and metadata whose value is not null, false, 0, 1 or empty, which is where transformers'
-    /// defaults lie. Callers report them.
+    /// key [`Self::sampling`] does not read but the model's ids and metadata whose value is not null, false, 0,
+    /// 1 or empty, which is where transformers' defaults lie. Callers report them.
     pub fn not_followed(&self) -> Vec<String> {
         use serde_json::Value;
         let is_default = |v: &Value| match v {
@@ -585,14 +584,20 @@ pub(crate) fn warp(scores: &mut [f32], s: &Sampling, min_keep: usize) {
             .filter(|x| **x < kth)
             .for_each(|x| *x = f32::NEG_INFINITY);
     }
+    if s.top_p == 1.0 && s.min_p == 0.0 {
+        return;
+    }
+    // most probable first, once for both cuts: top-p only drops from the end, so the order and the largest
+    // score hold for min-p too; the first `min_keep` are never dropped
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let max = order.first().map_or(f32::NEG_INFINITY, |&i| scores[i]);
+    let droppable = order.get(min_keep..).unwrap_or_default();
     if s.top_p < 1.0 {
         // least probable first: drop while the probability dropped so far stays within 1 − top_p
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let total: f64 = scores.iter().map(|&x| f64::from(x - max).exp()).sum();
         let mut dropped = 0.0;
-        for &i in &order[..order.len().saturating_sub(min_keep)] {
+        for &i in droppable.iter().rev() {
             dropped += f64::from(scores[i] - max).exp() / total;
             if dropped > 1.0 - f64::from(s.top_p) {
                 break;
@@ -602,11 +607,8 @@ pub(crate) fn warp(scores: &mut [f32], s: &Sampling, min_keep: usize) {
     }
     if s.min_p > 0.0 {
         // a probability under min_p times the largest is a score under the largest plus ln(min_p)
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let cut = max + s.min_p.ln();
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-        for &i in order.iter().skip(min_keep) {
+        for &i in droppable {
             if scores[i] < cut {
                 scores[i] = f32::NEG_INFINITY;
             }
@@ -738,9 +740,7 @@ pub fn check(model: &Gpt, tok: &TextTokenizer, prompt: &[u32], s: &Sampling) -> 
              {id}, past the model's {vocab} ids"
         )));
     }
-    let decodable: Vec<bool> = (0..model.config.vocab_size as u32)
-        .map(|id| tok.has_id(id))
-        .collect();
+    let decodable: Vec<bool> = (0..vocab as u32).map(|id| tok.has_id(id)).collect();
     if !decodable.contains(&true) {
         return Err(Error::Config(format!(
             "the tokenizer has none of the model's {} token ids",
