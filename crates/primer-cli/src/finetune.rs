@@ -248,7 +248,14 @@ pub struct PredictArgs {
 pub fn run_predict(a: PredictArgs) -> Result<()> {
     let texts = Texts::read(&a.input, a.texts)?;
     let (model, info, enc) = load_finetuned(&a.model)?;
-    for p in predict(&model, &info, &enc, &texts.texts, a.context.as_deref())? {
+    for p in predict(
+        &model,
+        &info,
+        &enc,
+        &texts.texts,
+        a.context.as_deref(),
+        &|i| texts.whence(i),
+    )? {
         if a.json {
             println!("{}", serde_json::to_string(&p)?);
             continue;

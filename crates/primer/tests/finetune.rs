@@ -155,7 +155,15 @@ fn classify_learns_and_reloads() {
     let again = score(&info, &prep, &run(&m, &enc, &prep.features, 7).unwrap());
     assert_eq!(again, s.dev);
     // and predicts raw text
-    let p = predict(&m, &info, &enc, &["the movie was good today".into()], None).unwrap();
+    let p = predict(
+        &m,
+        &info,
+        &enc,
+        &["the movie was good today".into()],
+        None,
+        &|i| format!("text {i}"),
+    )
+    .unwrap();
     let Prediction::Class {
         label,
         probabilities,
@@ -191,8 +199,15 @@ fn classify_with_a_gpt_reads_the_last_token() {
         test: None,
     };
     let cfg = config(Task::Classify);
-    let s = finetune(&model, &dir.join("out"), &splits, &cfg, false).unwrap();
+    let out = dir.join("out");
+    let s = finetune(&model, &out, &splits, &cfg, false).unwrap();
     assert!(s.dev["accuracy"] >= 0.9, "{:?}", s.dev);
+    // a text with no tokens is refused, named by where it came from
+    let (m, info, enc) = load_finetuned(&out).unwrap();
+    let texts = ["the movie was good".to_string(), String::new()];
+    let whence = |i: usize| format!("texts.txt line {}", i + 1);
+    let err = predict(&m, &info, &enc, &texts, None, &whence).unwrap_err();
+    assert!(err.to_string().starts_with("texts.txt line 2: "), "{err}");
 }
 
 fn conll_file(path: &Path, rng: &mut Rng, n: usize) {
@@ -226,7 +241,10 @@ fn ner_learns_entities() {
     assert!(s.dev["f1"] >= 0.95, "{:?}", s.dev);
     let (m, info, enc) = load_finetuned(&out).unwrap();
     let text = "a saw alice then rome";
-    let p = predict(&m, &info, &enc, &[text.into()], None).unwrap();
+    let p = predict(&m, &info, &enc, &[text.into()], None, &|i| {
+        format!("text {i}")
+    })
+    .unwrap();
     let Prediction::Entities { entities, .. } = &p[0] else {
         panic!("{p:?}")
     };
@@ -337,7 +355,15 @@ fn qa_learns_spans_and_windows_long_contexts() {
     assert!(s.dev["f1"] >= 0.9, "{:?}", s.dev);
     let (m, info, enc) = load_finetuned(&out).unwrap();
     let ctx = "the film was very a movie and erin went to lima with the a then .";
-    let p = predict(&m, &info, &enc, &["where did erin go ?".into()], Some(ctx)).unwrap();
+    let p = predict(
+        &m,
+        &info,
+        &enc,
+        &["where did erin go ?".into()],
+        Some(ctx),
+        &|i| format!("text {i}"),
+    )
+    .unwrap();
     let Prediction::Answer { answer, .. } = &p[0] else {
         panic!("{p:?}")
     };

@@ -93,7 +93,9 @@ impl TextEncoder {
     ) -> Result<Feature> {
         let (ids, type_ids) = match self {
             TextEncoder::Bert { enc, .. } => {
-                let e = enc.encode(text, pair, max_len)?;
+                let e = enc
+                    .encode(text, pair, max_len)
+                    .map_err(|e| Error::Config(format!("{}: {e}", where_())))?;
                 (e.ids, e.type_ids)
             }
             TextEncoder::Gpt { tok, .. } => {

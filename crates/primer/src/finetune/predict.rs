@@ -129,23 +129,27 @@ fn spans(text: &str, words: &[(String, usize, usize)], tags: &[String]) -> Vec<S
 }
 
 /// Predictions for `texts` (classify: `A ||| B` for a pair; qa: the texts are questions about `context`).
+/// An error about text `i` starts with `whence(i)` (where it came from: "FILE line N", "text N").
 pub fn predict(
     model: &TaskModel,
     info: &TaskInfo,
     enc: &TextEncoder,
     texts: &[String],
     context: Option<&str>,
+    whence: &dyn Fn(usize) -> String,
 ) -> Result<Vec<Prediction>> {
+    let named = |i: usize, e: Error| Error::Config(format!("{}: {e}", whence(i)));
     match info.task {
         Task::Classify => {
             let feats = texts
                 .iter()
-                .map(|t| {
+                .enumerate()
+                .map(|(i, t)| {
                     let (a, b) = match t.split_once("|||") {
                         Some((a, b)) => (a.trim(), Some(b.trim())),
                         None => (t.as_str(), None),
                     };
-                    enc.classify(a, b, IGNORE, info.max_len, &|| format!("text {t:?}"))
+                    enc.classify(a, b, IGNORE, info.max_len, &|| whence(i))
                 })
                 .collect::<Result<Vec<Feature>>>()?;
             let outs = run(model, enc, &feats, 32)?;
@@ -169,9 +173,11 @@ pub fn predict(
             let words = texts.iter().map(|t| split_words(t)).collect::<Vec<_>>();
             let feats = words
                 .iter()
-                .map(|w| {
+                .enumerate()
+                .map(|(i, w)| {
                     let ws: Vec<String> = w.iter().map(|x| x.0.clone()).collect();
                     enc.tag(&ws, &[], IGNORE, info.max_len)
+                        .map_err(|e| named(i, e))
                 })
                 .collect::<Result<Vec<Feature>>>()?;
             let outs = run(model, enc, &feats, 32)?;
