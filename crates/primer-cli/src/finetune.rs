@@ -9,6 +9,7 @@ use primer::finetune::load::load_finetuned;
 use primer::finetune::model::Task;
 use primer::finetune::predict::{predict, Prediction};
 use primer::finetune::train::{describe, finetune, FinetuneConfig, Splits};
+use primer::train::Start;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -111,8 +112,12 @@ pub struct FinetuneArgs {
     #[arg(long)]
     no_group_by_length: bool,
     /// Continue the run in --out after its last finished epoch.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// Start afresh in an --out that already holds a run or a model, replacing its files once every input has
+    /// been read and checked (without it, primer refuses; the model being fine-tuned is never replaced).
+    #[arg(long)]
+    overwrite: bool,
     /// End this invocation after this many epochs in all (the schedule still follows --epochs); continue later
     /// with --resume.
     #[arg(long)]
@@ -156,6 +161,7 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
     cfg.lr = a.lr;
     cfg.batch_size = a.batch_size;
     cfg.max_len = a.max_len.unwrap_or(cfg.max_len);
+    cfg.max_len_given = a.max_len.is_some();
     cfg.seed = a.seed;
     cfg.train_limit = a.train_limit;
     cfg.warmup_ratio = a.warmup_ratio;
@@ -184,7 +190,12 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
         dev: &dev,
         test: test.as_ref(),
     };
-    let s = finetune(&a.model, &a.out, &splits, &cfg, a.resume)?;
+    let start = match (a.resume, a.overwrite) {
+        (true, _) => Start::Resume,
+        (false, true) => Start::Overwrite,
+        (false, false) => Start::Fresh,
+    };
+    let s = finetune(&a.model, &a.out, &splits, &cfg, start)?;
     println!(
         "best epoch {} of {}: dev {}",
         s.best_epoch,
@@ -219,6 +230,7 @@ pub struct EvalArgs {
 }
 
 pub fn run_eval(a: EvalArgs) -> Result<()> {
+    anyhow::ensure!(a.batch_size > 0, "--batch-size must be positive");
     let (model, info, enc) = load_finetuned(&a.model)?;
     let s = split(info.task, &a.data, a.articles.as_ref())?;
     let prep = prepare(&enc, &info, &s, None, false)?;

@@ -11,7 +11,8 @@ pub struct PlotArgs {
     /// Chart file (.png or .svg).
     #[arg(long)]
     out: PathBuf,
-    /// Dev metric to plot (default: accuracy, or f1 when the runs have no accuracy).
+    /// Dev metric to plot (default: the task's own: accuracy; f1 for ner and qa; sentence_accuracy for
+    /// intent-slot).
     #[arg(long)]
     metric: Option<String>,
     /// Chart title.
@@ -29,35 +30,65 @@ fn read_json(path: &std::path::Path) -> Result<serde_json::Value> {
 }
 
 pub fn run(a: PlotArgs) -> Result<()> {
-    let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    let mut metric = a.metric.clone();
-    println!("| run | start | training examples | dev metric |\n|---|---|---|---|");
+    // every run is read and checked before the table is printed
+    let mut rows = Vec::new();
+    let mut task: Option<(String, &PathBuf)> = None;
     for dir in &a.runs {
         let eval = read_json(&dir.join("eval.json"))
             .with_context(|| format!("{} is not a finished fine-tuning run", dir.display()))?;
         let cfg = read_json(&dir.join("train_config.json"))?;
-        let key = metric.get_or_insert_with(|| {
-            if eval["dev"].get("accuracy").is_some() {
-                "accuracy"
-            } else {
-                "f1"
-            }
-            .to_string()
-        });
-        let y = eval["dev"][key.as_str()]
-            .as_f64()
-            .with_context(|| format!("{}: eval.json has no dev {key}", dir.display()))?;
+        let this = eval["task"].as_str().unwrap_or_default().to_string();
+        match &task {
+            Some((first, at)) if *first != this => anyhow::bail!(
+                "{} is a {this} run but {} a {first} one: plot compares runs of one task",
+                dir.display(),
+                at.display()
+            ),
+            Some(_) => {}
+            None => task = Some((this.clone(), dir)),
+        }
         let x = eval["train_examples"]
             .as_f64()
-            .context("eval.json has no train_examples")?;
+            .with_context(|| format!("{}: eval.json has no train_examples", dir.display()))?;
         let start = if cfg["from_scratch"].as_bool() == Some(true) {
             "from scratch"
         } else {
             "pretrained"
         };
-        println!("| {} | {start} | {x} | {y:.4} |", dir.display());
+        rows.push((dir, start, x, eval));
+    }
+    // the metric that picked each run's best epoch, unless --metric names another
+    let metric = a.metric.clone().unwrap_or_else(|| {
+        match task.as_ref().map(|t| t.0.as_str()) {
+            Some("ner" | "qa") => "f1",
+            Some("intent-slot") => "sentence_accuracy",
+            _ => "accuracy",
+        }
+        .to_string()
+    });
+    let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut table =
+        vec!["| run | start | training examples | dev metric |\n|---|---|---|---|".to_string()];
+    for (dir, start, x, eval) in rows {
+        let Some(y) = eval["dev"][metric.as_str()].as_f64() else {
+            let names: Vec<&String> = eval["dev"]
+                .as_object()
+                .map(|m| m.keys().collect())
+                .unwrap_or_default();
+            anyhow::bail!(
+                "{}: eval.json has no dev {metric} (it has {}): pass --metric",
+                dir.display(),
+                names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        table.push(format!("| {} | {start} | {x} | {y:.4} |", dir.display()));
         series.entry(start.to_string()).or_default().push((x, y));
     }
+    println!("{}", table.join("\n"));
     let series: Vec<Series> = series
         .into_iter()
         .map(|(name, mut points)| {
@@ -65,7 +96,7 @@ pub fn run(a: PlotArgs) -> Result<()> {
             Series { name, points }
         })
         .collect();
-    let y_label = format!("dev {}", metric.unwrap_or_default());
+    let y_label = format!("dev {metric}");
     line_chart(
         &a.out,
         &Chart {

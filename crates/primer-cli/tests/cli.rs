@@ -1352,6 +1352,25 @@ fn finetune_then_eval_predict_and_plot() {
         .arg("--input")
         .arg(&texts));
     assert_eq!(from_file, line);
+    // a second run into the same --out is refused, and leaves the first as it was
+    let weights = std::fs::read(out.join("model.safetensors")).unwrap();
+    let again = primer()
+        .args(["finetune", "classify", "--model"])
+        .arg(&bert)
+        .arg("--out")
+        .arg(out)
+        .arg("--train")
+        .arg(&train)
+        .arg("--dev")
+        .arg(&dev)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && err.contains("pass --resume"),
+        "{err}"
+    );
+    assert!(std::fs::read(out.join("model.safetensors")).unwrap() == weights);
     let png = d.join("efficiency.png");
     let table = ok(primer().arg("plot").arg("--out").arg(&png).args(&outs));
     assert!(
@@ -1359,6 +1378,19 @@ fn finetune_then_eval_predict_and_plot() {
         "{table}"
     );
     assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+    // a metric the runs lack is refused with the ones they have, before the table is printed
+    let o = primer()
+        .args(["plot", "--metric", "f1", "--out"])
+        .arg(d.join("f1.png"))
+        .args(&outs)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("has no dev f1 (it has accuracy, macro_f1)"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
 }
 
 #[test]

@@ -14,6 +14,7 @@ use primer::finetune::train::{finetune, FinetuneConfig, Splits};
 use primer::models::bert::{Bert, BertConfig, Heads};
 use primer::models::gpt::{Gpt, GptConfig};
 use primer::tokenize::TextTokenizer;
+use primer::train::Start;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -91,6 +92,15 @@ fn tiny_bert(dir: &Path) -> PathBuf {
     model_dir
 }
 
+/// Train and dev splits without a test split.
+fn train_dev<'a>(train: &'a Split, dev: &'a Split) -> Splits<'a> {
+    Splits {
+        train,
+        dev,
+        test: None,
+    }
+}
+
 fn config(task: Task) -> FinetuneConfig {
     let mut c = FinetuneConfig::new(task);
     c.epochs = 30;
@@ -131,7 +141,7 @@ fn classify_learns_and_reloads() {
         dev: &dv,
         test: Some(&dv),
     };
-    let s = finetune(&model, &out, &splits, &config(Task::Classify), false).unwrap();
+    let s = finetune(&model, &out, &splits, &config(Task::Classify), Start::Fresh).unwrap();
     assert!(s.dev["accuracy"] >= 0.95, "{:?}", s.dev);
     assert!(s.dev["macro_f1"] >= 0.95, "{:?}", s.dev);
     for f in [
@@ -177,6 +187,59 @@ fn classify_learns_and_reloads() {
     assert!((total - 1.0).abs() < 1e-4);
 }
 
+/// Pairs whose label is the sentiment word of the second text; the first holds a random one to mislead.
+fn pair_file(path: &Path, rng: &mut Rng, n: usize) {
+    let mut s = String::from("premise\thypothesis\tlabel\n");
+    let word = |rng: &mut Rng| if rng.below(2) == 0 { "good" } else { "bad" };
+    for _ in 0..n {
+        let (decoy, said) = (word(rng), word(rng));
+        let a = format!("{} {decoy}", filler(rng, 3).join(" "));
+        let b = format!("{said} {}", filler(rng, 2).join(" "));
+        let label = if said == "good" { "pos" } else { "neg" };
+        writeln!(s, "{a}\t{b}\t{label}").unwrap();
+    }
+    write(path, &s);
+}
+
+#[test]
+fn classify_pairs_reads_the_second_text() {
+    let dir = common::tmp("ft-pairs");
+    let model = tiny_bert(&dir);
+    let mut rng = Rng::new(9);
+    let (train, dev) = (dir.join("train.tsv"), dir.join("dev.tsv"));
+    pair_file(&train, &mut rng, 200);
+    pair_file(&dev, &mut rng, 60);
+    let (tr, dv) = (Split::file(&train), Split::file(&dev));
+    let splits = train_dev(&tr, &dv);
+    let mut cfg = config(Task::Classify);
+    cfg.text_column = "premise".into();
+    cfg.pair_column = Some("hypothesis".into());
+    let out = dir.join("out");
+    let s = finetune(&model, &out, &splits, &cfg, Start::Fresh).unwrap();
+    assert!(s.dev["accuracy"] >= 0.9, "{:?}", s.dev);
+    let (m, info, enc) = load_finetuned(&out).unwrap();
+    let whence = |i: usize| format!("text {}", i + 1);
+    let texts = [
+        "the film was good ||| bad movie today".to_string(),
+        "the film was bad ||| good movie today".to_string(),
+    ];
+    let p = predict(&m, &info, &enc, &texts, None, &whence).unwrap();
+    let labels: Vec<&str> = p
+        .iter()
+        .map(|p| match p {
+            Prediction::Class { label, .. } => label.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(labels, ["neg", "pos"]);
+    // a pair classifier given one text says how to write a pair
+    let one = ["good movie today".to_string()];
+    let e = predict(&m, &info, &enc, &one, None, &whence)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("text 1") && e.contains("A ||| B"), "{e}");
+}
+
 #[test]
 fn classify_with_a_gpt_reads_the_last_token() {
     let dir = common::tmp("ft-gpt");
@@ -193,14 +256,10 @@ fn classify_with_a_gpt_reads_the_last_token() {
         .save(&model, &[])
         .unwrap();
     let (tr, dv) = (Split::file(&train), Split::file(&dev));
-    let splits = Splits {
-        train: &tr,
-        dev: &dv,
-        test: None,
-    };
+    let splits = train_dev(&tr, &dv);
     let cfg = config(Task::Classify);
     let out = dir.join("out");
-    let s = finetune(&model, &out, &splits, &cfg, false).unwrap();
+    let s = finetune(&model, &out, &splits, &cfg, Start::Fresh).unwrap();
     assert!(s.dev["accuracy"] >= 0.9, "{:?}", s.dev);
     // a text with no tokens is refused, named by where it came from
     let (m, info, enc) = load_finetuned(&out).unwrap();
@@ -231,13 +290,9 @@ fn ner_learns_entities() {
     conll_file(&train, &mut rng, 240);
     conll_file(&dev, &mut rng, 60);
     let (tr, dv) = (Split::file(&train), Split::file(&dev));
-    let splits = Splits {
-        train: &tr,
-        dev: &dv,
-        test: None,
-    };
+    let splits = train_dev(&tr, &dv);
     let out = dir.join("out");
-    let s = finetune(&model, &out, &splits, &config(Task::Ner), false).unwrap();
+    let s = finetune(&model, &out, &splits, &config(Task::Ner), Start::Fresh).unwrap();
     assert!(s.dev["f1"] >= 0.95, "{:?}", s.dev);
     let (m, info, enc) = load_finetuned(&out).unwrap();
     let text = "a saw alice then rome";
@@ -290,17 +345,13 @@ fn intent_slot_learns_both_heads() {
         articles: None,
     };
     let (tr, dv) = (split("train"), split("dev"));
-    let splits = Splits {
-        train: &tr,
-        dev: &dv,
-        test: None,
-    };
+    let splits = train_dev(&tr, &dv);
     let s = finetune(
         &model,
         &dir.join("out"),
         &splits,
         &config(Task::IntentSlot),
-        false,
+        Start::Fresh,
     )
     .unwrap();
     assert!(s.dev["intent_accuracy"] >= 0.98, "{:?}", s.dev);
@@ -340,17 +391,13 @@ fn qa_learns_spans_and_windows_long_contexts() {
     squad_file(&train, &mut rng, 240);
     squad_file(&dev, &mut rng, 60);
     let (tr, dv) = (Split::file(&train), Split::file(&dev));
-    let splits = Splits {
-        train: &tr,
-        dev: &dv,
-        test: None,
-    };
+    let splits = train_dev(&tr, &dv);
     let mut cfg = config(Task::Qa);
     // windows of 20 tokens (about 12 of context) sharing 8: long contexts need two
     cfg.max_len = 20;
     cfg.doc_stride = 8;
     let out = dir.join("out");
-    let s = finetune(&model, &out, &splits, &cfg, false).unwrap();
+    let s = finetune(&model, &out, &splits, &cfg, Start::Fresh).unwrap();
     assert!(s.dev["exact_match"] >= 0.9, "{:?}", s.dev);
     assert!(s.dev["f1"] >= 0.9, "{:?}", s.dev);
     let (m, info, enc) = load_finetuned(&out).unwrap();
@@ -368,6 +415,16 @@ fn qa_learns_spans_and_windows_long_contexts() {
         panic!("{p:?}")
     };
     assert_eq!((answer.text.as_str(), answer.start), ("lima", 43));
+    // windows that share all they hold could not move on: refused, naming the question, before anything is written
+    cfg.doc_stride = 40;
+    let other = dir.join("other");
+    let err = finetune(&model, &other, &splits, &cfg, Start::Fresh).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("train.json") && msg.contains("question q") && msg.contains("--doc-stride 40"),
+        "{msg}"
+    );
+    assert!(!other.exists());
 }
 
 #[test]
@@ -379,21 +436,17 @@ fn resume_continues_the_same_run() {
     classify_file(&train, &mut rng, 160);
     classify_file(&dev, &mut rng, 40);
     let (tr, dv) = (Split::file(&train), Split::file(&dev));
-    let splits = Splits {
-        train: &tr,
-        dev: &dv,
-        test: None,
-    };
+    let splits = train_dev(&tr, &dv);
     let mut cfg = config(Task::Classify);
     cfg.epochs = 4;
     cfg.lr = 5e-3;
     let whole = dir.join("whole");
-    finetune(&model, &whole, &splits, &cfg, false).unwrap();
+    finetune(&model, &whole, &splits, &cfg, Start::Fresh).unwrap();
     let parts = dir.join("parts");
     cfg.stop_after_epochs = Some(2);
-    finetune(&model, &parts, &splits, &cfg, false).unwrap();
+    finetune(&model, &parts, &splits, &cfg, Start::Fresh).unwrap();
     cfg.stop_after_epochs = None;
-    finetune(&model, &parts, &splits, &cfg, true).unwrap();
+    finetune(&model, &parts, &splits, &cfg, Start::Resume).unwrap();
     let read = |d: &Path| std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
     let losses = |s: String| -> Vec<(f64, f64)> {
         s.lines()
@@ -416,9 +469,9 @@ fn resume_continues_the_same_run() {
     // .checkpoint-pending; the resumed run finishes both moves first
     let (two, torn) = (dir.join("two"), dir.join("torn"));
     cfg.stop_after_epochs = Some(2);
-    finetune(&model, &two, &splits, &cfg, false).unwrap();
+    finetune(&model, &two, &splits, &cfg, Start::Fresh).unwrap();
     cfg.stop_after_epochs = Some(3);
-    let before = finetune(&model, &torn, &splits, &cfg, false).unwrap();
+    let before = finetune(&model, &torn, &splits, &cfg, Start::Fresh).unwrap();
     // so that the best model being moved is not the one it replaces
     assert_eq!(before.best_epoch, 3);
     let ckpt = torn.join("checkpoint");
@@ -442,7 +495,7 @@ fn resume_continues_the_same_run() {
     }
     assert!(std::fs::read_dir(&best_pending).unwrap().count() >= 3);
     cfg.stop_after_epochs = None;
-    finetune(&model, &torn, &splits, &cfg, true).unwrap();
+    finetune(&model, &torn, &splits, &cfg, Start::Resume).unwrap();
     assert_eq!(losses(read(&torn)), a);
     assert!(!pending.exists() && !best_pending.exists());
     for name in ["model.safetensors", "config.json", "task.json"] {
@@ -471,12 +524,9 @@ fn bad_input_fails_before_writing_a_model() {
         write(&bad, &text);
         let out = dir.join(format!("out-{name}"));
         let (tr, dv) = (Split::file(&bad), Split::file(&good));
-        let splits = Splits {
-            train: &tr,
-            dev: &dv,
-            test: None,
-        };
-        let err = finetune(&model, &out, &splits, &config(Task::Classify), false).unwrap_err();
+        let splits = train_dev(&tr, &dv);
+        let err =
+            finetune(&model, &out, &splits, &config(Task::Classify), Start::Fresh).unwrap_err();
         assert!(err.to_string().contains(want), "{name}: {err}");
         assert!(
             !out.join("model.safetensors").exists(),
@@ -487,13 +537,9 @@ fn bad_input_fails_before_writing_a_model() {
     let dev = dir.join("dev.tsv");
     write(&dev, "sentence\tlabel\nfine film\tpos\nodd one\tmaybe\n");
     let (tr, dv) = (Split::file(&good), Split::file(&dev));
-    let splits = Splits {
-        train: &tr,
-        dev: &dv,
-        test: None,
-    };
+    let splits = train_dev(&tr, &dv);
     let out = dir.join("out-dev");
-    let err = finetune(&model, &out, &splits, &config(Task::Classify), false).unwrap_err();
+    let err = finetune(&model, &out, &splits, &config(Task::Classify), Start::Fresh).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("maybe") && msg.contains("line 3"), "{msg}");
     assert!(!out.join("model.safetensors").exists());
@@ -503,4 +549,94 @@ fn bad_input_fails_before_writing_a_model() {
         msg.contains("task.json") && msg.contains("primer finetune"),
         "{msg}"
     );
+}
+
+#[test]
+fn an_out_holding_a_run_or_a_model_is_not_written_over() {
+    let dir = common::tmp("ft-out");
+    let model = tiny_bert(&dir);
+    let mut rng = Rng::new(8);
+    let (train, dev, bad) = (
+        dir.join("train.tsv"),
+        dir.join("dev.tsv"),
+        dir.join("bad.tsv"),
+    );
+    classify_file(&train, &mut rng, 40);
+    classify_file(&dev, &mut rng, 10);
+    write(&bad, "sentence\tlabel\n");
+    let (tr, dv, bd) = (Split::file(&train), Split::file(&dev), Split::file(&bad));
+    let splits = train_dev(&tr, &dv);
+    let mut cfg = config(Task::Classify);
+    cfg.epochs = 1;
+    let out = dir.join("out");
+    let err = |out: &Path, splits: &Splits, cfg: &FinetuneConfig, start: Start| {
+        finetune(&model, out, splits, cfg, start)
+            .unwrap_err()
+            .to_string()
+    };
+    // nothing to resume yet
+    let e = err(&out, &splits, &cfg, Start::Resume);
+    assert!(e.contains("no run to resume"), "{e}");
+    finetune(&model, &out, &splits, &cfg, Start::Fresh).unwrap();
+    let weights = || std::fs::read(out.join("model.safetensors")).unwrap();
+    let first = weights();
+    // forgetting --resume loses nothing
+    cfg.seed = 1;
+    let e = err(&out, &splits, &cfg, Start::Fresh);
+    assert!(
+        e.contains("already holds a fine-tuning run")
+            && e.contains("--resume")
+            && e.contains("--overwrite"),
+        "{e}"
+    );
+    assert!(weights() == first);
+    // the model being fine-tuned, and any other model, are refused as --out; the former even with --overwrite
+    let e = err(&model, &splits, &cfg, Start::Overwrite);
+    assert!(e.contains("is the model being fine-tuned"), "{e}");
+    let e = err(&model, &splits, &cfg, Start::Fresh);
+    assert!(e.contains("is the model being fine-tuned"), "{e}");
+    let other = dir.join("other-model");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(model.join("config.json"), other.join("config.json")).unwrap();
+    let e = err(&other, &splits, &cfg, Start::Fresh);
+    assert!(
+        e.contains("already holds a model (it has config.json)"),
+        "{e}"
+    );
+    // --overwrite replaces the run only once the new one has passed its checks
+    let bad_splits = train_dev(&bd, &dv);
+    let e = err(&out, &bad_splits, &cfg, Start::Overwrite);
+    assert!(e.contains("no examples"), "{e}");
+    assert!(weights() == first);
+    finetune(&model, &out, &splits, &cfg, Start::Overwrite).unwrap();
+    assert!(weights() != first);
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.matches("dev_accuracy").count(), 1, "{metrics}");
+    // a changed setting is named on resume
+    cfg.lr = 1e-3;
+    let e = err(&out, &splits, &cfg, Start::Resume);
+    assert!(e.contains("--lr 0.001") && !e.contains("--seed"), "{e}");
+    // limits checked before anything is written
+    let fresh = dir.join("fresh");
+    cfg.stop_after_epochs = Some(0);
+    let e = err(&fresh, &splits, &cfg, Start::Fresh);
+    assert!(e.contains("--stop-after-epochs"), "{e}");
+    cfg.stop_after_epochs = None;
+    cfg.max_len = 65;
+    cfg.max_len_given = true;
+    let e = err(&fresh, &splits, &cfg, Start::Fresh);
+    assert!(
+        e.contains("--max-len 65") && e.contains("64 positions"),
+        "{e}"
+    );
+    assert!(!fresh.exists());
+    // a default longer than the model's positions is cut to them, and a resume without --max-len keeps that
+    cfg.max_len_given = false;
+    cfg.stop_after_epochs = Some(1);
+    cfg.epochs = 2;
+    finetune(&model, &fresh, &splits, &cfg, Start::Fresh).unwrap();
+    let (_, info, _) = load_finetuned(&fresh).unwrap();
+    assert_eq!(info.max_len, 64);
+    cfg.stop_after_epochs = None;
+    finetune(&model, &fresh, &splits, &cfg, Start::Resume).unwrap();
 }

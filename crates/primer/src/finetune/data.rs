@@ -231,7 +231,10 @@ pub fn prepare(
                 .collect();
             let mut features = Vec::new();
             for (i, q) in ex.iter().enumerate() {
-                features.extend(enc.qa(q, i, &info.qa_limits(), train)?);
+                let windows = enc
+                    .qa(q, i, &info.qa_limits(), train)
+                    .map_err(|e| Error::format(path, format!("question {}: {e}", q.id)))?;
+                features.extend(windows);
             }
             Prepared {
                 features,

@@ -190,6 +190,15 @@ impl TextEncoder {
                 qids.len()
             )));
         }
+        if cids.len() > room && lim.doc_stride >= room {
+            return Err(Error::Config(format!(
+                "--doc-stride {} must be below the {room} context tokens a window holds (--max-len {} less the \
+                 question's {} tokens and 3 special ones): consecutive windows share --doc-stride tokens",
+                lim.doc_stride,
+                lim.max_len,
+                qids.len()
+            )));
+        }
         let step = room.saturating_sub(lim.doc_stride).max(1);
         // the first answer's token span in the whole context
         let answer = q.answers.first().and_then(|a| {

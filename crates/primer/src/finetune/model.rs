@@ -82,6 +82,14 @@ impl Backbone {
         }
     }
 
+    /// The longest sequence the model takes (BERT's `max_position_embeddings`, GPT-2's `n_positions`).
+    pub fn max_positions(&self) -> usize {
+        match self {
+            Backbone::Bert(m) => m.config.max_position_embeddings,
+            Backbone::Gpt(m) => m.config.n_positions,
+        }
+    }
+
     fn hidden_size(&self) -> usize {
         match self {
             Backbone::Bert(m) => m.config.hidden_size,

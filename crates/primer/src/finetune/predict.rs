@@ -128,7 +128,8 @@ fn spans(text: &str, words: &[(String, usize, usize)], tags: &[String]) -> Vec<S
         .collect()
 }
 
-/// Predictions for `texts` (classify: `A ||| B` for a pair; qa: the texts are questions about `context`).
+/// Predictions for `texts` (classify: `A ||| B` for a classifier of pairs, a single-text one takes the text whole;
+/// qa: the texts are questions about `context`).
 /// An error about text `i` starts with `whence(i)` (where it came from: "FILE line N", "text N").
 pub fn predict(
     model: &TaskModel,
@@ -145,9 +146,16 @@ pub fn predict(
                 .iter()
                 .enumerate()
                 .map(|(i, t)| {
-                    let (a, b) = match t.split_once("|||") {
-                        Some((a, b)) => (a.trim(), Some(b.trim())),
-                        None => (t.as_str(), None),
+                    let (a, b) = match (&info.pair_column, t.split_once("|||")) {
+                        (Some(_), Some((a, b))) => (a.trim(), Some(b.trim())),
+                        (Some(column), None) => {
+                            return Err(Error::Config(format!(
+                                "{}: this classifier reads pairs of texts (its data's {column} column was the \
+                                 second): write them as `A ||| B`",
+                                whence(i)
+                            )))
+                        }
+                        (None, _) => (t.as_str(), None),
                     };
                     enc.classify(a, b, IGNORE, info.max_len, &|| whence(i))
                 })

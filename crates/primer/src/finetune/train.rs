@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::hf;
 use crate::tasks::datasets::Columns;
 use crate::train::checkpoint::{
-    adamw_config, progress_bar, report, restore_optimizer, save_checkpoint,
+    adamw_config, progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::linear_lr;
@@ -64,6 +64,10 @@ pub struct FinetuneConfig {
     /// continues. Not a setting of the run: it may differ between invocations.
     #[serde(skip)]
     pub stop_after_epochs: Option<usize>,
+    /// Whether `max_len` was asked for (`--max-len`): a default longer than the model's positions is cut to
+    /// them, an asked-for one is refused. Not a setting of the run either.
+    #[serde(skip)]
+    pub max_len_given: bool,
 }
 
 impl FinetuneConfig {
@@ -91,6 +95,7 @@ impl FinetuneConfig {
             label_column: "label".into(),
             group_by_length: true,
             stop_after_epochs: None,
+            max_len_given: false,
         }
     }
 
@@ -113,6 +118,12 @@ impl FinetuneConfig {
         }
         if self.max_answer_len == 0 || self.max_query_len == 0 {
             return bad("--max-answer-len and --max-query-len must be positive");
+        }
+        if self.stop_after_epochs == Some(0) {
+            return bad("--stop-after-epochs must be at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("--lr must be positive and finite");
         }
         adamw_config(
             (self.lr, 0.0),
@@ -166,15 +177,33 @@ pub struct Splits<'a> {
     pub test: Option<&'a Split>,
 }
 
+/// What a fine-tuning run writes into OUT (`checkpoint` is a directory).
+const RUN_FILES: [&str; 10] = [
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "task.json",
+    "metrics.jsonl",
+    "curves.png",
+    "eval.json",
+    "train_config.json",
+    "checkpoint",
+];
+
 /// Fine-tunes the model in `model_dir` (or a fresh one of its shape) on `splits`, writing into `out`.
+/// `start` says what to do with a run already in `out`: refuse it ([`Start::Fresh`]), replace it once every
+/// input has been read and checked ([`Start::Overwrite`]), or continue it ([`Start::Resume`]).
 pub fn finetune(
     model_dir: &Path,
     out: &Path,
     splits: &Splits,
     cfg: &FinetuneConfig,
-    resume: bool,
+    start: Start,
 ) -> Result<FinetuneSummary> {
     cfg.validate()?;
+    let mut cfg = cfg.clone();
+    let resume = start == Start::Resume;
     let ckpt = out.join("checkpoint");
     // a checkpoint whose writing a killed run cut short is made whole before anything reads it or writes another,
     // by the one process the lock lets in
@@ -185,21 +214,46 @@ pub fn finetune(
     };
     journal::recover(out)?;
     journal::recover(&ckpt)?;
+    check_out(model_dir, out, start)?;
     let (mut model, info, enc, state) = if resume {
-        let mut saved: FinetuneConfig = hf::read_config(&out.join("train_config.json"))?;
+        let saved_path = out.join("train_config.json");
+        let mut saved: FinetuneConfig = hf::read_config(&saved_path)?;
         saved.stop_after_epochs = cfg.stop_after_epochs;
-        if saved != *cfg {
-            return Err(Error::Config(format!(
-                "a resumed run keeps its settings; {} holds a run with {}",
-                out.display(),
-                serde_json::to_string(&saved).unwrap_or_default()
-            )));
+        saved.max_len_given = cfg.max_len_given;
+        if !cfg.max_len_given {
+            cfg.max_len = saved.max_len;
+        }
+        if saved != cfg {
+            return Err(Error::format(
+                &saved_path,
+                format!(
+                    "a resumed run keeps its settings, and these differ: {}",
+                    changed_settings(&saved, &cfg)
+                ),
+            ));
         }
         let state: TrainerState = hf::read_config(&ckpt.join("trainer_state.json"))?;
         let (model, info, enc) = load_finetuned(&ckpt)?;
         (model, info, enc, Some(state))
     } else {
         let (backbone, enc) = load_backbone(model_dir, cfg.task, cfg.from_scratch, cfg.seed)?;
+        let positions = backbone.max_positions();
+        if cfg.max_len > positions && !cfg.max_len_given {
+            eprintln!(
+                "note: inputs cut at the model's {positions} positions (--max-len {positions}, not the default {})",
+                cfg.max_len
+            );
+            cfg.max_len = positions;
+        }
+        if cfg.max_len > positions {
+            return Err(Error::format(
+                &model_dir.join("config.json"),
+                format!(
+                    "--max-len {} is more than the model's {positions} positions: pass --max-len {positions} or less",
+                    cfg.max_len
+                ),
+            ));
+        }
         let (labels, slots) = labels_from_train(cfg.task, splits.train, &cfg.columns())?;
         let info = TaskInfo {
             task: cfg.task,
@@ -227,8 +281,11 @@ pub fn finetune(
         .map(|t| prepare(&enc, &info, t, None, false))
         .transpose()?;
     // all input read and checked: from here on OUT is written
+    if start == Start::Overwrite {
+        clear_run(out)?;
+    }
     std::fs::create_dir_all(&ckpt).map_err(Error::io(&ckpt))?;
-    hf::write_json(&out.join("train_config.json"), cfg)?;
+    hf::write_json(&out.join("train_config.json"), &cfg)?;
     let metrics_path = out.join("metrics.jsonl");
     let mut st = match state {
         Some(s) => s,
@@ -279,7 +336,7 @@ pub fn finetune(
     let mut tps = 0.0;
     let stop = cfg.stop_after_epochs.unwrap_or(cfg.epochs).min(cfg.epochs);
     while st.epoch < stop && !(cfg.patience > 0 && st.bad_epochs >= cfg.patience) {
-        let batches = epoch_batches(&train.features, cfg, st.epoch);
+        let batches = epoch_batches(&train.features, &cfg, st.epoch);
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
         let (mut recent_sum, mut recent_n) = (0.0, 0usize);
         let window = Instant::now();
@@ -390,6 +447,102 @@ pub fn finetune(
         }),
     )?;
     Ok(summary)
+}
+
+/// Refuses an `out` that `start` must not write in: for a fresh run, the model being fine-tuned, or a directory
+/// that already holds a run or a model (unless `start` overwrites it; never the model itself); for a resumed
+/// run, a directory without a finished epoch.
+fn check_out(model_dir: &Path, out: &Path, start: Start) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::format(
+            out,
+            "is a file, not a directory: --out names the run's directory",
+        ));
+    }
+    let finished_epoch = out.join("checkpoint").join("trainer_state.json").exists();
+    let stopped_early = !finished_epoch && out.join("train_config.json").exists();
+    if start == Start::Resume {
+        let why = if finished_epoch {
+            return Ok(());
+        } else if !out.is_dir() {
+            "there is no run to resume here (no such directory)"
+        } else if stopped_early {
+            "the run here stopped before its first epoch ended, so there is nothing to resume: pass --overwrite \
+             instead of --resume to start it afresh"
+        } else {
+            "there is no fine-tuning run to resume here (no checkpoint/trainer_state.json)"
+        };
+        return Err(Error::format(out, why));
+    }
+    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    if same(out, model_dir) {
+        return Err(Error::format(
+            out,
+            "is the model being fine-tuned (--model): choose another --out",
+        ));
+    }
+    let Some(name) = RUN_FILES.iter().find(|name| out.join(name).exists()) else {
+        return Ok(());
+    };
+    if start == Start::Overwrite {
+        return Ok(());
+    }
+    let why = if finished_epoch {
+        format!(
+            "already holds a fine-tuning run (it has {name}): pass --resume to continue it, --overwrite to \
+             replace it, or choose another --out"
+        )
+    } else if stopped_early {
+        format!(
+            "already holds a run that stopped before its first epoch ended (it has {name}): pass --overwrite to \
+             start it afresh, or choose another --out"
+        )
+    } else {
+        format!(
+            "already holds a model (it has {name}): choose another --out (--overwrite would replace its files)"
+        )
+    };
+    Err(Error::format(out, why))
+}
+
+/// Deletes what a fine-tuning run wrote in `out` (see [`RUN_FILES`]); other files stay.
+fn clear_run(out: &Path) -> Result<()> {
+    for name in RUN_FILES {
+        let path = out.join(name);
+        let gone = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match gone {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path)(e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The settings that differ between a saved run and this invocation, by flag: "--lr 0.001 (saved: 0.00005)".
+fn changed_settings(saved: &FinetuneConfig, now: &FinetuneConfig) -> String {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(saved), serde_json::to_value(now))
+    else {
+        return "the settings".into();
+    };
+    let flag = |key: &str| match key {
+        "task" => "the task".to_string(),
+        "pair_column" => "--text-pair-column".to_string(),
+        "group_by_length" => "--no-group-by-length".to_string(),
+        other => format!("--{}", other.replace('_', "-")),
+    };
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            let now = b.get(k).map(|x| x.to_string()).unwrap_or_default();
+            format!("{} {now} (saved: {v})", flag(k))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Training examples (QA windows of one question count once).
