@@ -197,3 +197,40 @@ fn beam_sampling_depends_on_the_seed_alone() {
     assert_eq!(found.len(), 3);
     assert!(found.iter().all(|h| h.score > -1e6), "{found:?}");
 }
+
+/// A checkpoint with NaN in its weights is an error, not an empty or garbled text, in greedy and beam search.
+#[test]
+fn weights_that_are_not_numbers_are_an_error() {
+    let scratch = common::tmp("beam-nan");
+    let tok = common::bpe_tokenizer(&scratch);
+    let mut model = Gpt::load(&fixture("gpt2_tiny_untied")).unwrap();
+    let ln_f = model
+        .layout
+        .specs()
+        .iter()
+        .find(|s| s.name == "transformer.ln_f.weight")
+        .unwrap()
+        .range();
+    model.params[ln_f].fill(f32::NAN);
+    let greedy = Sampling {
+        max_new_tokens: 4,
+        temperature: 0.0,
+        ..Default::default()
+    };
+    let beams = beam_sampling(
+        4,
+        Vec::new(),
+        BeamSearch {
+            num_beams: 2,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::Heuristic,
+            do_sample: false,
+        },
+    );
+    for s in [greedy, beams] {
+        let err = generate(&model, &tok, &[5, 6], &s, |_| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a number"), "{err}");
+    }
+}

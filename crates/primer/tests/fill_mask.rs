@@ -81,6 +81,9 @@ fn bad_targets_and_texts_are_refused() {
     // "cats" is two pieces here (cat ##s): a mask holds one token
     let e = err(&["mat", "cats"]);
     assert!(e.contains("\"cats\" is 2 tokens (cat ##s)"), "{e}");
+    // a word the vocabulary lacks is [UNK], which is no answer to score
+    let e = err(&["mat", "☃"]);
+    assert!(e.contains("\"☃\" is not in the vocabulary"), "{e}");
     let e = err(&[]);
     assert!(e.contains("at least one"), "{e}");
     let e = err(&["mat", ""]);

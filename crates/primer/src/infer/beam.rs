@@ -14,7 +14,7 @@
 //! replacement, in proportion to the exponent of their summed (warped) log-probabilities, as transformers'
 //! `torch.multinomial` draws them; scores are then sums of warped log-probabilities, as in transformers.
 
-use super::generate::{cache_capacity, context, process, restart, warp, Sampling};
+use super::generate::{self, cache_capacity, context, process, restart, warp, Sampling};
 use super::stop_strings::StopStrings;
 use crate::engine::rng::Rng;
 use crate::error::Result;
@@ -131,7 +131,7 @@ pub(crate) fn search(
         return Ok(Vec::new());
     }
     let mut cache = model.new_cache(cache_capacity(model, prompt.len(), s.max_new_tokens));
-    let first = model.step(&mut cache, context(model, prompt))?;
+    let first = generate::step(model, &mut cache, context(model, prompt))?;
     cache.repeat(beams);
     let mut logits = first.repeat(beams);
     // beam 0 alone at first, so that the beams do not all pick the same tokens
@@ -258,7 +258,7 @@ pub(crate) fn search(
                 .iter()
                 .map(|h| h.tokens[h.tokens.len() - 1])
                 .collect();
-            model.step(&mut cache, &ids)?
+            generate::step(model, &mut cache, &ids)?
         };
     }
     Ok(finished)

@@ -176,7 +176,7 @@ pub fn fill_mask(
 }
 
 /// The token ids of `targets`, first occurrence order: each an entry of the vocabulary as it stands, or a text
-/// the tokenizer turns into exactly one token the model has.
+/// the tokenizer turns into exactly one token the model has, other than [UNK].
 fn target_ids(
     tok: &TextTokenizer,
     enc: &BertEncoder,
@@ -208,6 +208,11 @@ fn target_ids(
                         names.join(" ")
                     )));
                 };
+                if tok.token_to_id("[UNK]") == Some(id) {
+                    return Err(Error::Config(format!(
+                        "target {t:?} is not in the vocabulary: the tokenizer makes it [UNK]"
+                    )));
+                }
                 id
             }
         };

@@ -772,7 +772,20 @@ pub(crate) fn restart(model: &Gpt, cache: &mut KvCache, texts: &[&[u32]]) -> Res
         .copied()
         .collect();
     cache.clear();
-    model.step(cache, &ids)
+    step(model, cache, &ids)
+}
+
+/// [`Gpt::step`], refusing logits that are not numbers: a checkpoint whose weights hold NaN or infinities, whose
+/// texts would be noise, or empty when no id can be picked.
+pub(crate) fn step(model: &Gpt, cache: &mut KvCache, ids: &[u32]) -> Result<Vec<f32>> {
+    let logits = model.step(cache, ids)?;
+    if logits.iter().any(|x| x.is_nan()) {
+        return Err(Error::Config(
+            "the model's output is not a number (NaN): its weights hold NaN or infinite values"
+                .into(),
+        ));
+    }
+    Ok(logits)
 }
 
 fn sample_tokens(
@@ -786,7 +799,7 @@ fn sample_tokens(
     let mut rng = Rng::new(s.seed);
     let mut tokens = prompt.to_vec();
     let mut cache = model.new_cache(cache_capacity(model, prompt.len(), s.max_new_tokens));
-    let mut logits = model.step(&mut cache, context(model, &tokens))?;
+    let mut logits = step(model, &mut cache, context(model, &tokens))?;
     let mut out = Vec::new();
     for _ in 0..s.max_new_tokens {
         for (l, _) in logits.iter_mut().zip(decodable).filter(|(_, &ok)| !ok) {
@@ -806,7 +819,7 @@ fn sample_tokens(
         logits = if cache.len() == cache.capacity() {
             restart(model, &mut cache, &[&tokens])?
         } else {
-            model.step(&mut cache, &[next])?
+            step(model, &mut cache, &[next])?
         };
     }
     Ok(out)

@@ -25,7 +25,15 @@ where
         .write(true)
         .create_new(true)
         .open(&tmp)
-        .map_err(Error::io(&tmp))
+        .map_err(|e| match path.parent() {
+            // the usual cause: name the directory, not the temporary file no one asked for
+            Some(dir)
+                if e.kind() == std::io::ErrorKind::NotFound && !dir.as_os_str().is_empty() =>
+            {
+                Error::format(dir, "no such directory")
+            }
+            _ => Error::io(&tmp)(e),
+        })
         .and_then(|file| {
             let mut w = BufWriter::new(file);
             write(&mut w)?;

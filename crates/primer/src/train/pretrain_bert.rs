@@ -144,6 +144,14 @@ impl BertTrainConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("--dropout must be in [0, 1)");
         }
+        // [CLS] A [SEP] B [SEP] needs a token of each sentence; a packed row [CLS] … [SEP] one token
+        let least = if self.nsp { 5 } else { 3 };
+        if self.block_size < least {
+            return Err(Error::Config(format!(
+                "--block-size {} is too short: a row needs at least {least} tokens",
+                self.block_size
+            )));
+        }
         self.mask_config().validate()?;
         self.model_config(self.vocab_size.max(8))
             .validate()
