@@ -535,11 +535,16 @@ fn changed_settings(saved: &FinetuneConfig, now: &FinetuneConfig) -> String {
         "group_by_length" => "--no-group-by-length".to_string(),
         other => format!("--{}", other.replace('_', "-")),
     };
+    // the settings' floats are f32: shown as such, 0.001 rather than 0.0010000000474974513
+    let show = |v: &serde_json::Value| match v.as_f64() {
+        Some(x) if v.is_f64() => (x as f32).to_string(),
+        _ => v.to_string(),
+    };
     a.iter()
         .filter(|(k, v)| b.get(*k) != Some(*v))
         .map(|(k, v)| {
-            let now = b.get(k).map(|x| x.to_string()).unwrap_or_default();
-            format!("{} {now} (saved: {v})", flag(k))
+            let now = b.get(k).map(show).unwrap_or_default();
+            format!("{} {now} (saved: {})", flag(k), show(v))
         })
         .collect::<Vec<_>>()
         .join(", ")
