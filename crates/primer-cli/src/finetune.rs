@@ -150,6 +150,12 @@ fn split(task: Task, path: &Path, articles: Option<&String>) -> Result<Split> {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
     }
+    if articles.is_some() && task != Task::Qa {
+        bail!(
+            "article ranges pick SQuAD articles: they apply to qa, not {}",
+            task.name()
+        );
+    }
     s.articles = articles.map(|a| parse_range(a)).transpose()?;
     Ok(s)
 }
@@ -260,6 +266,13 @@ pub struct PredictArgs {
 pub fn run_predict(a: PredictArgs) -> Result<()> {
     let texts = Texts::read(&a.input, a.texts)?;
     let (model, info, enc) = load_finetuned(&a.model)?;
+    if a.context.is_some() && info.task != Task::Qa {
+        bail!(
+            "{}: --context is the passage of a qa model's questions; this model is for {}",
+            a.model.display(),
+            info.task.name()
+        );
+    }
     for p in predict(
         &model,
         &info,

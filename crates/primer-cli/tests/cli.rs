@@ -1352,6 +1352,23 @@ fn finetune_then_eval_predict_and_plot() {
         .arg("--input")
         .arg(&texts));
     assert_eq!(from_file, line);
+    // qa's flags on a classifier are refused rather than ignored
+    for args in [
+        vec!["predict", "--context", "a passage", "good"],
+        vec!["eval", "--articles", "0:3", "--data"],
+    ] {
+        let mut cmd = primer();
+        cmd.args(&args[..1])
+            .arg("--model")
+            .arg(out)
+            .args(&args[1..]);
+        if args[0] == "eval" {
+            cmd.arg(&dev);
+        }
+        let o = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("qa"), "{args:?}: {err}");
+    }
     // a second run into the same --out is refused, and leaves the first as it was
     let weights = std::fs::read(out.join("model.safetensors")).unwrap();
     let again = primer()

@@ -615,7 +615,10 @@ fn an_out_holding_a_run_or_a_model_is_not_written_over() {
     // a changed setting is named on resume
     cfg.lr = 1e-3;
     let e = err(&out, &splits, &cfg, Start::Resume);
-    assert!(e.contains("--lr 0.001 (saved: 0.002)") && !e.contains("--seed"), "{e}");
+    assert!(
+        e.contains("--lr 0.001 (saved: 0.002)") && !e.contains("--seed"),
+        "{e}"
+    );
     // limits checked before anything is written
     let fresh = dir.join("fresh");
     cfg.stop_after_epochs = Some(0);
