@@ -612,6 +612,12 @@ fn an_out_holding_a_run_or_a_model_is_not_written_over() {
     assert!(weights() != first);
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.matches("dev_accuracy").count(), 1, "{metrics}");
+    // other data on resume is refused, naming the flag and what the run trained with
+    let e = err(&out, &bad_splits, &cfg, Start::Resume);
+    assert!(
+        e.contains("--train") && e.contains("train.tsv") && e.contains("keeps its data"),
+        "{e}"
+    );
     // a changed setting is named on resume
     cfg.lr = 1e-3;
     let e = err(&out, &splits, &cfg, Start::Resume);

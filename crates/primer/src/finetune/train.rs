@@ -23,12 +23,13 @@ use crate::train::checkpoint::{
 };
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::linear_lr;
-use crate::train::{journal, run_dir};
+use crate::train::{journal, run_dir, same_input};
 use crate::viz::plot::plot_jsonl;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Settings of a fine-tuning run.
@@ -157,6 +158,62 @@ struct TrainerState {
     bad_epochs: usize,
     elapsed_s: f64,
     tokens: u64,
+    /// What the run trains on and picks its best epoch by, so that a resumed run refuses other data (absent
+    /// from runs of earlier versions, which are resumed unchecked).
+    #[serde(default)]
+    data: Option<[SplitRecord; 2]>,
+}
+
+/// A split as a run recorded it: where it was, its size when a file, and the part of it used.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+struct SplitRecord {
+    path: PathBuf,
+    bytes: Option<u64>,
+    joint_split: Option<String>,
+    articles: Option<Range<usize>>,
+}
+
+impl SplitRecord {
+    fn of(split: &Split) -> SplitRecord {
+        let path = &split.path;
+        SplitRecord {
+            path: path.canonicalize().unwrap_or_else(|_| path.clone()),
+            bytes: std::fs::metadata(path)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len()),
+            joint_split: split.joint_split.clone(),
+            articles: split.articles.clone(),
+        }
+    }
+
+    /// Refuses `given` (the data of `flag`) unless it is the split recorded here: the same file (by any path,
+    /// or any path when the recorded one has moved), of the same size, and the same part of it.
+    fn check(&self, given: &Split, flag: &str, out: &Path) -> Result<()> {
+        let now = SplitRecord::of(given);
+        let moved = !self.path.exists();
+        let same = same_input(&self.path, &given.path)
+            && (moved || now.bytes == self.bytes)
+            && now.joint_split == self.joint_split
+            && now.articles == self.articles;
+        if same {
+            return Ok(());
+        }
+        Err(Error::format(
+            &given.path,
+            format!(
+                "{flag}: the run in {} was trained with {}{}{}; a resumed run keeps its data (pass that, or \
+                 start a new run)",
+                out.display(),
+                self.path.display(),
+                self.bytes.map(|b| format!(" ({b} bytes)")).unwrap_or_default(),
+                self.articles
+                    .as_ref()
+                    .map(|r| format!(", articles {}:{}", r.start, r.end))
+                    .unwrap_or_default()
+            ),
+        ))
+    }
 }
 
 /// The end of a run.
@@ -233,6 +290,10 @@ pub fn finetune(
             ));
         }
         let state: TrainerState = hf::read_config(&ckpt.join("trainer_state.json"))?;
+        if let Some([train, dev]) = &state.data {
+            train.check(splits.train, "--train", out)?;
+            dev.check(splits.dev, "--dev", out)?;
+        }
         let (model, info, enc) = load_finetuned(&ckpt)?;
         (model, info, enc, Some(state))
     } else {
@@ -299,6 +360,7 @@ pub fn finetune(
             bad_epochs: 0,
             elapsed_s: 0.0,
             tokens: 0,
+            data: Some([SplitRecord::of(splits.train), SplitRecord::of(splits.dev)]),
         },
     };
     if resume {
