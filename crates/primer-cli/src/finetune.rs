@@ -136,8 +136,9 @@ fn parse_range(s: &str) -> Result<Range<usize>> {
     Ok(a..b)
 }
 
-/// A split: for intent-slot a JointBERT split directory is turned into (data directory, split name).
-fn split(task: Task, path: &Path, articles: Option<&String>) -> Result<Split> {
+/// A split: for intent-slot a JointBERT split directory is turned into (data directory, split name); `articles`
+/// is the value of the flag named `flag`.
+fn split(task: Task, path: &Path, (flag, articles): (&str, Option<&String>)) -> Result<Split> {
     let mut s = Split::file(path);
     if task == Task::IntentSlot {
         let name = path
@@ -152,7 +153,7 @@ fn split(task: Task, path: &Path, articles: Option<&String>) -> Result<Split> {
     }
     if articles.is_some() && task != Task::Qa {
         bail!(
-            "article ranges pick SQuAD articles: they apply to qa, not {}",
+            "{flag} picks SQuAD articles: it applies to qa, not {}",
             task.name()
         );
     }
@@ -184,12 +185,20 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
     cfg.label_column = a.label_column;
     cfg.group_by_length = !a.no_group_by_length;
     cfg.stop_after_epochs = a.stop_after_epochs;
-    let train = split(task, &a.train, a.train_articles.as_ref())?;
-    let dev = split(task, &a.dev, a.dev_articles.as_ref())?;
+    anyhow::ensure!(
+        a.test.is_some() || a.test_articles.is_none(),
+        "--test-articles picks articles of --test, which is not given"
+    );
+    let train = split(
+        task,
+        &a.train,
+        ("--train-articles", a.train_articles.as_ref()),
+    )?;
+    let dev = split(task, &a.dev, ("--dev-articles", a.dev_articles.as_ref()))?;
     let test = a
         .test
         .as_ref()
-        .map(|t| split(task, t, a.test_articles.as_ref()))
+        .map(|t| split(task, t, ("--test-articles", a.test_articles.as_ref())))
         .transpose()?;
     let splits = Splits {
         train: &train,
@@ -238,7 +247,7 @@ pub struct EvalArgs {
 pub fn run_eval(a: EvalArgs) -> Result<()> {
     anyhow::ensure!(a.batch_size > 0, "--batch-size must be positive");
     let (model, info, enc) = load_finetuned(&a.model)?;
-    let s = split(info.task, &a.data, a.articles.as_ref())?;
+    let s = split(info.task, &a.data, ("--articles", a.articles.as_ref()))?;
     let prep = prepare(&enc, &info, &s, None, false)?;
     let outs = run(&model, &enc, &prep.features, a.batch_size)?;
     println!("{}", serde_json::to_string(&score(&info, &prep, &outs))?);

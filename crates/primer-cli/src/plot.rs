@@ -2,6 +2,8 @@
 //! examples, one line per starting point (pretrained, from scratch) — and the same numbers as a table.
 
 use anyhow::{Context, Result};
+use primer::finetune::evaluate::main_metric;
+use primer::finetune::model::Task;
 use primer::viz::plot::{line_chart, Chart, Series};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -58,14 +60,11 @@ pub fn run(a: PlotArgs) -> Result<()> {
         rows.push((dir, start, x, eval));
     }
     // the metric that picked each run's best epoch, unless --metric names another
-    let metric = a.metric.clone().unwrap_or_else(|| {
-        match task.as_ref().map(|t| t.0.as_str()) {
-            Some("ner" | "qa") => "f1",
-            Some("intent-slot") => "sentence_accuracy",
-            _ => "accuracy",
-        }
-        .to_string()
-    });
+    let task: Option<Task> = task.and_then(|(name, _)| serde_json::from_value(name.into()).ok());
+    let metric = a
+        .metric
+        .clone()
+        .unwrap_or_else(|| main_metric(task.unwrap_or(Task::Classify)).to_string());
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut table =
         vec!["| run | start | training examples | dev metric |\n|---|---|---|---|".to_string()];

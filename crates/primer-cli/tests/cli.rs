@@ -1367,7 +1367,11 @@ fn finetune_then_eval_predict_and_plot() {
         }
         let o = cmd.output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success() && err.contains("qa"), "{args:?}: {err}");
+        let flag = args[1];
+        assert!(
+            !o.status.success() && err.contains(flag) && err.contains("qa"),
+            "{args:?}: {err}"
+        );
     }
     // a second run into the same --out is refused, and leaves the first as it was
     let weights = std::fs::read(out.join("model.safetensors")).unwrap();

@@ -231,6 +231,6 @@ fn weights_that_are_not_numbers_are_an_error() {
         let err = generate(&model, &tok, &[5, 6], &s, |_| Ok(()))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("not a number"), "{err}");
+        assert!(err.contains("not a finite number"), "{err}");
     }
 }

@@ -590,26 +590,55 @@ fn an_out_holding_a_run_or_a_model_is_not_written_over() {
         "{e}"
     );
     assert!(weights() == first);
-    // the model being fine-tuned, and any other model, are refused as --out; the former even with --overwrite
-    let e = err(&model, &splits, &cfg, Start::Overwrite);
-    assert!(e.contains("is the model being fine-tuned"), "{e}");
-    let e = err(&model, &splits, &cfg, Start::Fresh);
-    assert!(e.contains("is the model being fine-tuned"), "{e}");
+    // the model being fine-tuned (by any spelling, or inside what a run replaces) is never a valid --out
+    for start in [Start::Fresh, Start::Overwrite] {
+        let e = err(&model.join("."), &splits, &cfg, start);
+        assert!(e.contains("holds the model being fine-tuned"), "{e}");
+    }
+    let e = finetune(
+        &out.join("checkpoint"),
+        &out,
+        &splits,
+        &cfg,
+        Start::Overwrite,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("holds the model being fine-tuned"), "{e}");
+    // nor is another model, or a pretraining run, even with --overwrite
     let other = dir.join("other-model");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::copy(model.join("config.json"), other.join("config.json")).unwrap();
-    let e = err(&other, &splits, &cfg, Start::Fresh);
-    assert!(
-        e.contains("already holds a model (it has config.json)"),
-        "{e}"
-    );
+    let pretrained = dir.join("pretrained");
+    std::fs::create_dir_all(&pretrained).unwrap();
+    for name in ["config.json", "train_config.json", "trainer_state.json"] {
+        write(&pretrained.join(name), "{}");
+    }
+    for start in [Start::Fresh, Start::Overwrite] {
+        for holder in [&other, &pretrained] {
+            let e = err(holder, &splits, &cfg, start);
+            assert!(
+                e.contains("not a fine-tuning run (it has config.json)"),
+                "{e}"
+            );
+        }
+    }
+    let e = err(&pretrained, &splits, &cfg, Start::Resume);
+    assert!(e.contains("holds a pretraining run"), "{e}");
+    assert!(pretrained.join("trainer_state.json").exists() && other.join("config.json").exists());
     // --overwrite replaces the run only once the new one has passed its checks
     let bad_splits = train_dev(&bd, &dv);
     let e = err(&out, &bad_splits, &cfg, Start::Overwrite);
     assert!(e.contains("no examples"), "{e}");
     assert!(weights() == first);
+    write(&out.join("notes.txt"), "mine");
     finetune(&model, &out, &splits, &cfg, Start::Overwrite).unwrap();
     assert!(weights() != first);
+    // what is not the run's stays
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "mine"
+    );
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.matches("dev_accuracy").count(), 1, "{metrics}");
     // other data on resume is refused, naming the flag and what the run trained with

@@ -190,7 +190,7 @@ impl TextEncoder {
                 qids.len()
             )));
         }
-        if cids.len() > room && lim.doc_stride >= room {
+        if train && cids.len() > room && lim.doc_stride >= room {
             return Err(Error::Config(format!(
                 "--doc-stride {} must be below the {room} context tokens a window holds (--max-len {} less the \
                  question's {} tokens and 3 special ones): consecutive windows share --doc-stride tokens",
@@ -199,7 +199,12 @@ impl TextEncoder {
                 qids.len()
             )));
         }
-        let step = room.saturating_sub(lim.doc_stride).max(1);
+        // scoring a question longer than training's ones leaves less room: windows then move on by half of it
+        let step = if lim.doc_stride < room {
+            room - lim.doc_stride
+        } else {
+            room.div_ceil(2)
+        };
         // the first answer's token span in the whole context
         let answer = q.answers.first().and_then(|a| {
             let (a0, a1) = (a.start, a.start + a.text.len());

@@ -232,7 +232,9 @@ pub fn predict(
                     context: context.to_string(),
                     answers: Vec::new(),
                 };
-                let feats = enc.qa(&ex, 0, &info.qa_limits(), false)?;
+                let feats = enc
+                    .qa(&ex, 0, &info.qa_limits(), false)
+                    .map_err(|e| named(i, e))?;
                 let outs = run(model, enc, &feats, 32)?;
                 let windows: Vec<(&Feature, &Outputs)> = feats.iter().zip(&outs).collect();
                 let (span, prob) = match best_span(&windows, &info.qa_limits()) {

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::hf;
 use crate::tasks::datasets::Columns;
 use crate::train::checkpoint::{
-    adamw_config, progress_bar, report, restore_optimizer, save_checkpoint, Start,
+    adamw_config, in_run_dir, progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::linear_lr;
@@ -259,16 +259,39 @@ pub fn finetune(
     start: Start,
 ) -> Result<FinetuneSummary> {
     cfg.validate()?;
+    if out.exists() && !out.is_dir() {
+        return Err(Error::format(
+            out,
+            "is a file, not a directory: --out names the run's directory",
+        ));
+    }
+    if start == Start::Resume && !out.is_dir() {
+        return Err(Error::format(
+            out,
+            "there is no run to resume here (no such directory)",
+        ));
+    }
+    // a directory this call creates is removed again when the run is refused
+    in_run_dir(out, || {
+        std::fs::create_dir_all(out).map_err(Error::io(out))?;
+        train_in(model_dir, out, splits, cfg, start)
+    })
+}
+
+/// [`finetune`] in an `out` that exists.
+fn train_in(
+    model_dir: &Path,
+    out: &Path,
+    splits: &Splits,
+    cfg: &FinetuneConfig,
+    start: Start,
+) -> Result<FinetuneSummary> {
     let mut cfg = cfg.clone();
     let resume = start == Start::Resume;
     let ckpt = out.join("checkpoint");
     // a checkpoint whose writing a killed run cut short is made whole before anything reads it or writes another,
-    // by the one process the lock lets in
-    let _lock = if out.is_dir() {
-        Some(run_dir::lock_dir(out)?)
-    } else {
-        None
-    };
+    // by the one process the lock lets in (a second run into the same new directory included)
+    let _lock = run_dir::lock_dir(out)?;
     journal::recover(out)?;
     journal::recover(&ckpt)?;
     check_out(model_dir, out, start)?;
@@ -301,7 +324,7 @@ pub fn finetune(
         let positions = backbone.max_positions();
         if cfg.max_len > positions && !cfg.max_len_given {
             eprintln!(
-                "note: inputs cut at the model's {positions} positions (--max-len {positions}, not the default {})",
+                "note: inputs cut at the model's {positions} positions (--max-len {positions} rather than {})",
                 cfg.max_len
             );
             cfg.max_len = positions;
@@ -511,42 +534,43 @@ pub fn finetune(
     Ok(summary)
 }
 
-/// Refuses an `out` that `start` must not write in: for a fresh run, the model being fine-tuned, or a directory
-/// that already holds a run or a model (unless `start` overwrites it; never the model itself); for a resumed
-/// run, a directory without a finished epoch.
+/// Refuses an `out` that `start` must not write in: for a fresh run, the model being fine-tuned (or a directory
+/// holding it where a run writes), or a directory that already holds a run or a model (unless `start`
+/// overwrites it and it is a fine-tuning run); for a resumed run, a directory without a finished epoch.
 fn check_out(model_dir: &Path, out: &Path, start: Start) -> Result<()> {
-    if out.exists() && !out.is_dir() {
-        return Err(Error::format(
-            out,
-            "is a file, not a directory: --out names the run's directory",
-        ));
-    }
-    let finished_epoch = out.join("checkpoint").join("trainer_state.json").exists();
-    let stopped_early = !finished_epoch && out.join("train_config.json").exists();
+    let ckpt = out.join("checkpoint");
+    let finished_epoch = ckpt.join("trainer_state.json").exists();
+    // a fine-tuning run makes checkpoint/ before it writes anything else; a pretraining run keeps its
+    // trainer_state.json at the top
+    let pretraining = out.join("trainer_state.json").exists();
+    let finetuning = !pretraining && (ckpt.is_dir() || out.join("task.json").exists());
+    let stopped_early = finetuning && !finished_epoch;
     if start == Start::Resume {
         let why = if finished_epoch {
             return Ok(());
-        } else if !out.is_dir() {
-            "there is no run to resume here (no such directory)"
         } else if stopped_early {
             "the run here stopped before its first epoch ended, so there is nothing to resume: pass --overwrite \
              instead of --resume to start it afresh"
+        } else if pretraining {
+            "holds a pretraining run, not a fine-tuning one: there is nothing to resume here"
         } else {
             "there is no fine-tuning run to resume here (no checkpoint/trainer_state.json)"
         };
         return Err(Error::format(out, why));
     }
-    let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
-    if same(out, model_dir) {
-        return Err(Error::format(
-            out,
-            "is the model being fine-tuned (--model): choose another --out",
-        ));
+    let canonical = |p: &Path| p.canonicalize().ok();
+    if let (Some(model), Some(dir)) = (canonical(model_dir), canonical(out)) {
+        if model == dir || model.starts_with(dir.join("checkpoint")) {
+            return Err(Error::format(
+                out,
+                "holds the model being fine-tuned (--model), which the run would replace: choose another --out",
+            ));
+        }
     }
     let Some(name) = RUN_FILES.iter().find(|name| out.join(name).exists()) else {
         return Ok(());
     };
-    if start == Start::Overwrite {
+    if start == Start::Overwrite && finetuning {
         return Ok(());
     }
     let why = if finished_epoch {
@@ -561,7 +585,8 @@ fn check_out(model_dir: &Path, out: &Path, start: Start) -> Result<()> {
         )
     } else {
         format!(
-            "already holds a model (it has {name}): choose another --out (--overwrite would replace its files)"
+            "already holds a model that is not a fine-tuning run (it has {name}): choose another --out \
+             (--overwrite replaces fine-tuning runs only)"
         )
     };
     Err(Error::format(out, why))
@@ -597,16 +622,24 @@ fn changed_settings(saved: &FinetuneConfig, now: &FinetuneConfig) -> String {
         "group_by_length" => "--no-group-by-length".to_string(),
         other => format!("--{}", other.replace('_', "-")),
     };
-    // the settings' floats are f32: shown as such, 0.001 rather than 0.0010000000474974513
-    let show = |v: &serde_json::Value| match v.as_f64() {
-        Some(x) if v.is_f64() => (x as f32).to_string(),
-        _ => v.to_string(),
+    // as flags read: the floats as the f32 they are (0.001 rather than 0.0010000000474974513), the switch
+    // that turns grouping off as given or not
+    let show = |key: &str, v: &serde_json::Value| match v {
+        serde_json::Value::Null => "not given".to_string(),
+        serde_json::Value::Bool(grouped) if key == "group_by_length" => {
+            if *grouped { "not given" } else { "given" }.to_string()
+        }
+        serde_json::Value::String(text) => text.clone(),
+        _ => match v.as_f64() {
+            Some(x) if v.is_f64() => (x as f32).to_string(),
+            _ => v.to_string(),
+        },
     };
     a.iter()
         .filter(|(k, v)| b.get(*k) != Some(*v))
         .map(|(k, v)| {
-            let now = b.get(k).map(show).unwrap_or_default();
-            format!("{} {now} (saved: {})", flag(k), show(v))
+            let now = b.get(k).map(|x| show(k, x)).unwrap_or_default();
+            format!("{} {now} (saved: {})", flag(k), show(k, v))
         })
         .collect::<Vec<_>>()
         .join(", ")

@@ -775,13 +775,13 @@ pub(crate) fn restart(model: &Gpt, cache: &mut KvCache, texts: &[&[u32]]) -> Res
     step(model, cache, &ids)
 }
 
-/// [`Gpt::step`], refusing logits that are not numbers: a checkpoint whose weights hold NaN or infinities, whose
+/// [`Gpt::step`], refusing logits that are not finite: a checkpoint whose weights hold NaN or infinities, whose
 /// texts would be noise, or empty when no id can be picked.
 pub(crate) fn step(model: &Gpt, cache: &mut KvCache, ids: &[u32]) -> Result<Vec<f32>> {
     let logits = model.step(cache, ids)?;
-    if logits.iter().any(|x| x.is_nan()) {
+    if logits.iter().any(|x| !x.is_finite()) {
         return Err(Error::Config(
-            "the model's output is not a number (NaN): its weights hold NaN or infinite values"
+            "the model's output is not a finite number: its weights hold NaN or infinite values"
                 .into(),
         ));
     }

@@ -111,10 +111,14 @@ pub(crate) fn prepare_out(out: &Path, start: Start) -> Result<RunLock> {
 }
 
 /// Whether `out` holds a pretraining run that never reached its first checkpoint: its settings are saved
-/// (`train_config.json`, written before the first step) but no `trainer_state.json`. A model directory of
-/// another kind (Hugging Face's, a fine-tuning run's) has neither.
+/// (`train_config.json`, written before the first step) but no `trainer_state.json`. Hugging Face's model
+/// directories have neither; a fine-tuning run has a `train_config.json` too, but also its `checkpoint/` (made
+/// first) or `task.json`.
 fn stopped_early(out: &Path) -> bool {
-    out.join("train_config.json").exists() && !out.join("trainer_state.json").exists()
+    out.join("train_config.json").exists()
+        && !out.join("trainer_state.json").exists()
+        && !out.join("checkpoint").is_dir()
+        && !out.join("task.json").exists()
 }
 
 /// The moment a fresh run writes its first file: with [`Start::Overwrite`], the old run's files go now, after
