@@ -238,6 +238,11 @@ fn classify_pairs_reads_the_second_text() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("text 1") && e.contains("A ||| B"), "{e}");
+    let three = ["good ||| movie ||| today".to_string()];
+    let e = predict(&m, &info, &enc, &three, None, &whence)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("text 1") && e.contains("more than once"), "{e}");
 }
 
 #[test]

@@ -147,6 +147,12 @@ pub fn predict(
                 .enumerate()
                 .map(|(i, t)| {
                     let (a, b) = match (&info.pair_column, t.split_once("|||")) {
+                        (Some(_), Some((_, b))) if b.contains("|||") => {
+                            return Err(Error::Config(format!(
+                                "{}: holds ' ||| ' more than once; a pair is written `A ||| B`",
+                                whence(i)
+                            )))
+                        }
                         (Some(_), Some((a, b))) => (a.trim(), Some(b.trim())),
                         (Some(column), None) => {
                             return Err(Error::Config(format!(
