@@ -312,6 +312,9 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
                     .collect();
                 println!("{label}\t{}\t{text}", probs.join(" | "));
             }
+            Prediction::Entities { text, entities } if entities.is_empty() => {
+                println!("{text}\n  (no entities)");
+            }
             Prediction::Entities { text, entities } => {
                 println!("{text}\n  {}", spans(&entities));
             }
@@ -331,10 +334,12 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
                 probability,
                 slots,
             } => {
-                println!(
-                    "{text}\n  intent {intent} p={probability:.3}; {}",
-                    spans(&slots)
-                );
+                let slots = if slots.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", spans(&slots))
+                };
+                println!("{text}\n  intent {intent} p={probability:.3}{slots}");
             }
         }
     }

@@ -34,9 +34,24 @@ pub struct Args {
     corpus_bytes: u64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Make the corpus and the two runs again in an --out that holds them (without it, primer refuses, so that a
+    /// run extended with `pretrain --resume` is not lost).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
+    let held: Vec<&str> = ["corpus.txt", "gpt", "bert"]
+        .into_iter()
+        .filter(|name| a.out.join(name).exists())
+        .collect();
+    anyhow::ensure!(
+        held.is_empty() || a.overwrite,
+        "--out {}: already holds {} from an earlier quickstart (or runs made from it): pass --overwrite to make \
+         them again, or choose another --out",
+        a.out.display(),
+        held.join(", ")
+    );
     std::fs::create_dir_all(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
     let corpus = a.out.join("corpus.txt");
     let bytes = write_corpus(&corpus, a.seed, a.corpus_bytes as usize)?;

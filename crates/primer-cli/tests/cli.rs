@@ -591,6 +591,19 @@ fn missing_files_are_errors_not_panics() {
         !ok && err.contains("--out") && err.contains("c.txt"),
         "{err}"
     );
+    // nor does it write over an earlier quickstart's files without --overwrite
+    let earlier = d.join("earlier");
+    std::fs::create_dir_all(earlier.join("gpt")).unwrap();
+    std::fs::write(earlier.join("corpus.txt"), "mine").unwrap();
+    let (ok, err) = outcome(primer().args(["quickstart", "--out"]).arg(&earlier));
+    assert!(
+        !ok && err.contains("corpus.txt, gpt") && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(earlier.join("corpus.txt")).unwrap(),
+        "mine"
+    );
 }
 
 #[test]

@@ -185,9 +185,11 @@ impl TextEncoder {
         let room = lim.max_len.saturating_sub(qids.len() + 3);
         if room == 0 {
             return Err(Error::Config(format!(
-                "--max-len {} leaves no room for the context after a {}-token question",
+                "--max-len {} leaves no room for the context after a {}-token question: lower --max-query-len \
+                 ({}; questions are cut to it)",
                 lim.max_len,
-                qids.len()
+                qids.len(),
+                lim.max_query_len
             )));
         }
         if train && cids.len() > room && lim.doc_stride >= room {

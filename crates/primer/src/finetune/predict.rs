@@ -194,6 +194,18 @@ pub fn predict(
                         .map_err(|e| named(i, e))
                 })
                 .collect::<Result<Vec<Feature>>>()?;
+            for (i, f) in feats.iter().enumerate() {
+                let tagged = f.word_starts.iter().flatten().count();
+                if tagged < f.word_starts.len() {
+                    eprintln!(
+                        "note: {}: only its first {tagged} of {} words fit in --max-len {} tokens; the rest are \
+                         not tagged",
+                        whence(i),
+                        f.word_starts.len(),
+                        info.max_len
+                    );
+                }
+            }
             let outs = run(model, enc, &feats, 32)?;
             let tag_names = if info.task == Task::Ner {
                 &info.labels

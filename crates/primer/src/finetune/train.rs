@@ -465,6 +465,14 @@ fn train_in(
                 (recent_sum, recent_n) = (0.0, 0);
             }
         }
+        if recent_n > 0 {
+            // the steps since the last record, so that a run of fewer than 50 steps has a training curve too
+            metrics.write(&json!({
+                "step": st.step, "epoch": st.epoch as f64 + 1.0,
+                "train_loss": recent_sum / recent_n as f64, "lr": linear_lr(st.step, cfg.lr, warmup, total),
+                "tokens_per_sec": tps,
+            }))?;
+        }
         st.epoch += 1;
         let scores = score(&info, &dev, &run(&model, &enc, &dev.features, 64)?);
         let value = scores.get(metric).copied().unwrap_or(0.0);

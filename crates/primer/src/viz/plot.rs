@@ -209,23 +209,77 @@ fn draw<DB: DrawingBackend>(
             .flat_map(|(_, s)| s.points.iter().map(|p| p.1))
     };
     let y_range = padded_linear(ys());
+    let x_range = if chart.log_x {
+        padded_log(xs())
+    } else {
+        padded_linear(xs())
+    };
+    let corner = legend_corner(series, &x_range, &y_range, chart.log_x);
     let mut builder = ChartBuilder::on(root);
     builder
         .caption(chart.title, (FONT, 28))
         .margin(20)
         .x_label_area_size(55)
         .y_label_area_size(85);
-    if chart.log_x {
+    let mut ticks: Vec<f64> = xs().collect();
+    ticks.sort_by(f64::total_cmp);
+    ticks.dedup();
+    if chart.log_x && ticks.len() <= 12 {
+        // a few sizes (the training-set sizes of `primer plot`): ticks at them, where powers of ten might
+        // leave the axis without a number
         let ctx = builder
-            .build_cartesian_2d(padded_log(xs()).log_scale(), y_range)
+            .build_cartesian_2d(x_range.log_scale().with_key_points(ticks), y_range)
             .map_err(|e| e.to_string())?;
-        draw_in(ctx, chart, series)
+        draw_in(ctx, chart, series, corner)
+    } else if chart.log_x {
+        let ctx = builder
+            .build_cartesian_2d(x_range.log_scale(), y_range)
+            .map_err(|e| e.to_string())?;
+        draw_in(ctx, chart, series, corner)
     } else {
         let ctx = builder
-            .build_cartesian_2d(padded_linear(xs()), y_range)
+            .build_cartesian_2d(x_range, y_range)
             .map_err(|e| e.to_string())?;
-        draw_in(ctx, chart, series)
+        draw_in(ctx, chart, series, corner)
     }
+}
+
+/// The corner of the plot with the fewest points in it (the part of the axes 40 % from each edge), for the
+/// legend, so that it hides as little as it can: a loss falls to the lower right, an accuracy rises to the upper.
+fn legend_corner(
+    series: &[(usize, Series)],
+    x: &Range<f64>,
+    y: &Range<f64>,
+    log_x: bool,
+) -> SeriesLabelPosition {
+    let along = |v: f64, r: &Range<f64>, log: bool| {
+        let (v, lo, hi) = if log {
+            (v.ln(), r.start.ln(), r.end.ln())
+        } else {
+            (v, r.start, r.end)
+        };
+        (v - lo) / (hi - lo).max(f64::MIN_POSITIVE)
+    };
+    let points = || series.iter().flat_map(|(_, s)| s.points.iter());
+    let count = |right: bool, upper: bool| {
+        points()
+            .filter(|&&(px, py)| {
+                let (fx, fy) = (along(px, x, log_x), along(py, y, false));
+                (if right { fx > 0.6 } else { fx < 0.4 })
+                    && (if upper { fy > 0.6 } else { fy < 0.4 })
+            })
+            .count()
+    };
+    // upper right first among equals, as before
+    [
+        (SeriesLabelPosition::UpperRight, count(true, true)),
+        (SeriesLabelPosition::UpperLeft, count(false, true)),
+        (SeriesLabelPosition::LowerRight, count(true, false)),
+        (SeriesLabelPosition::LowerLeft, count(false, false)),
+    ]
+    .into_iter()
+    .min_by_key(|&(_, n)| n)
+    .map_or(SeriesLabelPosition::UpperRight, |(corner, _)| corner)
 }
 
 /// Mesh, lines, markers and legend, for either kind of x axis.
@@ -233,6 +287,7 @@ fn draw_in<'a, DB, X>(
     mut ctx: ChartContext<'a, DB, Cartesian2d<X, RangedCoordf64>>,
     chart: &Chart,
     series: &[(usize, Series)],
+    corner: SeriesLabelPosition,
 ) -> std::result::Result<(), String>
 where
     DB: DrawingBackend + 'a,
@@ -266,7 +321,7 @@ where
     }
     if !series.is_empty() {
         ctx.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(corner)
             .label_font((FONT, 16))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(120, 120, 120))
@@ -512,6 +567,57 @@ mod tests {
         assert!(
             svg.contains("#FF7F0E") || svg.contains("#ff7f0e"),
             "second series colour missing"
+        );
+    }
+
+    /// Training-set sizes within one decade still get numbers on a log axis: ticks at the data's sizes.
+    #[test]
+    fn a_few_sizes_on_a_log_axis_are_labelled() {
+        let dir = scratch("sizes");
+        let sizes = vec![Series {
+            name: "pretrained".into(),
+            points: vec![(30.0, 0.6), (60.0, 0.7)],
+        }];
+        let path = dir.join("sizes.svg");
+        line_chart(
+            &path,
+            &Chart {
+                log_x: true,
+                ..chart(&sizes)
+            },
+        )
+        .unwrap();
+        let texts = svg_texts(&fs::read_to_string(&path).unwrap());
+        for tick in ["30", "60"] {
+            assert!(texts.iter().any(|t| t == tick), "{tick} in {texts:?}");
+        }
+    }
+
+    /// The legend goes where the lines are not: away from a rising curve's end, into a falling one's corner.
+    #[test]
+    fn the_legend_avoids_the_points() {
+        let line = |points: Vec<(f64, f64)>| {
+            vec![(
+                0,
+                Series {
+                    name: "s".into(),
+                    points,
+                },
+            )]
+        };
+        let corner = |points: Vec<(f64, f64)>| {
+            let s = line(points);
+            legend_corner(&s, &(0.0..4.0), &(0.0..1.0), false)
+        };
+        let rising = corner(vec![(0.5, 0.1), (1.0, 0.5), (3.5, 0.9)]);
+        assert!(
+            matches!(rising, SeriesLabelPosition::UpperLeft),
+            "{rising:?}"
+        );
+        let falling = corner(vec![(0.5, 0.9), (1.0, 0.5), (3.5, 0.1)]);
+        assert!(
+            matches!(falling, SeriesLabelPosition::UpperRight),
+            "{falling:?}"
         );
     }
 
