@@ -469,7 +469,8 @@ fn train_in(
             // the steps since the last record, so that a run of fewer than 50 steps has a training curve too
             metrics.write(&json!({
                 "step": st.step, "epoch": st.epoch as f64 + 1.0,
-                "train_loss": recent_sum / recent_n as f64, "lr": linear_lr(st.step, cfg.lr, warmup, total),
+                "train_loss": recent_sum / recent_n as f64,
+                "lr": linear_lr(st.step - 1, cfg.lr, warmup, total),
                 "tokens_per_sec": tps,
             }))?;
         }
