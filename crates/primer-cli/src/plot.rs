@@ -34,20 +34,23 @@ fn read_json(path: &std::path::Path) -> Result<serde_json::Value> {
 pub fn run(a: PlotArgs) -> Result<()> {
     // every run is read and checked before the table is printed
     let mut rows = Vec::new();
-    let mut task: Option<(String, &PathBuf)> = None;
+    let mut task: Option<(Task, &PathBuf)> = None;
     for dir in &a.runs {
         let eval = read_json(&dir.join("eval.json"))
             .with_context(|| format!("{} is not a finished fine-tuning run", dir.display()))?;
         let cfg = read_json(&dir.join("train_config.json"))?;
-        let this = eval["task"].as_str().unwrap_or_default().to_string();
-        match &task {
-            Some((first, at)) if *first != this => anyhow::bail!(
-                "{} is a {this} run but {} a {first} one: plot compares runs of one task",
+        let this: Task = serde_json::from_value(eval["task"].clone())
+            .with_context(|| format!("{}: eval.json names no task primer knows", dir.display()))?;
+        match task {
+            Some((first, at)) if first != this => anyhow::bail!(
+                "{} is a {} run but {} a {} one: plot compares runs of one task",
                 dir.display(),
-                at.display()
+                this.name(),
+                at.display(),
+                first.name()
             ),
             Some(_) => {}
-            None => task = Some((this.clone(), dir)),
+            None => task = Some((this, dir)),
         }
         let x = eval["train_examples"]
             .as_f64()
@@ -60,28 +63,23 @@ pub fn run(a: PlotArgs) -> Result<()> {
         rows.push((dir, start, x, eval));
     }
     // the metric that picked each run's best epoch, unless --metric names another
-    let task: Option<Task> = task.and_then(|(name, _)| serde_json::from_value(name.into()).ok());
     let metric = a
         .metric
         .clone()
-        .unwrap_or_else(|| main_metric(task.unwrap_or(Task::Classify)).to_string());
+        .unwrap_or_else(|| main_metric(task.map_or(Task::Classify, |(task, _)| task)).to_string());
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut table =
         vec!["| run | start | training examples | dev metric |\n|---|---|---|---|".to_string()];
     for (dir, start, x, eval) in rows {
         let Some(y) = eval["dev"][metric.as_str()].as_f64() else {
-            let names: Vec<&String> = eval["dev"]
+            let names: Vec<&str> = eval["dev"]
                 .as_object()
-                .map(|m| m.keys().collect())
+                .map(|m| m.keys().map(String::as_str).collect())
                 .unwrap_or_default();
             anyhow::bail!(
                 "{}: eval.json has no dev {metric} (it has {}): pass --metric",
                 dir.display(),
-                names
-                    .iter()
-                    .map(|n| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names.join(", ")
             );
         };
         table.push(format!("| {} | {start} | {x} | {y:.4} |", dir.display()));

@@ -43,13 +43,17 @@ impl Rng {
     /// A standard Gumbel draw, −ln(−ln u) for u uniform in (0, 1): adding one to each of several log-weights
     /// and taking the largest picks in proportion to the weights.
     pub fn gumbel(&mut self) -> f64 {
-        let u = ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-        -(-u.ln()).ln()
+        -(-self.open_unit().ln()).ln()
+    }
+
+    /// Uniform in the open interval (0, 1), so that its logarithm is finite.
+    fn open_unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
 
     /// Standard normal (Box–Muller).
     pub fn normal(&mut self) -> f32 {
-        let u1 = ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let u1 = self.open_unit();
         let u2 = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
     }

@@ -148,18 +148,18 @@ pub fn predict(
                 .map(|(i, t)| {
                     let (a, b) = match (&info.pair_column, t.split_once("|||")) {
                         (Some(_), Some((_, b))) if b.contains("|||") => {
-                            return Err(Error::Config(format!(
-                                "{}: holds ' ||| ' more than once; a pair is written `A ||| B`",
-                                whence(i)
-                            )))
+                            let why = "holds ' ||| ' more than once; a pair is written `A ||| B`";
+                            return Err(named(i, Error::Config(why.into())));
                         }
                         (Some(_), Some((a, b))) => (a.trim(), Some(b.trim())),
                         (Some(column), None) => {
-                            return Err(Error::Config(format!(
-                                "{}: this classifier reads pairs of texts (its data's {column} column was the \
-                                 second): write them as `A ||| B`",
-                                whence(i)
-                            )))
+                            return Err(named(
+                                i,
+                                Error::Config(format!(
+                                    "this classifier reads pairs of texts (its data's {column} column was the \
+                                     second): write them as `A ||| B`"
+                                )),
+                            ))
                         }
                         (None, _) => (t.as_str(), None),
                     };

@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::hf;
 use crate::tasks::datasets::Columns;
 use crate::train::checkpoint::{
-    adamw_config, in_run_dir, progress_bar, report, restore_optimizer, save_checkpoint, Start,
+    adamw_config, in_run_dir, progress_bar, refuse_file, remove_all, report, restore_optimizer,
+    save_checkpoint, Start,
 };
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::linear_lr;
@@ -259,12 +260,7 @@ pub fn finetune(
     start: Start,
 ) -> Result<FinetuneSummary> {
     cfg.validate()?;
-    if out.exists() && !out.is_dir() {
-        return Err(Error::format(
-            out,
-            "is a file, not a directory: --out names the run's directory",
-        ));
-    }
+    refuse_file(out)?;
     if start == Start::Resume && !out.is_dir() {
         return Err(Error::format(
             out,
@@ -366,7 +362,8 @@ fn train_in(
         .transpose()?;
     // all input read and checked: from here on OUT is written
     if start == Start::Overwrite {
-        clear_run(out)?;
+        // what a fine-tuning run wrote; other files stay
+        remove_all(out, &RUN_FILES)?;
     }
     std::fs::create_dir_all(&ckpt).map_err(Error::io(&ckpt))?;
     hf::write_json(&out.join("train_config.json"), &cfg)?;
@@ -599,23 +596,6 @@ fn check_out(model_dir: &Path, out: &Path, start: Start) -> Result<()> {
         )
     };
     Err(Error::format(out, why))
-}
-
-/// Deletes what a fine-tuning run wrote in `out` (see [`RUN_FILES`]); other files stay.
-fn clear_run(out: &Path) -> Result<()> {
-    for name in RUN_FILES {
-        let path = out.join(name);
-        let gone = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        match gone {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path)(e)),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// The settings that differ between a saved run and this invocation, by flag: "--lr 0.001 (saved: 0.00005)".

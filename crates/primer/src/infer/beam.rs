@@ -14,7 +14,9 @@
 //! replacement, in proportion to the exponent of their summed (warped) log-probabilities, as transformers'
 //! `torch.multinomial` draws them; scores are then sums of warped log-probabilities, as in transformers.
 
-use super::generate::{self, cache_capacity, context, process, restart, warp, Sampling};
+use super::generate::{
+    self, cache_capacity, context, mask_undecodable, process, restart, warp, Sampling,
+};
 use super::stop_strings::StopStrings;
 use crate::engine::rng::Rng;
 use crate::error::Result;
@@ -142,7 +144,9 @@ pub(crate) fn search(
         })
         .collect();
     let mut finished: Vec<Hypothesis> = Vec::new();
-    let keep = (1 + s.stop_tokens.len()).max(2) * beams;
+    // as transformers keeps them: per beam one token more than there are end tokens, and at least two
+    let per_beam = (1 + s.stop_tokens.len()).max(2);
+    let keep = per_beam * beams;
     let mut rng = Rng::new(s.seed);
     let texts = |running: &[Hypothesis]| -> Vec<Vec<u32>> {
         running
@@ -155,13 +159,10 @@ pub(crate) fn search(
         for ((i, beam), text) in running.iter().enumerate().zip(texts(&running)) {
             let mut log_probs = log_softmax(&logits[i * v..(i + 1) * v]);
             // ids the tokenizer lacks are never candidates, nor part of top-k and top-p when sampling
-            for (l, _) in log_probs.iter_mut().zip(decodable).filter(|(_, &ok)| !ok) {
-                *l = f32::NEG_INFINITY;
-            }
+            mask_undecodable(&mut log_probs, decodable);
             process(&mut log_probs, &text, beam.tokens.len(), s);
             if b.do_sample {
-                // as transformers keeps them: one token more than there are end tokens, and at least two
-                warp(&mut log_probs, s, (s.stop_tokens.len() + 1).max(2));
+                warp(&mut log_probs, s, per_beam);
             }
             candidates.extend(
                 log_probs
@@ -320,10 +321,8 @@ fn draw(candidates: Vec<Candidate>, keep: usize, rng: &mut Rng) -> Vec<Candidate
 
 /// `log(softmax(logits))`, summed in f64.
 fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    // finite: generate::step refuses logits that are not
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !max.is_finite() {
-        return vec![f32::NEG_INFINITY; logits.len()];
-    }
     let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
     let log_sum = sum.ln() as f32;
     logits.iter().map(|&l| l - max - log_sum).collect()

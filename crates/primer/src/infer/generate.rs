@@ -588,8 +588,11 @@ pub(crate) fn warp(scores: &mut [f32], s: &Sampling, min_keep: usize) {
         return;
     }
     // most probable first, once for both cuts: top-p only drops from the end, so the order and the largest
-    // score hold for min-p too; the first `min_keep` are never dropped
-    let mut order: Vec<usize> = (0..scores.len()).collect();
+    // score hold for min-p too; the first `min_keep` are never dropped. Only the tokens still in play are
+    // sorted: after top-k (or the ids the tokenizer lacks) most are −∞ already
+    let mut order: Vec<usize> = (0..scores.len())
+        .filter(|&i| scores[i] != f32::NEG_INFINITY)
+        .collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let max = order.first().map_or(f32::NEG_INFINITY, |&i| scores[i]);
     let droppable = order.get(min_keep..).unwrap_or_default();
@@ -613,6 +616,13 @@ pub(crate) fn warp(scores: &mut [f32], s: &Sampling, min_keep: usize) {
                 scores[i] = f32::NEG_INFINITY;
             }
         }
+    }
+}
+
+/// Sets the scores of the ids the tokenizer lacks (`decodable[id]` false) to −∞, so that they are never picked.
+pub(crate) fn mask_undecodable(scores: &mut [f32], decodable: &[bool]) {
+    for (x, _) in scores.iter_mut().zip(decodable).filter(|(_, &ok)| !ok) {
+        *x = f32::NEG_INFINITY;
     }
 }
 
@@ -802,9 +812,7 @@ fn sample_tokens(
     let mut logits = step(model, &mut cache, context(model, &tokens))?;
     let mut out = Vec::new();
     for _ in 0..s.max_new_tokens {
-        for (l, _) in logits.iter_mut().zip(decodable).filter(|(_, &ok)| !ok) {
-            *l = f32::NEG_INFINITY;
-        }
+        mask_undecodable(&mut logits, decodable);
         process(&mut logits, &tokens, out.len(), s);
         let next = pick(&logits, s, &mut rng);
         if s.stop_tokens.contains(&next) {

@@ -70,12 +70,7 @@ fn resumable(out: &Path) -> Result<()> {
 /// one, a directory without a checkpoint. Nothing a run reads is deleted here: see [`commit_fresh`]. The run holds
 /// what this returns while it trains.
 pub(crate) fn prepare_out(out: &Path, start: Start) -> Result<RunLock> {
-    if out.exists() && !out.is_dir() {
-        return Err(Error::format(
-            out,
-            "is a file, not a directory: --out names the run's directory",
-        ));
-    }
+    refuse_file(out)?;
     if start == Start::Resume {
         let lock = open_run_dir(out)?;
         return resumable(out).map(|()| lock);
@@ -163,12 +158,33 @@ pub(crate) fn note_small_vocab(corpus: &Path, got: usize, asked: usize) {
     }
 }
 
+/// Refuses an `--out` that is a file: a run's output is a directory.
+pub(crate) fn refuse_file(out: &Path) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::format(
+            out,
+            "is a file, not a directory: --out names the run's directory",
+        ));
+    }
+    Ok(())
+}
+
 /// Deletes the files a pretraining run writes from `out` (for `--overwrite`); a missing directory or file is
 /// not an error.
 pub fn clear_run(out: &Path) -> Result<()> {
-    for name in RUN_FILES {
+    remove_all(out, &RUN_FILES)
+}
+
+/// Deletes `names` (files, or directories with what they hold) from `out`; a missing one is not an error.
+pub(crate) fn remove_all(out: &Path, names: &[&str]) -> Result<()> {
+    for name in names {
         let path = out.join(name);
-        match std::fs::remove_file(&path) {
+        let gone = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match gone {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path)(e)),
             _ => {}
         }
