@@ -8,7 +8,7 @@ use primer::finetune::evaluate::{run, score};
 use primer::finetune::load::load_finetuned;
 use primer::finetune::model::Task;
 use primer::finetune::predict::{predict, Prediction};
-use primer::finetune::train::{describe, finetune, FinetuneConfig, Splits};
+use primer::finetune::train::{describe, finetune, saved_run, FinetuneConfig, Splits};
 use primer::train::Start;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -32,23 +32,24 @@ impl From<TaskArg> for Task {
     }
 }
 
+/// Flags left out take their defaults, or with `--resume` the run's saved settings and data.
 #[derive(clap::Args)]
 pub struct FinetuneArgs {
     /// classify (TSV/CSV/JSONL), ner (CoNLL), qa (SQuAD v1.1 JSON) or intent-slot (JointBERT directory).
-    #[arg(value_enum)]
-    task: TaskArg,
+    #[arg(value_enum, required_unless_present = "resume")]
+    task: Option<TaskArg>,
     /// Starting model: a primer or Hugging Face BERT / GPT-2 directory.
-    #[arg(long)]
-    model: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    model: Option<PathBuf>,
     /// Output directory (best model, metrics.jsonl, curves.png, eval.json).
     #[arg(long)]
     out: PathBuf,
     /// Training data: a file, or for intent-slot a split directory (…/train with seq.in, seq.out, label).
-    #[arg(long)]
-    train: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    train: Option<PathBuf>,
     /// Dev data, evaluated after each epoch (picks the best epoch).
-    #[arg(long)]
-    dev: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    dev: Option<PathBuf>,
     /// Test data, evaluated once with the best model at the end.
     #[arg(long)]
     test: Option<PathBuf>,
@@ -111,7 +112,9 @@ pub struct FinetuneArgs {
     /// Batches in random order of examples instead of grouped by length.
     #[arg(long)]
     no_group_by_length: bool,
-    /// Continue the run in --out after its last finished epoch.
+    /// Continue the run in --out after its last finished epoch, with its saved settings, model and data
+    /// (--train, --dev, --test): only --out is needed. A flag given must keep the run's value; one that
+    /// changes it is refused, by name.
     #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
     /// Start afresh in an --out that already holds a run or a model, replacing its files once every input has
@@ -122,6 +125,10 @@ pub struct FinetuneArgs {
     /// with --resume.
     #[arg(long)]
     stop_after_epochs: Option<usize>,
+    /// The ids of the arguments given on the command line (set by `main` from clap's matches): the others keep
+    /// the saved values on resume.
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 /// `A:B` → `A..B`.
@@ -161,56 +168,133 @@ fn split(task: Task, path: &Path, (flag, articles): (&str, Option<&String>)) -> 
     Ok(s)
 }
 
+/// The split a flag names: `path` (with the articles of `articles`) when given, else on resume the one the
+/// run recorded, its articles replaced when `articles` is given.
+fn split_of(
+    task: Task,
+    (flag, path): (&str, Option<&PathBuf>),
+    articles: (&str, Option<&String>),
+    recorded: Option<Split>,
+) -> Result<Option<Split>> {
+    if let Some(path) = path {
+        return split(task, path, articles).map(Some);
+    }
+    let Some(mut s) = recorded else {
+        if let (articles_flag, Some(_)) = articles {
+            bail!("{articles_flag} picks articles of {flag}, which is not given");
+        }
+        return Ok(None);
+    };
+    if articles.1.is_some() {
+        s.articles = split(task, &s.path, articles)?.articles;
+    }
+    Ok(Some(s))
+}
+
 pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
-    let task: Task = a.task.into();
-    let mut cfg = FinetuneConfig::new(task);
-    cfg.epochs = a.epochs;
-    cfg.lr = a.lr;
-    cfg.batch_size = a.batch_size;
+    let saved = if a.resume {
+        Some(saved_run(&a.out)?)
+    } else {
+        None
+    };
+    // a fresh run takes every flag (left out: its default); a resumed one the flags given
+    let fresh = saved.is_none();
+    let given = |id: &str| fresh || a.given.iter().any(|g| g == id);
+    let (mut cfg, recorded, recorded_test) = match saved {
+        Some(s) => {
+            let [train, dev] = match s.data {
+                Some([t, d]) => [Some(t), Some(d)],
+                None => [None, None],
+            };
+            (s.config, [train, dev], s.test)
+        }
+        None => {
+            let task = a.task.context("the task is required")?;
+            (FinetuneConfig::new(task.into()), [None, None], None)
+        }
+    };
+    if let Some(t) = a.task {
+        cfg.task = t.into();
+    }
+    let task = cfg.task;
+    // each setting named as its flag's id, which is also the setting's name
+    macro_rules! take {
+        ($($field:ident),*) => {
+            $(if given(stringify!($field)) {
+                cfg.$field = a.$field;
+            })*
+        };
+    }
+    take!(
+        epochs,
+        lr,
+        batch_size,
+        seed,
+        train_limit,
+        warmup_ratio,
+        weight_decay,
+        grad_clip,
+        patience,
+        from_scratch,
+        alpha,
+        doc_stride,
+        max_answer_len,
+        max_query_len,
+        text_column,
+        label_column
+    );
     cfg.max_len = a.max_len.unwrap_or(cfg.max_len);
     cfg.max_len_given = a.max_len.is_some();
-    cfg.seed = a.seed;
-    cfg.train_limit = a.train_limit;
-    cfg.warmup_ratio = a.warmup_ratio;
-    cfg.weight_decay = a.weight_decay;
-    cfg.grad_clip = a.grad_clip;
-    cfg.patience = a.patience;
-    cfg.from_scratch = a.from_scratch;
-    cfg.alpha = a.alpha;
-    cfg.doc_stride = a.doc_stride;
-    cfg.max_answer_len = a.max_answer_len;
-    cfg.max_query_len = a.max_query_len;
-    cfg.text_column = a.text_column;
-    cfg.pair_column = a.text_pair_column;
-    cfg.label_column = a.label_column;
-    cfg.group_by_length = !a.no_group_by_length;
+    if given("text_pair_column") {
+        cfg.pair_column = a.text_pair_column;
+    }
+    if given("no_group_by_length") {
+        cfg.group_by_length = !a.no_group_by_length;
+    }
     cfg.stop_after_epochs = a.stop_after_epochs;
-    anyhow::ensure!(
-        a.test.is_some() || a.test_articles.is_none(),
-        "--test-articles picks articles of --test, which is not given"
-    );
-    let train = split(
+    let [recorded_train, recorded_dev] = recorded;
+    let missing = |flag: &str| {
+        anyhow::anyhow!(
+            "{}: the run does not record its data (an earlier version wrote it): pass {flag} again",
+            a.out.display()
+        )
+    };
+    let train = split_of(
         task,
-        &a.train,
+        ("--train", a.train.as_ref()),
         ("--train-articles", a.train_articles.as_ref()),
+        recorded_train,
+    )?
+    .ok_or_else(|| missing("--train"))?;
+    let dev = split_of(
+        task,
+        ("--dev", a.dev.as_ref()),
+        ("--dev-articles", a.dev_articles.as_ref()),
+        recorded_dev,
+    )?
+    .ok_or_else(|| missing("--dev"))?;
+    let test = split_of(
+        task,
+        ("--test", a.test.as_ref()),
+        ("--test-articles", a.test_articles.as_ref()),
+        recorded_test,
     )?;
-    let dev = split(task, &a.dev, ("--dev-articles", a.dev_articles.as_ref()))?;
-    let test = a
-        .test
-        .as_ref()
-        .map(|t| split(task, t, ("--test-articles", a.test_articles.as_ref())))
-        .transpose()?;
     let splits = Splits {
         train: &train,
         dev: &dev,
         test: test.as_ref(),
+    };
+    // a resumed run continues from its own checkpoint
+    let model = match &a.model {
+        Some(m) => m.clone(),
+        None => a.out.join("checkpoint"),
     };
     let start = match (a.resume, a.overwrite) {
         (true, _) => Start::Resume,
         (false, true) => Start::Overwrite,
         (false, false) => Start::Fresh,
     };
-    let s = finetune(&a.model, &a.out, &splits, &cfg, start)?;
+    let s = finetune(&model, &a.out, &splits, &cfg, start)?;
     println!(
         "best epoch {} of {}: dev {}",
         s.best_epoch,

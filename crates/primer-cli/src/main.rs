@@ -123,10 +123,23 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> Result<()> {
-    let cli = match Cli::from_arg_matches(&with_negative_numbers(Cli::command()).get_matches()) {
+    let matches = with_negative_numbers(Cli::command()).get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    // which flags a resumed fine-tuning run was given, so that the others keep the run's values
+    if let (Command::Finetune(a), Some(m)) =
+        (&mut cli.command, matches.subcommand_matches("finetune"))
+    {
+        a.given = m
+            .ids()
+            .filter(|id| {
+                m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .map(|id| id.to_string())
+            .collect();
+    }
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = cli.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");

@@ -1405,6 +1405,45 @@ fn finetune_then_eval_predict_and_plot() {
         "{err}"
     );
     assert!(std::fs::read(out.join("model.safetensors")).unwrap() == weights);
+    // the same run stopped after 4 epochs (with a test split) continues from --out alone, to the same model
+    let short = d.join("short");
+    ok(primer()
+        .args(["finetune", "classify", "--model"])
+        .arg(&bert)
+        .arg("--out")
+        .arg(&short)
+        .arg("--train")
+        .arg(&train)
+        .arg("--dev")
+        .arg(&dev)
+        .arg("--test")
+        .arg(&dev)
+        .args(["--epochs", "15", "--lr", "3e-3", "--batch-size", "16"])
+        .args(["--patience", "0", "--train-limit", "120", "--threads", "1"])
+        .args(["--stop-after-epochs", "4"]));
+    let resume = |args: &[&str]| {
+        outcome(
+            primer()
+                .args(["finetune", "--resume", "--threads", "1", "--out"])
+                .arg(&short)
+                .args(args),
+        )
+    };
+    // a flag given must keep the run's value, even when it is the default's
+    for (args, named) in [
+        (&["--lr", "1e-3"][..], "--lr 0.001 (saved: 0.003)"),
+        (&["--patience", "2"][..], "--patience 2 (saved: 0)"),
+        (&["ner"][..], "the task ner (saved: classify)"),
+    ] {
+        let (ok, err) = resume(args);
+        assert!(!ok && err.contains(named), "{args:?}: {err}");
+    }
+    let (resumed, err) = resume(&["--lr", "3e-3"]);
+    assert!(resumed, "{err}");
+    assert!(std::fs::read(short.join("model.safetensors")).unwrap() == weights);
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(short.join("eval.json")).unwrap()).unwrap();
+    assert!(eval["test"]["accuracy"].as_f64().is_some(), "{eval}");
     let png = d.join("efficiency.png");
     let table = ok(primer().arg("plot").arg("--out").arg(&png).args(&outs));
     assert!(

@@ -163,6 +163,9 @@ struct TrainerState {
     /// from runs of earlier versions, which are resumed unchecked).
     #[serde(default)]
     data: Option<[SplitRecord; 2]>,
+    /// The test split evaluated at the end, if any, so that `--resume` alone evaluates it too.
+    #[serde(default)]
+    test: Option<SplitRecord>,
 }
 
 /// A split as a run recorded it: where it was, its size when a file, and the part of it used.
@@ -185,6 +188,15 @@ impl SplitRecord {
                 .map(|m| m.len()),
             joint_split: split.joint_split.clone(),
             articles: split.articles.clone(),
+        }
+    }
+
+    /// The split to read again.
+    fn split(&self) -> Split {
+        Split {
+            path: self.path.clone(),
+            joint_split: self.joint_split.clone(),
+            articles: self.articles.clone(),
         }
     }
 
@@ -249,9 +261,41 @@ const RUN_FILES: [&str; 10] = [
     "checkpoint",
 ];
 
+/// What a stopped run in OUT continues with: its settings and the data it recorded.
+pub struct SavedRun {
+    pub config: FinetuneConfig,
+    /// The training and dev splits; `None` for a run of an earlier version, which did not record them.
+    pub data: Option<[Split; 2]>,
+    pub test: Option<Split>,
+}
+
+/// The run in `out` that [`Start::Resume`] continues, so that a resumed run needs no flag but `--out`: refuses
+/// a directory without a finished epoch, as [`finetune`] does.
+pub fn saved_run(out: &Path) -> Result<SavedRun> {
+    refuse_file(out)?;
+    if !out.is_dir() {
+        return Err(Error::format(
+            out,
+            "there is no run to resume here (no such directory)",
+        ));
+    }
+    let ckpt = out.join("checkpoint");
+    let _lock = run_dir::lock_dir(out)?;
+    journal::recover(out)?;
+    journal::recover(&ckpt)?;
+    resumable(out)?;
+    let state: TrainerState = hf::read_config(&ckpt.join("trainer_state.json"))?;
+    Ok(SavedRun {
+        config: hf::read_config(&out.join("train_config.json"))?,
+        data: state.data.map(|[train, dev]| [train.split(), dev.split()]),
+        test: state.test.map(|t| t.split()),
+    })
+}
+
 /// Fine-tunes the model in `model_dir` (or a fresh one of its shape) on `splits`, writing into `out`.
 /// `start` says what to do with a run already in `out`: refuse it ([`Start::Fresh`]), replace it once every
-/// input has been read and checked ([`Start::Overwrite`]), or continue it ([`Start::Resume`]).
+/// input has been read and checked ([`Start::Overwrite`]), or continue it ([`Start::Resume`], from the run's
+/// own checkpoint: `model_dir` is not read then).
 pub fn finetune(
     model_dir: &Path,
     out: &Path,
@@ -381,8 +425,10 @@ fn train_in(
             elapsed_s: 0.0,
             tokens: 0,
             data: Some([SplitRecord::of(splits.train), SplitRecord::of(splits.dev)]),
+            test: None,
         },
     };
+    st.test = splits.test.map(SplitRecord::of);
     if resume {
         truncate_after_step(&metrics_path, st.step as u64)?;
     } else {
@@ -544,26 +590,15 @@ fn train_in(
 /// holding it where a run writes), or a directory that already holds a run or a model (unless `start`
 /// overwrites it and it is a fine-tuning run); for a resumed run, a directory without a finished epoch.
 fn check_out(model_dir: &Path, out: &Path, start: Start) -> Result<()> {
-    let ckpt = out.join("checkpoint");
-    let finished_epoch = ckpt.join("trainer_state.json").exists();
-    // a fine-tuning run makes checkpoint/ before it writes anything else; a pretraining run keeps its
-    // trainer_state.json at the top
-    let pretraining = out.join("trainer_state.json").exists();
-    let finetuning = !pretraining && (ckpt.is_dir() || out.join("task.json").exists());
-    let stopped_early = finetuning && !finished_epoch;
     if start == Start::Resume {
-        let why = if finished_epoch {
-            return Ok(());
-        } else if stopped_early {
-            "the run here stopped before its first epoch ended, so there is nothing to resume: pass --overwrite \
-             instead of --resume to start it afresh"
-        } else if pretraining {
-            "holds a pretraining run, not a fine-tuning one: there is nothing to resume here"
-        } else {
-            "there is no fine-tuning run to resume here (no checkpoint/trainer_state.json)"
-        };
-        return Err(Error::format(out, why));
+        return resumable(out);
     }
+    let Kind {
+        finished_epoch,
+        finetuning,
+        stopped_early,
+        ..
+    } = Kind::of(out);
     let canonical = |p: &Path| p.canonicalize().ok();
     if let (Some(model), Some(dir)) = (canonical(model_dir), canonical(out)) {
         if model == dir || model.starts_with(dir.join("checkpoint")) {
@@ -594,6 +629,49 @@ fn check_out(model_dir: &Path, out: &Path, start: Start) -> Result<()> {
             "already holds a model that is not a fine-tuning run (it has {name}): choose another --out \
              (--overwrite replaces fine-tuning runs only)"
         )
+    };
+    Err(Error::format(out, why))
+}
+
+/// What `out` holds, as far as [`check_out`] tells runs apart.
+struct Kind {
+    /// A fine-tuning run with a checkpoint of a finished epoch.
+    finished_epoch: bool,
+    pretraining: bool,
+    finetuning: bool,
+    /// A fine-tuning run killed before its first epoch ended.
+    stopped_early: bool,
+}
+
+impl Kind {
+    fn of(out: &Path) -> Kind {
+        let ckpt = out.join("checkpoint");
+        let finished_epoch = ckpt.join("trainer_state.json").exists();
+        // a fine-tuning run makes checkpoint/ before it writes anything else; a pretraining run keeps its
+        // trainer_state.json at the top
+        let pretraining = out.join("trainer_state.json").exists();
+        let finetuning = !pretraining && (ckpt.is_dir() || out.join("task.json").exists());
+        Kind {
+            finished_epoch,
+            pretraining,
+            finetuning,
+            stopped_early: finetuning && !finished_epoch,
+        }
+    }
+}
+
+/// Refuses an `out` without a fine-tuning run that finished an epoch, saying what it holds instead.
+fn resumable(out: &Path) -> Result<()> {
+    let kind = Kind::of(out);
+    let why = if kind.finished_epoch {
+        return Ok(());
+    } else if kind.stopped_early {
+        "the run here stopped before its first epoch ended, so there is nothing to resume: pass --overwrite \
+         instead of --resume to start it afresh"
+    } else if kind.pretraining {
+        "holds a pretraining run, not a fine-tuning one: there is nothing to resume here"
+    } else {
+        "there is no fine-tuning run to resume here (no checkpoint/trainer_state.json)"
     };
     Err(Error::format(out, why))
 }
