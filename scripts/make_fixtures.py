@@ -4,7 +4,7 @@
 Run by hand from the repository root:
 
     python3 scripts/make_fixtures.py               # writes crates/primer/tests/fixtures/
-    python3 scripts/make_fixtures.py --only bert   # one section (gpt2 | bert | heads | beams | stops | fill)
+    python3 scripts/make_fixtures.py --only bert   # one section (gpt2 | bert | heads | beams | stops | fill | tasks)
 
 Everything is fp32 on the CPU, seeded, with deterministic algorithms, so a rerun with
 the same torch / transformers versions gives the same tensors. One section per model
@@ -842,12 +842,133 @@ def fill_fixtures(root):
     return {}
 
 
+TASK_SEED = 8642
+TASK_FILE = "task_reference.json"
+TASK_TEXTS = [
+    "the cat sat on the mat.",
+    "why is the sun red at night? it was a very old and happy day in the small city by the green river.",
+    "she read a book",
+    "paris",
+]
+TASK_WORDS = [
+    "she went to paris with the children".split(),
+    "the old man sat by the river in london".split(),
+    ["rome"],
+]
+TASK_QUESTIONS = [
+    ("who sat on the mat?", "the cat sat on the mat and the dog ran under a big tree."),
+    ("what is red?", "why is the sun red at night? it was a very old day."),
+]
+GPT_TASK_TEXTS = ["the cat sat on the mat.", "hello there", "a", "stop! what is this, then?"]
+
+
+def task_fixtures(root):
+    """Hugging Face task models as transformers saves them (no task.json), for `primer predict` and `eval` on
+    models fine-tuned elsewhere:
+
+    bert_classifier  BertForSequenceClassification, labels neg / neu / pos
+    bert_tagger      BertForTokenClassification, labels O B-PER I-PER B-LOC I-LOC
+    bert_qa          BertForQuestionAnswering
+    gpt2_classifier  GPT2ForSequenceClassification, labels no / yes, pad_token_id = <|endoftext|>
+
+    Each has bert_tiny's or gpt2_tiny's shape (biases and LayerNorm gains perturbed), the fill-mask (BERT) or
+    stop-string (GPT-2) fixture tokenizer as tokenizer.json, and task_reference.json: per input (a text, the
+    words of a sentence, or a question and its context) the ids and token type ids transformers' tokenizer
+    gives and the eval-mode logits, one input at a time (`logits`: per class, or per token and class, flat;
+    for qa the start logits then the end logits)."""
+    from tokenizers import Tokenizer
+    from transformers import (BertForQuestionAnswering, BertForSequenceClassification,
+                              BertForTokenClassification, GPT2ForSequenceClassification)
+
+    def save(out_dir, model, write_tokenizer):
+        os.makedirs(out_dir, exist_ok=True)
+        model.save_pretrained(out_dir, safe_serialization=True)
+        write_tokenizer(os.path.join(out_dir, "tokenizer.json"))
+        return Tokenizer.from_file(os.path.join(out_dir, "tokenizer.json"))
+
+    def bert_model(cls, labels, **extra):
+        config = bert_config()
+        if labels:
+            config.id2label = dict(enumerate(labels))
+            config.label2id = {l: i for i, l in enumerate(labels)}
+        for k, v in extra.items():
+            setattr(config, k, v)
+        torch.manual_seed(TASK_SEED)
+        model = cls(config).float()
+        perturb_biases_and_norms(model, TASK_SEED + 1)
+        return model.eval()
+
+    def case(enc, logits, **inputs):
+        return dict(inputs, ids=enc.ids, type_ids=enc.type_ids,
+                    logits=[float(x) for x in logits.reshape(-1).tolist()])
+
+    def run(model, enc, **kw):
+        ids = torch.tensor([enc.ids])
+        with torch.no_grad():
+            if kw.get("gpt"):
+                return model(ids).logits[0]
+            out = model(ids, token_type_ids=torch.tensor([enc.type_ids]),
+                        attention_mask=torch.ones_like(ids))
+        return out
+
+    written = {}
+    model = bert_model(BertForSequenceClassification, ["neg", "neu", "pos"], classifier_dropout=None)
+    tok = save(os.path.join(root, "bert_classifier"), model, fill_tokenizer)
+    cases = []
+    for text in TASK_TEXTS:
+        enc = tok.encode(text)
+        cases.append(case(enc, run(model, enc).logits[0], text=text))
+    enc = tok.encode(TASK_TEXTS[0], TASK_TEXTS[2])
+    cases.append(case(enc, run(model, enc).logits[0], text=TASK_TEXTS[0], pair=TASK_TEXTS[2]))
+    written["bert_classifier"] = cases
+
+    model = bert_model(BertForTokenClassification, ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
+    tok = save(os.path.join(root, "bert_tagger"), model, fill_tokenizer)
+    cases = []
+    for words in TASK_WORDS:
+        enc = tok.encode(words, is_pretokenized=True)
+        cases.append(case(enc, run(model, enc).logits[0], words=words))
+    written["bert_tagger"] = cases
+
+    model = bert_model(BertForQuestionAnswering, None)
+    tok = save(os.path.join(root, "bert_qa"), model, fill_tokenizer)
+    cases = []
+    for question, context in TASK_QUESTIONS:
+        enc = tok.encode(question, context)
+        out = run(model, enc)
+        cases.append(case(enc, torch.cat([out.start_logits[0], out.end_logits[0]]), question=question,
+                          context=context))
+    written["bert_qa"] = cases
+
+    config = gpt2_config(True, "gelu_new")
+    config.id2label, config.label2id = {0: "no", 1: "yes"}, {"no": 0, "yes": 1}
+    config.pad_token_id = config.eos_token_id
+    torch.manual_seed(TASK_SEED)
+    model = GPT2ForSequenceClassification(config).float()
+    perturb_biases_and_norms(model, TASK_SEED + 1)
+    with torch.no_grad():
+        model.score.weight.mul_(20)  # GPT-2's 0.02 init leaves class logits of ±0.1: too close for a parity test
+    model.eval()
+    tok = save(os.path.join(root, "gpt2_classifier"), model, stop_tokenizer)
+    cases = []
+    for text in GPT_TASK_TEXTS:
+        enc = tok.encode(text)
+        cases.append(case(enc, run(model, enc, gpt=True), text=text))
+    written["gpt2_classifier"] = cases
+
+    for name, cases in written.items():
+        with open(os.path.join(root, name, TASK_FILE), "w") as f:
+            f.write("[\n" + ",\n".join(json.dumps(c) for c in cases) + "\n]\n")
+        print(f"{name}/{TASK_FILE}: {len(cases)} inputs")
+    return {}
+
+
 def dir_size(path):
     return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
 
 
 SECTIONS = {"gpt2": gpt2_fixtures, "bert": bert_fixtures, "heads": head_fixtures, "beams": beam_fixtures,
-            "stops": stop_fixtures, "fill": fill_fixtures}
+            "stops": stop_fixtures, "fill": fill_fixtures, "tasks": task_fixtures}
 
 
 def main():

@@ -315,7 +315,8 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
-    /// A directory written by `primer finetune`.
+    /// A directory written by `primer finetune`, or a Hugging Face BertForSequenceClassification,
+    /// GPT2ForSequenceClassification, BertForTokenClassification or BertForQuestionAnswering.
     #[arg(long)]
     model: PathBuf,
     /// Data in the task's format (intent-slot: a split directory).
@@ -340,7 +341,8 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
 
 #[derive(clap::Args)]
 pub struct PredictArgs {
-    /// A directory written by `primer finetune`.
+    /// A directory written by `primer finetune`, or a Hugging Face BertForSequenceClassification,
+    /// GPT2ForSequenceClassification, BertForTokenClassification or BertForQuestionAnswering.
     #[arg(long)]
     model: PathBuf,
     /// qa: the passage the questions are about.

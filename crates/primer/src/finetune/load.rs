@@ -4,12 +4,14 @@
 use super::data::TaskInfo;
 use super::features::TextEncoder;
 use super::model::{bert_heads, Backbone, HeadSizes, Task, TaskModel};
+use super::train::FinetuneConfig;
 use crate::error::{Error, Result};
 use crate::hf::{self, TensorFile};
 use crate::models::bert::{Bert, BertConfig};
 use crate::models::gpt::{Gpt, GptConfig};
 use crate::tokenize::TextTokenizer;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 #[derive(Deserialize)]
@@ -99,20 +101,25 @@ fn architecture(model: &TaskModel) -> &'static str {
     }
 }
 
-/// Loads a directory written by [`save_finetuned`].
+/// Loads a directory written by [`save_finetuned`], or a Hugging Face model with one of the task heads primer
+/// runs ([`hf_task_info`]).
 pub fn load_finetuned(dir: &Path) -> Result<(TaskModel, TaskInfo, TextEncoder)> {
     let task_path = dir.join("task.json");
-    if !task_path.exists() && dir.join("config.json").exists() {
-        return Err(Error::format(
-            &task_path,
-            "not found: this is a model directory, but not one made by `primer finetune` (which writes its task and labels there)",
-        ));
-    }
-    let info: TaskInfo = hf::read_config(&task_path)?;
+    let info: TaskInfo = if !task_path.exists() && dir.join("config.json").exists() {
+        hf_task_info(dir)?
+    } else {
+        hf::read_config(&task_path)?
+    };
     let tok = TextTokenizer::from_dir(dir)?;
     let (backbone, enc) = match info.backbone.as_str() {
         "bert" => {
-            let (bert, _) = Bert::load_with(dir, bert_heads(info.task), 0)?;
+            let (bert, fresh) = Bert::load_with(dir, bert_heads(info.task), 0)?;
+            if let Some(name) = fresh.first() {
+                return Err(Error::format(
+                    &dir.join("model.safetensors"),
+                    format!("checkpoint is missing tensor `{name}` of the encoder"),
+                ));
+            }
             (Backbone::Bert(bert), TextEncoder::bert(&tok)?)
         }
         "gpt" => (Backbone::Gpt(Gpt::load(dir)?), TextEncoder::gpt(tok)),
@@ -128,4 +135,77 @@ pub fn load_finetuned(dir: &Path) -> Result<(TaskModel, TaskInfo, TextEncoder)> 
     model.alpha = info.alpha;
     model.load_head(&TensorFile::open(&dir.join("model.safetensors"))?)?;
     Ok((model, info, enc))
+}
+
+/// The task of a Hugging Face model that `primer finetune` did not write (it has no task.json): the class its
+/// config.json names in `architectures` gives the task and `id2label` the labels; the other settings are
+/// `primer finetune`'s defaults, the longest input cut to the model's positions.
+fn hf_task_info(dir: &Path) -> Result<TaskInfo> {
+    #[derive(Deserialize)]
+    struct HfHeadConfig {
+        #[serde(default)]
+        architectures: Vec<String>,
+        #[serde(default)]
+        id2label: BTreeMap<String, String>,
+        max_position_embeddings: Option<usize>,
+        n_positions: Option<usize>,
+    }
+    let path = dir.join("config.json");
+    let c: HfHeadConfig = hf::read_config(&path)?;
+    let arch = c.architectures.first().map(String::as_str).unwrap_or("");
+    let (task, backbone) = match arch {
+        "BertForSequenceClassification" => (Task::Classify, "bert"),
+        "BertForTokenClassification" => (Task::Ner, "bert"),
+        "BertForQuestionAnswering" => (Task::Qa, "bert"),
+        "GPT2ForSequenceClassification" => (Task::Classify, "gpt"),
+        _ => {
+            return Err(Error::format(
+                &dir.join("task.json"),
+                format!(
+                    "not found, and config.json's architectures ({}) names no task head primer runs: a directory \
+                     made by `primer finetune`, or a Hugging Face BertForSequenceClassification, \
+                     BertForTokenClassification, BertForQuestionAnswering or GPT2ForSequenceClassification",
+                    if arch.is_empty() { "none" } else { arch }
+                ),
+            ))
+        }
+    };
+    let labels = if task == Task::Qa {
+        Vec::new()
+    } else {
+        let mut ids: Vec<(usize, String)> = Vec::with_capacity(c.id2label.len());
+        for (id, label) in c.id2label {
+            let id = id.parse().map_err(|_| {
+                Error::format(&path, format!("id2label: key \"{id}\" is not a label id"))
+            })?;
+            ids.push((id, label));
+        }
+        ids.sort();
+        if ids.is_empty() || ids.iter().enumerate().any(|(i, (id, _))| i != *id) {
+            return Err(Error::format(
+                &path,
+                "id2label must name the labels 0, 1, … of the head, each once",
+            ));
+        }
+        ids.into_iter().map(|(_, label)| label).collect()
+    };
+    let d = FinetuneConfig::new(task);
+    let positions = c
+        .max_position_embeddings
+        .or(c.n_positions)
+        .unwrap_or(d.max_len);
+    Ok(TaskInfo {
+        task,
+        backbone: backbone.into(),
+        labels,
+        slot_labels: Vec::new(),
+        max_len: d.max_len.min(positions),
+        text_column: d.text_column,
+        pair_column: d.pair_column,
+        label_column: d.label_column,
+        alpha: d.alpha,
+        doc_stride: d.doc_stride,
+        max_query_len: d.max_query_len,
+        max_answer_len: d.max_answer_len,
+    })
 }
