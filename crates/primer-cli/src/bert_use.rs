@@ -131,11 +131,7 @@ pub fn embed_texts(a: EmbedArgs) -> Result<()> {
     let vecs = embed(&model, &tok, &texts.texts, a.pooling, a.normalize, max_len)?;
     if let Some(out) = &a.out {
         let width = model.config.hidden_size;
-        let bytes: Vec<u8> = vecs
-            .iter()
-            .flatten()
-            .flat_map(|x| x.to_le_bytes())
-            .collect();
+        let bytes = primer::hf::f32_bytes(&vecs.concat());
         let metadata = [
             ("model", a.model.display().to_string()),
             ("pooling", format!("{:?}", a.pooling).to_lowercase()),

@@ -132,14 +132,19 @@ pub fn save_safetensors(
         .specs()
         .iter()
         .map(|s| {
-            let data = params[s.range()]
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            (s.name.clone(), data, s.shape.clone())
+            (
+                s.name.clone(),
+                f32_bytes(&params[s.range()]),
+                s.shape.clone(),
+            )
         })
         .collect();
     save_raw(path, &bytes, metadata)
+}
+
+/// `v` as the little-endian bytes a safetensors F32 tensor holds, for [`save_raw`].
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// Writes `(name, little-endian f32 bytes, shape)` triples as a safetensors file, atomically.
@@ -431,10 +436,9 @@ mod tests {
     #[test]
     fn saved_files_are_byte_identical() {
         let dir = crate::testutil::scratch_dir("hf", "identical");
-        let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let tensors = [
-            ("b".to_string(), bytes(&[1.0, 2.0, 3.0]), vec![3]),
-            ("a".to_string(), bytes(&[4.0, 5.0]), vec![1, 2]),
+            ("b".to_string(), f32_bytes(&[1.0, 2.0, 3.0]), vec![3]),
+            ("a".to_string(), f32_bytes(&[4.0, 5.0]), vec![1, 2]),
         ];
         let meta = [("step", "7".to_string()), ("kind", "test".to_string())];
         let mut first = None;

@@ -30,6 +30,8 @@ const CHAR_UNK: &str = "<unk>";
 #[derive(Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The file it was loaded from, for errors about its vocabulary (`None` when trained).
+    source: Option<PathBuf>,
 }
 
 fn tok_err(e: impl std::fmt::Display) -> Error {
@@ -112,7 +114,10 @@ impl TextTokenizer {
         inner
             .with_pre_tokenizer(Some(split))
             .with_decoder(Some(Fuse::new()));
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            source: None,
+        })
     }
 
     /// Byte-level BPE (GPT-2 style: ByteLevel pre-tokenizer/decoder, all 256 bytes in the
@@ -145,7 +150,10 @@ impl TextTokenizer {
                 .build(),
         );
         train_on_files(&mut inner, &mut trainer, files)?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            source: None,
+        })
     }
 
     /// Loads a `tokenizer.json` (Hugging Face format).
@@ -160,7 +168,10 @@ impl TextTokenizer {
             .with_truncation(None)
             .map_err(|e| Error::format(path, e.to_string()))?;
         inner.with_padding(None);
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            source: Some(path.to_path_buf()),
+        })
     }
 
     /// Loads a model directory: its `tokenizer.json`; else BERT's `vocab.txt` (see
@@ -247,7 +258,10 @@ impl TextTokenizer {
                 .map_err(tok_err)?;
             inner.with_post_processor(Some(template));
         }
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            source: Some(vocab),
+        })
     }
 
     /// Saves as `tokenizer.json` (written to a temporary file, then renamed over `path`).

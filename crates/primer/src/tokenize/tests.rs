@@ -319,6 +319,17 @@ fn loading_errors_name_the_path() {
         .unwrap()
         .to_string();
     assert!(err.contains("missing.json"), "{err}");
+    // a vocab.txt that is empty, or lacks a token a BERT input needs, is named
+    let vocab = write(&dir, "vocab.txt", "");
+    let err = TextTokenizer::from_dir(&dir).err().unwrap().to_string();
+    assert!(err.contains("vocab.txt: is empty"), "{err}");
+    std::fs::write(&vocab, "[PAD]\n[UNK]\nthe\n").unwrap();
+    let tok = TextTokenizer::from_dir(&dir).unwrap();
+    let err = tok.special_id("[CLS]", "why").err().unwrap().to_string();
+    assert!(
+        err.contains("vocab.txt: ") && err.contains("no [CLS]"),
+        "{err}"
+    );
 }
 
 /// `dir/tokenizer_config.json`, parsed.

@@ -132,6 +132,7 @@ impl TextTokenizer {
         };
         Ok(Self {
             inner: bert_tokenizer(model, normalizer)?,
+            source: None,
         })
     }
 
@@ -159,8 +160,15 @@ impl TextTokenizer {
                 ),
             ));
         }
+        if lines == 0 {
+            return Err(Error::format(
+                &vocab,
+                "is empty: a vocab.txt lists one token per line",
+            ));
+        }
         Ok(Self {
             inner: bert_tokenizer(model, normalizer_setting(dir)?)?,
+            source: Some(vocab),
         })
     }
 
@@ -225,9 +233,11 @@ impl TextTokenizer {
     /// The id of special token `name`; the error says what is missing and, from `need`, what for.
     pub fn special_id(&self, name: &str, need: &str) -> Result<u32> {
         self.token_to_id(name).ok_or_else(|| {
-            Error::Config(format!(
-                "the tokenizer's vocabulary has no {name} token ({need})"
-            ))
+            let why = format!("the tokenizer's vocabulary has no {name} token ({need})");
+            match &self.source {
+                Some(file) => Error::format(file, why),
+                None => Error::Config(why),
+            }
         })
     }
 

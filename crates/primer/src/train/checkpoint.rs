@@ -268,13 +268,12 @@ pub(crate) fn save_checkpoint(
     let stamp = step_stamp(step);
     journal::write_set(out, |dir| {
         save_model(dir, &stamp)?;
-        let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let n = opt.m.len();
         hf::save_raw(
             &dir.join("optimizer.safetensors"),
             &[
-                ("exp_avg".into(), bytes(&opt.m), vec![n]),
-                ("exp_avg_sq".into(), bytes(&opt.v), vec![n]),
+                ("exp_avg".into(), hf::f32_bytes(&opt.m), vec![n]),
+                ("exp_avg_sq".into(), hf::f32_bytes(&opt.v), vec![n]),
             ],
             &stamp,
         )?;
