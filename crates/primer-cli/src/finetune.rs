@@ -198,6 +198,17 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
         None
     };
     // a fresh run takes every flag (left out: its default); a resumed one the flags given
+    if let (Some(given), Some(Some(started))) = (&a.model, saved.as_ref().map(|s| &s.model)) {
+        if !primer::train::same_input(started, given) {
+            bail!(
+                "--model {}: the run in {} was started from {}, and a resumed run continues from its own \
+                 checkpoint (leave --model out)",
+                given.display(),
+                a.out.display(),
+                started.display()
+            );
+        }
+    }
     let fresh = saved.is_none();
     let given = |id: &str| fresh || a.given.iter().any(|g| g == id);
     let (mut cfg, recorded, recorded_test) = match saved {
@@ -253,9 +264,9 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
     }
     cfg.stop_after_epochs = a.stop_after_epochs;
     let [recorded_train, recorded_dev] = recorded;
-    let missing = |flag: &str| {
+    let missing = || {
         anyhow::anyhow!(
-            "{}: the run does not record its data (an earlier version wrote it): pass {flag} again",
+            "{}: the run does not record its data (an earlier version wrote it): pass --train and --dev again",
             a.out.display()
         )
     };
@@ -265,14 +276,14 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
         ("--train-articles", a.train_articles.as_ref()),
         recorded_train,
     )?
-    .ok_or_else(|| missing("--train"))?;
+    .ok_or_else(missing)?;
     let dev = split_of(
         task,
         ("--dev", a.dev.as_ref()),
         ("--dev-articles", a.dev_articles.as_ref()),
         recorded_dev,
     )?
-    .ok_or_else(|| missing("--dev"))?;
+    .ok_or_else(missing)?;
     let test = split_of(
         task,
         ("--test", a.test.as_ref()),

@@ -1438,7 +1438,10 @@ fn finetune_then_eval_predict_and_plot() {
         let (ok, err) = resume(args);
         assert!(!ok && err.contains(named), "{args:?}: {err}");
     }
-    let (resumed, err) = resume(&["--lr", "3e-3"]);
+    // the model it started from may be named again, another one is refused
+    let (other, err) = resume(&["--model", out.to_str().unwrap()]);
+    assert!(!other && err.contains("was started from"), "{err}");
+    let (resumed, err) = resume(&["--lr", "3e-3", "--model", bert.to_str().unwrap()]);
     assert!(resumed, "{err}");
     assert!(std::fs::read(short.join("model.safetensors")).unwrap() == weights);
     let eval: serde_json::Value =

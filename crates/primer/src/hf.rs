@@ -32,8 +32,11 @@ fn parse_json<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
+        // a field only for a value of the wrong kind: a syntax error or a cut-off file has none to name
+        let data = inner.classify() == serde_json::error::Category::Data;
         match field.as_str() {
             "" | "." => Error::format(path, inner.to_string()),
+            _ if !data => Error::format(path, inner.to_string()),
             _ => Error::format(path, format!("{field}: {inner}")),
         }
     })?;

@@ -10,7 +10,7 @@ use primer::finetune::evaluate::{run, score};
 use primer::finetune::load::load_finetuned;
 use primer::finetune::model::Task;
 use primer::finetune::predict::{predict, Prediction};
-use primer::finetune::train::{finetune, FinetuneConfig, Splits};
+use primer::finetune::train::{finetune, saved_run, FinetuneConfig, Splits};
 use primer::models::bert::{Bert, BertConfig, Heads};
 use primer::models::gpt::{Gpt, GptConfig};
 use primer::tokenize::TextTokenizer;
@@ -313,6 +313,17 @@ fn ner_learns_entities() {
         .map(|e| (e.label.as_str(), e.text.as_str(), e.start))
         .collect();
     assert_eq!(got, vec![("PER", "alice", 6), ("LOC", "rome", 17)]);
+    // a tag training never saw is named with its own line
+    let unseen = dir.join("unseen.txt");
+    write(
+        &unseen,
+        "-DOCSTART- -X- -X- O\n\nalice NN O B-PER\nsaw NN O O\nacme NN O B-ORG\n",
+    );
+    let err = primer::finetune::data::prepare(&enc, &info, &Split::file(&unseen), None, false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("line 5: label \"B-ORG\""), "{err}");
 }
 
 #[test]
@@ -682,4 +693,115 @@ fn an_out_holding_a_run_or_a_model_is_not_written_over() {
     assert_eq!(info.max_len, 64);
     cfg.stop_after_epochs = None;
     finetune(&model, &fresh, &splits, &cfg, Start::Resume).unwrap();
+}
+
+#[test]
+fn a_resumed_run_checks_its_data_by_content_and_follows_it_when_moved() {
+    let dir = common::tmp("ft-resume-data");
+    let model = tiny_bert(&dir);
+    let mut rng = Rng::new(9);
+    let (train, dev) = (dir.join("train.tsv"), dir.join("dev.tsv"));
+    classify_file(&train, &mut rng, 60);
+    classify_file(&dev, &mut rng, 20);
+    let (tr, dv) = (Split::file(&train), Split::file(&dev));
+    let mut cfg = config(Task::Classify);
+    cfg.epochs = 3;
+    cfg.stop_after_epochs = Some(1);
+    let out = dir.join("out");
+    finetune(&model, &out, &train_dev(&tr, &dv), &cfg, Start::Fresh).unwrap();
+    cfg.stop_after_epochs = Some(2);
+    let resume = |train: &Split, test: Option<&Split>, cfg: &FinetuneConfig| {
+        let splits = Splits {
+            train,
+            dev: &dv,
+            test,
+        };
+        finetune(&model, &out, &splits, cfg, Start::Resume).map_err(|e| e.to_string())
+    };
+    // one label changed, the size kept
+    let text = std::fs::read_to_string(&train).unwrap();
+    let flipped = match text.find("\tpos\n") {
+        Some(at) => format!("{}\tneg\n{}", &text[..at], &text[at + 5..]),
+        None => text.replacen("\tneg\n", "\tpos\n", 1),
+    };
+    assert_eq!(flipped.len(), text.len());
+    write(&train, &flipped);
+    let e = resume(&tr, None, &cfg).unwrap_err();
+    assert!(
+        e.contains("other content") && e.contains("keeps its data"),
+        "{e}"
+    );
+    write(&train, &text);
+    // moved: gone from where it was, then found (by content, not by name) where it is now
+    let moved = dir.join("moved.tsv");
+    std::fs::rename(&train, &moved).unwrap();
+    let e = resume(&tr, None, &cfg).unwrap_err();
+    assert!(
+        e.contains("not found") && e.contains("where it is now"),
+        "{e}"
+    );
+    let e = resume(&dv, None, &cfg).unwrap_err();
+    assert!(e.contains("keeps its data"), "{e}");
+    let mv = Split::file(&moved);
+    resume(&mv, None, &cfg).unwrap();
+    let saved = saved_run(&out).unwrap();
+    let [recorded, _] = saved.data.unwrap();
+    assert!(recorded.path.ends_with("moved.tsv"), "{:?}", recorded.path);
+    assert!(saved.model.is_some_and(|m| m.ends_with("bert")));
+    // a test split given to a finished run is recorded too
+    cfg.stop_after_epochs = None;
+    resume(&mv, None, &cfg).unwrap();
+    resume(&mv, Some(&dv), &cfg).unwrap();
+    assert!(saved_run(&out).unwrap().test.is_some());
+    // without its checkpoint, a finished run is not taken for one that never finished an epoch
+    std::fs::remove_dir_all(out.join("checkpoint")).unwrap();
+    let e = resume(&mv, None, &cfg).unwrap_err();
+    assert!(
+        e.contains("cannot be resumed") && !e.contains("first epoch"),
+        "{e}"
+    );
+    let splits = train_dev(&mv, &dv);
+    let e = finetune(&model, &out, &splits, &cfg, Start::Fresh)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("without a checkpoint"), "{e}");
+}
+
+#[test]
+fn a_resumed_intent_slot_run_checks_its_split_directories() {
+    let dir = common::tmp("ft-resume-joint");
+    let model = tiny_bert(&dir);
+    let data = dir.join("snips");
+    for split in ["train", "dev"] {
+        let d = data.join(split);
+        std::fs::create_dir_all(&d).unwrap();
+        write(&d.join("seq.in"), &"play alice\nbook rome\n".repeat(10));
+        write(&d.join("seq.out"), &"O B-artist\nO B-city\n".repeat(10));
+        write(&d.join("label"), &"PlayMusic\nBookRestaurant\n".repeat(10));
+    }
+    let joint = |split: &str| Split {
+        path: data.clone(),
+        joint_split: Some(split.into()),
+        articles: None,
+    };
+    let (tr, dv) = (joint("train"), joint("dev"));
+    let mut cfg = config(Task::IntentSlot);
+    cfg.epochs = 2;
+    cfg.stop_after_epochs = Some(1);
+    let out = dir.join("out");
+    finetune(&model, &out, &train_dev(&tr, &dv), &cfg, Start::Fresh).unwrap();
+    let train = data.join("train");
+    for (file, line) in [
+        ("seq.in", "play bob\n"),
+        ("seq.out", "O B-artist\n"),
+        ("label", "PlayMusic\n"),
+    ] {
+        let text = std::fs::read_to_string(train.join(file)).unwrap();
+        write(&train.join(file), &(text + line));
+    }
+    cfg.stop_after_epochs = None;
+    let e = finetune(&model, &out, &train_dev(&tr, &dv), &cfg, Start::Resume)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--train") && e.contains("keeps its data"), "{e}");
 }

@@ -69,6 +69,14 @@ fn hugging_face_task_models_give_transformers_logits() {
         let (model, info, enc) = load_finetuned(&dir).unwrap();
         assert_eq!(info.task, task, "{name}");
         assert_eq!(info.labels, labels, "{name}");
+        // 64 positions: inputs cut there, a qa question at half of them
+        assert_eq!(
+            info.max_len,
+            if name == "gpt2_classifier" { 32 } else { 64 }
+        );
+        if task == Task::Qa {
+            assert_eq!(info.max_query_len, 32);
+        }
         let mut features = Vec::new();
         for c in cases(name) {
             // primer's encoding of the input is transformers'
@@ -146,4 +154,65 @@ fn a_model_without_a_task_head_is_named_as_such() {
             && err.contains("BertForSequenceClassification"),
         "{err}"
     );
+}
+
+/// `bert_classifier` copied into a scratch directory with its config.json changed by `edit`.
+fn edited_classifier(scratch: &std::path::Path, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
+    let src = fixture("bert_classifier");
+    let dir = scratch.join("edited");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn configs_as_transformers_writes_them_and_heads_primer_cannot_run() {
+    let scratch = std::env::temp_dir().join(format!("primer-hf-configs-{}", std::process::id()));
+    // transformers 5 writes no id2label for a head of default names, and label2id null beside an id2label
+    let dir = edited_classifier(&scratch, |c| {
+        c.as_object_mut().unwrap().remove("id2label");
+        c["label2id"] = serde_json::Value::Null;
+    });
+    let (_, info, _) = load_finetuned(&dir).unwrap();
+    assert_eq!(info.labels, ["LABEL_0", "LABEL_1", "LABEL_2"]);
+    // the task head is found among several classes
+    let dir = edited_classifier(&scratch, |c| {
+        c["architectures"] = serde_json::json!(["BertModel", "BertForSequenceClassification"]);
+    });
+    assert_eq!(load_finetuned(&dir).unwrap().1.task, Task::Classify);
+    let refused = [
+        (
+            serde_json::json!({"0": "a", "1": "b", "2": "a"}),
+            None,
+            "\"a\" twice",
+        ),
+        (
+            serde_json::json!({"0": "a", "1": "b", "3": "c"}),
+            None,
+            "0, 1, …",
+        ),
+        (
+            serde_json::json!({"0": "a", "1": "b", "2": "c"}),
+            Some("multi_label_classification"),
+            "problem_type",
+        ),
+        (serde_json::json!({"0": "score"}), None, "1 output(s)"),
+    ];
+    for (id2label, problem, says) in refused {
+        let dir = edited_classifier(&scratch, |c| {
+            c["id2label"] = id2label.clone();
+            if let Some(p) = problem {
+                c["problem_type"] = p.into();
+            }
+        });
+        let err = load_finetuned(&dir).err().unwrap().to_string();
+        assert!(err.contains("config.json") && err.contains(says), "{err}");
+    }
+    std::fs::remove_dir_all(&scratch).unwrap();
 }

@@ -188,7 +188,9 @@ pub fn prepare(
                 let tags = s
                     .tags
                     .iter()
-                    .map(|t| labels.id(t, path, s.line).map(|id| id as i32))
+                    .enumerate()
+                    // one word per line, from the sentence's first
+                    .map(|(w, t)| labels.id(t, path, s.line + w).map(|id| id as i32))
                     .collect::<Result<Vec<i32>>>()?;
                 let mut f = enc.tag(&s.words, &tags, IGNORE, info.max_len)?;
                 f.example = i;

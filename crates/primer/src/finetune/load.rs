@@ -138,74 +138,126 @@ pub fn load_finetuned(dir: &Path) -> Result<(TaskModel, TaskInfo, TextEncoder)> 
 }
 
 /// The task of a Hugging Face model that `primer finetune` did not write (it has no task.json): the class its
-/// config.json names in `architectures` gives the task and `id2label` the labels; the other settings are
-/// `primer finetune`'s defaults, the longest input cut to the model's positions.
+/// config.json names in `architectures` gives the task and `id2label` the labels (transformers' `LABEL_0`, … for
+/// as many as the head has when it names none); the other settings are `primer finetune`'s defaults, the longest
+/// input cut to the model's positions (and a qa question to half of that).
 fn hf_task_info(dir: &Path) -> Result<TaskInfo> {
     #[derive(Deserialize)]
     struct HfHeadConfig {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "hf::null_as_default")]
         architectures: Vec<String>,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "hf::null_as_default")]
         id2label: BTreeMap<String, String>,
+        problem_type: Option<String>,
         max_position_embeddings: Option<usize>,
         n_positions: Option<usize>,
     }
     let path = dir.join("config.json");
     let c: HfHeadConfig = hf::read_config(&path)?;
-    let arch = c.architectures.first().map(String::as_str).unwrap_or("");
-    let (task, backbone) = match arch {
-        "BertForSequenceClassification" => (Task::Classify, "bert"),
-        "BertForTokenClassification" => (Task::Ner, "bert"),
-        "BertForQuestionAnswering" => (Task::Qa, "bert"),
-        "GPT2ForSequenceClassification" => (Task::Classify, "gpt"),
-        _ => {
-            return Err(Error::format(
-                &dir.join("task.json"),
-                format!(
-                    "not found, and config.json's architectures ({}) names no task head primer runs: a directory \
-                     made by `primer finetune`, or a Hugging Face BertForSequenceClassification, \
-                     BertForTokenClassification, BertForQuestionAnswering or GPT2ForSequenceClassification",
-                    if arch.is_empty() { "none" } else { arch }
-                ),
-            ))
-        }
+    let known = |arch: &str| match arch {
+        "BertForSequenceClassification" => Some((Task::Classify, "bert", "classifier")),
+        "BertForTokenClassification" => Some((Task::Ner, "bert", "classifier")),
+        "BertForQuestionAnswering" => Some((Task::Qa, "bert", "qa_outputs")),
+        "GPT2ForSequenceClassification" => Some((Task::Classify, "gpt", "score")),
+        _ => None,
     };
+    let Some((task, backbone, head)) = c.architectures.iter().find_map(|a| known(a)) else {
+        return Err(Error::format(
+            &dir.join("task.json"),
+            format!(
+                "not found, and config.json's architectures ({}) names no task head primer runs: a directory \
+                 made by `primer finetune`, or a Hugging Face BertForSequenceClassification, \
+                 BertForTokenClassification, BertForQuestionAnswering or GPT2ForSequenceClassification",
+                if c.architectures.is_empty() {
+                    "none".to_string()
+                } else {
+                    c.architectures.join(", ")
+                }
+            ),
+        ));
+    };
+    if let Some(kind @ ("regression" | "multi_label_classification")) = c.problem_type.as_deref() {
+        return Err(Error::format(
+            &path,
+            format!("problem_type \"{kind}\": primer's classifiers pick one label of several"),
+        ));
+    }
     let labels = if task == Task::Qa {
         Vec::new()
     } else {
-        let mut ids: Vec<(usize, String)> = Vec::with_capacity(c.id2label.len());
-        for (id, label) in c.id2label {
-            let id = id.parse().map_err(|_| {
-                Error::format(&path, format!("id2label: key \"{id}\" is not a label id"))
-            })?;
-            ids.push((id, label));
-        }
-        ids.sort();
-        if ids.is_empty() || ids.iter().enumerate().any(|(i, (id, _))| i != *id) {
-            return Err(Error::format(
-                &path,
-                "id2label must name the labels 0, 1, … of the head, each once",
-            ));
-        }
-        ids.into_iter().map(|(_, label)| label).collect()
+        head_labels(dir, &path, c.id2label, &format!("{head}.weight"))?
     };
     let d = FinetuneConfig::new(task);
     let positions = c
         .max_position_embeddings
         .or(c.n_positions)
         .unwrap_or(d.max_len);
+    let max_len = d.max_len.min(positions);
     Ok(TaskInfo {
         task,
         backbone: backbone.into(),
         labels,
         slot_labels: Vec::new(),
-        max_len: d.max_len.min(positions),
+        max_len,
         text_column: d.text_column,
         pair_column: d.pair_column,
         label_column: d.label_column,
         alpha: d.alpha,
         doc_stride: d.doc_stride,
-        max_query_len: d.max_query_len,
+        max_query_len: d.max_query_len.min(max_len / 2),
         max_answer_len: d.max_answer_len,
     })
+}
+
+/// The label names of a Hugging Face head whose weight is `weight`: `id2label`'s, which must name 0, 1, … once
+/// each, or without it `LABEL_0`, `LABEL_1`, … for the head's rows, as transformers names them.
+fn head_labels(
+    dir: &Path,
+    config: &Path,
+    id2label: BTreeMap<String, String>,
+    weight: &str,
+) -> Result<Vec<String>> {
+    let labels: Vec<String> = if id2label.is_empty() {
+        let file = TensorFile::open(&dir.join("model.safetensors"))?;
+        let (_, shape) = file.get_f32(weight)?;
+        (0..shape.first().copied().unwrap_or(0))
+            .map(|i| format!("LABEL_{i}"))
+            .collect()
+    } else {
+        let mut ids: Vec<(usize, String)> = Vec::with_capacity(id2label.len());
+        for (id, label) in id2label {
+            let id = id.parse().map_err(|_| {
+                Error::format(config, format!("id2label: key \"{id}\" is not a label id"))
+            })?;
+            ids.push((id, label));
+        }
+        ids.sort();
+        if ids.iter().enumerate().any(|(i, (id, _))| i != *id) {
+            return Err(Error::format(
+                config,
+                "id2label must name the labels 0, 1, … of the head, each once",
+            ));
+        }
+        ids.into_iter().map(|(_, label)| label).collect()
+    };
+    if let Some(twice) = labels
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| labels[..i].contains(l).then_some(l))
+    {
+        return Err(Error::format(
+            config,
+            format!("id2label names \"{twice}\" twice: each label needs a name of its own"),
+        ));
+    }
+    if labels.len() < 2 {
+        return Err(Error::format(
+            config,
+            format!(
+                "the head has {} output(s): a regression head or a one-class one is not a classifier primer runs",
+                labels.len()
+            ),
+        ));
+    }
+    Ok(labels)
 }

@@ -198,8 +198,8 @@ pub fn predict(
                 let tagged = f.word_starts.iter().flatten().count();
                 if tagged < f.word_starts.len() {
                     eprintln!(
-                        "note: {}: only its first {tagged} of {} words fit in --max-len {} tokens; the rest are \
-                         not tagged",
+                        "note: {}: only its first {tagged} of {} words fit in the model's {} input tokens (its \
+                         --max-len); the rest are not tagged",
                         whence(i),
                         f.word_starts.len(),
                         info.max_len

@@ -166,13 +166,21 @@ struct TrainerState {
     /// The test split evaluated at the end, if any, so that `--resume` alone evaluates it too.
     #[serde(default)]
     test: Option<SplitRecord>,
+    /// The model the run started from (absent from runs of earlier versions).
+    #[serde(default)]
+    model: Option<PathBuf>,
 }
 
-/// A split as a run recorded it: where it was, its size when a file, and the part of it used.
+/// A split as a run recorded it: where it was, its size and checksum, and the part of it used.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 struct SplitRecord {
     path: PathBuf,
+    /// Bytes of the file, or of a JointBERT split directory's files (absent for such a directory in runs of
+    /// earlier versions).
     bytes: Option<u64>,
+    /// CRC-32 of those bytes (absent from runs of earlier versions).
+    #[serde(default)]
+    crc32: Option<u32>,
     joint_split: Option<String>,
     articles: Option<Range<usize>>,
 }
@@ -180,12 +188,14 @@ struct SplitRecord {
 impl SplitRecord {
     fn of(split: &Split) -> SplitRecord {
         let path = &split.path;
+        let (bytes, crc32) = match fingerprint(split) {
+            Some((b, c)) => (Some(b), Some(c)),
+            None => (None, None),
+        };
         SplitRecord {
             path: path.canonicalize().unwrap_or_else(|_| path.clone()),
-            bytes: std::fs::metadata(path)
-                .ok()
-                .filter(|m| m.is_file())
-                .map(|m| m.len()),
+            bytes,
+            crc32,
             joint_split: split.joint_split.clone(),
             articles: split.articles.clone(),
         }
@@ -200,33 +210,90 @@ impl SplitRecord {
         }
     }
 
-    /// Refuses `given` (the data of `flag`) unless it is the split recorded here: the same file (by any path,
-    /// or any path when the recorded one has moved), of the same size, and the same part of it.
+    /// Refuses `given` (the data of `flag`) unless it holds the data recorded here: the same bytes (by size and
+    /// checksum, wherever the file is now) and the same part of them. A record of an earlier version, without a
+    /// checksum, takes the same file by any path (or any path when the recorded one has moved) of the same size.
     fn check(&self, given: &Split, flag: &str, out: &Path) -> Result<()> {
         let now = SplitRecord::of(given);
-        let moved = !self.path.exists();
-        let same = same_input(&self.path, &given.path)
-            && (moved || now.bytes == self.bytes)
-            && now.joint_split == self.joint_split
-            && now.articles == self.articles;
-        if same {
+        let where_now = match &given.joint_split {
+            Some(name) => given.path.join(name),
+            None => given.path.clone(),
+        };
+        let was = format!(
+            "the run in {} was trained with {}{}{}",
+            out.display(),
+            self.path
+                .join(self.joint_split.as_deref().unwrap_or(""))
+                .display(),
+            self.bytes
+                .map(|b| format!(" ({b} bytes)"))
+                .unwrap_or_default(),
+            self.articles
+                .as_ref()
+                .map(|r| format!(", articles {}:{}", r.start, r.end))
+                .unwrap_or_default()
+        );
+        if now.bytes.is_none() {
+            return Err(Error::format(
+                &where_now,
+                format!("{flag}: not found; {was}: pass {flag} with where it is now"),
+            ));
+        }
+        let same_data = match self.crc32 {
+            Some(_) => now.crc32 == self.crc32 && now.bytes == self.bytes,
+            None => {
+                (!self.path.exists() || same_input(&self.path, &given.path))
+                    && (self.bytes.is_none() || now.bytes == self.bytes)
+            }
+        };
+        if same_data && now.joint_split == self.joint_split && now.articles == self.articles {
             return Ok(());
         }
-        Err(Error::format(
-            &given.path,
+        let differs = if !same_data {
             format!(
-                "{flag}: the run in {} was trained with {}{}{}; a resumed run keeps its data (pass that, or \
-                 start a new run)",
-                out.display(),
-                self.path.display(),
-                self.bytes.map(|b| format!(" ({b} bytes)")).unwrap_or_default(),
-                self.articles
-                    .as_ref()
-                    .map(|r| format!(", articles {}:{}", r.start, r.end))
-                    .unwrap_or_default()
+                " ({} bytes{})",
+                now.bytes.unwrap_or(0),
+                if now.bytes == self.bytes {
+                    ", other content"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            String::new()
+        };
+        Err(Error::format(
+            &where_now,
+            format!(
+                "{flag}{differs}: {was}; a resumed run keeps its data (pass that, or start a new run)"
             ),
         ))
     }
+}
+
+/// The size and CRC-32 of a split's bytes: its file, or a JointBERT split directory's files in name order;
+/// `None` when they cannot be read.
+fn fingerprint(split: &Split) -> Option<(u64, u32)> {
+    let files = match &split.joint_split {
+        None => vec![split.path.clone()],
+        Some(name) => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(split.path.join(name))
+                .ok()?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            files
+        }
+    };
+    let mut crc = crc32fast::Hasher::new();
+    let mut bytes = 0u64;
+    for file in files {
+        let data = std::fs::read(&file).ok()?;
+        bytes += data.len() as u64;
+        crc.update(&data);
+    }
+    Some((bytes, crc.finalize()))
 }
 
 /// The end of a run.
@@ -267,6 +334,8 @@ pub struct SavedRun {
     /// The training and dev splits; `None` for a run of an earlier version, which did not record them.
     pub data: Option<[Split; 2]>,
     pub test: Option<Split>,
+    /// The model the run started from (`None` for a run of an earlier version).
+    pub model: Option<PathBuf>,
 }
 
 /// The run in `out` that [`Start::Resume`] continues, so that a resumed run needs no flag but `--out`: refuses
@@ -289,6 +358,7 @@ pub fn saved_run(out: &Path) -> Result<SavedRun> {
         config: hf::read_config(&out.join("train_config.json"))?,
         data: state.data.map(|[train, dev]| [train.split(), dev.split()]),
         test: state.test.map(|t| t.split()),
+        model: state.model,
     })
 }
 
@@ -352,11 +422,13 @@ fn train_in(
                 ),
             ));
         }
-        let state: TrainerState = hf::read_config(&ckpt.join("trainer_state.json"))?;
+        let mut state: TrainerState = hf::read_config(&ckpt.join("trainer_state.json"))?;
         if let Some([train, dev]) = &state.data {
             train.check(splits.train, "--train", out)?;
             dev.check(splits.dev, "--dev", out)?;
         }
+        // where the data is now, so that a moved file need not be named again
+        state.data = Some([SplitRecord::of(splits.train), SplitRecord::of(splits.dev)]);
         let (model, info, enc) = load_finetuned(&ckpt)?;
         (model, info, enc, Some(state))
     } else {
@@ -426,9 +498,15 @@ fn train_in(
             tokens: 0,
             data: Some([SplitRecord::of(splits.train), SplitRecord::of(splits.dev)]),
             test: None,
+            model: model_dir.canonicalize().ok(),
         },
     };
     st.test = splits.test.map(SplitRecord::of);
+    if resume {
+        // what a resumed run was given instead (the data's place, another test split) counts from now on, even
+        // when no epoch is left to train
+        hf::write_json(&ckpt.join("trainer_state.json"), &st)?;
+    }
     if resume {
         truncate_after_step(&metrics_path, st.step as u64)?;
     } else {
@@ -439,9 +517,20 @@ fn train_in(
         adamw_config((cfg.lr, 0.0), (0.9, 0.999), cfg.weight_decay, cfg.grad_clip)?,
         model.num_params(),
     );
+    let ended = |st: &TrainerState| {
+        st.epoch >= cfg.epochs || (cfg.patience > 0 && st.bad_epochs >= cfg.patience)
+    };
     if resume {
         restore_optimizer(&ckpt, &mut opt, st.step, st.adam_t)?;
-        eprintln!("resuming after epoch {} (step {})", st.epoch, st.step);
+        if ended(&st) {
+            eprintln!(
+                "the run already ended after epoch {} of {}: nothing is left to train; its best model (epoch {}) \
+                 is scored again",
+                st.epoch, cfg.epochs, st.best_epoch
+            );
+        } else {
+            eprintln!("resuming after epoch {} (step {})", st.epoch, st.step);
+        }
     }
     let per_epoch = train.features.len().div_ceil(cfg.batch_size);
     let total = per_epoch * cfg.epochs;
@@ -463,7 +552,7 @@ fn train_in(
     let elapsed0 = st.elapsed_s;
     let mut tps = 0.0;
     let stop = cfg.stop_after_epochs.unwrap_or(cfg.epochs).min(cfg.epochs);
-    while st.epoch < stop && !(cfg.patience > 0 && st.bad_epochs >= cfg.patience) {
+    while st.epoch < stop && !ended(&st) {
         let batches = epoch_batches(&train.features, &cfg, st.epoch);
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
         let (mut recent_sum, mut recent_n) = (0.0, 0usize);
@@ -578,7 +667,7 @@ fn train_in(
         &out.join("eval.json"),
         &json!({
             "task": cfg.task.name(), "dev": summary.dev, "test": summary.test,
-            "best_epoch": summary.best_epoch, "epochs_run": summary.epochs_run,
+            "best_epoch": summary.best_epoch, "epochs_run": summary.epochs_run, "finished": ended(&st),
             "train_examples": train_examples(&train), "train_sequences": train.features.len(),
             "tokens_per_sec": summary.tokens_per_sec, "elapsed_s": summary.elapsed_s,
         }),
@@ -597,6 +686,7 @@ fn check_out(model_dir: &Path, out: &Path, start: Start) -> Result<()> {
         finished_epoch,
         finetuning,
         stopped_early,
+        no_checkpoint,
         ..
     } = Kind::of(out);
     let canonical = |p: &Path| p.canonicalize().ok();
@@ -624,6 +714,11 @@ fn check_out(model_dir: &Path, out: &Path, start: Start) -> Result<()> {
             "already holds a run that stopped before its first epoch ended (it has {name}): pass --overwrite to \
              start it afresh, or choose another --out"
         )
+    } else if no_checkpoint {
+        format!(
+            "already holds a fine-tuned model without a checkpoint (it has {name}): choose another --out, or \
+             pass --overwrite to replace it"
+        )
     } else {
         format!(
             "already holds a model that is not a fine-tuning run (it has {name}): choose another --out \
@@ -641,6 +736,9 @@ struct Kind {
     finetuning: bool,
     /// A fine-tuning run killed before its first epoch ended.
     stopped_early: bool,
+    /// A fine-tuning run with a best model but no checkpoint to resume from (deleted, or the run was killed
+    /// between writing the two).
+    no_checkpoint: bool,
 }
 
 impl Kind {
@@ -651,11 +749,13 @@ impl Kind {
         // trainer_state.json at the top
         let pretraining = out.join("trainer_state.json").exists();
         let finetuning = !pretraining && (ckpt.is_dir() || out.join("task.json").exists());
+        let best_model = out.join("model.safetensors").exists();
         Kind {
             finished_epoch,
             pretraining,
             finetuning,
-            stopped_early: finetuning && !finished_epoch,
+            stopped_early: finetuning && !finished_epoch && !best_model,
+            no_checkpoint: finetuning && !finished_epoch && best_model,
         }
     }
 }
@@ -668,6 +768,9 @@ fn resumable(out: &Path) -> Result<()> {
     } else if kind.stopped_early {
         "the run here stopped before its first epoch ended, so there is nothing to resume: pass --overwrite \
          instead of --resume to start it afresh"
+    } else if kind.no_checkpoint {
+        "holds a fine-tuned model but no checkpoint/trainer_state.json to continue from, so it cannot be \
+         resumed; its model stays as it is (--overwrite would replace it with a new run)"
     } else if kind.pretraining {
         "holds a pretraining run, not a fine-tuning one: there is nothing to resume here"
     } else {
@@ -689,13 +792,17 @@ fn changed_settings(saved: &FinetuneConfig, now: &FinetuneConfig) -> String {
         "group_by_length" => "--no-group-by-length".to_string(),
         other => format!("--{}", other.replace('_', "-")),
     };
-    // as flags read: the floats as the f32 they are (0.001 rather than 0.0010000000474974513), the switch
-    // that turns grouping off as given or not
+    // as flags read: the floats as the f32 they are (0.001 rather than 0.0010000000474974513), the switches
+    // as given or not
     let show = |key: &str, v: &serde_json::Value| match v {
         serde_json::Value::Null => "not given".to_string(),
-        serde_json::Value::Bool(grouped) if key == "group_by_length" => {
-            if *grouped { "not given" } else { "given" }.to_string()
+        // switches: --from-scratch turns its setting on, --no-group-by-length its setting off
+        serde_json::Value::Bool(on) => if *on != (key == "group_by_length") {
+            "given"
+        } else {
+            "not given"
         }
+        .to_string(),
         serde_json::Value::String(text) => text.clone(),
         _ => match v.as_f64() {
             Some(x) if v.is_f64() => (x as f32).to_string(),

@@ -78,9 +78,17 @@ pub struct BertConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub architectures: Vec<String>,
     /// Label names of a fine-tuned classifier, by id (Hugging Face's fields; the keys are ids as strings).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "hf::null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub id2label: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "hf::null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub label2id: BTreeMap<String, usize>,
 }
 

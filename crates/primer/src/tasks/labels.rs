@@ -89,7 +89,7 @@ impl LabelSet {
             known.push(format!("… {} in all", self.len()));
         }
         let msg = format!(
-            "line {line}: label {label:?} is not among the training labels ({})",
+            "line {line}: label {label:?} is not among the model's labels ({})",
             known.join(", ")
         );
         Err(Error::format(path, msg))

@@ -52,7 +52,9 @@ pub struct SpanScores {
 /// Entity chunks of a tag sequence exactly as conlleval does (IOB1 and IOB2/BIO both
 /// accepted: an I- tag that does not continue a chunk of the same type starts a new one; "O"
 /// ends chunks; conlleval's IOE rules for E- tags too): (type, start word, end word exclusive).
-/// A tag is split at its first '-' into prefix and type; a tag without '-' has an empty type.
+/// A tag is split at its first '-' into prefix and type. Beyond conlleval, which has no chunks for
+/// them, two schemes other taggers use: BIOES (S- is a chunk of one word, and B- after E- starts
+/// one), and IO (a tag without '-' other than "O", "PER", is read as I- of that type).
 pub fn chunks(tags: &[String]) -> Vec<(String, usize, usize)> {
     let mut found = Vec::new();
     let mut open: Option<(&str, usize)> = None;
@@ -79,22 +81,24 @@ pub fn chunks(tags: &[String]) -> Vec<(String, usize, usize)> {
 
 /// (prefix, type) of a tag: "B-PER" → ("B", "PER"), "O" → ("O", "").
 fn split_tag(tag: &str) -> (&str, &str) {
-    tag.split_once('-').unwrap_or((tag, ""))
+    match tag.split_once('-') {
+        Some(parts) => parts,
+        None if tag == "O" => ("O", ""),
+        None => ("I", tag),
+    }
 }
 
 /// conlleval's `endOfChunk`: whether a chunk ends between tags `prev` and `cur`.
 fn chunk_ends((prev, prev_type): (&str, &str), (cur, cur_type): (&str, &str)) -> bool {
-    matches!(
-        (prev, cur),
-        ("B", "B" | "O") | ("I", "B" | "O") | ("E", "E" | "I" | "O")
-    ) || (prev != "O" && prev_type != cur_type)
+    matches!((prev, cur), ("B" | "I", "B" | "O" | "S") | ("E" | "S", _))
+        || (prev != "O" && prev_type != cur_type)
 }
 
 /// conlleval's `startOfChunk`: whether a chunk starts at tag `cur`, after `prev`.
 fn chunk_starts((prev, prev_type): (&str, &str), (cur, cur_type): (&str, &str)) -> bool {
     matches!(
         (prev, cur),
-        ("B" | "I" | "O", "B") | ("O", "I" | "E") | ("E", "E" | "I")
+        (_, "B" | "S") | ("O", "I" | "E") | ("E" | "S", "E" | "I")
     ) || (cur != "O" && prev_type != cur_type)
 }
 

@@ -65,6 +65,27 @@ fn chunks_follow_conlleval_for_iob1_and_iob2() {
 }
 
 #[test]
+fn chunks_of_bioes_and_io_tags() {
+    // BIOES: S- is a chunk of its own, E- ends one
+    assert_eq!(
+        chunk_list("I-PER S-PER S-PER B-PER E-PER B-PER E-PER O S-LOC"),
+        [
+            chunk("PER", 0, 1),
+            chunk("PER", 1, 2),
+            chunk("PER", 2, 3),
+            chunk("PER", 3, 5),
+            chunk("PER", 5, 7),
+            chunk("LOC", 8, 9)
+        ]
+    );
+    // IO: a tag without a prefix continues a run of its type
+    assert_eq!(
+        chunk_list("PER PER O LOC PER"),
+        [chunk("PER", 0, 2), chunk("LOC", 3, 4), chunk("PER", 4, 5)]
+    );
+}
+
+#[test]
 fn entity_scores_count_exact_spans_of_the_right_type() {
     let gold = vec![tags("B-PER I-PER O B-LOC"), tags("B-ORG O"), tags("O O")];
     assert_eq!(
