@@ -859,7 +859,8 @@ TASK_QUESTIONS = [
     ("who sat on the mat?", "the cat sat on the mat and the dog ran under a big tree."),
     ("what is red?", "why is the sun red at night? it was a very old day."),
 ]
-GPT_TASK_TEXTS = ["the cat sat on the mat.", "hello there", "a", "stop! what is this, then?"]
+# the last ends in the padding token (<|endoftext|>), which transformers' classifier reads the text without
+GPT_TASK_TEXTS = ["the cat sat on the mat.", "hello there", "a", "stop! what is this, then?", "so long<|endoftext|>"]
 
 
 def task_fixtures(root):

@@ -107,8 +107,14 @@ fn hugging_face_task_models_give_transformers_logits() {
                 }
                 Task::IntentSlot => unreachable!(),
             };
-            assert_eq!(f.ids, c.ids, "{name}: {:?}", c.text);
-            assert_eq!(f.type_ids, c.type_ids, "{name}: {:?}", c.text);
+            // a GPT-2 classifier is read without the padding (here <|endoftext|>) at the text's end, as
+            // transformers reads it
+            let mut ids = c.ids.clone();
+            while name == "gpt2_classifier" && ids.last() == Some(&96) {
+                ids.pop();
+            }
+            assert_eq!(f.ids, ids, "{name}: {:?}", c.text);
+            assert_eq!(f.type_ids, c.type_ids[..ids.len()], "{name}: {:?}", c.text);
             features.push((f, c.logits));
         }
         let items: Vec<Feature> = features.iter().map(|(f, _)| f.clone()).collect();

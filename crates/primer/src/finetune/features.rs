@@ -2,7 +2,8 @@
 //! padded [`TaskBatch`]es of them.
 //!
 //! - Classification: BERT gets `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, truncated longest-first; a GPT gets
-//!   the text (a pair joined by a newline), cut to `max_len` tokens, and is read at its last token.
+//!   the text (a pair joined by a newline), cut to `max_len` tokens, and is read at its last token that is not
+//!   the model's padding (`pad_token_id`, as transformers reads it).
 //! - Token tasks (NER, slots): each word is tokenized on its own; its first piece carries the tag, the other
 //!   pieces and the special tokens −100. Pieces beyond `max_len − 2` are cut (their words are predicted `O`).
 //! - QA: `[CLS] question [SEP] context window [SEP]`; a context longer than the window is split into windows
@@ -45,6 +46,8 @@ pub enum TextEncoder {
     Gpt {
         tok: TextTokenizer,
         pad: u32,
+        /// The model's padding id, which a text is read without at its end, as transformers reads it.
+        pad_token: Option<u32>,
     },
 }
 
@@ -56,9 +59,14 @@ impl TextEncoder {
         })
     }
 
-    pub fn gpt(tok: TextTokenizer) -> TextEncoder {
-        let pad = tok.eos_id().unwrap_or(0);
-        TextEncoder::Gpt { tok, pad }
+    /// A GPT's texts, for a model whose config.json has `pad_token_id` (or none).
+    pub fn gpt(tok: TextTokenizer, pad_token: Option<u32>) -> TextEncoder {
+        let pad = pad_token.or(tok.eos_id()).unwrap_or(0);
+        TextEncoder::Gpt {
+            tok,
+            pad,
+            pad_token,
+        }
     }
 
     /// The tokenizer behind the encoder.
@@ -98,7 +106,7 @@ impl TextEncoder {
                     .map_err(|e| Error::Config(format!("{}: {e}", where_())))?;
                 (e.ids, e.type_ids)
             }
-            TextEncoder::Gpt { tok, .. } => {
+            TextEncoder::Gpt { tok, pad_token, .. } => {
                 let joined = match pair {
                     Some(b) => format!("{text}\n{b}"),
                     None => text.to_string(),
@@ -106,9 +114,13 @@ impl TextEncoder {
                 let mut ids = tok
                     .encode(&joined)
                     .map_err(|e| Error::Config(format!("{}: {e}", where_())))?;
+                // transformers reads the last token that is not padding
+                while pad_token.is_some() && ids.last() == pad_token.as_ref() {
+                    ids.pop();
+                }
                 if ids.is_empty() {
                     return Err(Error::Config(format!(
-                        "{}: the text has no tokens",
+                        "{}: the text has no tokens (other than padding)",
                         where_()
                     )));
                 }

@@ -46,13 +46,17 @@ pub fn load_backbone(
             Ok((Backbone::Bert(bert), TextEncoder::bert(&tok)?))
         }
         "gpt2" => {
-            let gpt = if from_scratch {
+            let mut gpt = if from_scratch {
                 let config: GptConfig = hf::read_config(&cfg_path)?;
                 Gpt::new(config, seed)?
             } else {
                 Gpt::load(dir)?
             };
-            Ok((Backbone::Gpt(gpt), TextEncoder::gpt(tok)))
+            // a classifier pads with the end-of-text token, saved as transformers' pad_token_id so that it
+            // classifies a batch there
+            gpt.config.pad_token_id = gpt.config.pad_token_id.or(tok.eos_id());
+            let pad = gpt.config.pad_token_id;
+            Ok((Backbone::Gpt(gpt), TextEncoder::gpt(tok, pad)))
         }
         other => Err(Error::format(
             &cfg_path,
@@ -122,7 +126,11 @@ pub fn load_finetuned(dir: &Path) -> Result<(TaskModel, TaskInfo, TextEncoder)> 
             }
             (Backbone::Bert(bert), TextEncoder::bert(&tok)?)
         }
-        "gpt" => (Backbone::Gpt(Gpt::load(dir)?), TextEncoder::gpt(tok)),
+        "gpt" => {
+            let gpt = Gpt::load(dir)?;
+            let pad = gpt.config.pad_token_id;
+            (Backbone::Gpt(gpt), TextEncoder::gpt(tok, pad))
+        }
         other => {
             return Err(Error::format(
                 &dir.join("task.json"),

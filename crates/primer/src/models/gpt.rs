@@ -49,6 +49,10 @@ pub struct GptConfig {
     /// The ids that end a generated text (see [`crate::infer::generate::GenerationConfig::stop_ids`]).
     #[serde(default)]
     pub eos_token_id: TokenIds,
+    /// The padding id of a GPT2ForSequenceClassification, which reads a text at its last token that is not
+    /// this one (without it transformers classifies one text at a time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_token_id: Option<u32>,
     /// MLP width; Hugging Face's `null` means 4·n_embd, the only width primer implements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n_inner: Option<usize>,
@@ -123,6 +127,7 @@ impl GptConfig {
             initializer_range: 0.02,
             bos_token_id: TokenIds::default(),
             eos_token_id: TokenIds::default(),
+            pad_token_id: None,
             n_inner: None,
             scale_attn_by_inverse_layer_idx: false,
             scale_attn_weights: true,
