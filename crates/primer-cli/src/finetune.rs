@@ -228,6 +228,25 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
         cfg.task = t.into();
     }
     let task = cfg.task;
+    // a setting of another task is refused rather than ignored
+    for (id, owner) in [
+        ("alpha", Task::IntentSlot),
+        ("doc_stride", Task::Qa),
+        ("max_answer_len", Task::Qa),
+        ("max_query_len", Task::Qa),
+        ("text_column", Task::Classify),
+        ("text_pair_column", Task::Classify),
+        ("label_column", Task::Classify),
+    ] {
+        if owner != task && a.given.iter().any(|g| g == id) {
+            bail!(
+                "--{} applies to {}, not {}",
+                id.replace('_', "-"),
+                owner.name(),
+                task.name()
+            );
+        }
+    }
     // each setting named as its flag's id, which is also the setting's name
     macro_rules! take {
         ($($field:ident),*) => {
@@ -336,13 +355,35 @@ pub struct EvalArgs {
     /// qa: articles to use, `FIRST:END`.
     #[arg(long)]
     articles: Option<String>,
+    /// classify: column with the text (default: the one the model was fine-tuned with, else `sentence`).
+    #[arg(long)]
+    text_column: Option<String>,
+    /// classify: column with the second text of a pair.
+    #[arg(long)]
+    text_pair_column: Option<String>,
+    /// classify: column with the label (default: the model's, else `label`).
+    #[arg(long)]
+    label_column: Option<String>,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
 }
 
 pub fn run_eval(a: EvalArgs) -> Result<()> {
     anyhow::ensure!(a.batch_size > 0, "--batch-size must be positive");
-    let (model, info, enc) = load_finetuned(&a.model)?;
+    let (model, mut info, enc) = load_finetuned(&a.model)?;
+    let columns = [
+        ("--text-column", a.text_column.is_some()),
+        ("--text-pair-column", a.text_pair_column.is_some()),
+        ("--label-column", a.label_column.is_some()),
+    ];
+    if let Some((flag, _)) = columns.iter().find(|(_, given)| *given) {
+        if info.task != Task::Classify {
+            bail!("{flag} applies to classify, not {}", info.task.name());
+        }
+    }
+    info.text_column = a.text_column.unwrap_or(info.text_column);
+    info.pair_column = a.text_pair_column.or(info.pair_column);
+    info.label_column = a.label_column.unwrap_or(info.label_column);
     let s = split(info.task, &a.data, ("--articles", a.articles.as_ref()))?;
     let prep = prepare(&enc, &info, &s, None, false)?;
     let outs = run(&model, &enc, &prep.features, a.batch_size)?;

@@ -1343,6 +1343,23 @@ fn finetune_then_eval_predict_and_plot() {
         .arg(&dev)))
     .unwrap();
     assert_eq!(again, eval["dev"]);
+    // the same file with other column names, named to eval
+    let renamed = d.join("renamed.tsv");
+    let text = std::fs::read_to_string(&dev).unwrap();
+    std::fs::write(
+        &renamed,
+        text.replacen("sentence\tlabel", "review\tstars", 1),
+    )
+    .unwrap();
+    let columns: serde_json::Value = serde_json::from_str(&ok(primer()
+        .arg("eval")
+        .arg("--model")
+        .arg(out)
+        .arg("--data")
+        .arg(&renamed)
+        .args(["--text-column", "review", "--label-column", "stars"])))
+    .unwrap();
+    assert_eq!(columns, eval["dev"]);
     let line = ok(primer().arg("predict").arg("--model").arg(out).args([
         "--json",
         "the plot was good",
@@ -1386,6 +1403,23 @@ fn finetune_then_eval_predict_and_plot() {
             "{args:?}: {err}"
         );
     }
+    // a setting of another task is refused rather than ignored
+    let (refused, err) = outcome(
+        primer()
+            .args(["finetune", "classify", "--doc-stride", "64", "--model"])
+            .arg(&bert)
+            .arg("--out")
+            .arg(d.join("never"))
+            .arg("--train")
+            .arg(&train)
+            .arg("--dev")
+            .arg(&dev),
+    );
+    assert!(
+        !refused && err.contains("--doc-stride applies to qa, not classify"),
+        "{err}"
+    );
+    assert!(!d.join("never").exists());
     // a second run into the same --out is refused, and leaves the first as it was
     let weights = std::fs::read(out.join("model.safetensors")).unwrap();
     let again = primer()
