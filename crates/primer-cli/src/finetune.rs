@@ -9,7 +9,7 @@ use primer::finetune::load::load_finetuned;
 use primer::finetune::model::Task;
 use primer::finetune::predict::{predict, Prediction};
 use primer::finetune::train::{describe, finetune, saved_run, FinetuneConfig, Splits};
-use primer::train::Start;
+use primer::train::{same_input, Start};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -169,26 +169,47 @@ fn split(task: Task, path: &Path, (flag, articles): (&str, Option<&String>)) -> 
 }
 
 /// The split a flag names: `path` (with the articles of `articles`) when given, else on resume the one the
-/// run recorded, its articles replaced when `articles` is given.
+/// run recorded. Articles left out keep the recorded ones when `path` is the recorded file or the recorded
+/// file is gone (it has moved).
 fn split_of(
     task: Task,
     (flag, path): (&str, Option<&PathBuf>),
     articles: (&str, Option<&String>),
     recorded: Option<Split>,
 ) -> Result<Option<Split>> {
-    if let Some(path) = path {
-        return split(task, path, articles).map(Some);
-    }
-    let Some(mut s) = recorded else {
-        if let (articles_flag, Some(_)) = articles {
-            bail!("{articles_flag} picks articles of {flag}, which is not given");
+    let Some(path) = path else {
+        let Some(mut s) = recorded else {
+            if let (articles_flag, Some(_)) = articles {
+                bail!("{articles_flag} picks articles of {flag}, which is not given");
+            }
+            return Ok(None);
+        };
+        if !s.path.exists() {
+            bail!(
+                "{flag}: the run's {} is gone: pass {flag} with where it is now",
+                s.path.display()
+            );
         }
-        return Ok(None);
+        if articles.1.is_some() {
+            s.articles = split(task, &s.path, articles)?.articles;
+        }
+        return Ok(Some(s));
     };
-    if articles.1.is_some() {
-        s.articles = split(task, &s.path, articles)?.articles;
+    let mut s = split(task, path, articles)?;
+    if let Some(r) = recorded.filter(|r| !r.path.exists() || same_input(&r.path, path)) {
+        if articles.1.is_none() {
+            s.articles = r.articles;
+        }
     }
     Ok(Some(s))
+}
+
+/// Refuses `flag`, a setting of the task `owner`, for a model or run of another task.
+fn refuse_other_task(flag: &str, owner: Task, task: Task) -> Result<()> {
+    if owner != task {
+        bail!("{flag} applies to {}, not {}", owner.name(), task.name());
+    }
+    Ok(())
 }
 
 pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
@@ -199,7 +220,7 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
     };
     // a fresh run takes every flag (left out: its default); a resumed one the flags given
     if let (Some(given), Some(Some(started))) = (&a.model, saved.as_ref().map(|s| &s.model)) {
-        if !primer::train::same_input(started, given) {
+        if !same_input(started, given) {
             bail!(
                 "--model {}: the run in {} was started from {}, and a resumed run continues from its own \
                  checkpoint (leave --model out)",
@@ -238,13 +259,8 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
         ("text_pair_column", Task::Classify),
         ("label_column", Task::Classify),
     ] {
-        if owner != task && a.given.iter().any(|g| g == id) {
-            bail!(
-                "--{} applies to {}, not {}",
-                id.replace('_', "-"),
-                owner.name(),
-                task.name()
-            );
+        if a.given.iter().any(|g| g == id) {
+            refuse_other_task(&format!("--{}", id.replace('_', "-")), owner, task)?;
         }
     }
     // each setting named as its flag's id, which is also the setting's name
@@ -377,9 +393,7 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
         ("--label-column", a.label_column.is_some()),
     ];
     if let Some((flag, _)) = columns.iter().find(|(_, given)| *given) {
-        if info.task != Task::Classify {
-            bail!("{flag} applies to classify, not {}", info.task.name());
-        }
+        refuse_other_task(flag, Task::Classify, info.task)?;
     }
     info.text_column = a.text_column.unwrap_or(info.text_column);
     info.pair_column = a.text_pair_column.or(info.pair_column);
@@ -482,4 +496,48 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_split_keeps_its_articles_for_its_own_file_or_where_it_moved() {
+        let dir = std::env::temp_dir().join(format!("primer-split-of-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (own, other, moved) = (
+            dir.join("own.json"),
+            dir.join("other.json"),
+            dir.join("moved.json"),
+        );
+        for f in [&own, &other] {
+            std::fs::write(f, "{}").unwrap();
+        }
+        let recorded = Split {
+            path: own.clone(),
+            joint_split: None,
+            articles: Some(0..2),
+        };
+        let of = |path: Option<&PathBuf>, articles: Option<&String>| {
+            split_of(
+                Task::Qa,
+                ("--train", path),
+                ("--train-articles", articles),
+                Some(recorded.clone()),
+            )
+        };
+        let articles = |s: Result<Option<Split>>| s.unwrap().unwrap().articles;
+        // left out: the recorded split; its own file: its articles; another file: the whole file
+        assert_eq!(articles(of(None, None)), Some(0..2));
+        assert_eq!(articles(of(Some(&own), None)), Some(0..2));
+        assert_eq!(articles(of(Some(&other), None)), None);
+        assert_eq!(articles(of(Some(&own), Some(&"1:3".into()))), Some(1..3));
+        // moved: found where it is now, with its articles; not named, an error saying so
+        std::fs::rename(&own, &moved).unwrap();
+        assert_eq!(articles(of(Some(&moved), None)), Some(0..2));
+        let err = of(None, None).unwrap_err().to_string();
+        assert!(err.contains("is gone") && err.contains("--train"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -737,7 +737,7 @@ fn a_resumed_run_checks_its_data_by_content_and_follows_it_when_moved() {
     std::fs::rename(&train, &moved).unwrap();
     let e = resume(&tr, None, &cfg).unwrap_err();
     assert!(
-        e.contains("not found") && e.contains("where it is now"),
+        e.contains("cannot be read") && e.contains("where it is now"),
         "{e}"
     );
     let e = resume(&dv, None, &cfg).unwrap_err();

@@ -59,9 +59,10 @@ impl TextEncoder {
         })
     }
 
-    /// A GPT's texts, for a model whose config.json has `pad_token_id` (or none).
+    /// A GPT's texts, for a model whose config.json has `pad_token_id` (or none). Batches are padded with the
+    /// end-of-text id (any id would do: no real token attends to later positions).
     pub fn gpt(tok: TextTokenizer, pad_token: Option<u32>) -> TextEncoder {
-        let pad = pad_token.or(tok.eos_id()).unwrap_or(0);
+        let pad = tok.eos_id().unwrap_or(0);
         TextEncoder::Gpt {
             tok,
             pad,
@@ -114,7 +115,8 @@ impl TextEncoder {
                 let mut ids = tok
                     .encode(&joined)
                     .map_err(|e| Error::Config(format!("{}: {e}", where_())))?;
-                // transformers reads the last token that is not padding
+                // cut, then read at the last token that is not padding, as transformers does
+                ids.truncate(max_len);
                 while pad_token.is_some() && ids.last() == pad_token.as_ref() {
                     ids.pop();
                 }
@@ -124,7 +126,6 @@ impl TextEncoder {
                         where_()
                     )));
                 }
-                ids.truncate(max_len);
                 let n = ids.len();
                 (ids, vec![0; n])
             }

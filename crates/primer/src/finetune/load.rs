@@ -148,7 +148,7 @@ pub fn load_finetuned(dir: &Path) -> Result<(TaskModel, TaskInfo, TextEncoder)> 
 /// The task of a Hugging Face model that `primer finetune` did not write (it has no task.json): the class its
 /// config.json names in `architectures` gives the task and `id2label` the labels (transformers' `LABEL_0`, … for
 /// as many as the head has when it names none); the other settings are `primer finetune`'s defaults, the longest
-/// input cut to the model's positions (and a qa question to half of that).
+/// input cut to the model's positions (and a qa question to half the input when that is less than 64 tokens).
 fn hf_task_info(dir: &Path) -> Result<TaskInfo> {
     #[derive(Deserialize)]
     struct HfHeadConfig {

@@ -17,7 +17,7 @@ use crate::engine::adamw::{clip_grad_norm, AdamW};
 use crate::engine::rng::{derive_seed, Rng};
 use crate::error::{Error, Result};
 use crate::hf;
-use crate::tasks::datasets::Columns;
+use crate::tasks::datasets::{Columns, JOINT_FILES};
 use crate::train::checkpoint::{
     adamw_config, in_run_dir, progress_bar, refuse_file, remove_all, report, restore_optimizer,
     save_checkpoint, Start,
@@ -211,20 +211,15 @@ impl SplitRecord {
     }
 
     /// Refuses `given` (the data of `flag`) unless it holds the data recorded here: the same bytes (by size and
-    /// checksum, wherever the file is now) and the same part of them. A record of an earlier version, without a
-    /// checksum, takes the same file by any path (or any path when the recorded one has moved) of the same size.
-    fn check(&self, given: &Split, flag: &str, out: &Path) -> Result<()> {
+    /// checksum, wherever the file is now) and the same part of them; else gives `given`'s record. A record of an
+    /// earlier version, without a checksum, takes the same file by any path (or any path when the recorded one
+    /// has moved) of the same size.
+    fn check(&self, given: &Split, flag: &str, out: &Path) -> Result<SplitRecord> {
         let now = SplitRecord::of(given);
-        let where_now = match &given.joint_split {
-            Some(name) => given.path.join(name),
-            None => given.path.clone(),
-        };
         let was = format!(
             "the run in {} was trained with {}{}{}",
             out.display(),
-            self.path
-                .join(self.joint_split.as_deref().unwrap_or(""))
-                .display(),
+            location(&self.path, self.joint_split.as_deref()).display(),
             self.bytes
                 .map(|b| format!(" ({b} bytes)"))
                 .unwrap_or_default(),
@@ -233,10 +228,11 @@ impl SplitRecord {
                 .map(|r| format!(", articles {}:{}", r.start, r.end))
                 .unwrap_or_default()
         );
+        let where_now = location(&given.path, given.joint_split.as_deref());
         if now.bytes.is_none() {
             return Err(Error::format(
                 &where_now,
-                format!("{flag}: not found; {was}: pass {flag} with where it is now"),
+                format!("{flag}: cannot be read; {was}: pass {flag} with where it is now"),
             ));
         }
         let same_data = match self.crc32 {
@@ -247,20 +243,17 @@ impl SplitRecord {
             }
         };
         if same_data && now.joint_split == self.joint_split && now.articles == self.articles {
-            return Ok(());
+            return Ok(now);
         }
-        let differs = if !same_data {
-            format!(
-                " ({} bytes{})",
-                now.bytes.unwrap_or(0),
-                if now.bytes == self.bytes {
-                    ", other content"
-                } else {
-                    ""
-                }
-            )
-        } else {
-            String::new()
+        let differs = match now.bytes {
+            Some(b) if !same_data => {
+                let content = self.crc32.is_some() && now.bytes == self.bytes;
+                format!(
+                    " ({b} bytes{})",
+                    if content { ", other content" } else { "" }
+                )
+            }
+            _ => String::new(),
         };
         Err(Error::format(
             &where_now,
@@ -271,24 +264,30 @@ impl SplitRecord {
     }
 }
 
-/// The size and CRC-32 of a split's bytes: its file, or a JointBERT split directory's files in name order;
-/// `None` when they cannot be read.
+/// Where a split's data is: its file, or a JointBERT split's directory.
+fn location(path: &Path, joint_split: Option<&str>) -> PathBuf {
+    match joint_split {
+        Some(name) => path.join(name),
+        None => path.to_path_buf(),
+    }
+}
+
+/// The size and CRC-32 of a split's bytes: its file, or a JointBERT split directory's three files; `None` when
+/// one is not a regular file (a pipe is not read a second time) or cannot be read.
 fn fingerprint(split: &Split) -> Option<(u64, u32)> {
-    let files = match &split.joint_split {
+    let files: Vec<PathBuf> = match &split.joint_split {
         None => vec![split.path.clone()],
-        Some(name) => {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(split.path.join(name))
-                .ok()?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect();
-            files.sort();
-            files
-        }
+        Some(name) => JOINT_FILES
+            .iter()
+            .map(|f| split.path.join(name).join(f))
+            .collect(),
     };
     let mut crc = crc32fast::Hasher::new();
     let mut bytes = 0u64;
     for file in files {
+        if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+            return None;
+        }
         let data = std::fs::read(&file).ok()?;
         bytes += data.len() as u64;
         crc.update(&data);
@@ -341,19 +340,10 @@ pub struct SavedRun {
 /// The run in `out` that [`Start::Resume`] continues, so that a resumed run needs no flag but `--out`: refuses
 /// a directory without a finished epoch, as [`finetune`] does.
 pub fn saved_run(out: &Path) -> Result<SavedRun> {
-    refuse_file(out)?;
-    if !out.is_dir() {
-        return Err(Error::format(
-            out,
-            "there is no run to resume here (no such directory)",
-        ));
-    }
-    let ckpt = out.join("checkpoint");
-    let _lock = run_dir::lock_dir(out)?;
-    journal::recover(out)?;
-    journal::recover(&ckpt)?;
+    refuse_missing(out, Start::Resume)?;
+    let _lock = open_out(out)?;
     resumable(out)?;
-    let state: TrainerState = hf::read_config(&ckpt.join("trainer_state.json"))?;
+    let state: TrainerState = hf::read_config(&out.join("checkpoint/trainer_state.json"))?;
     Ok(SavedRun {
         config: hf::read_config(&out.join("train_config.json"))?,
         data: state.data.map(|[train, dev]| [train.split(), dev.split()]),
@@ -374,6 +364,16 @@ pub fn finetune(
     start: Start,
 ) -> Result<FinetuneSummary> {
     cfg.validate()?;
+    refuse_missing(out, start)?;
+    // a directory this call creates is removed again when the run is refused
+    in_run_dir(out, || {
+        std::fs::create_dir_all(out).map_err(Error::io(out))?;
+        train_in(model_dir, out, splits, cfg, start)
+    })
+}
+
+/// Refuses a file as `out`, and for a resumed run a directory that does not exist.
+fn refuse_missing(out: &Path, start: Start) -> Result<()> {
     refuse_file(out)?;
     if start == Start::Resume && !out.is_dir() {
         return Err(Error::format(
@@ -381,11 +381,17 @@ pub fn finetune(
             "there is no run to resume here (no such directory)",
         ));
     }
-    // a directory this call creates is removed again when the run is refused
-    in_run_dir(out, || {
-        std::fs::create_dir_all(out).map_err(Error::io(out))?;
-        train_in(model_dir, out, splits, cfg, start)
-    })
+    Ok(())
+}
+
+/// Locks `out` (an existing directory) for this process and makes whole the best model and checkpoint whose
+/// writing a killed run cut short, before anything reads them or writes others (a second run into the same new
+/// directory waits for the lock too).
+fn open_out(out: &Path) -> Result<run_dir::RunLock> {
+    let lock = run_dir::lock_dir(out)?;
+    journal::recover(out)?;
+    journal::recover(&out.join("checkpoint"))?;
+    Ok(lock)
 }
 
 /// [`finetune`] in an `out` that exists.
@@ -399,11 +405,7 @@ fn train_in(
     let mut cfg = cfg.clone();
     let resume = start == Start::Resume;
     let ckpt = out.join("checkpoint");
-    // a checkpoint whose writing a killed run cut short is made whole before anything reads it or writes another,
-    // by the one process the lock lets in (a second run into the same new directory included)
-    let _lock = run_dir::lock_dir(out)?;
-    journal::recover(out)?;
-    journal::recover(&ckpt)?;
+    let _lock = open_out(out)?;
     check_out(model_dir, out, start)?;
     let (mut model, info, enc, state) = if resume {
         let saved_path = out.join("train_config.json");
@@ -423,12 +425,14 @@ fn train_in(
             ));
         }
         let mut state: TrainerState = hf::read_config(&ckpt.join("trainer_state.json"))?;
-        if let Some([train, dev]) = &state.data {
-            train.check(splits.train, "--train", out)?;
-            dev.check(splits.dev, "--dev", out)?;
-        }
-        // where the data is now, so that a moved file need not be named again
-        state.data = Some([SplitRecord::of(splits.train), SplitRecord::of(splits.dev)]);
+        // checked, then recorded where it is now, so that a moved file need not be named again
+        state.data = Some(match &state.data {
+            Some([train, dev]) => [
+                train.check(splits.train, "--train", out)?,
+                dev.check(splits.dev, "--dev", out)?,
+            ],
+            None => [SplitRecord::of(splits.train), SplitRecord::of(splits.dev)],
+        });
         let (model, info, enc) = load_finetuned(&ckpt)?;
         (model, info, enc, Some(state))
     } else {
@@ -502,17 +506,6 @@ fn train_in(
         },
     };
     st.test = splits.test.map(SplitRecord::of);
-    if resume {
-        // what a resumed run was given instead (the data's place, another test split) counts from now on, even
-        // when no epoch is left to train
-        hf::write_json(&ckpt.join("trainer_state.json"), &st)?;
-    }
-    if resume {
-        truncate_after_step(&metrics_path, st.step as u64)?;
-    } else {
-        let _ = std::fs::remove_file(out.join("eval.json"));
-    }
-    let mut metrics = MetricsWriter::open(&metrics_path, !resume)?;
     let mut opt = AdamW::new(
         adamw_config((cfg.lr, 0.0), (0.9, 0.999), cfg.weight_decay, cfg.grad_clip)?,
         model.num_params(),
@@ -522,16 +515,23 @@ fn train_in(
     };
     if resume {
         restore_optimizer(&ckpt, &mut opt, st.step, st.adam_t)?;
+        // what a resumed run was given instead (the data's place, another test split) counts from now on, even
+        // when no epoch is left to train
+        hf::write_json(&ckpt.join("trainer_state.json"), &st)?;
+        truncate_after_step(&metrics_path, st.step as u64)?;
         if ended(&st) {
             eprintln!(
-                "the run already ended after epoch {} of {}: nothing is left to train; its best model (epoch {}) \
-                 is scored again",
+                "the run already ended after epoch {} of {}: nothing is left to train; eval.json is written again \
+                 (with --test scored by the best model, epoch {})",
                 st.epoch, cfg.epochs, st.best_epoch
             );
         } else {
             eprintln!("resuming after epoch {} (step {})", st.epoch, st.step);
         }
+    } else {
+        let _ = std::fs::remove_file(out.join("eval.json"));
     }
+    let mut metrics = MetricsWriter::open(&metrics_path, !resume)?;
     let per_epoch = train.features.len().div_ceil(cfg.batch_size);
     let total = per_epoch * cfg.epochs;
     let warmup = (cfg.warmup_ratio * total as f32).round() as usize;

@@ -14,6 +14,9 @@ pub struct SlotExample {
     pub line: usize,
 }
 
+/// The files of a JointBERT split directory: words, slot tags, intents.
+pub const JOINT_FILES: [&str; 3] = ["seq.in", "seq.out", "label"];
+
 /// JointBERT split directory `dir/{split}/{seq.in, seq.out, label}` (whitespace-separated
 /// words/tags, one line per example; trailing spaces are fine). Errors: a missing file (named),
 /// differing line counts among the three files, a line whose seq.in and seq.out token counts
@@ -21,8 +24,7 @@ pub struct SlotExample {
 /// examples.
 pub fn read_joint(dir: &Path, split: &str) -> Result<Vec<SlotExample>> {
     let split_dir = dir.join(split);
-    let [words_path, slots_path, intent_path] =
-        ["seq.in", "seq.out", "label"].map(|f| split_dir.join(f));
+    let [words_path, slots_path, intent_path] = JOINT_FILES.map(|f| split_dir.join(f));
     let lines = |path: &Path| -> Result<Vec<String>> {
         Ok(numbered_lines(&read_utf8(path)?)
             .map(|(_, l)| l.to_string())

@@ -8,7 +8,7 @@ mod squad;
 mod text;
 
 pub use conll::{read_conll, TaggedSentence};
-pub use joint::{read_joint, SlotExample};
+pub use joint::{read_joint, SlotExample, JOINT_FILES};
 pub use squad::{read_squad, Answer, QaExample};
 pub use text::{read_text_examples, Columns, TextExample};
 
