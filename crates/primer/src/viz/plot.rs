@@ -393,7 +393,8 @@ fn min_max(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 }
 
 /// Short tick text: plain decimals, k/M/G/T suffixes for large values (token and step
-/// counts), scientific notation for tiny or huge ones.
+/// counts, with three significant digits: a tick at a data size of 67349 reads 67.3k), scientific
+/// notation for tiny or huge ones.
 fn tick_label(v: f64) -> String {
     const SUFFIXES: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
     let a = v.abs();
@@ -405,15 +406,23 @@ fn tick_label(v: f64) -> String {
     }
     if a >= 1e4 {
         if let Some(&(scale, suffix)) = SUFFIXES.iter().find(|(scale, _)| a >= *scale) {
-            return format!("{}{suffix}", trimmed(v / scale));
+            let x = v / scale;
+            let decimals = if x.abs() >= 100.0 {
+                0
+            } else if x.abs() >= 10.0 {
+                1
+            } else {
+                2
+            };
+            return format!("{}{suffix}", trimmed(x, decimals));
         }
     }
-    trimmed(v)
+    trimmed(v, 4)
 }
 
-/// `v` with at most four decimals and no trailing zeros.
-fn trimmed(v: f64) -> String {
-    let s = format!("{v:.4}");
+/// `v` with at most `decimals` decimals and no trailing zeros.
+fn trimmed(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" {
         "0".to_string()
@@ -733,6 +742,8 @@ mod tests {
         assert_eq!(tick_label(0.25), "0.25");
         assert_eq!(tick_label(1500.0), "1500");
         assert_eq!(tick_label(25_000.0), "25k");
+        assert_eq!(tick_label(67_349.0), "67.3k");
+        assert_eq!(tick_label(123_456.0), "123k");
         assert_eq!(tick_label(1e6), "1M");
         assert_eq!(tick_label(2.5e9), "2.5G");
         assert_eq!(tick_label(-0.0001), "-1.0e-4");
