@@ -786,22 +786,37 @@ fn a_resumed_intent_slot_run_checks_its_split_directories() {
     };
     let (tr, dv) = (joint("train"), joint("dev"));
     let mut cfg = config(Task::IntentSlot);
-    cfg.epochs = 2;
+    cfg.epochs = 3;
     cfg.stop_after_epochs = Some(1);
     let out = dir.join("out");
     finetune(&model, &out, &train_dev(&tr, &dv), &cfg, Start::Fresh).unwrap();
-    let train = data.join("train");
+    // a renamed split directory is the same data
+    std::fs::rename(data.join("train"), data.join("renamed")).unwrap();
+    let renamed = joint("renamed");
+    cfg.stop_after_epochs = Some(2);
+    finetune(&model, &out, &train_dev(&renamed, &dv), &cfg, Start::Resume).unwrap();
+    cfg.stop_after_epochs = None;
+    let resume = |train: &Split| {
+        finetune(&model, &out, &train_dev(train, &dv), &cfg, Start::Resume)
+            .unwrap_err()
+            .to_string()
+    };
+    // a missing file of the directory is named
+    let split = data.join("renamed");
+    let slots = std::fs::read_to_string(split.join("seq.out")).unwrap();
+    std::fs::remove_file(split.join("seq.out")).unwrap();
+    let e = resume(&renamed);
+    assert!(e.contains("seq.out") && e.contains("cannot be read"), "{e}");
+    // more examples are other data
+    write(&split.join("seq.out"), &slots);
     for (file, line) in [
         ("seq.in", "play bob\n"),
         ("seq.out", "O B-artist\n"),
         ("label", "PlayMusic\n"),
     ] {
-        let text = std::fs::read_to_string(train.join(file)).unwrap();
-        write(&train.join(file), &(text + line));
+        let text = std::fs::read_to_string(split.join(file)).unwrap();
+        write(&split.join(file), &(text + line));
     }
-    cfg.stop_after_epochs = None;
-    let e = finetune(&model, &out, &train_dev(&tr, &dv), &cfg, Start::Resume)
-        .unwrap_err()
-        .to_string();
+    let e = resume(&renamed);
     assert!(e.contains("--train") && e.contains("keeps its data"), "{e}");
 }

@@ -217,7 +217,7 @@ impl SplitRecord {
     fn check(&self, given: &Split, flag: &str, out: &Path) -> Result<SplitRecord> {
         let now = SplitRecord::of(given);
         let was = format!(
-            "the run in {} was trained with {}{}{}",
+            "the run in {} used {}{}{}",
             out.display(),
             location(&self.path, self.joint_split.as_deref()).display(),
             self.bytes
@@ -230,8 +230,13 @@ impl SplitRecord {
         );
         let where_now = location(&given.path, given.joint_split.as_deref());
         if now.bytes.is_none() {
+            // the file that cannot be read (of a split directory: the one missing)
+            let unreadable = split_files(given)
+                .into_iter()
+                .find(|f| !is_regular(f))
+                .unwrap_or(where_now);
             return Err(Error::format(
-                &where_now,
+                &unreadable,
                 format!("{flag}: cannot be read; {was}: pass {flag} with where it is now"),
             ));
         }
@@ -242,7 +247,9 @@ impl SplitRecord {
                     && (self.bytes.is_none() || now.bytes == self.bytes)
             }
         };
-        if same_data && now.joint_split == self.joint_split && now.articles == self.articles {
+        // with a checksum, a split directory may also have been renamed
+        let same_split = self.crc32.is_some() || now.joint_split == self.joint_split;
+        if same_data && same_split && now.articles == self.articles {
             return Ok(now);
         }
         let differs = match now.bytes {
@@ -275,17 +282,10 @@ fn location(path: &Path, joint_split: Option<&str>) -> PathBuf {
 /// The size and CRC-32 of a split's bytes: its file, or a JointBERT split directory's three files; `None` when
 /// one is not a regular file (a pipe is not read a second time) or cannot be read.
 fn fingerprint(split: &Split) -> Option<(u64, u32)> {
-    let files: Vec<PathBuf> = match &split.joint_split {
-        None => vec![split.path.clone()],
-        Some(name) => JOINT_FILES
-            .iter()
-            .map(|f| split.path.join(name).join(f))
-            .collect(),
-    };
     let mut crc = crc32fast::Hasher::new();
     let mut bytes = 0u64;
-    for file in files {
-        if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+    for file in split_files(split) {
+        if !is_regular(&file) {
             return None;
         }
         let data = std::fs::read(&file).ok()?;
@@ -293,6 +293,21 @@ fn fingerprint(split: &Split) -> Option<(u64, u32)> {
         crc.update(&data);
     }
     Some((bytes, crc.finalize()))
+}
+
+/// The files a split reads: its file, or a JointBERT split directory's three.
+fn split_files(split: &Split) -> Vec<PathBuf> {
+    match &split.joint_split {
+        None => vec![split.path.clone()],
+        Some(name) => JOINT_FILES
+            .iter()
+            .map(|f| split.path.join(name).join(f))
+            .collect(),
+    }
+}
+
+fn is_regular(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
 /// The end of a run.
