@@ -89,7 +89,11 @@ pub fn save_finetuned(
             (g.config.id2label, g.config.label2id) = hf::label_maps(&info.labels);
         }
     }
-    enc.tokenizer().save_in(dir)?;
+    let pad = match &backbone {
+        Backbone::Gpt(g) => g.config.pad_token_id,
+        Backbone::Bert(_) => None,
+    };
+    enc.tokenizer().save_in_padded(dir, pad)?;
     hf::write_json(&dir.join("task.json"), info)?;
     backbone.save(dir, metadata)
 }

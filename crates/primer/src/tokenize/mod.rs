@@ -272,8 +272,20 @@ impl TextTokenizer {
 
     /// Saves `dir/tokenizer.json` and `dir/tokenizer_config.json` (see [`Self::tokenizer_config`]).
     pub fn save_in(&self, dir: &Path) -> Result<()> {
+        self.save_in_padded(dir, None)
+    }
+
+    /// [`Self::save_in`], with the token of id `pad` as tokenizer_config.json's `pad_token` where the vocabulary
+    /// has no `[PAD]`: a GPT classifier's padding, so that transformers' tokenizer pads a batch for it.
+    pub fn save_in_padded(&self, dir: &Path, pad: Option<u32>) -> Result<()> {
         self.save(&dir.join("tokenizer.json"))?;
-        crate::hf::write_json(&dir.join("tokenizer_config.json"), &self.tokenizer_config())
+        let mut cfg = self.tokenizer_config();
+        if let Some(token) = pad.and_then(|id| self.inner.id_to_token(id)) {
+            if cfg.get("pad_token").is_none() {
+                cfg["pad_token"] = token.into();
+            }
+        }
+        crate::hf::write_json(&dir.join("tokenizer_config.json"), &cfg)
     }
 
     /// `tokenizer_config.json`, which tells transformers' `AutoTokenizer` what to build. Without it the class

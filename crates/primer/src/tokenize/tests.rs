@@ -358,4 +358,9 @@ fn gpt_tokenizers_save_a_config_that_keeps_transformers_on_tokenizer_json() {
         }
         assert!(cfg.get("pad_token").is_none(), "{name}");
     }
+    // a GPT classifier's padding is named, so that transformers' tokenizer pads a batch for it
+    let out = dir.join("padded");
+    std::fs::create_dir_all(&out).unwrap();
+    bpe.save_in_padded(&out, bpe.eos_id()).unwrap();
+    assert_eq!(saved_config(&out)["pad_token"], EOS_TOKEN);
 }
