@@ -231,14 +231,12 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
         }
     }
     let fresh = saved.is_none();
-    let given = |id: &str| fresh || a.given.iter().any(|g| g == id);
+    let was_given = |id: &str| a.given.iter().any(|g| g == id);
+    let given = |id: &str| fresh || was_given(id);
     let (mut cfg, recorded, recorded_test) = match saved {
         Some(s) => {
-            let [train, dev] = match s.data {
-                Some([t, d]) => [Some(t), Some(d)],
-                None => [None, None],
-            };
-            (s.config, [train, dev], s.test)
+            let recorded = s.data.map_or([None, None], |[t, d]| [Some(t), Some(d)]);
+            (s.config, recorded, s.test)
         }
         None => {
             let task = a.task.context("the task is required")?;
@@ -259,7 +257,7 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
         ("text_pair_column", Task::Classify),
         ("label_column", Task::Classify),
     ] {
-        if a.given.iter().any(|g| g == id) {
+        if was_given(id) {
             refuse_other_task(&format!("--{}", id.replace('_', "-")), owner, task)?;
         }
     }
@@ -305,20 +303,21 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
             a.out.display()
         )
     };
-    let train = split_of(
-        task,
-        ("--train", a.train.as_ref()),
+    let needed = |flag, path, articles, recorded| {
+        split_of(task, (flag, path), articles, recorded)?.ok_or_else(missing)
+    };
+    let train = needed(
+        "--train",
+        a.train.as_ref(),
         ("--train-articles", a.train_articles.as_ref()),
         recorded_train,
-    )?
-    .ok_or_else(missing)?;
-    let dev = split_of(
-        task,
-        ("--dev", a.dev.as_ref()),
+    )?;
+    let dev = needed(
+        "--dev",
+        a.dev.as_ref(),
         ("--dev-articles", a.dev_articles.as_ref()),
         recorded_dev,
-    )?
-    .ok_or_else(missing)?;
+    )?;
     let test = split_of(
         task,
         ("--test", a.test.as_ref()),

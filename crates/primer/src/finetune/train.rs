@@ -188,10 +188,7 @@ struct SplitRecord {
 impl SplitRecord {
     fn of(split: &Split) -> SplitRecord {
         let path = &split.path;
-        let (bytes, crc32) = match fingerprint(split) {
-            Some((b, c)) => (Some(b), Some(c)),
-            None => (None, None),
-        };
+        let (bytes, crc32) = fingerprint(split).unzip();
         SplitRecord {
             path: path.canonicalize().unwrap_or_else(|_| path.clone()),
             bytes,
@@ -229,7 +226,7 @@ impl SplitRecord {
                 .unwrap_or_default()
         );
         let where_now = location(&given.path, given.joint_split.as_deref());
-        if now.bytes.is_none() {
+        let Some(bytes) = now.bytes else {
             // the file that cannot be read (of a split directory: the one missing)
             let unreadable = split_files(given)
                 .into_iter()
@@ -239,7 +236,7 @@ impl SplitRecord {
                 &unreadable,
                 format!("{flag}: cannot be read; {was}: pass {flag} with where it is now"),
             ));
-        }
+        };
         let same_data = match self.crc32 {
             Some(_) => now.crc32 == self.crc32 && now.bytes == self.bytes,
             None => {
@@ -252,15 +249,14 @@ impl SplitRecord {
         if same_data && same_split && now.articles == self.articles {
             return Ok(now);
         }
-        let differs = match now.bytes {
-            Some(b) if !same_data => {
-                let content = self.crc32.is_some() && now.bytes == self.bytes;
-                format!(
-                    " ({b} bytes{})",
-                    if content { ", other content" } else { "" }
-                )
-            }
-            _ => String::new(),
+        let differs = if same_data {
+            String::new()
+        } else {
+            let content = self.crc32.is_some() && now.bytes == self.bytes;
+            format!(
+                " ({bytes} bytes{})",
+                if content { ", other content" } else { "" }
+            )
         };
         Err(Error::format(
             &where_now,
@@ -326,6 +322,13 @@ pub struct Splits<'a> {
     pub train: &'a Split,
     pub dev: &'a Split,
     pub test: Option<&'a Split>,
+}
+
+impl Splits<'_> {
+    /// The training and dev splits as a run records them.
+    fn records(&self) -> [SplitRecord; 2] {
+        [SplitRecord::of(self.train), SplitRecord::of(self.dev)]
+    }
 }
 
 /// What a fine-tuning run writes into OUT (`checkpoint` is a directory).
@@ -446,7 +449,7 @@ fn train_in(
                 train.check(splits.train, "--train", out)?,
                 dev.check(splits.dev, "--dev", out)?,
             ],
-            None => [SplitRecord::of(splits.train), SplitRecord::of(splits.dev)],
+            None => splits.records(),
         });
         let (model, info, enc) = load_finetuned(&ckpt)?;
         (model, info, enc, Some(state))
@@ -515,7 +518,7 @@ fn train_in(
             bad_epochs: 0,
             elapsed_s: 0.0,
             tokens: 0,
-            data: Some([SplitRecord::of(splits.train), SplitRecord::of(splits.dev)]),
+            data: Some(splits.records()),
             test: None,
             model: model_dir.canonicalize().ok(),
         },
