@@ -14,7 +14,7 @@ pub enum Layout {
     InOut,
     /// `[out, in]`, row-major (`nn.Linear`).
     OutIn,
-    /// `[out/16, in, 16]` panels, packed once for inference by [`panels::pack`]; forward only.
+    /// `[out/W, in, W]` panels of the CPU's kernel width W, packed once for inference by [`panels::pack`]; forward only.
     Panels,
 }
 

@@ -1,52 +1,76 @@
 //! Inference-only linear layers on weights packed once, ahead of time, into the order `gemm`'s kernel reads.
 //!
-//! On every call `gemm` copies the weight matrix into 16-column panels before it multiplies; for one sequence of
+//! On every call `gemm` copies the weight matrix into column panels before it multiplies; for one sequence of
 //! 128 tokens through MiniLM that copy took 12 % of the forward pass. A model that will not be trained again can
-//! hold its weights in that order once and for all: [`pack`] turns an `[in, out]` matrix into `[out/16, in, 16]`
-//! panels, and [`forward`] runs `gemm`'s own AVX2/FMA microkernel over them directly, 16 output columns by up to
-//! 6 rows at a time. Only widths that are multiples of 16 are packed, so the packed matrix has the same size as
-//! the original and can replace it in the flat parameter buffer.
+//! hold its weights in that order once and for all: [`pack`] turns an `[in, out]` matrix into
+//! `[out/W, in, W]` panels, and [`forward`] runs `gemm`'s own microkernel over them directly, W output columns by
+//! up to 6 rows at a time. W is the width of the kernel `gemm` itself multiplies with on this CPU: 64 (four
+//! 16-lane registers) with AVX-512, 16 (two 8-lane registers) with AVX2 and FMA. Only widths that are multiples
+//! of W are packed, so the packed matrix has the same size as the original and can replace it in the flat
+//! parameter buffer.
 
 use super::{simd, SendPtr};
 use gemm_common::microkernel::MicroKernelFn;
 use rayon::prelude::*;
 
-/// Output columns per panel (the kernel's two 8-lane registers).
-pub const WIDTH: usize = 16;
 /// Rows per kernel call (the kernel's six broadcast rows).
 const ROWS: usize = 6;
-/// Depth per kernel call: a panel's slice (32 KiB) is reused by every row group of a block while it is in cache.
-/// Measured on MiniLM: 512 beat 128, 256, 384 and the whole depth.
-const DEPTH: usize = 512;
+/// Bytes of a panel's slice per kernel call: the slice is reused by every row group of a block while it is in
+/// cache. Measured on MiniLM with AVX2: 512 deep (32 KiB) beat 128, 256, 384 and the whole depth.
+const SLICE_BYTES: usize = 32 * 1024;
 /// Rows per block, so the block's inputs stay in the L2 cache while every panel passes over them.
 const BLOCK: usize = 32 * ROWS;
 
-/// The AVX2/FMA microkernels, indexed by rows − 1, on x86-64 CPUs that have AVX2 and FMA but not AVX-512: where
-/// AVX-512 is there, `gemm` multiplies with its wider kernels instead, which these panels do not fit, and the
-/// weights stay unpacked.
-fn kernels() -> Option<[MicroKernelFn<f32>; ROWS]> {
+/// The microkernel packed panels are multiplied with on this CPU.
+#[derive(Clone, Copy)]
+struct Kernel {
+    /// Output columns per panel.
+    width: usize,
+    /// Kernels indexed by rows − 1.
+    rows: [MicroKernelFn<f32>; ROWS],
+}
+
+impl Kernel {
+    /// Depth per kernel call, so that a panel's slice is [`SLICE_BYTES`].
+    fn depth(&self) -> usize {
+        SLICE_BYTES / (self.width * std::mem::size_of::<f32>())
+    }
+}
+
+/// `gemm`'s widest kernel on this CPU, the one it multiplies large products with: AVX-512's 64 columns, else
+/// AVX2/FMA's 16; none on other CPUs, where weights stay unpacked.
+fn kernel() -> Option<Kernel> {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && !is_x86_feature_detected!("avx512f")
     {
-        return Some(gemm_f32::microkernel::fma::f32::UKR[WIDTH / 8 - 1]);
+        if is_x86_feature_detected!("avx512f") {
+            return Some(Kernel {
+                width: 64,
+                rows: gemm_f32::microkernel::avx512f::f32::UKR[3],
+            });
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Some(Kernel {
+                width: 16,
+                rows: gemm_f32::microkernel::fma::f32::UKR[1],
+            });
+        }
     }
     None
 }
 
 /// Whether a `d_out`-wide weight matrix can be packed on this CPU.
 pub fn can_pack(d_out: usize) -> bool {
-    d_out > 0 && d_out.is_multiple_of(WIDTH) && kernels().is_some()
+    kernel().is_some_and(|k| d_out > 0 && d_out.is_multiple_of(k.width))
 }
 
-/// Packs `w` (`[d_in, d_out]`, row-major) into panels, in place. `d_out` must be a multiple of [`WIDTH`].
+/// Packs `w` (`[d_in, d_out]`, row-major) into panels, in place. [`can_pack`] must allow `d_out`.
 pub fn pack(w: &mut [f32], d_in: usize, d_out: usize) {
-    assert!(d_out.is_multiple_of(WIDTH) && w.len() == d_in * d_out);
+    assert!(can_pack(d_out) && w.len() == d_in * d_out);
+    let width = kernel().map_or(1, |k| k.width);
     let src = w.to_vec();
-    for (p, panel) in w.chunks_exact_mut(d_in * WIDTH).enumerate() {
-        for (i, dst) in panel.chunks_exact_mut(WIDTH).enumerate() {
-            dst.copy_from_slice(&src[i * d_out + p * WIDTH..][..WIDTH]);
+    for (p, panel) in w.chunks_exact_mut(d_in * width).enumerate() {
+        for (i, dst) in panel.chunks_exact_mut(width).enumerate() {
+            dst.copy_from_slice(&src[i * d_out + p * width..][..width]);
         }
     }
 }
@@ -65,43 +89,44 @@ pub fn forward(
     accumulate: bool,
     par: bool,
 ) {
-    let kernels = kernels().expect("weights are packed only where the microkernel runs");
-    assert!(d_out.is_multiple_of(WIDTH) && w.len() == d_in * d_out);
+    let kernel = kernel().expect("weights are packed only where the microkernel runs");
+    let (width, depth_step) = (kernel.width, kernel.depth());
+    assert!(d_out.is_multiple_of(width) && w.len() == d_in * d_out);
     assert!(out.len() >= rows * d_out && x.len() >= rows * d_in);
     if let Some(b) = bias {
         assert_eq!(b.len(), d_out);
     }
-    let n_panels = d_out / WIDTH;
+    let n_panels = d_out / width;
     let threads = if par { rayon::current_num_threads() } else { 1 };
     let per = n_panels.div_ceil(threads).max(1);
     let dst = SendPtr(out.as_mut_ptr());
     let run = |first: usize| {
         let panels = first..(first + per).min(n_panels);
-        let cols = panels.start * WIDTH..panels.end * WIDTH;
+        let cols = panels.start * width..panels.end * width;
         for r0 in (0..rows).step_by(BLOCK) {
             let r1 = (r0 + BLOCK).min(rows);
             for p in panels.clone() {
-                for k0 in (0..d_in).step_by(DEPTH) {
-                    let depth = DEPTH.min(d_in - k0);
+                for k0 in (0..d_in).step_by(depth_step) {
+                    let depth = depth_step.min(d_in - k0);
                     // the first slice of depth sets the output (or adds to it), the others add to it
                     let add = accumulate || k0 > 0;
-                    let lhs = w[p * d_in * WIDTH + k0 * WIDTH..].as_ptr();
+                    let lhs = w[p * d_in * width + k0 * width..].as_ptr();
                     for r in (r0..r1).step_by(ROWS) {
                         let n = ROWS.min(r1 - r);
-                        // SAFETY: the CPU runs the kernel (checked above); it reads a 16 × `depth` panel slice
-                        // and `n` rows of `depth` inputs, all inside `w` and `x`, and writes a 16 × `n` block of
+                        // SAFETY: the CPU runs the kernel (checked above); it reads a width × `depth` panel slice
+                        // and `n` rows of `depth` inputs, all inside `w` and `x`, and writes a width × `n` block of
                         // `out` (rows r.., columns of panel p) that no other task writes.
                         unsafe {
-                            kernels[n - 1](
-                                WIDTH,
+                            kernel.rows[n - 1](
+                                width,
                                 n,
                                 depth,
-                                dst.get().add(r * d_out + p * WIDTH),
+                                dst.get().add(r * d_out + p * width),
                                 lhs,
                                 x.as_ptr().add(r * d_in + k0),
                                 d_out as isize,
                                 1,
-                                WIDTH as isize,
+                                width as isize,
                                 1,
                                 d_in as isize,
                                 1.0,
@@ -154,12 +179,12 @@ mod tests {
     /// thread and on several.
     #[test]
     fn packed_products_match_gemm() {
-        if kernels().is_none() {
-            eprintln!("SKIPPED: this CPU multiplies with gemm's AVX-512 kernels (or lacks AVX2), so nothing is packed");
+        if kernel().is_none() {
+            eprintln!("SKIPPED: this CPU has neither AVX-512 nor AVX2, so nothing is packed");
             return;
         }
         let mut rng = Rng::new(5);
-        for (rows, d_in, d_out) in [(1, 8, 16), (7, 300, 48), (128, 64, 32), (200, 520, 64)] {
+        for (rows, d_in, d_out) in [(1, 8, 64), (7, 300, 192), (128, 64, 128), (200, 1100, 64)] {
             let x = random(rows * d_in, &mut rng);
             let w = random(d_in * d_out, &mut rng);
             let b = random(d_out, &mut rng);

@@ -1893,9 +1893,10 @@ mod tests {
 
     #[test]
     fn a_model_reordered_for_inference_gives_the_same_outputs() {
-        // intermediate 12 ≠ hidden 8, so a transpose with the sizes swapped would be caught; widths of 16, 48 and
-        // 32 are packed into panels where the CPU takes them (AVX2 without AVX-512)
-        for m in [tiny(0.0), sized(16, 32, 0.0)] {
+        // intermediate 12 ≠ hidden 8, so a transpose with the sizes swapped would be caught; widths that are
+        // multiples of the CPU's panel width are packed into panels: 16, 48 and 32 with AVX2, 64, 192 and 128
+        // with AVX-512
+        for m in [tiny(0.0), sized(16, 32, 0.0), sized(64, 128, 0.0)] {
             let b = batch();
             let want = m.hidden_states(&input(&b)).unwrap();
             let rows = [1, 4, 7];
