@@ -860,7 +860,8 @@ TASK_QUESTIONS = [
     ("what is red?", "why is the sun red at night? it was a very old day."),
 ]
 # the last ends in the padding token (<|endoftext|>), which transformers' classifier reads the text without
-GPT_TASK_TEXTS = ["the cat sat on the mat.", "hello there", "a", "stop! what is this, then?", "so long<|endoftext|>"]
+GPT_TASK_TEXTS = ["the cat sat on the mat.", "hello there", "a", "stop! what is this, then?", "so long<|endoftext|>",
+                  "<|endoftext|><|endoftext|>"]
 
 
 def task_fixtures(root):

@@ -230,6 +230,18 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
             );
         }
     }
+    if let (Some(s), Some(t)) = (&saved, a.task) {
+        let t: Task = t.into();
+        if s.config.task != t {
+            bail!(
+                "{}: a resumed run keeps its settings, and the task {} (saved: {}) differs: leave the task out, \
+                 or choose another --out for a new run",
+                a.out.display(),
+                t.name(),
+                s.config.task.name()
+            );
+        }
+    }
     let fresh = saved.is_none();
     let was_given = |id: &str| a.given.iter().any(|g| g == id);
     let given = |id: &str| fresh || was_given(id);
@@ -318,6 +330,17 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
         ("--dev-articles", a.dev_articles.as_ref()),
         recorded_dev,
     )?;
+    // a test split that is gone is dropped rather than refused: it is only scored at the end
+    let recorded_test = match recorded_test {
+        Some(t) if a.test.is_none() && !t.path.exists() => {
+            eprintln!(
+                "note: the run's test split {} is gone: continuing without a test score (pass --test to score one)",
+                t.path.display()
+            );
+            None
+        }
+        t => t,
+    };
     let test = split_of(
         task,
         ("--test", a.test.as_ref()),

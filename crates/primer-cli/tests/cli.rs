@@ -1441,20 +1441,40 @@ fn finetune_then_eval_predict_and_plot() {
     assert!(std::fs::read(out.join("model.safetensors")).unwrap() == weights);
     // the same run stopped after 4 epochs (with a test split) continues from --out alone, to the same model
     let short = d.join("short");
-    ok(primer()
-        .args(["finetune", "classify", "--model"])
-        .arg(&bert)
-        .arg("--out")
-        .arg(&short)
-        .arg("--train")
-        .arg(&train)
-        .arg("--dev")
-        .arg(&dev)
-        .arg("--test")
-        .arg(&dev)
-        .args(["--epochs", "15", "--lr", "3e-3", "--batch-size", "16"])
-        .args(["--patience", "0", "--train-limit", "120", "--threads", "1"])
-        .args(["--stop-after-epochs", "4"]));
+    let test = d.join("test.tsv");
+    std::fs::copy(&dev, &test).unwrap();
+    let with_test = |out: &std::path::Path, args: &[&str]| {
+        ok(primer()
+            .args(["finetune", "classify", "--model"])
+            .arg(&bert)
+            .arg("--out")
+            .arg(out)
+            .arg("--train")
+            .arg(&train)
+            .arg("--dev")
+            .arg(&dev)
+            .arg("--test")
+            .arg(&test)
+            .args(["--threads", "1"])
+            .args(args))
+    };
+    with_test(
+        &short,
+        &[
+            "--epochs",
+            "15",
+            "--lr",
+            "3e-3",
+            "--batch-size",
+            "16",
+            "--patience",
+            "0",
+            "--train-limit",
+            "120",
+            "--stop-after-epochs",
+            "4",
+        ],
+    );
     let resume = |args: &[&str]| {
         outcome(
             primer()
@@ -1472,6 +1492,15 @@ fn finetune_then_eval_predict_and_plot() {
         let (ok, err) = resume(args);
         assert!(!ok && err.contains(named), "{args:?}: {err}");
     }
+    // another task is named as such before the run's data is looked for
+    let moved = d.join("train.moved");
+    std::fs::rename(&train, &moved).unwrap();
+    let (accepted, err) = resume(&["ner"]);
+    assert!(
+        !accepted && err.contains("the task ner (saved: classify)"),
+        "{err}"
+    );
+    std::fs::rename(&moved, &train).unwrap();
     // the model it started from may be named again, another one is refused
     let (other, err) = resume(&["--model", out.to_str().unwrap()]);
     assert!(!other && err.contains("was started from"), "{err}");
@@ -1481,6 +1510,32 @@ fn finetune_then_eval_predict_and_plot() {
     let eval: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(short.join("eval.json")).unwrap()).unwrap();
     assert!(eval["test"]["accuracy"].as_f64().is_some(), "{eval}");
+    // a recorded test split that is gone is left out, with a note, rather than blocking the run
+    let gone = d.join("gone");
+    with_test(
+        &gone,
+        &[
+            "--epochs",
+            "2",
+            "--train-limit",
+            "40",
+            "--stop-after-epochs",
+            "1",
+        ],
+    );
+    std::fs::remove_file(&test).unwrap();
+    let (resumed, err) = outcome(
+        primer()
+            .args(["finetune", "--resume", "--threads", "1", "--out"])
+            .arg(&gone),
+    );
+    assert!(
+        resumed && err.contains("is gone: continuing without a test score"),
+        "{err}"
+    );
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(gone.join("eval.json")).unwrap()).unwrap();
+    assert!(eval["test"].is_null(), "{eval}");
     let png = d.join("efficiency.png");
     let table = ok(primer().arg("plot").arg("--out").arg(&png).args(&outs));
     assert!(

@@ -441,6 +441,20 @@ fn qa_learns_spans_and_windows_long_contexts() {
         "{msg}"
     );
     assert!(!other.exists());
+    // left at their defaults (64 and 128, made for 384-token windows), the question length and the overlap are
+    // fitted to 20-token windows: half the window, then half the 7 context tokens left; a resumed run with the
+    // same settings fits them the same way
+    let mut cfg = config(Task::Qa);
+    cfg.max_len = 20;
+    cfg.epochs = 2;
+    cfg.stop_after_epochs = Some(1);
+    let fitted = dir.join("fitted");
+    finetune(&model, &fitted, &splits, &cfg, Start::Fresh).unwrap();
+    let (_, info, _) = load_finetuned(&fitted).unwrap();
+    assert_eq!((info.max_query_len, info.doc_stride), (10, 3));
+    cfg.stop_after_epochs = None;
+    let s = finetune(&model, &fitted, &splits, &cfg, Start::Resume).unwrap();
+    assert_eq!(s.epochs_run, 2);
 }
 
 #[test]

@@ -108,9 +108,9 @@ fn hugging_face_task_models_give_transformers_logits() {
                 Task::IntentSlot => unreachable!(),
             };
             // a GPT-2 classifier is read without the padding (here <|endoftext|>) at the text's end, as
-            // transformers reads it
+            // transformers reads it, and at the first token of a text that is all padding
             let mut ids = c.ids.clone();
-            while name == "gpt2_classifier" && ids.last() == Some(&96) {
+            while name == "gpt2_classifier" && ids.len() > 1 && ids.last() == Some(&96) {
                 ids.pop();
             }
             assert_eq!(f.ids, ids, "{name}: {:?}", c.text);

@@ -115,14 +115,15 @@ impl TextEncoder {
                 let mut ids = tok
                     .encode(&joined)
                     .map_err(|e| Error::Config(format!("{}: {e}", where_())))?;
-                // cut, then read at the last token that is not padding, as transformers does
+                // cut, then read at the last token that is not padding, as transformers does (and, as it does,
+                // at the first token of a text that is all padding)
                 ids.truncate(max_len);
-                while pad_token.is_some() && ids.last() == pad_token.as_ref() {
+                while ids.len() > 1 && pad_token.is_some() && ids.last() == pad_token.as_ref() {
                     ids.pop();
                 }
                 if ids.is_empty() {
                     return Err(Error::Config(format!(
-                        "{}: the text has no tokens (other than padding)",
+                        "{}: the text has no tokens",
                         where_()
                     )));
                 }

@@ -433,6 +433,9 @@ fn train_in(
         if !cfg.max_len_given {
             cfg.max_len = saved.max_len;
         }
+        if cfg.task == Task::Qa {
+            fit_qa_defaults(&mut cfg);
+        }
         if saved != cfg {
             return Err(Error::format(
                 &saved_path,
@@ -471,6 +474,9 @@ fn train_in(
                     cfg.max_len
                 ),
             ));
+        }
+        if cfg.task == Task::Qa {
+            fit_qa_defaults(&mut cfg);
         }
         let (labels, slots) = labels_from_train(cfg.task, splits.train, &cfg.columns())?;
         let info = TaskInfo {
@@ -693,6 +699,29 @@ fn train_in(
     Ok(summary)
 }
 
+/// Lowers a QA run's question length and window overlap where they are left at their defaults (64 and 128
+/// tokens, made for 384-token windows) and a shorter `--max-len` has no room for them, saying so: the question
+/// gets at most half the window, the overlap half the context room that leaves. A value given that does not fit
+/// is refused later, naming its flag; one equal to the default is taken as left out.
+fn fit_qa_defaults(cfg: &mut FinetuneConfig) {
+    let default = FinetuneConfig::new(Task::Qa);
+    if cfg.max_query_len == default.max_query_len && cfg.max_query_len > cfg.max_len / 2 {
+        cfg.max_query_len = (cfg.max_len / 2).max(1);
+        eprintln!(
+            "note: questions cut at {} tokens (--max-query-len {}, as --max-len is {})",
+            cfg.max_query_len, cfg.max_query_len, cfg.max_len
+        );
+    }
+    let room = cfg.max_len.saturating_sub(cfg.max_query_len + 3);
+    if cfg.doc_stride == default.doc_stride && cfg.doc_stride >= room {
+        cfg.doc_stride = room / 2;
+        eprintln!(
+            "note: windows overlap by {} tokens (--doc-stride {}, as a window holds {room} context tokens)",
+            cfg.doc_stride, cfg.doc_stride
+        );
+    }
+}
+
 /// Refuses an `out` that `start` must not write in: for a fresh run, the model being fine-tuned (or a directory
 /// holding it where a run writes), or a directory that already holds a run or a model (unless `start`
 /// overwrites it and it is a fine-tuning run); for a resumed run, a directory without a finished epoch.
@@ -734,8 +763,8 @@ fn check_out(model_dir: &Path, out: &Path, start: Start) -> Result<()> {
         )
     } else if no_checkpoint {
         format!(
-            "already holds a fine-tuned model without a checkpoint (it has {name}): choose another --out, or \
-             pass --overwrite to replace it"
+            "already holds a fine-tuned model without a checkpoint (it has {name}; `primer eval --model` scores \
+             it): choose another --out, or pass --overwrite to replace it"
         )
     } else {
         format!(
@@ -788,7 +817,8 @@ fn resumable(out: &Path) -> Result<()> {
          instead of --resume to start it afresh"
     } else if kind.no_checkpoint {
         "holds a fine-tuned model but no checkpoint/trainer_state.json to continue from, so it cannot be \
-         resumed; its model stays as it is (--overwrite would replace it with a new run)"
+         resumed; its model stays as it is (`primer eval --model` scores it, --overwrite would replace it with \
+         a new run)"
     } else if kind.pretraining {
         "holds a pretraining run, not a fine-tuning one: there is nothing to resume here"
     } else {
