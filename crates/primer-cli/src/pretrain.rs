@@ -319,7 +319,8 @@ pub struct GptArgs {
 pub struct BertArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// A tokenizer.json to reuse instead of training a WordPiece vocabulary on the corpus.
+    /// A tokenizer to reuse instead of training a WordPiece vocabulary on the corpus: a tokenizer.json, a BERT
+    /// vocab.txt, or a model directory holding either.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
     /// WordPiece vocabulary size [default: 8192]

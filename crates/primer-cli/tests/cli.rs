@@ -578,6 +578,11 @@ fn missing_files_are_errors_not_panics() {
         ),
     );
     assert!(err.contains("fewer than the 5000 asked for"), "{err}");
+    // and one larger, where the alphabet alone needs more
+    let (_, err) = outcome(primer().current_dir(&d).args(
+        format!("pretrain bert --corpus {corpus} --out x --vocab-size 6").split_whitespace(),
+    ));
+    assert!(err.contains("more than the 6 asked for"), "{err}");
     // quickstart checks its flags before it writes its corpus, and names an --out it cannot use
     let (ok, err) = outcome(
         primer()

@@ -151,8 +151,8 @@ fn bad_input_is_a_clear_error() {
     };
     let e = err(&with_bpe, &corpus, "b", Start::Fresh);
     assert!(
-        e.contains("bpe.json") && (e.contains("[PAD]") || e.contains("[MASK]")),
-        "names the file and the token: {e}"
+        e.matches("bpe.json").count() == 1 && (e.contains("[PAD]") || e.contains("[MASK]")),
+        "names the file (once) and the token: {e}"
     );
     // a corpus of blank lines
     let blank = dir.join("blank.txt");
@@ -226,4 +226,70 @@ fn bad_input_is_a_clear_error() {
         e.contains("corpus.txt") && e.contains("pass --corpus"),
         "{e}"
     );
+}
+
+#[test]
+fn a_reused_tokenizer_is_saved_framing_texts_as_the_model_reads_them() {
+    let dir = tmp("framed");
+    let corpus = write_corpus(&dir);
+    let wordpiece =
+        TextTokenizer::train_wordpiece(std::slice::from_ref(&corpus), 120, true).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&wordpiece.inner().to_string(false).unwrap()).unwrap();
+    // without a post-processor, and with a byte-level one (offset trimming only), as a byte-level BPE has
+    let byte_level = serde_json::json!(
+        {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
+    );
+    for (name, processor, kept) in [
+        ("bare.json", serde_json::Value::Null, None),
+        ("byte_level.json", byte_level, Some("ByteLevel")),
+    ] {
+        json["post_processor"] = processor;
+        let path = dir.join(name);
+        std::fs::write(&path, json.to_string()).unwrap();
+        let plain = TextTokenizer::from_file(&path).unwrap();
+        let ids = plain.inner().encode(("after one", "comes"), true).unwrap();
+        assert_eq!(
+            ids.get_ids().first(),
+            plain.token_to_id("after").as_ref(),
+            "{name}"
+        );
+        let cfg = BertTrainConfig {
+            tokenizer: Some(path),
+            ..tiny(2)
+        };
+        let out = dir.join(format!("out-{name}"));
+        pretrain(&corpus, &out, &cfg, Start::Fresh).unwrap();
+        // the saved tokenizer frames a pair as [CLS] A [SEP] B [SEP], B's segment 1, as the run's batches were
+        let saved = TextTokenizer::from_file(&out.join("tokenizer.json")).unwrap();
+        let e = saved.inner().encode(("after one", "comes"), true).unwrap();
+        let id = |t: &str| saved.token_to_id(t).unwrap();
+        let words = |s: &str| saved.encode(s).unwrap();
+        let want = [
+            vec![id("[CLS]")],
+            words("after one"),
+            vec![id("[SEP]")],
+            words("comes"),
+            vec![id("[SEP]")],
+        ]
+        .concat();
+        assert_eq!(e.get_ids(), want, "{name}");
+        let n_a = 2 + words("after one").len();
+        assert!(e.get_type_ids()[..n_a].iter().all(|&t| t == 0), "{name}");
+        assert!(e.get_type_ids()[n_a..].iter().all(|&t| t == 1), "{name}");
+        // a byte-level post-processor is kept, before the frame
+        let saved_json: serde_json::Value =
+            serde_json::from_str(&saved.inner().to_string(false).unwrap()).unwrap();
+        let first = &saved_json["post_processor"]["processors"][0]["type"];
+        assert_eq!(first.as_str(), kept, "{name}: {saved_json}");
+    }
+    // a tokenizer that frames texts already is saved as it is
+    let cfg = BertTrainConfig {
+        tokenizer: Some(dir.join("framed.json")),
+        ..tiny(2)
+    };
+    wordpiece.save(&dir.join("framed.json")).unwrap();
+    pretrain(&corpus, &dir.join("out-framed"), &cfg, Start::Fresh).unwrap();
+    let saved = std::fs::read_to_string(dir.join("out-framed").join("tokenizer.json")).unwrap();
+    assert_eq!(saved, wordpiece.inner().to_string(true).unwrap());
 }

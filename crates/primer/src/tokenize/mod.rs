@@ -162,8 +162,14 @@ impl TextTokenizer {
     /// be mostly [PAD].
     pub fn from_file(path: &Path) -> Result<Self> {
         let json = std::fs::read_to_string(path).map_err(Error::io(path))?;
-        let mut inner = Tokenizer::from_str(&json)
-            .map_err(|e| Error::format(path, format!("not a valid tokenizer.json: {e}")))?;
+        let mut inner = Tokenizer::from_str(&json).map_err(|e| {
+            let why = if serde_json::from_str::<serde_json::Value>(&json).is_ok() {
+                format!("is JSON, but not a tokenizer.json of Hugging Face's tokenizers ({e})")
+            } else {
+                format!("not a valid tokenizer.json: {e}")
+            };
+            Error::format(path, why)
+        })?;
         inner
             .with_truncation(None)
             .map_err(|e| Error::format(path, e.to_string()))?;
@@ -172,6 +178,22 @@ impl TextTokenizer {
             inner,
             source: Some(path.to_path_buf()),
         })
+    }
+
+    /// A tokenizer the user names by `path`: a model directory ([`Self::from_dir`]), a BERT `vocab.txt` (read as
+    /// [`Self::from_bert_vocab`] reads its directory's), or a `tokenizer.json` by any name.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            return Self::from_dir(path);
+        }
+        if path.file_name().is_some_and(|n| n == wordpiece::VOCAB_FILE) {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            return Self::from_bert_vocab(dir);
+        }
+        Self::from_file(path)
     }
 
     /// Loads a model directory: its `tokenizer.json`; else BERT's `vocab.txt` (see

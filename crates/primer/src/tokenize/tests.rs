@@ -313,7 +313,16 @@ fn loading_errors_name_the_path() {
     );
     let bad = write(&dir, "bad.json", "{\"model\": 3}");
     let err = TextTokenizer::from_file(&bad).err().unwrap().to_string();
-    assert!(err.contains("bad.json"), "{err}");
+    assert!(
+        err.contains("bad.json: is JSON, but not a tokenizer.json"),
+        "{err}"
+    );
+    let cut = write(&dir, "cut.json", "{\"model\": ");
+    let err = TextTokenizer::from_file(&cut).err().unwrap().to_string();
+    assert!(
+        err.contains("cut.json: not a valid tokenizer.json"),
+        "{err}"
+    );
     let err = TextTokenizer::from_file(&dir.join("missing.json"))
         .err()
         .unwrap()

@@ -16,7 +16,9 @@ use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::models::{ModelWrapper, TrainerWrapper};
 use tokenizers::normalizers::{BertNormalizer, NormalizerWrapper};
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::sequence::Sequence;
 use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::{
     AddedToken, Model, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer,
     Tokenizer,
@@ -72,9 +74,18 @@ fn bert_tokenizer(model: WordPiece, normalizer: BertNormalizer) -> Result<Tokeni
 /// Adds the `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` post-processor when the vocabulary has
 /// [CLS] and [SEP].
 fn add_template(inner: &mut Tokenizer) -> Result<()> {
+    if let Some(template) = bert_template(inner)? {
+        inner.with_post_processor(Some(template));
+    }
+    Ok(())
+}
+
+/// The `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` post-processor (type id 1 for B and its [SEP]), when the
+/// vocabulary has [CLS] and [SEP].
+fn bert_template(inner: &Tokenizer) -> Result<Option<TemplateProcessing>> {
     let [_, _, cls, sep, _] = BERT_SPECIAL_TOKENS;
     let (Some(cls_id), Some(sep_id)) = (inner.token_to_id(cls), inner.token_to_id(sep)) else {
-        return Ok(());
+        return Ok(None);
     };
     let template = TemplateProcessing::builder()
         .try_single(format!("{cls} $A {sep}"))
@@ -83,8 +94,7 @@ fn add_template(inner: &mut Tokenizer) -> Result<()> {
         .special_tokens(vec![(cls, cls_id), (sep, sep_id)])
         .build()
         .map_err(tok_err)?;
-    inner.with_post_processor(Some(template));
-    Ok(())
+    Ok(Some(template))
 }
 
 impl TextTokenizer {
@@ -170,6 +180,38 @@ impl TextTokenizer {
             inner: bert_tokenizer(model, normalizer_setting(dir)?)?,
             source: Some(vocab),
         })
+    }
+
+    /// Makes the tokenizer frame texts as primer's BERT inputs are, `[CLS] A [SEP]` and `[CLS] A [SEP] B [SEP]`
+    /// with B's segment id 1, where it does not already (a tokenizer.json without BERT's post-processor, a
+    /// byte-level BPE), so that transformers' tokenizer gives a BERT trained with it the ids primer gave it. A
+    /// byte-level post-processor's offset trimming is kept, before the frame. Says whether anything changed.
+    pub fn frame_for_bert(&mut self) -> Result<bool> {
+        let s = self.bert_specials()?;
+        let pair = self.inner.encode(("a", "b"), true).map_err(tok_err)?;
+        let (ids, types) = (pair.get_ids(), pair.get_type_ids());
+        let framed = ids.first() == Some(&s.cls)
+            && ids.last() == Some(&s.sep)
+            && ids.iter().filter(|&&id| id == s.sep).count() == 2
+            && types.first() == Some(&0)
+            && types.last() == Some(&1);
+        if framed {
+            return Ok(false);
+        }
+        let Some(template) = bert_template(&self.inner)? else {
+            return Ok(false);
+        };
+        let processor = match self.inner.get_post_processor() {
+            Some(PostProcessorWrapper::ByteLevel(b)) => {
+                PostProcessorWrapper::Sequence(Sequence::new(vec![
+                    PostProcessorWrapper::ByteLevel(*b),
+                    template.into(),
+                ]))
+            }
+            _ => template.into(),
+        };
+        self.inner.with_post_processor(Some(processor));
+        Ok(true)
     }
 
     /// transformers loads the directory `dir` as a `BertTokenizer` when its `tokenizer_config.json` names that

@@ -146,13 +146,20 @@ pub(crate) fn in_run_dir<T>(out: &Path, body: impl FnOnce() -> Result<T>) -> Res
     result
 }
 
-/// Says so when a trained vocabulary came out smaller than `--vocab-size` asked: the corpus had no more merges
-/// (or word pieces) to learn, and the model is built for the vocabulary there is.
-pub(crate) fn note_small_vocab(corpus: &Path, got: usize, asked: usize) {
+/// Says so when a trained vocabulary came out another size than `--vocab-size` asked: smaller when the corpus had
+/// no more merges (or word pieces) to learn, larger when its alphabet alone needs more; the model is built for
+/// the vocabulary there is.
+pub(crate) fn note_vocab_size(corpus: &Path, got: usize, asked: usize) {
     if got < asked {
         eprintln!(
             "note: {} yields a vocabulary of {got}, fewer than the {asked} asked for (--vocab-size): it has no more \
              to learn",
+            corpus.display()
+        );
+    } else if got > asked {
+        eprintln!(
+            "note: {} yields a vocabulary of {got}, more than the {asked} asked for (--vocab-size): its alphabet \
+             alone needs that many tokens",
             corpus.display()
         );
     }

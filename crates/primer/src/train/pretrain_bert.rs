@@ -24,7 +24,7 @@ use crate::hf;
 use crate::models::bert::{Bert, BertConfig, BertInput, Heads, PretrainStats};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    absolute, adamw_config, check_resume, commit_fresh, in_run_dir, note_small_vocab, prepare_out,
+    absolute, adamw_config, check_resume, commit_fresh, in_run_dir, note_vocab_size, prepare_out,
     progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::BertShards;
@@ -362,23 +362,29 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
         (TextTokenizer::from_file(&tok_path)?, Some(state))
     } else {
         let t = match &cfg.tokenizer {
-            Some(path) => TextTokenizer::from_file(path)?,
+            Some(path) => {
+                let mut t = TextTokenizer::from_path(path)?;
+                if t.frame_for_bert()? {
+                    eprintln!(
+                        "note: {} does not frame texts as [CLS] A [SEP] B [SEP]; the run's tokenizer.json does, \
+                         as primer frames a BERT's inputs, so that transformers' tokenizer gives the same ids",
+                        path.display()
+                    );
+                }
+                t
+            }
             None => {
                 let files = [corpus.to_path_buf()];
                 let t = TextTokenizer::train_wordpiece(&files, cfg.vocab_size, cfg.lowercase)?;
-                note_small_vocab(corpus, t.vocab_size(), cfg.vocab_size);
+                note_vocab_size(corpus, t.vocab_size(), cfg.vocab_size);
                 t
             }
         };
         (t, None)
     };
-    // a tokenizer file the user gave is named in what is wrong with it
-    let named = |e: Error| match (&cfg.tokenizer, resume) {
-        (Some(path), false) => Error::format(path, e.to_string()),
-        _ => e,
-    };
-    let specials = tok.bert_specials().map_err(named)?;
-    let masker = Masker::for_tokenizer(&tok, cfg.mask_config()).map_err(named)?;
+    // what is wrong with a tokenizer is named by its file
+    let specials = tok.bert_specials()?;
+    let masker = Masker::for_tokenizer(&tok, cfg.mask_config())?;
     let batcher = BertBatcher::new(specials, masker, cfg.block_size, cfg.nsp)?;
     let segments = SegmentCorpus::from_file(corpus, &tok)?;
     eprintln!(

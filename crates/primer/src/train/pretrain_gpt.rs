@@ -13,7 +13,7 @@ use crate::hf::{self, TokenIds};
 use crate::models::gpt::{Gpt, GptConfig};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    absolute, adamw_config, check_resume, commit_fresh, in_run_dir, note_small_vocab, prepare_out,
+    absolute, adamw_config, check_resume, commit_fresh, in_run_dir, note_vocab_size, prepare_out,
     progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::GptShards;
@@ -296,7 +296,7 @@ fn tokenize_fresh(
         TextTokenizer::train_char(&files)?
     } else {
         let t = TextTokenizer::train_bpe(&files, cfg.vocab_size)?;
-        note_small_vocab(corpus, t.vocab_size(), cfg.vocab_size);
+        note_vocab_size(corpus, t.vocab_size(), cfg.vocab_size);
         t
     };
     let partial = out.join(TOKENS_PARTIAL);

@@ -318,3 +318,31 @@ fn a_tokenizer_json_that_transformers_loads_as_bert_tokenizer_normalizes_as_that
     assert_eq!(ids(None, Some(r#"{"model_type": "gpt2"}"#)), [7]);
     assert_eq!(ids(None, None), [7]);
 }
+
+#[test]
+fn a_tokenizer_is_named_by_its_file_its_vocab_txt_or_its_directory() {
+    let (tok, dir) = trained("from-path", 150);
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    write_vocab_txt(&tok, &model, "");
+    let text = "the cat sat";
+    for path in [model.join(VOCAB_FILE), model.clone()] {
+        let read = TextTokenizer::from_path(&path).unwrap();
+        assert_eq!(
+            read.encode(text).unwrap(),
+            tok.encode(text).unwrap(),
+            "{path:?}"
+        );
+    }
+    // a tokenizer.json beside it is what the directory names; by its own name it is read as such too
+    tok.save(&model.join("tokenizer.json")).unwrap();
+    tok.save(&dir.join("any-name.json")).unwrap();
+    for path in [model.clone(), dir.join("any-name.json")] {
+        let read = TextTokenizer::from_path(&path).unwrap();
+        assert_eq!(
+            read.inner().to_string(false).unwrap(),
+            tok.inner().to_string(false).unwrap(),
+            "{path:?}"
+        );
+    }
+}
