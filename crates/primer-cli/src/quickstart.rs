@@ -237,11 +237,11 @@ mod tests {
             let a = Cli::parse_from(["q", "--max-iters", steps, "--bert-iters", steps]).args;
             let (g, b) = (gpt_config(&a), bert_config(&a));
             assert!(
-                warmup_warning(g.warmup_iters, g.max_iters).is_none(),
+                warmup_warning(g.warmup_iters, g.max_iters, false).is_none(),
                 "{steps}"
             );
             assert!(
-                warmup_warning(b.warmup_iters, b.max_iters).is_none(),
+                warmup_warning(b.warmup_iters, b.max_iters, false).is_none(),
                 "{steps}"
             );
         }

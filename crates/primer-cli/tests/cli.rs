@@ -521,6 +521,12 @@ fn missing_files_are_errors_not_panics() {
     let zero_ffn = d.join("zero-ffn.toml");
     std::fs::write(&zero_ffn, "intermediate_size = 0\n").unwrap();
     let zero_ffn = zero_ffn.to_str().unwrap();
+    let odd_width = d.join("odd-width.toml");
+    std::fs::write(&odd_width, "n_layer = 1\nn_embd = 30\n").unwrap();
+    let odd_width = odd_width.to_str().unwrap();
+    let no_layers = d.join("no-layers.toml");
+    std::fs::write(&no_layers, "n_layer = 0\n").unwrap();
+    let no_layers = no_layers.to_str().unwrap();
     for (args, says) in [
         ("bench train --steps 0".to_string(), "from 1 to"),
         (
@@ -551,6 +557,20 @@ fn missing_files_are_errors_not_panics() {
         (
             format!("{bert} --config {zero_ffn}"),
             "intermediate_size in",
+        ),
+        // a GPT's shape from the file is named by flag and key
+        (
+            format!("pretrain gpt --corpus {corpus} --out x --config {odd_width}"),
+            "--n-embd 30 is not divisible by --n-head 4: each head gets an equal share of the width (set as \
+             n_embd in",
+        ),
+        (
+            format!("pretrain gpt --corpus {corpus} --out x --config {no_layers}"),
+            "--n-layer must be positive (set as n_layer in",
+        ),
+        (
+            format!("pretrain gpt --corpus {corpus} --out x --tokenizer bpe --vocab-size 10"),
+            "--vocab-size 10 is too small for a byte-level BPE",
         ),
         (
             format!("{bert} --val-corpus {corpus} --val-fraction 0.2"),
@@ -1037,6 +1057,11 @@ fn resumed_bert_run_finds_its_files_and_names_its_flags() {
     // named again by any path to it
     let (ok, err) = bert(&elsewhere, &format!("--resume --out {run} --max-iters 2"));
     assert!(ok, "resumed from another directory: {err}");
+    // its schedule ended at its first --max-iters, which the resumed run is told
+    assert!(
+        err.contains("ends at step 1, so steps 1 to 2 train at --min-lr"),
+        "{err}"
+    );
     let (ok, err) = bert(
         &d,
         "--resume --out run --max-iters 3 --val-corpus ./val.txt",

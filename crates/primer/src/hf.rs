@@ -101,6 +101,14 @@ pub fn read_model_config<T: DeserializeOwned>(
     validate: fn(&T) -> Result<()>,
 ) -> Result<T> {
     let path = dir.join("config.json");
+    // a pretraining run writes config.json with its first checkpoint, train_config.json before its first step
+    if !path.exists() && dir.join("train_config.json").is_file() {
+        return Err(Error::format(
+            dir,
+            "holds a run with no checkpoint yet (config.json and model.safetensors come with the first \
+             evaluation): let it reach one, or resume it",
+        ));
+    }
     let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
     let value: serde_json::Value = parse_json(&path, &text)?;
     if let Some(found) = value.get("model_type").and_then(|t| t.as_str()) {

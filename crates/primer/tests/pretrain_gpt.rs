@@ -150,7 +150,7 @@ fn bad_corpora_are_clear_errors() {
         Start::Fresh,
     ));
     assert!(
-        e.contains("n_embd (18) is not divisible by n_head (4)"),
+        e.contains("--n-embd 18 is not divisible by --n-head 4"),
         "{e}"
     );
     assert!(!d.join("o4").join("tokens.bin").exists());
@@ -240,6 +240,13 @@ fn bad_checkpoints_are_clear_errors() {
         "{e}"
     );
     std::fs::write(d.join("config.json"), &cfg).unwrap();
+
+    // a run's directory before its first checkpoint: said so, not reported as a missing config.json
+    let early = d.join("early");
+    std::fs::create_dir_all(&early).unwrap();
+    std::fs::write(early.join("train_config.json"), "{}").unwrap();
+    let e = err_of(Gpt::load(&early));
+    assert!(e.contains("holds a run with no checkpoint yet"), "{e}");
 
     // a directory of another model: said so, not reported as a field a GPT-2 config would have
     let e = err_of(primer::models::bert::Bert::load(&d));

@@ -129,7 +129,7 @@ impl TextTokenizer {
         let alphabet = ByteLevel::alphabet();
         if vocab_size <= alphabet.len() {
             return Err(Error::Config(format!(
-                "BPE vocab size {vocab_size} is too small: the 256 byte tokens and {EOS_TOKEN} \
+                "--vocab-size {vocab_size} is too small for a byte-level BPE: the 256 byte tokens and {EOS_TOKEN} \
                  need at least {}",
                 alphabet.len() + 1
             )));

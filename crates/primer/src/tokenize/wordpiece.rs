@@ -106,7 +106,7 @@ impl TextTokenizer {
     pub fn train_wordpiece(files: &[PathBuf], vocab_size: usize, lowercase: bool) -> Result<Self> {
         if vocab_size <= BERT_SPECIAL_TOKENS.len() {
             return Err(Error::Config(format!(
-                "WordPiece vocab size {vocab_size} is too small: the {} special tokens need \
+                "--vocab-size {vocab_size} is too small for a WordPiece: the {} special tokens need \
                  more",
                 BERT_SPECIAL_TOKENS.len()
             )));

@@ -31,7 +31,7 @@ use crate::train::data_parallel::BertShards;
 use crate::train::inputs::{check_readable, check_recordable, check_unchanged, same_input};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
-use crate::train::schedule::{cosine_lr, warmup_warning};
+use crate::train::schedule::{cosine_lr, past_schedule_note, warmup_warning};
 use crate::viz::plot::plot_jsonl;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -343,7 +343,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
         check_recordable(tokenizer)?;
     }
     // once the run is known to go ahead
-    if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters) {
+    if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters, resume) {
         eprintln!("{warning}");
     }
     let tok_path = out.join("tokenizer.json");
@@ -355,6 +355,14 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
     let (tok, state) = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
+        if let Some(note) = past_schedule_note(
+            state.step,
+            cfg.max_iters,
+            (cfg.warmup_iters, cfg.lr_decay_iters),
+            cfg.min_lr,
+        ) {
+            eprintln!("{note}");
+        }
         check_unchanged(corpus, "corpus", corpus_bytes, state.corpus_bytes, out)?;
         if let (Some(val), Some(now)) = (&cfg.val_corpus, val_corpus_bytes) {
             check_unchanged(val, "validation corpus", now, state.val_corpus_bytes, out)?;

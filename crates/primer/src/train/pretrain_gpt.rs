@@ -21,7 +21,7 @@ use crate::train::inputs::{check_readable, check_recordable};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::run_dir::TOKENS_PARTIAL;
-use crate::train::schedule::{cosine_lr, warmup_warning};
+use crate::train::schedule::{cosine_lr, past_schedule_note, warmup_warning};
 use crate::viz::plot::plot_jsonl;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -101,8 +101,23 @@ impl GptTrainConfig {
         if self.tokenizer != "char" && self.tokenizer != "bpe" {
             return bad("--tokenizer must be char or bpe");
         }
-        if self.batch_size == 0 || self.grad_accum == 0 || self.block_size == 0 {
-            return bad("batch size, grad-accum and block size must be positive");
+        for (flag, v) in [
+            ("--batch-size", self.batch_size),
+            ("--grad-accum", self.grad_accum),
+            ("--block-size", self.block_size),
+            ("--n-layer", self.n_layer),
+            ("--n-head", self.n_head),
+            ("--n-embd", self.n_embd),
+        ] {
+            if v == 0 {
+                return bad(&format!("{flag} must be positive"));
+            }
+        }
+        if !self.n_embd.is_multiple_of(self.n_head) {
+            return bad(&format!(
+                "--n-embd {} is not divisible by --n-head {}: each head gets an equal share of the width",
+                self.n_embd, self.n_head
+            ));
         }
         if !(0.0..0.5).contains(&self.val_fraction) || self.val_fraction == 0.0 {
             return bad("--val-fraction must be in (0, 0.5)");
@@ -354,7 +369,7 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
         check_readable(corpus, "--corpus", false)?;
     }
     // once the run is known to go ahead
-    if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters) {
+    if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters, resume) {
         eprintln!("{warning}");
     }
     let tok_path = out.join("tokenizer.json");
@@ -364,6 +379,14 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
     let (tokenizer, state, splits) = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
+        if let Some(note) = past_schedule_note(
+            state.step,
+            cfg.max_iters,
+            (cfg.warmup_iters, cfg.lr_decay_iters),
+            cfg.min_lr,
+        ) {
+            eprintln!("{note}");
+        }
         let t = TextTokenizer::from_file(&tok_path)?;
         let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
         (t, Some(state), splits)

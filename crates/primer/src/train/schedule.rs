@@ -18,12 +18,36 @@ pub fn cosine_lr(step: usize, lr: f32, min_lr: f32, warmup: usize, decay_steps: 
 /// A warning for a pretraining schedule whose warm-up does not end before the cosine decay would: the rate then
 /// rises for the whole warm-up and drops to `--min-lr` after it, with no decay (nanoGPT's rule, kept so that
 /// settings carry over).
-pub fn warmup_warning(warmup: usize, decay_steps: usize) -> Option<String> {
+pub fn warmup_warning(warmup: usize, decay_steps: usize, resume: bool) -> Option<String> {
+    let decay_from = if resume {
+        "the run's, fixed when it started"
+    } else {
+        "default: --max-iters"
+    };
     (warmup >= decay_steps).then(|| {
         format!(
-            "warning: --warmup-iters {warmup} is not shorter than --lr-decay-iters {decay_steps} (default: \
-             --max-iters): the learning rate rises until step {warmup}, then drops straight to --min-lr with no \
-             decay between (nanoGPT's rule); lower --warmup-iters for a warm-up, then a decay"
+            "warning: --warmup-iters {warmup} is not shorter than --lr-decay-iters {decay_steps} ({decay_from}): \
+             the learning rate rises until step {warmup}, then drops straight to --min-lr with no decay between \
+             (nanoGPT's rule); lower --warmup-iters for a warm-up, then a decay"
+        )
+    })
+}
+
+/// A note for a resumed run, at `step`, that goes on to `max_iters` past the end of its schedule, fixed when the
+/// run started (`--min-lr` from the end of the warm-up or of the decay, whichever is later): those steps train
+/// at `--min-lr`, which a user resuming to train longer may not expect.
+pub fn past_schedule_note(
+    step: usize,
+    max_iters: usize,
+    (warmup, decay_steps): (usize, usize),
+    min_lr: f32,
+) -> Option<String> {
+    let end = warmup.max(decay_steps);
+    (max_iters > end && max_iters > step).then(|| {
+        format!(
+            "note: the run's learning-rate schedule (--warmup-iters {warmup}, --lr-decay-iters {decay_steps}, fixed \
+             when it started) ends at step {end}, so steps {} to {max_iters} train at --min-lr {min_lr}",
+            step.max(end)
         )
     })
 }
@@ -60,8 +84,22 @@ mod tests {
     fn huge_warmup_stays_finite_and_is_warned_of() {
         let lr = cosine_lr(3, 1e-3, 1e-4, usize::MAX, 10);
         assert!(lr.is_finite() && lr > 0.0 && lr < 1e-3, "{lr}");
-        assert!(super::warmup_warning(100, 20).is_some_and(|w| w.contains("--warmup-iters 100")));
-        assert!(super::warmup_warning(10, 20).is_none());
+        let w = super::warmup_warning(100, 20, false);
+        assert!(w.is_some_and(
+            |w| w.contains("--warmup-iters 100") && w.contains("default: --max-iters")
+        ));
+        let w = super::warmup_warning(100, 20, true);
+        assert!(w.is_some_and(|w| w.contains("(the run's, fixed when it started)")));
+        assert!(super::warmup_warning(10, 20, false).is_none());
+        let note = super::past_schedule_note(20, 60, (5, 20), 1e-4);
+        assert!(note
+            .is_some_and(|n| n.contains("ends at step 20, so steps 20 to 60 train at --min-lr")));
+        let note = super::past_schedule_note(10, 60, (5, 20), 1e-4);
+        assert!(note.is_some_and(|n| n.contains("steps 20 to 60")));
+        // a warm-up longer than the decay holds the rate up until it ends
+        let note = super::past_schedule_note(20, 60, (30, 20), 1e-4);
+        assert!(note.is_some_and(|n| n.contains("ends at step 30, so steps 30 to 60")));
+        assert!(super::past_schedule_note(20, 40, (5, 40), 1e-4).is_none());
         // past a warm-up longer than the run (10 of 4 steps): zero, not an underflow
         assert_eq!(linear_lr(12, 1.0, 10, 4), 0.0);
     }

@@ -423,7 +423,12 @@ fn tick_label(v: f64) -> String {
 /// `v` with at most `decimals` decimals and no trailing zeros.
 fn trimmed(v: f64, decimals: usize) -> String {
     let s = format!("{v:.decimals$}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
+    // only a fraction's zeros: 100 keeps its own
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
     if s == "-0" {
         "0".to_string()
     } else {
@@ -744,6 +749,10 @@ mod tests {
         assert_eq!(tick_label(25_000.0), "25k");
         assert_eq!(tick_label(67_349.0), "67.3k");
         assert_eq!(tick_label(123_456.0), "123k");
+        assert_eq!(tick_label(100_000.0), "100k");
+        assert_eq!(tick_label(120_000.0), "120k");
+        assert_eq!(tick_label(5e8), "500M");
+        assert_eq!(tick_label(-200_000.0), "-200k");
         assert_eq!(tick_label(1e6), "1M");
         assert_eq!(tick_label(2.5e9), "2.5G");
         assert_eq!(tick_label(-0.0001), "-1.0e-4");

@@ -177,7 +177,7 @@ fn training_rejects_tiny_vocabularies_and_blank_corpora() {
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("vocab size 5"), "{err}");
+    assert!(err.contains("--vocab-size 5 is too small"), "{err}");
     let blank = write(&dir, "blank.txt", "\n \n");
     let err = TextTokenizer::train_wordpiece(&[text, blank], 100, true)
         .err()
