@@ -59,17 +59,35 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<RunLock> {
         Ok(h) => h,
         Err(e) => return unguarded(e),
     };
-    match handle.try_lock() {
-        Ok(()) => Ok(RunLock {
-            _held: Some(handle),
-        }),
-        Err(TryLockError::WouldBlock) => Err(Error::format(
-            dir,
-            "another primer process is training in this directory: wait for it to end, or choose another --out",
-        )),
-        Err(TryLockError::Error(e)) => unguarded(e),
+    // a lock held only for a moment is waited for: a child process that another thread of this one is starting
+    // shares the handles of the process, the lock of a run that has just ended included, until it runs its
+    // program
+    let mut attempt = 0;
+    loop {
+        match handle.try_lock() {
+            Ok(()) => {
+                return Ok(RunLock {
+                    _held: Some(handle),
+                })
+            }
+            Err(TryLockError::WouldBlock) if attempt < LOCK_ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::format(
+                    dir,
+                    "another primer process is training in this directory: wait for it to end, or choose \
+                     another --out",
+                ))
+            }
+            Err(TryLockError::Error(e)) => return unguarded(e),
+        }
     }
 }
+
+/// How many times [`lock_dir`] tries again, 10 ms apart, before it takes a held lock for another run's.
+const LOCK_ATTEMPTS: usize = 20;
 
 #[cfg(test)]
 mod tests {
@@ -117,5 +135,13 @@ mod tests {
         assert!(e.contains("another primer process is training"), "{e}");
         drop(lock);
         check_resumable(&dir).unwrap();
+        // a lock let go of within a moment (a child process starting in another thread shared it) is waited for
+        let lock = open_run_dir(&dir).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            drop(lock);
+        });
+        open_run_dir(&dir).unwrap();
+        release.join().unwrap();
     }
 }
