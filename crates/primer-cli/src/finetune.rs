@@ -53,6 +53,9 @@ pub struct FinetuneArgs {
     /// Test data, evaluated once with the best model at the end.
     #[arg(long)]
     test: Option<PathBuf>,
+    /// With --resume: forget the test split the run recorded (a file that is gone, say) and score none.
+    #[arg(long, requires = "resume", conflicts_with_all = ["test", "test_articles"])]
+    no_test: bool,
     /// qa: articles of the training file to use, `FIRST:END` (end exclusive, file order).
     #[arg(long)]
     train_articles: Option<String>,
@@ -185,8 +188,13 @@ fn split_of(
             return Ok(None);
         };
         if !s.path.exists() {
+            let or_drop = if flag == "--test" {
+                ", or --no-test to score none"
+            } else {
+                ""
+            };
             bail!(
-                "{flag}: the run's {} is gone: pass {flag} with where it is now",
+                "{flag}: the run's {} is gone: pass {flag} with where it is now{or_drop}",
                 s.path.display()
             );
         }
@@ -255,9 +263,6 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
             (FinetuneConfig::new(task.into()), [None, None], None)
         }
     };
-    if let Some(t) = a.task {
-        cfg.task = t.into();
-    }
     let task = cfg.task;
     // a setting of another task is refused rather than ignored
     for (id, owner) in [
@@ -330,17 +335,7 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
         ("--dev-articles", a.dev_articles.as_ref()),
         recorded_dev,
     )?;
-    // a test split that is gone is dropped rather than refused: it is only scored at the end
-    let recorded_test = match recorded_test {
-        Some(t) if a.test.is_none() && !t.path.exists() => {
-            eprintln!(
-                "note: the run's test split {} is gone: continuing without a test score (pass --test to score one)",
-                t.path.display()
-            );
-            None
-        }
-        t => t,
-    };
+    let recorded_test = recorded_test.filter(|_| !a.no_test);
     let test = split_of(
         task,
         ("--test", a.test.as_ref()),

@@ -320,7 +320,7 @@ pub struct BertArgs {
     #[command(flatten)]
     run: RunArgs,
     /// A tokenizer to reuse instead of training a WordPiece vocabulary on the corpus: a tokenizer.json, a BERT
-    /// vocab.txt, or a model directory holding either.
+    /// vocab.txt, or a model directory (its tokenizer.json, else its vocab.txt).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
     /// WordPiece vocabulary size [default: 8192]

@@ -1059,7 +1059,8 @@ fn resumed_bert_run_finds_its_files_and_names_its_flags() {
     assert!(ok, "resumed from another directory: {err}");
     // its schedule ended at its first --max-iters, which the resumed run is told
     assert!(
-        err.contains("ends at step 1, so steps 1 to 2 train at --min-lr"),
+        err.contains("ends at step 1")
+            && err.contains("the last 1 of the 2 steps train at --min-lr"),
         "{err}"
     );
     let (ok, err) = bert(
@@ -1540,7 +1541,7 @@ fn finetune_then_eval_predict_and_plot() {
     let eval: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(short.join("eval.json")).unwrap()).unwrap();
     assert!(eval["test"]["accuracy"].as_f64().is_some(), "{eval}");
-    // a recorded test split that is gone is left out, with a note, rather than blocking the run
+    // a recorded test split that is gone is named, and --no-test forgets it
     let gone = d.join("gone");
     with_test(
         &gone,
@@ -1554,15 +1555,21 @@ fn finetune_then_eval_predict_and_plot() {
         ],
     );
     std::fs::remove_file(&test).unwrap();
-    let (resumed, err) = outcome(
-        primer()
-            .args(["finetune", "--resume", "--threads", "1", "--out"])
-            .arg(&gone),
-    );
+    let resume_gone = |args: &[&str]| {
+        outcome(
+            primer()
+                .args(["finetune", "--resume", "--threads", "1", "--out"])
+                .arg(&gone)
+                .args(args),
+        )
+    };
+    let (resumed, err) = resume_gone(&[]);
     assert!(
-        resumed && err.contains("is gone: continuing without a test score"),
+        !resumed && err.contains("is gone: pass --test with where it is now, or --no-test"),
         "{err}"
     );
+    let (resumed, err) = resume_gone(&["--no-test"]);
+    assert!(resumed, "{err}");
     let eval: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(gone.join("eval.json")).unwrap()).unwrap();
     assert!(eval["test"].is_null(), "{eval}");

@@ -105,8 +105,8 @@ pub fn read_model_config<T: DeserializeOwned>(
     if !path.exists() && dir.join("train_config.json").is_file() {
         return Err(Error::format(
             dir,
-            "holds a run with no checkpoint yet (config.json and model.safetensors come with the first \
-             evaluation): let it reach one, or resume it",
+            "holds a run with no model yet (config.json and model.safetensors come with its first checkpoint): \
+             let it reach one, or start a run stopped before then afresh with --overwrite",
         ));
     }
     let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;

@@ -771,14 +771,17 @@ fn a_resumed_run_checks_its_data_by_content_and_follows_it_when_moved() {
     std::fs::remove_dir_all(out.join("checkpoint")).unwrap();
     let e = resume(&mv, None, &cfg).unwrap_err();
     assert!(
-        e.contains("cannot be resumed") && !e.contains("first epoch"),
+        e.contains("cannot be resumed") && !e.contains("first epoch") && e.contains("primer eval"),
         "{e}"
     );
     let splits = train_dev(&mv, &dv);
     let e = finetune(&model, &out, &splits, &cfg, Start::Fresh)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("without a checkpoint"), "{e}");
+    assert!(
+        e.contains("without a checkpoint") && e.contains("primer eval"),
+        "{e}"
+    );
 }
 
 #[test]

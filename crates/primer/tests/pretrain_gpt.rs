@@ -246,7 +246,7 @@ fn bad_checkpoints_are_clear_errors() {
     std::fs::create_dir_all(&early).unwrap();
     std::fs::write(early.join("train_config.json"), "{}").unwrap();
     let e = err_of(Gpt::load(&early));
-    assert!(e.contains("holds a run with no checkpoint yet"), "{e}");
+    assert!(e.contains("holds a run with no model yet"), "{e}");
 
     // a directory of another model: said so, not reported as a field a GPT-2 config would have
     let e = err_of(primer::models::bert::Bert::load(&d));

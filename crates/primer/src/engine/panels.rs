@@ -66,7 +66,7 @@ pub fn can_pack(d_out: usize) -> bool {
 /// Packs `w` (`[d_in, d_out]`, row-major) into panels, in place. [`can_pack`] must allow `d_out`.
 pub fn pack(w: &mut [f32], d_in: usize, d_out: usize) {
     assert!(can_pack(d_out) && w.len() == d_in * d_out);
-    let width = kernel().map_or(1, |k| k.width);
+    let width = kernel().expect("can_pack found the kernel").width;
     let src = w.to_vec();
     for (p, panel) in w.chunks_exact_mut(d_in * width).enumerate() {
         for (i, dst) in panel.chunks_exact_mut(width).enumerate() {
@@ -98,13 +98,21 @@ pub fn forward(
     }
     let n_panels = d_out / width;
     let threads = if par { rayon::current_num_threads() } else { 1 };
+    // runs of panels, one per thread; with fewer panels than threads (64-column ones), runs of rows too, in
+    // whole row groups
     let per = n_panels.div_ceil(threads).max(1);
+    let panel_runs = n_panels.div_ceil(per);
+    let row_runs = (threads / panel_runs).clamp(1, rows.div_ceil(ROWS).max(1));
+    let rows_per = rows.div_ceil(row_runs).div_ceil(ROWS) * ROWS;
     let dst = SendPtr(out.as_mut_ptr());
-    let run = |first: usize| {
+    let run = |task: usize| {
+        let first = (task % panel_runs) * per;
         let panels = first..(first + per).min(n_panels);
         let cols = panels.start * width..panels.end * width;
-        for r0 in (0..rows).step_by(BLOCK) {
-            let r1 = (r0 + BLOCK).min(rows);
+        let (row_start, row_end) = ((task / panel_runs) * rows_per, rows);
+        let row_end = row_end.min(row_start + rows_per);
+        for r0 in (row_start..row_end).step_by(BLOCK) {
+            let r1 = (r0 + BLOCK).min(row_end);
             for p in panels.clone() {
                 for k0 in (0..d_in).step_by(depth_step) {
                     let depth = depth_step.min(d_in - k0);
@@ -115,7 +123,8 @@ pub fn forward(
                         let n = ROWS.min(r1 - r);
                         // SAFETY: the CPU runs the kernel (checked above); it reads a width × `depth` panel slice
                         // and `n` rows of `depth` inputs, all inside `w` and `x`, and writes a width × `n` block of
-                        // `out` (rows r.., columns of panel p) that no other task writes.
+                        // `out` (rows r.., columns of panel p) that no other task writes: tasks differ in their
+                        // panels or their rows.
                         unsafe {
                             kernel.rows[n - 1](
                                 width,
@@ -143,7 +152,7 @@ pub fn forward(
             }
             if let Some(b) = bias {
                 for r in r0..r1 {
-                    // SAFETY: this task's columns of row r, written by no other task.
+                    // SAFETY: this task's columns of its row r, written by no other task.
                     let row = unsafe {
                         std::slice::from_raw_parts_mut(
                             dst.get().add(r * d_out + cols.start),
@@ -155,10 +164,10 @@ pub fn forward(
             }
         }
     };
-    // as in `matmul::gemm_strided`: one run of panels per thread, or the whole product here when there is one
-    let runs = n_panels.div_ceil(per);
-    if runs > 1 {
-        (0..runs).into_par_iter().for_each(|i| run(i * per));
+    // as in `matmul::gemm_strided`: one task per thread, or the whole product here when there is one
+    let tasks = panel_runs * rows.div_ceil(rows_per.max(1));
+    if tasks > 1 {
+        (0..tasks).into_par_iter().for_each(run);
     } else {
         run(0);
     }

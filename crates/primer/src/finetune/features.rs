@@ -3,7 +3,7 @@
 //!
 //! - Classification: BERT gets `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, truncated longest-first; a GPT gets
 //!   the text (a pair joined by a newline), cut to `max_len` tokens, and is read at its last token that is not
-//!   the model's padding (`pad_token_id`, as transformers reads it).
+//!   the model's padding (`pad_token_id`, as transformers reads it; at its first token when it is all padding).
 //! - Token tasks (NER, slots): each word is tokenized on its own; its first piece carries the tag, the other
 //!   pieces and the special tokens −100. Pieces beyond `max_len − 2` are cut (their words are predicted `O`).
 //! - QA: `[CLS] question [SEP] context window [SEP]`; a context longer than the window is split into windows

@@ -700,9 +700,10 @@ fn train_in(
 }
 
 /// Lowers a QA run's question length and window overlap where they are left at their defaults (64 and 128
-/// tokens, made for 384-token windows) and a shorter `--max-len` has no room for them, saying so: the question
-/// gets at most half the window, the overlap half the context room that leaves. A value given that does not fit
-/// is refused later, naming its flag; one equal to the default is taken as left out.
+/// tokens, made for 384-token windows) and a shorter `--max-len` leaves too little room, saying so: questions
+/// are cut at half the window when 64 is more than that, and the overlap becomes half the context room a window
+/// has beside the question when 128 would leave windows moving on by less than a quarter of it. A value given
+/// that does not fit is refused later, naming its flag; one equal to the default is taken as left out.
 fn fit_qa_defaults(cfg: &mut FinetuneConfig) {
     let default = FinetuneConfig::new(Task::Qa);
     if cfg.max_query_len == default.max_query_len && cfg.max_query_len > cfg.max_len / 2 {
@@ -713,7 +714,7 @@ fn fit_qa_defaults(cfg: &mut FinetuneConfig) {
         );
     }
     let room = cfg.max_len.saturating_sub(cfg.max_query_len + 3);
-    if cfg.doc_stride == default.doc_stride && cfg.doc_stride >= room {
+    if cfg.doc_stride == default.doc_stride && cfg.doc_stride + room / 4 >= room {
         cfg.doc_stride = room / 2;
         eprintln!(
             "note: windows overlap by {} tokens (--doc-stride {}, as a window holds {room} context tokens)",
@@ -908,5 +909,34 @@ fn epoch_batches(features: &[Feature], cfg: &FinetuneConfig, epoch: usize) -> Ve
 fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
     for i in (1..v.len()).rev() {
         v.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(max_query_len, doc_stride)` after fitting QA's defaults to `max_len`.
+    fn fitted(max_len: usize) -> (usize, usize) {
+        let mut cfg = FinetuneConfig::new(Task::Qa);
+        cfg.max_len = max_len;
+        fit_qa_defaults(&mut cfg);
+        (cfg.max_query_len, cfg.doc_stride)
+    }
+
+    #[test]
+    fn qa_defaults_are_fitted_to_short_windows_only() {
+        // made for 384: kept, as at 256 (room 189, windows move on by 61)
+        assert_eq!(fitted(384), (64, 128));
+        assert_eq!(fitted(256), (64, 128));
+        // at 200 windows would move on by 5 of their 133 context tokens: they share half of them instead
+        assert_eq!(fitted(200), (64, 66));
+        // under 128 the question gets half the window, and the overlap half of what is left
+        assert_eq!(fitted(64), (32, 14));
+        // a value given is left alone
+        let mut cfg = FinetuneConfig::new(Task::Qa);
+        (cfg.max_len, cfg.doc_stride, cfg.max_query_len) = (64, 20, 30);
+        fit_qa_defaults(&mut cfg);
+        assert_eq!((cfg.max_query_len, cfg.doc_stride), (30, 20));
     }
 }

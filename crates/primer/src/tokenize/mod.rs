@@ -165,6 +165,11 @@ impl TextTokenizer {
         let mut inner = Tokenizer::from_str(&json).map_err(|e| {
             let why = if serde_json::from_str::<serde_json::Value>(&json).is_ok() {
                 format!("is JSON, but not a tokenizer.json of Hugging Face's tokenizers ({e})")
+            } else if path.extension().is_some_and(|x| x == "txt") {
+                format!(
+                    "not a valid tokenizer.json ({e}); a BERT vocabulary is read as a file named vocab.txt, or \
+                     from its directory"
+                )
             } else {
                 format!("not a valid tokenizer.json: {e}")
             };

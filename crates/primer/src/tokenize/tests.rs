@@ -317,6 +317,9 @@ fn loading_errors_name_the_path() {
         err.contains("bad.json: is JSON, but not a tokenizer.json"),
         "{err}"
     );
+    let words = write(&dir, "words.txt", "the\ncat\n");
+    let err = TextTokenizer::from_file(&words).err().unwrap().to_string();
+    assert!(err.contains("read as a file named vocab.txt"), "{err}");
     let cut = write(&dir, "cut.json", "{\"model\": ");
     let err = TextTokenizer::from_file(&cut).err().unwrap().to_string();
     assert!(

@@ -42,7 +42,8 @@ use std::time::Instant;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct BertTrainConfig {
-    /// A `tokenizer.json` to reuse; when absent a WordPiece vocabulary is trained on the corpus.
+    /// A tokenizer to reuse (a `tokenizer.json`, a BERT `vocab.txt` or a model directory, read by
+    /// [`TextTokenizer::from_path`]); when absent a WordPiece vocabulary is trained on the corpus.
     pub tokenizer: Option<PathBuf>,
     /// Vocabulary size of a trained WordPiece tokenizer.
     pub vocab_size: usize,
@@ -355,6 +356,11 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
     let (tok, state) = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
+        check_unchanged(corpus, "corpus", corpus_bytes, state.corpus_bytes, out)?;
+        if let (Some(val), Some(now)) = (&cfg.val_corpus, val_corpus_bytes) {
+            check_unchanged(val, "validation corpus", now, state.val_corpus_bytes, out)?;
+        }
+        let tok = TextTokenizer::from_file(&tok_path)?;
         if let Some(note) = past_schedule_note(
             state.step,
             cfg.max_iters,
@@ -363,11 +369,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
         ) {
             eprintln!("{note}");
         }
-        check_unchanged(corpus, "corpus", corpus_bytes, state.corpus_bytes, out)?;
-        if let (Some(val), Some(now)) = (&cfg.val_corpus, val_corpus_bytes) {
-            check_unchanged(val, "validation corpus", now, state.val_corpus_bytes, out)?;
-        }
-        (TextTokenizer::from_file(&tok_path)?, Some(state))
+        (tok, Some(state))
     } else {
         let t = match &cfg.tokenizer {
             Some(path) => {

@@ -379,6 +379,8 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
     let (tokenizer, state, splits) = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
+        let t = TextTokenizer::from_file(&tok_path)?;
+        let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
         if let Some(note) = past_schedule_note(
             state.step,
             cfg.max_iters,
@@ -387,8 +389,6 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
         ) {
             eprintln!("{note}");
         }
-        let t = TextTokenizer::from_file(&tok_path)?;
-        let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
         (t, Some(state), splits)
     } else {
         let (t, splits) = tokenize_fresh(corpus, out, cfg, start)?;
