@@ -143,6 +143,15 @@ fn run() -> Result<()> {
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = cli.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");
+        // more threads than cores take turns on them, and the kernels' threads wait on each other's turns
+        if let Ok(cores) = std::thread::available_parallelism() {
+            if n > cores.get() {
+                eprintln!(
+                    "warning: --threads {n} is more than the {cores} cores this process may use: threads beyond \
+                     them only take turns, and make every step slower"
+                );
+            }
+        }
         pool = pool.num_threads(n);
     }
     let pool = pool.build().context("setting up the thread pool")?;

@@ -489,6 +489,15 @@ fn missing_files_are_errors_not_panics() {
         "{err}"
     );
 
+    // more threads than the machine has cores are warned of
+    let crowded = primer()
+        .args(["--threads", "512", "generate", "--model"])
+        .arg(d.join("none"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&crowded.stderr);
+    assert!(err.contains("--threads 512 is more than the"), "{err}");
+
     let gen = primer()
         .args(["generate", "--model"])
         .arg(d.join("none"))

@@ -254,6 +254,30 @@ impl TensorFile {
         Ok(meta.metadata().as_ref().and_then(|m| m.get(key).cloned()))
     }
 
+    /// Refuses a file holding a layer past the `n_layer` that config.json's `field` names (a layer's tensors
+    /// are named `….{marker}.{index}.…`, `marker` being `h` for GPT-2 or `layer` for BERT), which a loader
+    /// would otherwise leave out without a word.
+    pub fn check_layers(&self, marker: &str, n_layer: usize, field: &str) -> Result<()> {
+        let deepest = self
+            .names()?
+            .iter()
+            .filter_map(|name| {
+                let parts: Vec<&str> = name.split('.').collect();
+                let at = parts.iter().position(|p| *p == marker)?;
+                parts.get(at + 1)?.parse::<usize>().ok()
+            })
+            .max();
+        match deepest {
+            Some(last) if last >= n_layer => Err(Error::format(
+                &self.path,
+                format!(
+                    "holds layer {last}, but config.json's {field} is {n_layer}: the two do not belong together"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.parsed().is_ok_and(|st| st.tensor(name).is_ok())
     }

@@ -262,4 +262,20 @@ fn missing_tensor_is_named() {
         assert!(err.contains(missing), "{err}");
         assert!(err.contains("model.safetensors"), "{err}");
     }
+    // a config.json with fewer layers than the weights: refused rather than losing the last layer
+    model.save(&dir, &[]).unwrap();
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let layers = cfg["num_hidden_layers"].as_u64().unwrap();
+    cfg["num_hidden_layers"] = (layers - 1).into();
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    let err = Bert::load(&dir).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "holds layer {}, but config.json's num_hidden_layers is {}",
+            layers - 1,
+            layers - 1
+        )),
+        "{err}"
+    );
 }

@@ -241,6 +241,24 @@ fn bad_checkpoints_are_clear_errors() {
     );
     std::fs::write(d.join("config.json"), &cfg).unwrap();
 
+    // a config.json with fewer layers than the weights: refused rather than losing the last layer
+    let deeper = d.join("deeper");
+    Gpt::new(GptConfig::new(11, 8, 2, 2, 8), 0)
+        .unwrap()
+        .save(&deeper, &[])
+        .unwrap();
+    let text = std::fs::read_to_string(deeper.join("config.json")).unwrap();
+    std::fs::write(
+        deeper.join("config.json"),
+        text.replace("\"n_layer\": 2", "\"n_layer\": 1"),
+    )
+    .unwrap();
+    let e = err_of(Gpt::load(&deeper));
+    assert!(
+        e.contains("holds layer 1, but config.json's n_layer is 1"),
+        "{e}"
+    );
+
     // a run's directory before its first checkpoint: said so, not reported as a missing config.json
     let early = d.join("early");
     std::fs::create_dir_all(&early).unwrap();

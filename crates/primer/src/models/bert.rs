@@ -576,6 +576,7 @@ impl Bert {
         let mut config: BertConfig =
             hf::read_model_config(dir, "bert", BertConfig::validate_for_load)?;
         let file = TensorFile::open(&dir.join("model.safetensors"))?;
+        file.check_layers("layer", config.num_hidden_layers, "num_hidden_layers")?;
         if config.tie_word_embeddings
             && file.separate_head(
                 &checkpoint_names(DECODER_NAME),

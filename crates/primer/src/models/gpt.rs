@@ -342,6 +342,7 @@ impl Gpt {
         let mut config: GptConfig =
             hf::read_model_config(dir, "gpt2", GptConfig::validate_for_load)?;
         let file = TensorFile::open(&dir.join("model.safetensors"))?;
+        file.check_layers("h", config.n_layer, "n_layer")?;
         let rename = |name: &str| {
             let bare = name.strip_prefix("transformer.").unwrap_or(name);
             vec![name.to_string(), bare.to_string()]
