@@ -143,18 +143,28 @@ fn run() -> Result<()> {
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = cli.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");
-        // more threads than cores take turns on them, and the kernels' threads wait on each other's turns
-        if let Ok(cores) = std::thread::available_parallelism() {
-            if n > cores.get() {
-                eprintln!(
-                    "warning: --threads {n} is more than the {cores} cores this process may use: threads beyond \
-                     them only take turns, and make every step slower"
-                );
-            }
-        }
         pool = pool.num_threads(n);
     }
     let pool = pool.build().context("setting up the thread pool")?;
+    // more threads than cores take turns on them, and the kernels' threads wait on each other's turns
+    let (n, cores) = (
+        pool.current_num_threads(),
+        std::thread::available_parallelism(),
+    );
+    if let Some(cores) = cores.ok().filter(|c| n > c.get()) {
+        let source = match cli.threads {
+            Some(_) => "--threads",
+            None => "RAYON_NUM_THREADS",
+        };
+        let cores = match cores.get() {
+            1 => "1 core".to_string(),
+            c => format!("{c} cores"),
+        };
+        eprintln!(
+            "warning: {n} threads ({source}) are more than the {cores} this process may use: threads beyond \
+             them only take turns, and make every step slower"
+        );
+    }
     pool.install(|| dispatch(cli.command))
 }
 

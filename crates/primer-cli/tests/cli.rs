@@ -489,14 +489,23 @@ fn missing_files_are_errors_not_panics() {
         "{err}"
     );
 
-    // more threads than the machine has cores are warned of
-    let crowded = primer()
-        .args(["--threads", "512", "generate", "--model"])
-        .arg(d.join("none"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&crowded.stderr);
-    assert!(err.contains("--threads 512 is more than the"), "{err}");
+    // more threads than the machine has cores are warned of, set either way
+    for (flag, env, source) in [
+        (&["--threads", "512"][..], "", "--threads"),
+        (&[], "512", "RAYON_NUM_THREADS"),
+    ] {
+        let mut cmd = primer();
+        if !env.is_empty() {
+            cmd.env("RAYON_NUM_THREADS", env);
+        }
+        let (_, err) = outcome(
+            cmd.args(flag)
+                .args(["generate", "--model"])
+                .arg(d.join("none")),
+        );
+        let says = format!("512 threads ({source}) are more than the");
+        assert!(err.contains(&says), "{err}");
+    }
 
     let gen = primer()
         .args(["generate", "--model"])

@@ -91,6 +91,19 @@ where
     Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
 }
 
+/// Refuses, as a model, the directory of a run that has not written one yet: a run writes config.json with its
+/// first checkpoint, and train_config.json before its first step.
+pub fn refuse_run_without_model(dir: &Path) -> Result<()> {
+    if !dir.join("config.json").exists() && dir.join("train_config.json").is_file() {
+        return Err(Error::format(
+            dir,
+            "holds a run with no model yet (config.json and model.safetensors come with its first checkpoint): \
+             let it reach one, or start a run stopped before then afresh with --overwrite",
+        ));
+    }
+    Ok(())
+}
+
 /// Reads `dir/config.json` as [`read_config`] does, after checking that its `model_type` (when it has one) is
 /// `model_type` — a BERT directory given where a GPT-2 one is needed is named as such, not reported as a field
 /// that a GPT-2 config would have — and then checks it with `validate`; every error names the file. The text is
@@ -100,15 +113,8 @@ pub fn read_model_config<T: DeserializeOwned>(
     model_type: &str,
     validate: fn(&T) -> Result<()>,
 ) -> Result<T> {
+    refuse_run_without_model(dir)?;
     let path = dir.join("config.json");
-    // a pretraining run writes config.json with its first checkpoint, train_config.json before its first step
-    if !path.exists() && dir.join("train_config.json").is_file() {
-        return Err(Error::format(
-            dir,
-            "holds a run with no model yet (config.json and model.safetensors come with its first checkpoint): \
-             let it reach one, or start a run stopped before then afresh with --overwrite",
-        ));
-    }
     let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
     let value: serde_json::Value = parse_json(&path, &text)?;
     if let Some(found) = value.get("model_type").and_then(|t| t.as_str()) {
@@ -271,7 +277,8 @@ impl TensorFile {
             Some(last) if last >= n_layer => Err(Error::format(
                 &self.path,
                 format!(
-                    "holds layer {last}, but config.json's {field} is {n_layer}: the two do not belong together"
+                    "holds {} layers, but config.json's {field} is {n_layer}: the two do not belong together",
+                    last + 1
                 ),
             )),
             _ => Ok(()),

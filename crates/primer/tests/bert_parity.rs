@@ -272,8 +272,7 @@ fn missing_tensor_is_named() {
     let err = Bert::load(&dir).unwrap_err().to_string();
     assert!(
         err.contains(&format!(
-            "holds layer {}, but config.json's num_hidden_layers is {}",
-            layers - 1,
+            "holds {layers} layers, but config.json's num_hidden_layers is {}",
             layers - 1
         )),
         "{err}"

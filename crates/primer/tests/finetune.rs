@@ -573,6 +573,22 @@ fn bad_input_fails_before_writing_a_model() {
     let msg = err.to_string();
     assert!(msg.contains("maybe") && msg.contains("line 3"), "{msg}");
     assert!(!out.join("model.safetensors").exists());
+    // a pretraining run that has not reached its first checkpoint is no model yet, and says so
+    let early = dir.join("early-run");
+    std::fs::create_dir_all(&early).unwrap();
+    write(&early.join("train_config.json"), "{}");
+    let (tr, dv) = (Split::file(&good), Split::file(&good));
+    let splits = train_dev(&tr, &dv);
+    let err = finetune(
+        &early,
+        &dir.join("out-early"),
+        &splits,
+        &config(Task::Classify),
+        Start::Fresh,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("holds a run with no model yet"), "{err}");
     // predicting with a pretrained model that was never fine-tuned says so
     let msg = load_finetuned(&model).map(|_| ()).unwrap_err().to_string();
     assert!(

@@ -255,7 +255,7 @@ fn bad_checkpoints_are_clear_errors() {
     .unwrap();
     let e = err_of(Gpt::load(&deeper));
     assert!(
-        e.contains("holds layer 1, but config.json's n_layer is 1"),
+        e.contains("holds 2 layers, but config.json's n_layer is 1"),
         "{e}"
     );
 

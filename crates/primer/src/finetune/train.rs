@@ -434,7 +434,7 @@ fn train_in(
             cfg.max_len = saved.max_len;
         }
         if cfg.task == Task::Qa {
-            fit_qa_defaults(&mut cfg);
+            fit_qa_defaults(&mut cfg)?;
         }
         if saved != cfg {
             return Err(Error::format(
@@ -476,7 +476,7 @@ fn train_in(
             ));
         }
         if cfg.task == Task::Qa {
-            fit_qa_defaults(&mut cfg);
+            fit_qa_defaults(&mut cfg)?;
         }
         let (labels, slots) = labels_from_train(cfg.task, splits.train, &cfg.columns())?;
         let info = TaskInfo {
@@ -702,9 +702,10 @@ fn train_in(
 /// Lowers a QA run's question length and window overlap where they are left at their defaults (64 and 128
 /// tokens, made for 384-token windows) and a shorter `--max-len` leaves too little room, saying so: questions
 /// are cut at half the window when 64 is more than that, and the overlap becomes half the context room a window
-/// has beside the question when 128 would leave windows moving on by less than a quarter of it. A value given
-/// that does not fit is refused later, naming its flag; one equal to the default is taken as left out.
-fn fit_qa_defaults(cfg: &mut FinetuneConfig) {
+/// has beside the question when 128 would leave windows moving on by less than a quarter of it. A question
+/// length that leaves no context is refused here; a stride given that does not fit is refused with the first
+/// question it fails, naming its flag. A value equal to the default is taken as left out.
+fn fit_qa_defaults(cfg: &mut FinetuneConfig) -> Result<()> {
     let default = FinetuneConfig::new(Task::Qa);
     if cfg.max_query_len == default.max_query_len && cfg.max_query_len > cfg.max_len / 2 {
         cfg.max_query_len = (cfg.max_len / 2).max(1);
@@ -714,6 +715,13 @@ fn fit_qa_defaults(cfg: &mut FinetuneConfig) {
         );
     }
     let room = cfg.max_len.saturating_sub(cfg.max_query_len + 3);
+    if room == 0 {
+        return Err(Error::Config(format!(
+            "--max-query-len {} leaves no room for the context in --max-len {} windows (a window holds the \
+             question, 3 special tokens and the context): lower --max-query-len, or raise --max-len",
+            cfg.max_query_len, cfg.max_len
+        )));
+    }
     if cfg.doc_stride == default.doc_stride && cfg.doc_stride + room / 4 >= room {
         cfg.doc_stride = room / 2;
         eprintln!(
@@ -721,6 +729,7 @@ fn fit_qa_defaults(cfg: &mut FinetuneConfig) {
             cfg.doc_stride, cfg.doc_stride
         );
     }
+    Ok(())
 }
 
 /// Refuses an `out` that `start` must not write in: for a fresh run, the model being fine-tuned (or a directory
@@ -920,7 +929,7 @@ mod tests {
     fn fitted(max_len: usize) -> (usize, usize) {
         let mut cfg = FinetuneConfig::new(Task::Qa);
         cfg.max_len = max_len;
-        fit_qa_defaults(&mut cfg);
+        fit_qa_defaults(&mut cfg).unwrap();
         (cfg.max_query_len, cfg.doc_stride)
     }
 
@@ -936,7 +945,11 @@ mod tests {
         // a value given is left alone
         let mut cfg = FinetuneConfig::new(Task::Qa);
         (cfg.max_len, cfg.doc_stride, cfg.max_query_len) = (64, 20, 30);
-        fit_qa_defaults(&mut cfg);
+        fit_qa_defaults(&mut cfg).unwrap();
         assert_eq!((cfg.max_query_len, cfg.doc_stride), (30, 20));
+        // one that leaves a window no context is refused, by name, before any question is read
+        cfg.max_query_len = 61;
+        let e = fit_qa_defaults(&mut cfg).unwrap_err().to_string();
+        assert!(e.contains("--max-query-len 61 leaves no room"), "{e}");
     }
 }

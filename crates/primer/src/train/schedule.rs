@@ -48,7 +48,7 @@ pub fn past_schedule_note(
             "note: the learning-rate schedule ends at step {end} (--warmup-iters {warmup}, and --lr-decay-iters \
              {decay_steps}, which a resumed run keeps), so the last {} of the {max_iters} steps train at --min-lr \
              {min_lr}",
-            max_iters - step.max(end)
+            max_iters - end
         )
     })
 }
@@ -98,8 +98,9 @@ mod tests {
         ));
         let note = super::past_schedule_note(10, 60, (5, 20), 1e-4);
         assert!(note.is_some_and(|n| n.contains("the last 40 of")));
+        // resumed again, past the end: the whole run's count still
         let note = super::past_schedule_note(50, 60, (5, 20), 1e-4);
-        assert!(note.is_some_and(|n| n.contains("the last 10 of")));
+        assert!(note.is_some_and(|n| n.contains("the last 40 of")));
         // a warm-up longer than the decay holds the rate up until it ends
         let note = super::past_schedule_note(20, 60, (30, 20), 1e-4);
         assert!(note.is_some_and(|n| n.contains("ends at step 30") && n.contains("the last 30 of")));
