@@ -361,14 +361,6 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
             check_unchanged(val, "validation corpus", now, state.val_corpus_bytes, out)?;
         }
         let tok = TextTokenizer::from_file(&tok_path)?;
-        if let Some(note) = past_schedule_note(
-            state.step,
-            cfg.max_iters,
-            (cfg.warmup_iters, cfg.lr_decay_iters),
-            cfg.min_lr,
-        ) {
-            eprintln!("{note}");
-        }
         (tok, Some(state))
     } else {
         let t = match &cfg.tokenizer {
@@ -416,6 +408,17 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
         mc.pad_token_id = specials.pad;
         Bert::new(mc, cfg.heads(), cfg.seed)?
     };
+    // once the resumed run's data and model are read
+    if let Some(note) = state.as_ref().and_then(|s| {
+        past_schedule_note(
+            s.step,
+            cfg.max_iters,
+            (cfg.warmup_iters, cfg.lr_decay_iters),
+            cfg.min_lr,
+        )
+    }) {
+        eprintln!("{note}");
+    }
     if model.config.vocab_size != tok.vocab_size() {
         return Err(Error::format(
             &out.join("config.json"),

@@ -381,14 +381,6 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
         let t = TextTokenizer::from_file(&tok_path)?;
         let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
-        if let Some(note) = past_schedule_note(
-            state.step,
-            cfg.max_iters,
-            (cfg.warmup_iters, cfg.lr_decay_iters),
-            cfg.min_lr,
-        ) {
-            eprintln!("{note}");
-        }
         (t, Some(state), splits)
     } else {
         let (t, splits) = tokenize_fresh(corpus, out, cfg, start)?;
@@ -402,6 +394,17 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
         mc.bos_token_id = TokenIds::one(tokenizer.eos_id());
         Gpt::new(mc, cfg.seed)?
     };
+    // once the resumed run's data and model are read
+    if let Some(note) = state.as_ref().and_then(|s| {
+        past_schedule_note(
+            s.step,
+            cfg.max_iters,
+            (cfg.warmup_iters, cfg.lr_decay_iters),
+            cfg.min_lr,
+        )
+    }) {
+        eprintln!("{note}");
+    }
     if splits.tokens.vocab_size() as usize != model.config.vocab_size {
         return Err(Error::format(
             &bin_path,
