@@ -14,7 +14,8 @@ pub enum Layout {
     InOut,
     /// `[out, in]`, row-major (`nn.Linear`).
     OutIn,
-    /// `[out/W, in, W]` panels of the CPU's kernel width W, packed once for inference by [`panels::pack`]; forward only.
+    /// `[out/W, in, W]` panels of the CPU's kernel width W, packed once for inference by [`panels::pack`];
+    /// forward only.
     Panels,
 }
 

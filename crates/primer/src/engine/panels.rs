@@ -109,8 +109,8 @@ pub fn forward(
         let first = (task % panel_runs) * per;
         let panels = first..(first + per).min(n_panels);
         let cols = panels.start * width..panels.end * width;
-        let (row_start, row_end) = ((task / panel_runs) * rows_per, rows);
-        let row_end = row_end.min(row_start + rows_per);
+        let row_start = (task / panel_runs) * rows_per;
+        let row_end = rows.min(row_start + rows_per);
         for r0 in (row_start..row_end).step_by(BLOCK) {
             let r1 = (r0 + BLOCK).min(row_end);
             for p in panels.clone() {

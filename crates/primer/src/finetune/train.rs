@@ -433,9 +433,7 @@ fn train_in(
         if !cfg.max_len_given {
             cfg.max_len = saved.max_len;
         }
-        if cfg.task == Task::Qa {
-            fit_qa_defaults(&mut cfg)?;
-        }
+        fit_qa_defaults(&mut cfg)?;
         if saved != cfg {
             return Err(Error::format(
                 &saved_path,
@@ -475,9 +473,7 @@ fn train_in(
                 ),
             ));
         }
-        if cfg.task == Task::Qa {
-            fit_qa_defaults(&mut cfg)?;
-        }
+        fit_qa_defaults(&mut cfg)?;
         let (labels, slots) = labels_from_train(cfg.task, splits.train, &cfg.columns())?;
         let info = TaskInfo {
             task: cfg.task,
@@ -704,8 +700,12 @@ fn train_in(
 /// are cut at half the window when 64 is more than that, and the overlap becomes half the context room a window
 /// has beside the question when 128 would leave windows moving on by less than a quarter of it. A question
 /// length that leaves no context is refused here; a stride given that does not fit is refused with the first
-/// question it fails, naming its flag. A value equal to the default is taken as left out.
+/// question it fails, naming its flag. A value equal to the default is taken as left out. Other tasks' settings
+/// are left as they are.
 fn fit_qa_defaults(cfg: &mut FinetuneConfig) -> Result<()> {
+    if cfg.task != Task::Qa {
+        return Ok(());
+    }
     let default = FinetuneConfig::new(Task::Qa);
     if cfg.max_query_len == default.max_query_len && cfg.max_query_len > cfg.max_len / 2 {
         cfg.max_query_len = (cfg.max_len / 2).max(1);

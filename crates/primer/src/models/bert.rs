@@ -1686,8 +1686,8 @@ impl Bert {
     /// This model with its encoder layers' weights reordered for inference: transposed to `[in, out]`, which
     /// `gemm` reads as they lie instead of transposing them for every product (that took about a quarter of the
     /// time of one sequence through all-MiniLM-L6-v2), then, where the output width is a multiple of the CPU's
-    /// panel width (64 with AVX-512, 16 with AVX2), packed into the microkernel's panels (see [`panels`]; a further 5–9 % of that time). Outputs are the same up to
-    /// rounding; such a copy refuses to be saved.
+    /// panel width (64 with AVX-512, 16 with AVX2), packed into the microkernel's panels (see [`panels`]; a
+    /// further 5–9 % of that time). Outputs are the same up to rounding; such a copy refuses to be saved.
     pub fn into_inference(mut self) -> Bert {
         if !self.layers_in_out {
             let c = self.config.hidden_size;

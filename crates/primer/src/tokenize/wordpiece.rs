@@ -74,27 +74,24 @@ fn bert_tokenizer(model: WordPiece, normalizer: BertNormalizer) -> Result<Tokeni
 /// Adds the `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` post-processor when the vocabulary has
 /// [CLS] and [SEP].
 fn add_template(inner: &mut Tokenizer) -> Result<()> {
-    if let Some(template) = bert_template(inner)? {
-        inner.with_post_processor(Some(template));
+    let [_, _, cls, sep, _] = BERT_SPECIAL_TOKENS;
+    if let (Some(cls_id), Some(sep_id)) = (inner.token_to_id(cls), inner.token_to_id(sep)) {
+        inner.with_post_processor(Some(bert_template(cls_id, sep_id)?));
     }
     Ok(())
 }
 
-/// The `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` post-processor (type id 1 for B and its [SEP]), when the
-/// vocabulary has [CLS] and [SEP].
-fn bert_template(inner: &Tokenizer) -> Result<Option<TemplateProcessing>> {
+/// The `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` post-processor (type id 1 for B and its [SEP]) for the ids
+/// of [CLS] and [SEP].
+fn bert_template(cls_id: u32, sep_id: u32) -> Result<TemplateProcessing> {
     let [_, _, cls, sep, _] = BERT_SPECIAL_TOKENS;
-    let (Some(cls_id), Some(sep_id)) = (inner.token_to_id(cls), inner.token_to_id(sep)) else {
-        return Ok(None);
-    };
-    let template = TemplateProcessing::builder()
+    TemplateProcessing::builder()
         .try_single(format!("{cls} $A {sep}"))
         .and_then(|b| b.try_pair(format!("{cls} $A {sep} $B:1 {sep}:1")))
         .map_err(tok_err)?
         .special_tokens(vec![(cls, cls_id), (sep, sep_id)])
         .build()
-        .map_err(tok_err)?;
-    Ok(Some(template))
+        .map_err(tok_err)
 }
 
 impl TextTokenizer {
@@ -198,9 +195,7 @@ impl TextTokenizer {
         if framed {
             return Ok(false);
         }
-        let Some(template) = bert_template(&self.inner)? else {
-            return Ok(false);
-        };
+        let template = bert_template(s.cls, s.sep)?;
         let processor = match self.inner.get_post_processor() {
             Some(PostProcessorWrapper::ByteLevel(b)) => {
                 PostProcessorWrapper::Sequence(Sequence::new(vec![

@@ -360,8 +360,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
         if let (Some(val), Some(now)) = (&cfg.val_corpus, val_corpus_bytes) {
             check_unchanged(val, "validation corpus", now, state.val_corpus_bytes, out)?;
         }
-        let tok = TextTokenizer::from_file(&tok_path)?;
-        (tok, Some(state))
+        (TextTokenizer::from_file(&tok_path)?, Some(state))
     } else {
         let t = match &cfg.tokenizer {
             Some(path) => {
@@ -409,14 +408,8 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
         Bert::new(mc, cfg.heads(), cfg.seed)?
     };
     // once the resumed run's data and model are read
-    if let Some(note) = state.as_ref().and_then(|s| {
-        past_schedule_note(
-            s.step,
-            cfg.max_iters,
-            (cfg.warmup_iters, cfg.lr_decay_iters),
-            cfg.min_lr,
-        )
-    }) {
+    let schedule = (cfg.warmup_iters, cfg.lr_decay_iters);
+    if let Some(note) = past_schedule_note(cfg.max_iters, schedule, cfg.min_lr).filter(|_| resume) {
         eprintln!("{note}");
     }
     if model.config.vocab_size != tok.vocab_size() {

@@ -395,14 +395,8 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
         Gpt::new(mc, cfg.seed)?
     };
     // once the resumed run's data and model are read
-    if let Some(note) = state.as_ref().and_then(|s| {
-        past_schedule_note(
-            s.step,
-            cfg.max_iters,
-            (cfg.warmup_iters, cfg.lr_decay_iters),
-            cfg.min_lr,
-        )
-    }) {
+    let schedule = (cfg.warmup_iters, cfg.lr_decay_iters);
+    if let Some(note) = past_schedule_note(cfg.max_iters, schedule, cfg.min_lr).filter(|_| resume) {
         eprintln!("{note}");
     }
     if splits.tokens.vocab_size() as usize != model.config.vocab_size {

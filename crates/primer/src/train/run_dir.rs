@@ -135,7 +135,8 @@ mod tests {
         assert!(e.contains("another primer process is training"), "{e}");
         drop(lock);
         check_resumable(&dir).unwrap();
-        // a lock let go of within a moment (20 ms here, against 200 waited for) (a child process starting in another thread shared it) is waited for
+        // a lock let go of within a moment (a child process starting in another thread shared it) is waited for:
+        // 20 ms here, against the 200 waited
         let lock = open_run_dir(&dir).unwrap();
         let release = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(20));

@@ -33,17 +33,17 @@ pub fn warmup_warning(warmup: usize, decay_steps: usize, resume: bool) -> Option
     })
 }
 
-/// A note for a resumed run, at `step`, that goes on to `max_iters` past the end of its schedule (`--min-lr`
-/// from the end of the warm-up or of the decay, whichever is later; `--lr-decay-iters` is kept from the run's
-/// start): those steps train at `--min-lr`, which a user resuming to train longer may not expect.
+/// A note for a resumed run (which has steps left: `check_resume` refuses one that has not) that goes on to
+/// `max_iters` past the end of its schedule (`--min-lr` from the end of the warm-up or of the decay, whichever is
+/// later; `--lr-decay-iters` is kept from the run's start): those steps train at `--min-lr`, which a user
+/// resuming to train longer may not expect.
 pub fn past_schedule_note(
-    step: usize,
     max_iters: usize,
     (warmup, decay_steps): (usize, usize),
     min_lr: f32,
 ) -> Option<String> {
     let end = warmup.max(decay_steps);
-    (max_iters > end && max_iters > step).then(|| {
+    (max_iters > end).then(|| {
         format!(
             "note: the learning-rate schedule ends at step {end} (--warmup-iters {warmup}, and --lr-decay-iters \
              {decay_steps}, which a resumed run keeps), so the last {} of the {max_iters} steps train at --min-lr \
@@ -92,19 +92,14 @@ mod tests {
         let w = super::warmup_warning(100, 20, true);
         assert!(w.is_some_and(|w| w.contains("(the run's, fixed when it started)")));
         assert!(super::warmup_warning(10, 20, false).is_none());
-        let note = super::past_schedule_note(20, 60, (5, 20), 1e-4);
+        let note = super::past_schedule_note(60, (5, 20), 1e-4);
         assert!(note.is_some_and(
             |n| n.contains("ends at step 20") && n.contains("the last 40 of the 60 steps")
         ));
-        let note = super::past_schedule_note(10, 60, (5, 20), 1e-4);
-        assert!(note.is_some_and(|n| n.contains("the last 40 of")));
-        // resumed again, past the end: the whole run's count still
-        let note = super::past_schedule_note(50, 60, (5, 20), 1e-4);
-        assert!(note.is_some_and(|n| n.contains("the last 40 of")));
         // a warm-up longer than the decay holds the rate up until it ends
-        let note = super::past_schedule_note(20, 60, (30, 20), 1e-4);
+        let note = super::past_schedule_note(60, (30, 20), 1e-4);
         assert!(note.is_some_and(|n| n.contains("ends at step 30") && n.contains("the last 30 of")));
-        assert!(super::past_schedule_note(20, 40, (5, 40), 1e-4).is_none());
+        assert!(super::past_schedule_note(40, (5, 40), 1e-4).is_none());
         // past a warm-up longer than the run (10 of 4 steps): zero, not an underflow
         assert_eq!(linear_lr(12, 1.0, 10, 4), 0.0);
     }
