@@ -215,6 +215,10 @@ fn draw<DB: DrawingBackend>(
         padded_linear(xs())
     };
     let corner = legend_corner(series, &x_range, &y_range, chart.log_x);
+    let scales = (
+        axis_scale(&x_range, chart.log_x),
+        axis_scale(&y_range, false),
+    );
     let mut builder = ChartBuilder::on(root);
     builder
         .caption(chart.title, (FONT, 28))
@@ -230,17 +234,17 @@ fn draw<DB: DrawingBackend>(
         let ctx = builder
             .build_cartesian_2d(x_range.log_scale().with_key_points(ticks), y_range)
             .map_err(|e| e.to_string())?;
-        draw_in(ctx, chart, series, corner)
+        draw_in(ctx, chart, series, corner, scales)
     } else if chart.log_x {
         let ctx = builder
             .build_cartesian_2d(x_range.log_scale(), y_range)
             .map_err(|e| e.to_string())?;
-        draw_in(ctx, chart, series, corner)
+        draw_in(ctx, chart, series, corner, scales)
     } else {
         let ctx = builder
             .build_cartesian_2d(x_range, y_range)
             .map_err(|e| e.to_string())?;
-        draw_in(ctx, chart, series, corner)
+        draw_in(ctx, chart, series, corner, scales)
     }
 }
 
@@ -288,6 +292,7 @@ fn draw_in<'a, DB, X>(
     chart: &Chart,
     series: &[(usize, Series)],
     corner: SeriesLabelPosition,
+    scales: (Option<Scale>, Option<Scale>),
 ) -> std::result::Result<(), String>
 where
     DB: DrawingBackend + 'a,
@@ -298,8 +303,8 @@ where
         .y_desc(chart.y_label)
         .x_labels(10)
         .y_labels(10)
-        .x_label_formatter(&|v| tick_label(*v))
-        .y_label_formatter(&|v| tick_label(*v))
+        .x_label_formatter(&|v| tick_label(*v, scales.0))
+        .y_label_formatter(&|v| tick_label(*v, scales.1))
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 18))
         .max_light_lines(4)
@@ -392,11 +397,29 @@ fn min_max(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     })
 }
 
-/// Short tick text: plain decimals, k/M/G/T suffixes for large values (token and step
-/// counts, with three significant digits: a tick at a data size of 67349 reads 67.3k), scientific
-/// notation for tiny or huge ones.
-fn tick_label(v: f64) -> String {
-    const SUFFIXES: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+/// A tick suffix and the value it stands for.
+type Scale = (f64, &'static str);
+
+const SUFFIXES: [Scale; 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+
+/// The suffix for a value of size `a`: none below 10 000.
+fn scale_for(a: f64) -> Option<Scale> {
+    SUFFIXES.into_iter().find(|&(scale, _)| a >= scale.max(1e4))
+}
+
+/// The suffix that all ticks of a linear axis share, so that an axis reaching 10 000 reads 0, 2k, …, 10k rather
+/// than 8000 beside 10k. A log axis gets `None`: each of its decades reads best on its own.
+fn axis_scale(r: &Range<f64>, log: bool) -> Option<Scale> {
+    if log {
+        return None;
+    }
+    scale_for(r.start.abs().max(r.end.abs()))
+}
+
+/// Short tick text: plain decimals, k/M/G/T suffixes for large values (token and step counts, with three
+/// significant digits: a tick at a data size of 67349 reads 67.3k) or for every tick of an axis that shares
+/// one (`scale`, see [`axis_scale`]), scientific notation for tiny or huge ones.
+fn tick_label(v: f64, scale: Option<Scale>) -> String {
     let a = v.abs();
     if a == 0.0 {
         return "0".to_string();
@@ -404,20 +427,18 @@ fn tick_label(v: f64) -> String {
     if !(1e-3..1e15).contains(&a) {
         return format!("{v:.1e}");
     }
-    if a >= 1e4 {
-        if let Some(&(scale, suffix)) = SUFFIXES.iter().find(|(scale, _)| a >= *scale) {
-            let x = v / scale;
-            let decimals = if x.abs() >= 100.0 {
-                0
-            } else if x.abs() >= 10.0 {
-                1
-            } else {
-                2
-            };
-            return format!("{}{suffix}", trimmed(x, decimals));
-        }
-    }
-    trimmed(v, 4)
+    let Some((scale, suffix)) = scale.or_else(|| scale_for(a)) else {
+        return trimmed(v, 4);
+    };
+    let x = v / scale;
+    let decimals = if x.abs() >= 100.0 {
+        0
+    } else if x.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{}{suffix}", trimmed(x, decimals))
 }
 
 /// `v` with at most `decimals` decimals and no trailing zeros.
@@ -744,18 +765,35 @@ mod tests {
             r.start < 10.0 && r.start > 5.0 && r.end > 1e6 && r.end < 2e6,
             "{r:?}"
         );
-        assert_eq!(tick_label(0.25), "0.25");
-        assert_eq!(tick_label(1500.0), "1500");
-        assert_eq!(tick_label(25_000.0), "25k");
-        assert_eq!(tick_label(67_349.0), "67.3k");
-        assert_eq!(tick_label(123_456.0), "123k");
-        assert_eq!(tick_label(100_000.0), "100k");
-        assert_eq!(tick_label(120_000.0), "120k");
-        assert_eq!(tick_label(5e8), "500M");
-        assert_eq!(tick_label(-200_000.0), "-200k");
-        assert_eq!(tick_label(1e6), "1M");
-        assert_eq!(tick_label(2.5e9), "2.5G");
-        assert_eq!(tick_label(-0.0001), "-1.0e-4");
-        assert_eq!(tick_label(3e20), "3.0e20");
+        assert_eq!(tick_label(0.25, None), "0.25");
+        assert_eq!(tick_label(1500.0, None), "1500");
+        assert_eq!(tick_label(25_000.0, None), "25k");
+        assert_eq!(tick_label(67_349.0, None), "67.3k");
+        assert_eq!(tick_label(123_456.0, None), "123k");
+        assert_eq!(tick_label(100_000.0, None), "100k");
+        assert_eq!(tick_label(120_000.0, None), "120k");
+        assert_eq!(tick_label(5e8, None), "500M");
+        assert_eq!(tick_label(-200_000.0, None), "-200k");
+        assert_eq!(tick_label(1e6, None), "1M");
+        assert_eq!(tick_label(2.5e9, None), "2.5G");
+        assert_eq!(tick_label(-0.0001, None), "-1.0e-4");
+        assert_eq!(tick_label(3e20, None), "3.0e20");
+        // one axis, one suffix: the ticks of a 12 000-step run
+        let steps = axis_scale(&padded_linear([0.0, 12_000.0].into_iter()), false);
+        let ticks: Vec<String> = [0.0, 2000.0, 8000.0, 10_000.0, 12_000.0]
+            .iter()
+            .map(|&v| tick_label(v, steps))
+            .collect();
+        assert_eq!(ticks, ["0", "2k", "8k", "10k", "12k"]);
+        let tokens = axis_scale(&(0.0..1.5e6), false);
+        assert_eq!(tick_label(250_000.0, tokens), "0.25M");
+        assert_eq!(tick_label(1.5e6, tokens), "1.5M");
+        // below 10 000, and on a log axis, each tick by itself
+        assert_eq!(axis_scale(&(0.0..8000.0), false), None);
+        assert_eq!(
+            tick_label(2000.0, axis_scale(&(0.0..8000.0), false)),
+            "2000"
+        );
+        assert_eq!(axis_scale(&(100.0..67_349.0), true), None);
     }
 }
