@@ -49,7 +49,7 @@ def main():
         for r in range(1, args.rounds + 1):
             t = time.perf_counter()
             subprocess.run([PRIMER, "--threads", "2", "embed", "--model", args.model_dir, "--normalize",
-                            "--max-length", "512", "--input", args.texts, "--out", out],
+                            "--max-length", "512", "--input", args.texts, "--out", out, "--overwrite"],
                            check=True, capture_output=True)
             primer_s = time.perf_counter() - t
             t = time.perf_counter()

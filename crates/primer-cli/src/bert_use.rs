@@ -110,6 +110,9 @@ pub struct EmbedArgs {
     /// [texts, hidden size], row i for text i, with the model and settings in its metadata.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Replace the --out file when it exists (without this flag, an existing file is refused).
+    #[arg(long, requires = "out")]
+    overwrite: bool,
     #[command(flatten)]
     input: InputFile,
     /// Texts to embed.
@@ -122,6 +125,17 @@ pub fn embed_texts(a: EmbedArgs) -> Result<()> {
         anyhow::ensure!(
             out.extension().is_some_and(|e| e == "safetensors"),
             "--out {}: the file name must end in .safetensors (the format written)",
+            out.display()
+        );
+        // symlink_metadata: a dangling link is a file there too
+        anyhow::ensure!(
+            a.overwrite || std::fs::symlink_metadata(out).is_err(),
+            "--out {} exists; pass --overwrite to replace it",
+            out.display()
+        );
+        anyhow::ensure!(
+            !out.is_dir(),
+            "--out {} is a directory; name a file in it",
             out.display()
         );
     }

@@ -358,16 +358,16 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
         (false, false) => Start::Fresh,
     };
     let s = finetune(&model, &a.out, &splits, &cfg, start)?;
-    println!(
+    primer::tell!(
         "best epoch {} of {}: dev {}",
         s.best_epoch,
         s.epochs_run,
         describe(&s.dev)
     );
     if let Some(t) = &s.test {
-        println!("test {}", describe(t));
+        primer::tell!("test {}", describe(t));
     }
-    println!(
+    primer::tell!(
         "{:.0} tokens/s, {:.0} s; model, metrics.jsonl, curves.png and eval.json in {}",
         s.tokens_per_sec,
         s.elapsed_s,

@@ -106,18 +106,29 @@ enum Bench {
 /// Runs the command; an error is printed as its chain of causes on one line, without the backtrace that
 /// `RUST_BACKTRACE=1` would add to a bad flag or a missing file.
 fn main() -> std::process::ExitCode {
-    // Rust ignores SIGPIPE, so printing into a closed pipe (`primer embed … | head`) panics; the default action
-    // ends the process quietly instead, as it does `cat`'s
-    #[cfg(unix)]
-    // SAFETY: restores the default action of one signal before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            primer::say!("Error: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`primer embed … | head`) panics. For the commands whose
+/// output is their result, the default action ends the process quietly instead, as it does `cat`'s. Training
+/// commands keep ignoring it and write their logs with `primer::say!`, which drops a line it cannot write: a run
+/// whose log reader has gone away goes on, and writes its checkpoints.
+fn stop_quietly_on_closed_pipe(command: &Command) {
+    let trains = matches!(
+        command,
+        Command::Quickstart(_) | Command::Pretrain(_) | Command::Finetune(_)
+    );
+    #[cfg(unix)]
+    if !trains {
+        // SAFETY: restores the default action of one signal before any other thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
 }
@@ -140,6 +151,7 @@ fn run() -> Result<()> {
             .map(|id| id.to_string())
             .collect();
     }
+    stop_quietly_on_closed_pipe(&cli.command);
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = cli.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");
@@ -160,7 +172,7 @@ fn run() -> Result<()> {
             1 => "1 core".to_string(),
             c => format!("{c} cores"),
         };
-        eprintln!(
+        primer::say!(
             "warning: {n} threads ({source}) are more than the {cores} this process may use: threads beyond \
              them only take turns, and make every step slower"
         );

@@ -389,7 +389,7 @@ pub fn run(m: Model) -> Result<()> {
             let corpus = a.run.corpus(pretrain_gpt::saved_corpus)?;
             let s = pretrain_gpt::pretrain(&corpus, &a.run.out, &c, a.run.start())
                 .map_err(|e| a.run.name_config_keys(e))?;
-            println!(
+            primer::tell!(
                 "done: {} steps, train loss {:.4}, val loss {:.4}, {:.0} tok/s, {:.1} s; model in {}",
                 s.steps,
                 s.train_loss,
@@ -467,7 +467,7 @@ pub fn run(m: Model) -> Result<()> {
                 s.steps,
                 pretrain_bert::describe(&s.val)
             );
-            println!(
+            primer::tell!(
                 "{line}, {:.0} tok/s, {:.1} s; model in {}",
                 s.tokens_per_sec,
                 s.elapsed_s,

@@ -55,14 +55,14 @@ pub fn run(a: Args) -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("--out {}", a.out.display()))?;
     let corpus = a.out.join("corpus.txt");
     let bytes = write_corpus(&corpus, a.seed, a.corpus_bytes as usize)?;
-    println!(
+    primer::tell!(
         "1/5 wrote {} ({bytes} bytes of generated English-like text, documents separated by blank lines; \
          point `primer pretrain` at your own)",
         corpus.display(),
     );
     gpt(&a, &corpus)?;
     bert(&a, &corpus)?;
-    println!(
+    primer::tell!(
         "try: cargo run --release -- generate --model {0}/gpt --prompt \"The weather\"\n     \
          cargo run --release -- fill-mask --model {0}/bert \"Maria lives in [MASK] and works at a school.\"",
         a.out.display()
@@ -101,17 +101,21 @@ fn gpt_config(a: &Args) -> GptTrainConfig {
 fn gpt(a: &Args, corpus: &Path) -> Result<()> {
     let out = a.out.join("gpt");
     let cfg = gpt_config(a);
-    println!(
+    primer::tell!(
         "2/5 GPT: a byte-level BPE tokenizer (vocab {}) and a causal LM ({} layers, {} heads, {} wide, context {}), \
          {} steps",
         cfg.vocab_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.max_iters
     );
     let s = pretrain_gpt::pretrain(corpus, &out, &cfg, Start::Overwrite)?;
-    println!(
+    primer::tell!(
         "    validation loss {:.3} (train {:.3}) after {} steps, {:.0} tokens/s, {:.0} s",
-        s.val_loss, s.train_loss, s.steps, s.tokens_per_sec, s.elapsed_s
+        s.val_loss,
+        s.train_loss,
+        s.steps,
+        s.tokens_per_sec,
+        s.elapsed_s
     );
-    println!("3/5 GPT samples (temperature 0.8):");
+    primer::tell!("3/5 GPT samples (temperature 0.8):");
     let model = Gpt::load(&out)?;
     let tok = TextTokenizer::from_dir(&out)?;
     let stop_tokens = GenerationConfig::read(&out)?.stop_ids(&model, &tok);
@@ -127,9 +131,9 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
             Ok(())
         })?;
         let line = text.lines().next().unwrap_or_default();
-        println!("    {prompt}{line}");
+        primer::tell!("    {prompt}{line}");
     }
-    println!("    wrote {}/: {WRITTEN}", out.display());
+    primer::tell!("    wrote {}/: {WRITTEN}", out.display());
     Ok(())
 }
 
@@ -157,13 +161,13 @@ fn bert_config(a: &Args) -> BertTrainConfig {
 fn bert(a: &Args, corpus: &Path) -> Result<()> {
     let out = a.out.join("bert");
     let cfg = bert_config(a);
-    println!(
+    primer::tell!(
         "4/5 BERT: a WordPiece tokenizer (vocab {}) and an encoder ({} layers, {} heads, {} wide, {} tokens per \
          sentence pair), masked-LM + next-sentence prediction, {} steps",
         cfg.vocab_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.max_iters
     );
     let s = pretrain_bert::pretrain(corpus, &out, &cfg, Start::Overwrite)?;
-    println!(
+    primer::tell!(
         "    validation: masked-word accuracy {:.3} (loss {:.3}), next-sentence accuracy {:.3}, after {} steps, \
          {:.0} tokens/s, {:.0} s",
         s.val.mlm_accuracy(),
@@ -178,7 +182,7 @@ fn bert(a: &Args, corpus: &Path) -> Result<()> {
     // sentences the model has not seen: the same grammar, another seed
     let fresh = generate_corpus(a.seed + 1_000_003, 40_000);
     let blanks = fresh.lines().filter_map(|line| blank_out(line, &tok));
-    println!(
+    primer::tell!(
         "5/5 BERT fills in blanks in new sentences (top 3, probability; the hidden word after =):"
     );
     let fm = FillMask::new(&model, &tok, 3, None)?;
@@ -197,12 +201,12 @@ fn bert(a: &Args, corpus: &Path) -> Result<()> {
                 .iter()
                 .map(|c| format!("{} {:.2}", c.token, c.prob))
                 .collect();
-            println!("    {text}\n        {}   = {word}", cands.join(" | "));
+            primer::tell!("    {text}\n        {}   = {word}", cands.join(" | "));
             shown += 1;
         }
     }
-    println!("    top-1 right for {right} of {total} new sentences");
-    println!("    wrote {}/: {WRITTEN}", out.display());
+    primer::tell!("    top-1 right for {right} of {total} new sentences");
+    primer::tell!("    wrote {}/: {WRITTEN}", out.display());
     Ok(())
 }
 

@@ -471,6 +471,55 @@ fn pretrain_with_config_then_generate() {
 }
 
 #[test]
+fn a_training_run_outlives_the_reader_of_its_log() {
+    // `primer pretrain … 2>&1 | head -2`: the reader goes away at once, and the run still trains to its end and
+    // writes its checkpoint, instead of dying of SIGPIPE (or of a panic at its next log line) before the first one
+    let d = tmp("closed-log");
+    let corpus = d.join("corpus.txt");
+    let text: String = (0..400)
+        .map(|i| format!("the cat sat on mat number {}.\n", i % 10))
+        .collect();
+    std::fs::write(&corpus, text).unwrap();
+    let out = d.join("model");
+    let mut child = primer()
+        .args(["pretrain", "gpt", "--corpus"])
+        .arg(&corpus)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--n-layer",
+            "1",
+            "--n-head",
+            "1",
+            "--n-embd",
+            "8",
+            "--block-size",
+            "8",
+        ])
+        .args([
+            "--batch-size",
+            "2",
+            "--max-iters",
+            "40",
+            "--eval-interval",
+            "10",
+        ])
+        .args(["--eval-iters", "1", "--warmup-iters", "2", "--threads", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let state = std::fs::read_to_string(out.join("trainer_state.json")).unwrap();
+    assert!(state.contains("\"step\": 40"), "{state}");
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 5, "{metrics}");
+}
+
+#[test]
 fn missing_files_are_errors_not_panics() {
     let d = tmp("missing");
     // an error is one line, without a backtrace even where RUST_BACKTRACE asks for them
@@ -826,6 +875,28 @@ fn pretrain_bert_then_fill_mask_and_embed() {
     let meta = meta.metadata().clone().unwrap();
     assert_eq!(meta["pooling"], "cls");
     assert_eq!(meta["normalize"], "true");
+    // an existing file (here the model's own weights) is refused and left as it was; --overwrite replaces one
+    let weights = out.join("model.safetensors");
+    let before = std::fs::read(&weights).unwrap();
+    let (ok, err) = outcome(
+        primer()
+            .args(["embed", "--model"])
+            .arg(&out)
+            .arg("--out")
+            .arg(&weights)
+            .arg("x"),
+    );
+    assert!(!ok && err.contains("exists; pass --overwrite"), "{err}");
+    assert_eq!(std::fs::read(&weights).unwrap(), before);
+    let (ok, err) = outcome(
+        primer()
+            .args(["embed", "--overwrite", "--model"])
+            .arg(&out)
+            .arg("--out")
+            .arg(&file)
+            .arg("x"),
+    );
+    assert!(ok && err.contains("wrote 1 embeddings"), "{err}");
     let npy = d.join("embeddings.npy");
     let (ok, err) = outcome(
         primer()
@@ -1686,7 +1757,7 @@ fn save_favouring(dir: &std::path::Path, tok: &TextTokenizer, vocab: usize, favo
         }
     }
     model.save(dir, &[]).unwrap();
-    tok.save_in(dir).unwrap();
+    tok.save_in(dir, 64).unwrap();
 }
 
 #[test]

@@ -20,3 +20,23 @@ pub mod viz;
 mod testutil;
 
 pub use error::{Error, Result};
+
+/// `eprintln!` for long jobs: a line that cannot be written, because whatever read the log has gone away
+/// (`primer pretrain … 2>&1 | head`), is dropped, and the run goes on to its next checkpoint instead of
+/// panicking. (The CLI leaves SIGPIPE ignored for training commands, so such a write fails instead of killing.)
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `println!` for long jobs, as [`say!`] is `eprintln!`.
+#[macro_export]
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}

@@ -40,7 +40,7 @@ pub fn load_backbone(
             } else {
                 let (bert, fresh) = Bert::load_with(dir, bert_heads(task), seed)?;
                 if !fresh.is_empty() {
-                    eprintln!("{}: newly initialised: {}", dir.display(), fresh.join(", "));
+                    crate::say!("{}: newly initialised: {}", dir.display(), fresh.join(", "));
                 }
                 bert
             };
@@ -94,7 +94,8 @@ pub fn save_finetuned(
         Backbone::Gpt(g) => g.config.pad_token_id,
         Backbone::Bert(_) => None,
     };
-    enc.tokenizer().save_in_padded(dir, pad)?;
+    enc.tokenizer()
+        .save_in_padded(dir, pad, backbone.max_positions())?;
     hf::write_json(&dir.join("task.json"), info)?;
     backbone.save(dir, metadata)
 }

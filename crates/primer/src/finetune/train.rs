@@ -458,7 +458,7 @@ fn train_in(
         let (backbone, enc) = load_backbone(model_dir, cfg.task, cfg.from_scratch, cfg.seed)?;
         let positions = backbone.max_positions();
         if cfg.max_len > positions && !cfg.max_len_given {
-            eprintln!(
+            crate::say!(
                 "note: inputs cut at the model's {positions} positions (--max-len {positions} rather than {})",
                 cfg.max_len
             );
@@ -540,13 +540,13 @@ fn train_in(
         hf::write_json(&ckpt.join("trainer_state.json"), &st)?;
         truncate_after_step(&metrics_path, st.step as u64)?;
         if ended(&st) {
-            eprintln!(
+            crate::say!(
                 "the run already ended after epoch {} of {}: nothing is left to train; eval.json is written again \
                  (with --test scored by the best model, epoch {})",
                 st.epoch, cfg.epochs, st.best_epoch
             );
         } else {
-            eprintln!("resuming after epoch {} (step {})", st.epoch, st.step);
+            crate::say!("resuming after epoch {} (step {})", st.epoch, st.step);
         }
     } else {
         let _ = std::fs::remove_file(out.join("eval.json"));
@@ -555,7 +555,7 @@ fn train_in(
     let per_epoch = train.features.len().div_ceil(cfg.batch_size);
     let total = per_epoch * cfg.epochs;
     let warmup = (cfg.warmup_ratio * total as f32).round() as usize;
-    eprintln!(
+    crate::say!(
         "{}: {} training sequences, {} dev, {} steps ({} per epoch), {} parameters",
         cfg.task.name(),
         train.features.len(),
@@ -709,9 +709,11 @@ fn fit_qa_defaults(cfg: &mut FinetuneConfig) -> Result<()> {
     let default = FinetuneConfig::new(Task::Qa);
     if cfg.max_query_len == default.max_query_len && cfg.max_query_len > cfg.max_len / 2 {
         cfg.max_query_len = (cfg.max_len / 2).max(1);
-        eprintln!(
+        crate::say!(
             "note: questions cut at {} tokens (--max-query-len {}, as --max-len is {})",
-            cfg.max_query_len, cfg.max_query_len, cfg.max_len
+            cfg.max_query_len,
+            cfg.max_query_len,
+            cfg.max_len
         );
     }
     let room = cfg.max_len.saturating_sub(cfg.max_query_len + 3);
@@ -724,7 +726,7 @@ fn fit_qa_defaults(cfg: &mut FinetuneConfig) -> Result<()> {
     }
     if cfg.doc_stride == default.doc_stride && cfg.doc_stride + room / 4 >= room {
         cfg.doc_stride = room / 2;
-        eprintln!(
+        crate::say!(
             "note: windows overlap by {} tokens (--doc-stride {}, as a window holds {room} context tokens)",
             cfg.doc_stride, cfg.doc_stride
         );

@@ -297,14 +297,16 @@ impl TextTokenizer {
         write_atomic(path, json.as_bytes())
     }
 
-    /// Saves `dir/tokenizer.json` and `dir/tokenizer_config.json` (see [`Self::tokenizer_config`]).
-    pub fn save_in(&self, dir: &Path) -> Result<()> {
-        self.save_in_padded(dir, None)
+    /// Saves `dir/tokenizer.json` and `dir/tokenizer_config.json` (see [`Self::tokenizer_config`]) for a model
+    /// of `positions` positions, which the config gives as `model_max_length`: the length at which
+    /// transformers' tokenizer truncates (`truncation=True`) and beyond which it warns.
+    pub fn save_in(&self, dir: &Path, positions: usize) -> Result<()> {
+        self.save_in_padded(dir, None, positions)
     }
 
     /// [`Self::save_in`], with the token of id `pad` as tokenizer_config.json's `pad_token` where the vocabulary
     /// has no `[PAD]`: a GPT classifier's padding, so that transformers' tokenizer pads a batch for it.
-    pub fn save_in_padded(&self, dir: &Path, pad: Option<u32>) -> Result<()> {
+    pub fn save_in_padded(&self, dir: &Path, pad: Option<u32>, positions: usize) -> Result<()> {
         self.save(&dir.join("tokenizer.json"))?;
         let mut cfg = self.tokenizer_config();
         if let Some(token) = pad.and_then(|id| self.inner.id_to_token(id)) {
@@ -312,6 +314,7 @@ impl TextTokenizer {
                 cfg["pad_token"] = token.into();
             }
         }
+        cfg["model_max_length"] = positions.into();
         crate::hf::write_json(&dir.join("tokenizer_config.json"), &cfg)
     }
 

@@ -360,9 +360,11 @@ fn gpt_tokenizers_save_a_config_that_keeps_transformers_on_tokenizer_json() {
     for (name, tok) in [("char", &chars), ("bpe", &bpe)] {
         let out = dir.join(name);
         std::fs::create_dir_all(&out).unwrap();
-        tok.save_in(&out).unwrap();
+        tok.save_in(&out, 48).unwrap();
         let cfg = saved_config(&out);
         assert_eq!(cfg["tokenizer_class"], "PreTrainedTokenizerFast", "{name}");
+        // transformers truncates at the model's positions
+        assert_eq!(cfg["model_max_length"], 48, "{name}");
         assert_eq!(cfg["clean_up_tokenization_spaces"], false, "{name}");
         let eos = tok.eos_id().map(|_| EOS_TOKEN);
         for key in ["bos_token", "eos_token", "unk_token"] {
@@ -373,6 +375,6 @@ fn gpt_tokenizers_save_a_config_that_keeps_transformers_on_tokenizer_json() {
     // a GPT classifier's padding is named, so that transformers' tokenizer pads a batch for it
     let out = dir.join("padded");
     std::fs::create_dir_all(&out).unwrap();
-    bpe.save_in_padded(&out, bpe.eos_id()).unwrap();
+    bpe.save_in_padded(&out, bpe.eos_id(), 48).unwrap();
     assert_eq!(saved_config(&out)["pad_token"], EOS_TOKEN);
 }

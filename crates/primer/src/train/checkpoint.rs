@@ -151,13 +151,13 @@ pub(crate) fn in_run_dir<T>(out: &Path, body: impl FnOnce() -> Result<T>) -> Res
 /// the vocabulary there is.
 pub(crate) fn note_vocab_size(corpus: &Path, got: usize, asked: usize) {
     if got < asked {
-        eprintln!(
+        crate::say!(
             "note: {} yields a vocabulary of {got}, fewer than the {asked} asked for (--vocab-size): it has no more \
              to learn",
             corpus.display()
         );
     } else if got > asked {
-        eprintln!(
+        crate::say!(
             "note: {} yields a vocabulary of {got}, more than the {asked} asked for (--vocab-size): its alphabet \
              alone needs that many tokens",
             corpus.display()
@@ -345,7 +345,7 @@ pub(crate) fn progress_bar(len: usize, pos: usize) -> Result<ProgressBar> {
 /// Prints an evaluation line above the progress bar, or plainly when there is no terminal to draw it on.
 pub(crate) fn report(bar: &ProgressBar, line: String) {
     if bar.is_hidden() {
-        eprintln!("{line}");
+        crate::say!("{line}");
     } else {
         bar.println(line);
     }

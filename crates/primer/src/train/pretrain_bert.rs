@@ -345,7 +345,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
     }
     // once the run is known to go ahead
     if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters, resume) {
-        eprintln!("{warning}");
+        crate::say!("{warning}");
     }
     let tok_path = out.join("tokenizer.json");
     let state_path = out.join("trainer_state.json");
@@ -366,7 +366,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
             Some(path) => {
                 let mut t = TextTokenizer::from_path(path)?;
                 if t.frame_for_bert()? {
-                    eprintln!(
+                    crate::say!(
                         "note: {} does not frame texts as [CLS] A [SEP] B [SEP]; the run's tokenizer.json does, \
                          as primer frames a BERT's inputs, so that transformers' tokenizer gives the same ids",
                         path.display()
@@ -388,7 +388,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
     let masker = Masker::for_tokenizer(&tok, cfg.mask_config())?;
     let batcher = BertBatcher::new(specials, masker, cfg.block_size, cfg.nsp)?;
     let segments = SegmentCorpus::from_file(corpus, &tok)?;
-    eprintln!(
+    crate::say!(
         "{}: {} documents, {} lines, {} tokens (vocab {})",
         corpus.display(),
         segments.n_documents(),
@@ -410,7 +410,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
     // once the resumed run's data and model are read
     let schedule = (cfg.warmup_iters, cfg.lr_decay_iters);
     if let Some(note) = past_schedule_note(cfg.max_iters, schedule, cfg.min_lr).filter(|_| resume) {
-        eprintln!("{note}");
+        crate::say!("{note}");
     }
     if model.config.vocab_size != tok.vocab_size() {
         return Err(Error::format(
@@ -425,7 +425,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
     // a fresh run writes its first file only now, once the corpus and the settings have passed every check
     if !resume {
         commit_fresh(out, start)?;
-        tok.save_in(out)?;
+        tok.save_in(out, model.config.max_position_embeddings)?;
     }
     hf::write_json(&cfg_path, cfg)?;
     let mut opt = AdamW::new(cfg.adamw()?, model.num_params());
@@ -433,7 +433,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
     if let Some(s) = &state {
         restore_optimizer(out, &mut opt, s.step, s.adam_t)?;
         (step, tokens_seen, elapsed0) = (s.step, s.tokens_seen, s.elapsed_s);
-        eprintln!("resuming from step {step}");
+        crate::say!("resuming from step {step}");
     }
     let metrics_path = out.join("metrics.jsonl");
     if resume {
@@ -604,7 +604,7 @@ fn note_one_class(batches: &[BertBatch]) {
                 " (a validation corpus of one-line documents has no true next segment)",
             )
         };
-        eprintln!(
+        crate::say!(
             "note: every validation pair is {class}, so next-sentence accuracy there scores that one class{why}"
         );
     }

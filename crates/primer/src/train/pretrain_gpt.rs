@@ -316,7 +316,7 @@ fn tokenize_fresh(
     };
     let partial = out.join(TOKENS_PARTIAL);
     let info = encode_corpus(corpus, &t, &partial)?;
-    eprintln!(
+    crate::say!(
         "tokenized {}: {} bytes -> {} tokens (vocab {})",
         corpus.display(),
         info.bytes,
@@ -333,7 +333,7 @@ fn tokenize_fresh(
         let _ = std::fs::remove_file(&partial);
         return Err(e);
     }
-    t.save_in(out)?;
+    t.save_in(out, cfg.block_size)?;
     let splits = Splits::open(
         &out.join("tokens.bin"),
         cfg.val_fraction,
@@ -370,7 +370,7 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
     }
     // once the run is known to go ahead
     if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters, resume) {
-        eprintln!("{warning}");
+        crate::say!("{warning}");
     }
     let tok_path = out.join("tokenizer.json");
     let bin_path = out.join("tokens.bin");
@@ -397,7 +397,7 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
     // once the resumed run's data and model are read
     let schedule = (cfg.warmup_iters, cfg.lr_decay_iters);
     if let Some(note) = past_schedule_note(cfg.max_iters, schedule, cfg.min_lr).filter(|_| resume) {
-        eprintln!("{note}");
+        crate::say!("{note}");
     }
     if splits.tokens.vocab_size() as usize != model.config.vocab_size {
         return Err(Error::format(
@@ -417,7 +417,7 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
         restore_optimizer(out, &mut opt, s.step, s.adam_t)?;
         rng = Rng::new(s.rng_state);
         (step, tokens_seen, elapsed0) = (s.step, s.tokens_seen, s.elapsed_s);
-        eprintln!("resuming from step {step}");
+        crate::say!("resuming from step {step}");
     }
     let metrics_path = out.join("metrics.jsonl");
     if resume {

@@ -49,7 +49,7 @@ pub(crate) fn open_run_dir(out: &Path) -> Result<RunLock> {
 /// run goes ahead unguarded, and a note says so.
 pub(crate) fn lock_dir(dir: &Path) -> Result<RunLock> {
     let unguarded = |why: std::io::Error| {
-        eprintln!(
+        crate::say!(
             "note: {}: cannot lock the directory ({why}); a second primer process started on it could disturb this one",
             dir.display()
         );

@@ -196,12 +196,13 @@ fn save_in_writes_the_casing_transformers_reads() {
     );
     let cased = TextTokenizer::train_wordpiece(std::slice::from_ref(&corpus), 300, false).unwrap();
     let out = temp_dir("wp-cased-out");
-    cased.save_in(&out).unwrap();
+    cased.save_in(&out, 64).unwrap();
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("tokenizer_config.json")).unwrap())
             .unwrap();
     assert_eq!(cfg["do_lower_case"], false);
     assert_eq!(cfg["mask_token"], "[MASK]");
+    assert_eq!(cfg["model_max_length"], 64);
     // vocab.txt + that config (what transformers falls back to) keeps the capitals
     std::fs::remove_file(out.join("tokenizer.json")).unwrap();
     write_vocab_txt(&cased, &out, "");
@@ -227,7 +228,7 @@ fn a_wordpiece_without_berts_pipeline_saves_a_config_that_keeps_it() {
         .with_pre_tokenizer(Some(tokenizers::pre_tokenizers::whitespace::Whitespace));
     for (name, odd) in [("bare", bare), ("whitespace", split_on_spaces)] {
         let out = temp_dir(&format!("wp-odd-{name}"));
-        odd.save_in(&out).unwrap();
+        odd.save_in(&out, 64).unwrap();
         let cfg = saved_config(&out);
         assert_eq!(cfg["tokenizer_class"], "PreTrainedTokenizerFast", "{name}");
         assert!(cfg.get("do_lower_case").is_none(), "{name}");
