@@ -26,14 +26,20 @@ fn tmp(name: &str) -> Scratch {
     Scratch::fresh(std::env::temp_dir().join(format!("primer-cli-{}-{name}", std::process::id())))
 }
 
-#[test]
-fn pretrain_with_config_then_generate() {
-    let d = tmp("run");
-    let corpus = d.join("corpus.txt");
+/// `dir/corpus.txt`: 400 lines of one sentence with ten numbers.
+fn cat_corpus(dir: &std::path::Path) -> std::path::PathBuf {
+    let corpus = dir.join("corpus.txt");
     let text: String = (0..400)
         .map(|i| format!("the cat sat on mat number {}.\n", i % 10))
         .collect();
     std::fs::write(&corpus, text).unwrap();
+    corpus
+}
+
+#[test]
+fn pretrain_with_config_then_generate() {
+    let d = tmp("run");
+    let corpus = cat_corpus(&d);
     let config = d.join("tiny.toml");
     std::fs::write(
         &config,
@@ -329,6 +335,41 @@ fn pretrain_with_config_then_generate() {
     assert!(!d.join("chars").join("tokens.bin").exists());
     let (ok, err) = again(&["--resume", "--max-iters", "310", "--corpus", corpus_s]);
     assert!(ok, "naming its own corpus again is fine: {err}");
+    // moved away: found where it is now, but another file there (its size tells) is refused, not recorded
+    let moved = d.join("moved.txt");
+    std::fs::rename(&corpus, &moved).unwrap();
+    let longer = d.join("longer.txt");
+    std::fs::write(&longer, std::fs::read_to_string(&moved).unwrap() + "more\n").unwrap();
+    let (ok, err) = again(&[
+        "--resume",
+        "--max-iters",
+        "320",
+        "--corpus",
+        longer.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("bytes") && err.contains("keeps its corpus"),
+        "{err}"
+    );
+    let (ok, err) = again(&[
+        "--resume",
+        "--max-iters",
+        "320",
+        "--corpus",
+        moved.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    // changed in place (it is recorded as moved.txt now): the run goes on with the tokens it made then, and
+    // says so
+    let text = std::fs::read_to_string(&moved).unwrap();
+    std::fs::write(&moved, text.clone() + "more\n").unwrap();
+    let (ok, err) = again(&["--resume", "--max-iters", "330"]);
+    assert!(
+        ok && err.contains("moved.txt is 11605 bytes now") && err.contains("tokens.bin"),
+        "{err}"
+    );
+    std::fs::write(&moved, text).unwrap();
+    std::fs::rename(&moved, &corpus).unwrap();
     // --overwrite deletes the old run only once the new one has passed its checks: a bad flag or a corpus too
     // short for a block leaves it whole
     let model_bytes = std::fs::read(out.join("model.safetensors")).unwrap();
@@ -475,11 +516,7 @@ fn a_training_run_outlives_the_reader_of_its_log() {
     // `primer pretrain … 2>&1 | head -2`: the reader goes away at once, and the run still trains to its end and
     // writes its checkpoint, instead of dying of SIGPIPE (or of a panic at its next log line) before the first one
     let d = tmp("closed-log");
-    let corpus = d.join("corpus.txt");
-    let text: String = (0..400)
-        .map(|i| format!("the cat sat on mat number {}.\n", i % 10))
-        .collect();
-    std::fs::write(&corpus, text).unwrap();
+    let corpus = cat_corpus(&d);
     let out = d.join("model");
     let mut child = primer()
         .args(["pretrain", "gpt", "--corpus"])

@@ -17,7 +17,7 @@ use crate::train::checkpoint::{
     progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::GptShards;
-use crate::train::inputs::{check_readable, check_recordable};
+use crate::train::inputs::{check_readable, check_recordable, check_unchanged};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::run_dir::TOKENS_PARTIAL;
@@ -202,8 +202,34 @@ struct TrainerState {
     rng_state: u64,
     adam_t: u64,
     corpus: PathBuf,
+    /// The corpus's size when the run started (`None` in runs from before it was recorded).
+    #[serde(default)]
+    corpus_bytes: Option<u64>,
     tokens_seen: u64,
     elapsed_s: f64,
+}
+
+/// A resumed run trains on `OUT/tokens.bin`, made of its corpus when it started; the corpus itself is only
+/// recorded. So a corpus given in another place (the recorded one has moved) must still be that file, as far
+/// as its size tells, and another file is refused; the recorded file changed in place gets a note that the run
+/// goes on with the text as it was.
+fn check_resumed_corpus(corpus: &Path, state: &TrainerState, out: &Path) -> Result<()> {
+    let (Some(started), Ok(meta)) = (state.corpus_bytes, std::fs::metadata(corpus)) else {
+        return Ok(());
+    };
+    let now = meta.len();
+    let recorded = absolute(corpus) == absolute(&state.corpus)
+        || matches!((corpus.canonicalize(), state.corpus.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    if now != started && recorded {
+        crate::say!(
+            "note: {} is {now} bytes now, but the run started on {started}: a resumed run goes on with the \
+             tokens it made of the corpus then ({}); start a new run to train on the changed text",
+            corpus.display(),
+            out.join("tokens.bin").display()
+        );
+        return Ok(());
+    }
+    check_unchanged(corpus, "corpus", now, Some(started), out)
 }
 
 /// A finished (or interrupted-and-saved) run: final losses and where it lives.
@@ -379,12 +405,17 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
     let (tokenizer, state, splits) = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
+        check_resumed_corpus(corpus, &state, out)?;
         let t = TextTokenizer::from_file(&tok_path)?;
         let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
         (t, Some(state), splits)
     } else {
         let (t, splits) = tokenize_fresh(corpus, out, cfg, start)?;
         (t, None, splits)
+    };
+    let corpus_bytes = match &state {
+        Some(s) => s.corpus_bytes,
+        None => Some(std::fs::metadata(corpus).map_err(Error::io(corpus))?.len()),
     };
     let mut model = if resume {
         Gpt::load(out)?
@@ -493,6 +524,7 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
                 rng_state: rng.state(),
                 adam_t: opt.t,
                 corpus: absolute(corpus),
+                corpus_bytes,
                 tokens_seen,
                 elapsed_s: elapsed,
             };
