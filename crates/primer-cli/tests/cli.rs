@@ -475,6 +475,18 @@ fn pretrain_with_config_then_generate() {
         !ok && err.contains("not a pretraining run") && !err.contains("pass --overwrite"),
         "{err}"
     );
+    // other files there (a Hugging Face directory's vocab.txt, say) would be kept by --overwrite: named
+    std::fs::write(other.join("vocab.txt"), "[PAD]\n").unwrap();
+    let (ok, err) = outcome(
+        primer()
+            .args(["pretrain", "gpt", "--corpus", corpus_s, "--out"])
+            .arg(&other)
+            .args(tiny),
+    );
+    assert!(
+        !ok && err.contains("keep the others beside the new run's: vocab.txt"),
+        "{err}"
+    );
     let (ok, err) = outcome(
         primer()
             .args(["pretrain", "gpt", "--resume", "--out"])
@@ -631,7 +643,15 @@ fn missing_files_are_errors_not_panics() {
     let no_layers = d.join("no-layers.toml");
     std::fs::write(&no_layers, "n_layer = 0\n").unwrap();
     let no_layers = no_layers.to_str().unwrap();
+    let no_batch = d.join("no-batch.toml");
+    std::fs::write(&no_batch, "batch_size = 0\nmax_iters = 5\n").unwrap();
+    let no_batch = no_batch.to_str().unwrap();
     for (args, says) in [
+        // the key at fault is named, not every key of the file that the message's flags set
+        (
+            format!("{bert} --config {no_batch}"),
+            "--batch-size must be positive (set as batch_size in",
+        ),
         ("bench train --steps 0".to_string(), "from 1 to"),
         (
             "bench train --steps 18446744073709551615".into(),

@@ -94,7 +94,10 @@ where
 /// Refuses, as a model, the directory of a run that has not written one yet: a run writes config.json with its
 /// first checkpoint, and train_config.json before its first step.
 pub fn refuse_run_without_model(dir: &Path) -> Result<()> {
-    if !dir.join("config.json").exists() && dir.join("train_config.json").is_file() {
+    if !dir.join("config.json").exists()
+        && !dir.join("model.safetensors").exists()
+        && dir.join("train_config.json").is_file()
+    {
         return Err(Error::format(
             dir,
             "holds a run with no model yet (config.json and model.safetensors come with its first checkpoint): \

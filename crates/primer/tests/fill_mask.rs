@@ -91,7 +91,12 @@ fn bad_targets_and_texts_are_refused() {
     assert!(FillMask::new(&model, &tok, 0, None).is_err());
     let fm = FillMask::new(&model, &tok, 5, None).unwrap();
     let e = fm.prepare("no mask here").err().unwrap().to_string();
-    assert!(e.contains("no [MASK]"), "{e}");
+    assert!(e.contains("no [MASK]") && !e.contains("capitals"), "{e}");
+    let e = fm.prepare("the [mask] sat").err().unwrap().to_string();
+    assert!(
+        e.contains("no [MASK] token to fill ([MASK] is written in capitals)"),
+        "{e}"
+    );
     // bert_tiny has 64 positions: a [MASK] after 70 words is past them
     let long = "the cat ".repeat(35) + "[MASK]";
     let e = fm.prepare(&long).err().unwrap().to_string();

@@ -239,6 +239,15 @@ fn bad_checkpoints_are_clear_errors() {
         e.contains("n_embd (9) is not divisible by n_head (2)"),
         "{e}"
     );
+    // a LayerNorm epsilon that is not positive (NaN in every output)
+    let mut json: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    json["layer_norm_epsilon"] = (-1.0).into();
+    std::fs::write(d.join("config.json"), json.to_string()).unwrap();
+    let e = err_of(Gpt::load(&d));
+    assert!(
+        e.contains("config.json") && e.contains("layer_norm_epsilon must be positive, got -1"),
+        "{e}"
+    );
     std::fs::write(d.join("config.json"), &cfg).unwrap();
 
     // a config.json with fewer layers than the weights: refused rather than losing the last layer
@@ -265,6 +274,13 @@ fn bad_checkpoints_are_clear_errors() {
     std::fs::write(early.join("train_config.json"), "{}").unwrap();
     let e = err_of(Gpt::load(&early));
     assert!(e.contains("holds a run with no model yet"), "{e}");
+    // but with its weights there, only config.json is missing, and that is what is said
+    std::fs::write(early.join("model.safetensors"), "").unwrap();
+    let e = err_of(Gpt::load(&early));
+    assert!(
+        !e.contains("no model yet") && e.contains("early/config.json"),
+        "{e}"
+    );
 
     // a directory of another model: said so, not reported as a field a GPT-2 config would have
     let e = err_of(primer::models::bert::Bert::load(&d));

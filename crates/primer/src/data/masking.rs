@@ -52,19 +52,19 @@ impl MaskConfig {
     /// Errors, naming the option, unless each probability is in [0, 1], `probability` > 0 and
     /// `mask_replace + random_replace` ≤ 1.
     pub fn validate(&self) -> Result<()> {
-        for (name, p) in [
-            ("--mlm-probability", self.probability),
-            ("--mask-replace", self.mask_replace),
-            ("--random-replace", self.random_replace),
-        ] {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(Error::Config(format!("{name} {p} must be in [0, 1]")));
-            }
-        }
         if self.probability == 0.0 {
             return Err(Error::Config(
                 "--mlm-probability must be above 0: nothing would be predicted".into(),
             ));
+        }
+        for (name, p, range) in [
+            ("--mlm-probability", self.probability, "(0, 1]"),
+            ("--mask-replace", self.mask_replace, "[0, 1]"),
+            ("--random-replace", self.random_replace, "[0, 1]"),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(Error::Config(format!("{name} {p} must be in {range}")));
+            }
         }
         if self.mask_replace + self.random_replace > 1.0 + 1e-6 {
             return Err(Error::Config(format!(

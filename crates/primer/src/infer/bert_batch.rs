@@ -6,6 +6,7 @@ use crate::models::bert::BertInput;
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::progress_bar;
 use indicatif::ProgressBar;
+use tokenizers::models::ModelWrapper;
 use tokenizers::Tokenizer;
 
 /// A tokenizer prepared for BERT inputs: any truncation or padding stored in its `tokenizer.json` is turned
@@ -41,6 +42,13 @@ pub struct Encoded {
 impl BertEncoder {
     pub fn new(tok: &TextTokenizer) -> Result<BertEncoder> {
         let need = "a BERT input needs [CLS], [SEP] and [PAD]";
+        // a vocabulary without WordPiece's unknown token fails at the first word it cannot split, naming no file
+        if let ModelWrapper::WordPiece(wp) = tok.inner().get_model() {
+            tok.special_id(
+                &wp.unk_token,
+                "WordPiece gives it for a word it cannot split into pieces",
+            )?;
+        }
         Ok(BertEncoder {
             inner: tok.inner().clone(),
             cls: tok.special_id("[CLS]", need)?,

@@ -78,8 +78,14 @@ impl<'a> FillMask<'a> {
         let whole = self.enc.encode(text, None, usize::MAX)?;
         let masks = whole.ids.iter().filter(|&&id| id == self.mask).count();
         if masks == 0 {
+            // the tokenizer matches the special token exactly, as transformers' does
+            let hint = if text.to_ascii_uppercase().contains("[MASK]") {
+                " ([MASK] is written in capitals)"
+            } else {
+                ""
+            };
             return Err(Error::Config(format!(
-                "the text has no [MASK] token to fill: {text:?}"
+                "the text has no [MASK] token to fill{hint}: {text:?}"
             )));
         }
         let len = whole.ids.len();

@@ -227,6 +227,13 @@ impl BertConfig {
                 self.pad_token_id, self.vocab_size
             ));
         }
+        // 0 would divide a constant row (all padding, say) by zero; a negative one gives NaN
+        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
+            return bad(format!(
+                "layer_norm_eps must be positive, got {}",
+                self.layer_norm_eps
+            ));
+        }
         self.gelu().map(|_| ())
     }
 
@@ -2024,6 +2031,12 @@ mod tests {
         cfg.hidden_act = "relu".into();
         let e = cfg.validate().unwrap_err().to_string();
         assert!(e.contains("hidden_act \"relu\""), "{e}");
+        for eps in [0.0, -1.0, f32::NAN] {
+            let mut cfg = BertConfig::new(23, 16, 2, 2, 8);
+            cfg.layer_norm_eps = eps;
+            let e = cfg.validate().unwrap_err().to_string();
+            assert!(e.contains("layer_norm_eps must be positive"), "{e}");
+        }
     }
 
     #[test]

@@ -182,6 +182,13 @@ impl GptConfig {
                 return bad(format!("{name} must be in [0, 1), got {p}"));
             }
         }
+        // 0 would divide a constant row (all padding, say) by zero; a negative one gives NaN
+        if !(self.layer_norm_epsilon > 0.0 && self.layer_norm_epsilon.is_finite()) {
+            return bad(format!(
+                "layer_norm_epsilon must be positive, got {}",
+                self.layer_norm_epsilon
+            ));
+        }
         self.gelu().map(|_| ())
     }
 

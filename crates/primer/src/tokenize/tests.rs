@@ -342,6 +342,18 @@ fn loading_errors_name_the_path() {
         err.contains("vocab.txt: ") && err.contains("no [CLS]"),
         "{err}"
     );
+    // without WordPiece's [UNK], a BERT encoder is refused up front, naming the file, rather than at the first
+    // word the vocabulary cannot split
+    std::fs::write(&vocab, "[PAD]\n[CLS]\n[SEP]\nthe\n").unwrap();
+    let tok = TextTokenizer::from_dir(&dir).unwrap();
+    let err = crate::infer::bert_batch::BertEncoder::new(&tok)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("vocab.txt: ") && err.contains("no [UNK]"),
+        "{err}"
+    );
 }
 
 /// `dir/tokenizer_config.json`, parsed.

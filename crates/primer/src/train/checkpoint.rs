@@ -97,12 +97,40 @@ pub(crate) fn prepare_out(out: &Path, start: Start) -> Result<RunLock> {
         } else {
             format!(
                 "already holds a model (it has {name}) that is not a pretraining run of primer's: choose another \
-                 --out (--overwrite would delete its files)"
+                 --out ({})",
+                overwrite_would(out)
             )
         };
         return Err(Error::format(out, why));
     }
     Ok(lock)
+}
+
+/// What `--overwrite` would do to a model directory that is not a run's: delete the files a run writes, and keep
+/// the others, which the message names (up to five), since they would then sit beside the new run's.
+fn overwrite_would(out: &Path) -> String {
+    let mut kept: Vec<String> = std::fs::read_dir(out)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !RUN_FILES.contains(&name.as_str()) && !name.starts_with('.'))
+        .collect();
+    if kept.is_empty() {
+        return "--overwrite would delete its files".to_string();
+    }
+    kept.sort();
+    let more = kept.len().saturating_sub(5);
+    kept.truncate(5);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "--overwrite would delete the files a run writes, and keep the others beside the new run's: {}{more}",
+        kept.join(", ")
+    )
 }
 
 /// Whether `out` holds a pretraining run that never reached its first checkpoint: its settings are saved

@@ -133,8 +133,14 @@ impl BertTrainConfig {
 
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::Config(m.to_string()));
-        if self.batch_size == 0 || self.grad_accum == 0 || self.max_iters == 0 {
-            return bad("--batch-size, --grad-accum and --max-iters must be positive");
+        for (flag, v) in [
+            ("--batch-size", self.batch_size),
+            ("--grad-accum", self.grad_accum),
+            ("--max-iters", self.max_iters),
+        ] {
+            if v == 0 {
+                return bad(&format!("{flag} must be positive"));
+            }
         }
         if !(0.0..0.5).contains(&self.val_fraction) || self.val_fraction == 0.0 {
             return bad("--val-fraction must be in (0, 0.5)");

@@ -165,7 +165,10 @@ fn masks_are_determined_by_the_seed() {
 fn invalid_settings_name_the_option() {
     for (bad, option) in [
         (cfg(0.0, 0.8, 0.1, false), "--mlm-probability"),
-        (cfg(1.5, 0.8, 0.1, false), "--mlm-probability"),
+        (
+            cfg(1.5, 0.8, 0.1, false),
+            "--mlm-probability 1.5 must be in (0, 1]",
+        ),
         (cfg(0.15, -0.1, 0.1, false), "--mask-replace"),
         (cfg(0.15, 0.8, f32::NAN, false), "--random-replace"),
         (cfg(0.15, 0.8, 0.3, false), "exceeds 1"),
