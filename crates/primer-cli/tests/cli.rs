@@ -465,24 +465,22 @@ fn pretrain_with_config_then_generate() {
     for name in ["model.safetensors", "config.json"] {
         std::fs::copy(out.join(name), other.join(name)).unwrap();
     }
-    let (ok, err) = outcome(
-        primer()
-            .args(["pretrain", "gpt", "--corpus", corpus_s, "--out"])
-            .arg(&other)
-            .args(tiny),
-    );
+    let fresh_in_other = || {
+        outcome(
+            primer()
+                .args(["pretrain", "gpt", "--corpus", corpus_s, "--out"])
+                .arg(&other)
+                .args(tiny),
+        )
+    };
+    let (ok, err) = fresh_in_other();
     assert!(
         !ok && err.contains("not a pretraining run") && !err.contains("pass --overwrite"),
         "{err}"
     );
     // other files there (a Hugging Face directory's vocab.txt, say) would be kept by --overwrite: named
     std::fs::write(other.join("vocab.txt"), "[PAD]\n").unwrap();
-    let (ok, err) = outcome(
-        primer()
-            .args(["pretrain", "gpt", "--corpus", corpus_s, "--out"])
-            .arg(&other)
-            .args(tiny),
-    );
+    let (ok, err) = fresh_in_other();
     assert!(
         !ok && err.contains("keep the others beside the new run's: vocab.txt"),
         "{err}"
