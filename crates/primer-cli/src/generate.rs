@@ -198,7 +198,8 @@ pub fn prompt_ids(tok: &TextTokenizer, prompt: &str) -> Result<Vec<u32>> {
         }
         anyhow::ensure!(
             !ids.is_empty(),
-            "the prompt is empty and the tokenizer cannot encode a line break"
+            "the prompt is empty and the tokenizer has no line break or end-of-text token to start from: \
+             give a --prompt of text the model knows"
         );
     }
     Ok(ids)

@@ -178,9 +178,13 @@ fn flag_of(key: &str) -> String {
 /// FIFO's second open would wait forever.
 fn check_config_file(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => anyhow::bail!(
+            "{}: is a directory: --config names a TOML file",
+            path.display()
+        ),
         Ok(m) if !m.is_file() => anyhow::bail!(
-            "{}: --config is not a regular file (a pipe, FIFO or directory): it is read more than once, so save \
-             it to a file first",
+            "{}: --config is not a regular file (a pipe or FIFO): it is read more than once, so save it to a \
+             file first",
             path.display()
         ),
         _ => Ok(()),

@@ -62,9 +62,17 @@ pub fn run(a: Args) -> Result<()> {
     );
     gpt(&a, &corpus)?;
     bert(&a, &corpus)?;
+    // as the user started primer: through cargo (which sets CARGO for what it runs), or the binary itself
+    let primer = if std::env::var_os("CARGO").is_some() {
+        "cargo run --release --".to_string()
+    } else {
+        std::env::args_os()
+            .next()
+            .map_or("primer".into(), |p| p.to_string_lossy().into_owned())
+    };
     primer::tell!(
-        "try: cargo run --release -- generate --model {0}/gpt --prompt \"The weather\"\n     \
-         cargo run --release -- fill-mask --model {0}/bert \"Maria lives in [MASK] and works at a school.\"",
+        "try: {primer} generate --model {0}/gpt --prompt \"The weather\"\n     \
+         {primer} fill-mask --model {0}/bert \"Maria lives in [MASK] and works at a school.\"",
         a.out.display()
     );
     Ok(())

@@ -1371,6 +1371,17 @@ fn inputs_read_twice_or_not_recordable_are_refused_before_anything_is_written() 
             && err.contains("save it to a file first"),
         "{err}"
     );
+    // and a directory is named as one, with no advice to save it to a file
+    let (ok, err) = outcome(
+        primer()
+            .current_dir(&d)
+            .args(["pretrain", "gpt", "--out", "x", "--corpus", corpus])
+            .args(["--config", "."]),
+    );
+    assert!(
+        !ok && err.contains("is a directory: --config names a TOML file"),
+        "{err}"
+    );
     // /dev/stdin on a pipe (which gives its text once) is refused as not a regular file
     let mut child = primer()
         .current_dir(&d)
@@ -1855,6 +1866,21 @@ fn generate_with_padded_or_mismatched_vocabularies_and_split_characters() {
         "{err}"
     );
     assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+
+    // an empty prompt starts from a line break; a vocabulary without one (nor an end-of-text token) asks for a
+    // prompt
+    let no_newline = d.join("abc.txt");
+    std::fs::write(&no_newline, "abc ").unwrap();
+    let abc = TextTokenizer::train_char(std::slice::from_ref(&no_newline)).unwrap();
+    let flat = d.join("flat");
+    save_favouring(&flat, &abc, 4, 0);
+    let out = run(&flat, "", "0");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("give a --prompt"),
+        "{err}"
+    );
+    assert!(run(&padded, "", "0").status.success());
 
     // byte-level tokens that never complete a character come out as U+FFFD, as transformers prints them
     let bpe = TextTokenizer::train_bpe(&[corpus], 257).unwrap();

@@ -243,8 +243,19 @@ impl TensorFile {
     }
 
     fn parsed(&self) -> Result<SafeTensors<'_>> {
-        SafeTensors::deserialize(&self.mmap)
-            .map_err(|e| Error::format(&self.path, format!("not a valid safetensors file: {e}")))
+        SafeTensors::deserialize(&self.mmap).map_err(|e| self.invalid(e))
+    }
+
+    /// The error for a file that does not parse: most likely cut short or damaged (a copy or download that did
+    /// not finish), which the message says before the parser's own words.
+    fn invalid(&self, e: safetensors::SafeTensorError) -> Error {
+        Error::format(
+            &self.path,
+            format!(
+                "not a valid safetensors file: truncated or corrupt ({} bytes; the parser says: {e})",
+                self.mmap.len()
+            ),
+        )
     }
 
     pub fn names(&self) -> Result<Vec<String>> {
@@ -258,8 +269,7 @@ impl TensorFile {
 
     /// A value of the file's header metadata.
     pub fn metadata(&self, key: &str) -> Result<Option<String>> {
-        let (_, meta) = SafeTensors::read_metadata(&self.mmap)
-            .map_err(|e| Error::format(&self.path, format!("not a valid safetensors file: {e}")))?;
+        let (_, meta) = SafeTensors::read_metadata(&self.mmap).map_err(|e| self.invalid(e))?;
         Ok(meta.metadata().as_ref().and_then(|m| m.get(key).cloned()))
     }
 

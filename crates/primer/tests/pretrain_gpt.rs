@@ -104,6 +104,13 @@ fn learns_and_resumes_exactly() {
             "{name}"
         );
     }
+    // without its token file a run cannot resume, and is told what the file was and what to do
+    std::fs::remove_file(half.join("tokens.bin")).unwrap();
+    let e = err_of(pretrain(&corpus, &half, &tiny(50), Start::Resume));
+    assert!(
+        e.contains("tokens.bin: is missing") && e.contains("--overwrite"),
+        "{e}"
+    );
 }
 
 fn err_of(r: primer::Result<impl Sized>) -> String {
@@ -303,7 +310,17 @@ fn bad_checkpoints_are_clear_errors() {
     let st = std::fs::read(d.join("model.safetensors")).unwrap();
     std::fs::write(d.join("model.safetensors"), &st[..st.len() / 2]).unwrap();
     let e = err_of(Gpt::load(&d));
-    assert!(e.contains("model.safetensors"), "{e}");
+    assert!(
+        e.contains("model.safetensors: not a valid safetensors file: truncated or corrupt"),
+        "{e}"
+    );
+    // one byte short, the parser's own words ("incomplete metadata") say nothing of a cut-off file
+    std::fs::write(d.join("model.safetensors"), &st[..st.len() - 1]).unwrap();
+    let e = err_of(Gpt::load(&d));
+    assert!(
+        e.contains("truncated or corrupt") && e.contains(&format!("{} bytes", st.len() - 1)),
+        "{e}"
+    );
 
     // missing safetensors
     std::fs::remove_file(d.join("model.safetensors")).unwrap();

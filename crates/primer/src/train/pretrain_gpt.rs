@@ -407,6 +407,13 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
         check_resumed_corpus(corpus, &state, out)?;
         let t = TextTokenizer::from_file(&tok_path)?;
+        if !bin_path.exists() {
+            return Err(Error::format(
+                &bin_path,
+                "is missing: a resumed run trains on this file, the corpus as the run tokenized it when it \
+                 started; without it, start the run afresh with --overwrite",
+            ));
+        }
         let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
         (t, Some(state), splits)
     } else {
