@@ -457,6 +457,22 @@ pub fn run(m: Model) -> Result<()> {
                     "--val-fraction holds out part of the corpus, --val-corpus validates on another file: give one"
                 );
             }
+            // a path from the config file is read from the working directory, as a flag's is; one that is not
+            // there is named with its key and file, as other settings from the file are
+            for (from_flag, key, path) in [
+                (a.tokenizer.is_some(), "tokenizer", &c.tokenizer),
+                (a.val_corpus.is_some(), "val_corpus", &c.val_corpus),
+            ] {
+                if let (false, Some(path), Some(file)) = (from_flag, path, a.run.fresh_config()) {
+                    anyhow::ensure!(
+                        path.exists(),
+                        "{}: no such file or directory (set as {key} in {}; a relative path there is read from \
+                         the working directory, as a flag's is)",
+                        path.display(),
+                        file.display()
+                    );
+                }
+            }
             if a.no_nsp {
                 c.nsp = false;
             }

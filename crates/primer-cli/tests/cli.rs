@@ -613,6 +613,36 @@ fn missing_files_are_errors_not_panics() {
         !gen.status.success() && err.contains("config.json") && !err.contains("panicked"),
         "{err}"
     );
+    // a file given as a model directory, and a directory where a model file should be, are named as such
+    let notes = d.join("notes.txt");
+    std::fs::write(&notes, "not a model\n").unwrap();
+    for command in [
+        &["generate"][..],
+        &["embed", "x"],
+        &["fill-mask", "a [MASK]"],
+    ] {
+        let (ok, err) = outcome(
+            primer()
+                .args(["--threads", "1"])
+                .args(command)
+                .arg("--model")
+                .arg(&notes),
+        );
+        assert!(
+            !ok && err.contains("notes.txt: is a file, not a model directory"),
+            "{command:?}: {err}"
+        );
+    }
+    let dirs = d.join("dirs");
+    std::fs::create_dir_all(dirs.join("model.safetensors")).unwrap();
+    let e = primer::hf::TensorFile::open(&dirs.join("model.safetensors"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("model.safetensors: is a directory"), "{e}");
+    std::fs::create_dir_all(dirs.join("tokenizer.json")).unwrap();
+    let e = TextTokenizer::from_dir(&dirs).err().unwrap().to_string();
+    assert!(e.contains("tokenizer.json: is a directory"), "{e}");
 
     let bench = primer()
         .args(["bench", "train", "--preset", "huge"])
@@ -644,7 +674,14 @@ fn missing_files_are_errors_not_panics() {
     let no_batch = d.join("no-batch.toml");
     std::fs::write(&no_batch, "batch_size = 0\nmax_iters = 5\n").unwrap();
     let no_batch = no_batch.to_str().unwrap();
+    let far_val = d.join("far-val.toml");
+    std::fs::write(&far_val, "val_corpus = \"nope/val.txt\"\n").unwrap();
+    let far_val = far_val.to_str().unwrap();
     for (args, says) in [
+        (
+            format!("{bert} --config {far_val}"),
+            "nope/val.txt: no such file or directory (set as val_corpus in",
+        ),
         // the key at fault is named, not every key of the file that the message's flags set
         (
             format!("{bert} --config {no_batch}"),
@@ -1194,7 +1231,20 @@ fn resumed_bert_run_finds_its_files_and_names_its_flags() {
         &d,
         &format!("--corpus corpus.txt --val-corpus val.txt --out run --max-iters 1 {TINY_BERT}"),
     );
-    assert!(ok, "{err}");
+    assert!(ok && !err.contains("--no-nsp"), "{err}");
+    // documents of one line each leave next-sentence prediction nothing but NotNext: said, with the way out
+    let one_line: String = (0..40)
+        .map(|i| format!("the cat sat on mat {i}.\n\n"))
+        .collect();
+    std::fs::write(d.join("lines.txt"), one_line).unwrap();
+    let (ok, err) = bert(
+        &d,
+        &format!("--corpus lines.txt --out lines --max-iters 1 {TINY_BERT}"),
+    );
+    assert!(
+        ok && err.contains("is one line") && err.contains("pass --no-nsp"),
+        "{err}"
+    );
     let run = d.join("run");
     let run = run.to_str().unwrap();
     // the validation file, named relative to the working directory, is found from anywhere, and it may be

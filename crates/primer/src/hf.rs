@@ -91,9 +91,15 @@ where
     Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
 }
 
-/// Refuses, as a model, the directory of a run that has not written one yet: a run writes config.json with its
-/// first checkpoint, and train_config.json before its first step.
-pub fn refuse_run_without_model(dir: &Path) -> Result<()> {
+/// Refuses, as a model directory, a file (`--model notes.txt`), and the directory of a run that has not written
+/// a model yet: a run writes config.json with its first checkpoint, and train_config.json before its first step.
+pub fn check_model_dir(dir: &Path) -> Result<()> {
+    if dir.is_file() {
+        return Err(Error::format(
+            dir,
+            "is a file, not a model directory (one holding config.json, model.safetensors and the tokenizer)",
+        ));
+    }
     if !dir.join("config.json").exists()
         && !dir.join("model.safetensors").exists()
         && dir.join("train_config.json").is_file()
@@ -116,7 +122,7 @@ pub fn read_model_config<T: DeserializeOwned>(
     model_type: &str,
     validate: fn(&T) -> Result<()>,
 ) -> Result<T> {
-    refuse_run_without_model(dir)?;
+    check_model_dir(dir)?;
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
     let value: serde_json::Value = parse_json(&path, &text)?;
@@ -230,6 +236,12 @@ impl TensorFile {
     /// Opens `path`; when it is a missing `model.safetensors` beside a checkpoint in a format primer does not
     /// read (sharded, or PyTorch's `.bin`), the error says so and how to convert it.
     pub fn open(path: &Path) -> Result<TensorFile> {
+        if path.is_dir() {
+            return Err(Error::format(
+                path,
+                "is a directory, not a safetensors file",
+            ));
+        }
         let file = std::fs::File::open(path)
             .map_err(|e| unreadable_checkpoint(path).unwrap_or_else(|| Error::io(path)(e)))?;
         // SAFETY: the file is only read; a concurrent writer would be a user error we cannot prevent.

@@ -28,7 +28,7 @@ pub fn load_backbone(
     from_scratch: bool,
     seed: u64,
 ) -> Result<(Backbone, TextEncoder)> {
-    hf::refuse_run_without_model(dir)?;
+    hf::check_model_dir(dir)?;
     let cfg_path = dir.join("config.json");
     let kind: ModelType = hf::read_config(&cfg_path)?;
     let tok = TextTokenizer::from_dir(dir)?;

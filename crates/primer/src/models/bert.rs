@@ -272,7 +272,7 @@ impl BertConfig {
             "gelu" => Ok(Gelu::Erf),
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Gelu::Tanh),
             other => Err(Error::Config(format!(
-                "hidden_act \"{other}\" is not supported (gelu, gelu_new, gelu_pytorch_tanh)"
+                "hidden_act \"{other}\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast)"
             ))),
         }
     }

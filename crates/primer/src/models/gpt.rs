@@ -215,7 +215,7 @@ impl GptConfig {
             "gelu" => Ok(Gelu::Erf),
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Gelu::Tanh),
             other => Err(Error::Config(format!(
-                "activation_function \"{other}\" is not supported (gelu, gelu_new, gelu_pytorch_tanh)"
+                "activation_function \"{other}\" is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast)"
             ))),
         }
     }

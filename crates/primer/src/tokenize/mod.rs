@@ -207,6 +207,9 @@ impl TextTokenizer {
     /// [`Self::follow_bert_tokenizer_class`]).
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let json = dir.join("tokenizer.json");
+        if json.is_dir() {
+            return Err(Error::format(&json, "is a directory, not a tokenizer file"));
+        }
         if json.is_file() {
             let mut tok = Self::from_file(&json)?;
             tok.follow_bert_tokenizer_class(dir)?;

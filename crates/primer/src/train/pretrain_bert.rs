@@ -402,6 +402,13 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
         segments.n_tokens(),
         tok.vocab_size()
     );
+    if cfg.nsp && segments.n_documents() > 1 && segments.n_documents() == segments.n_segments() {
+        crate::say!(
+            "note: every document of {} is one line, so no pair has a true next segment and next-sentence \
+             prediction learns only NotNext: pass --no-nsp to pack whole lines instead (RoBERTa style)",
+            corpus.display()
+        );
+    }
     let (train, val) = match &cfg.val_corpus {
         Some(path) => (segments, SegmentCorpus::from_file(path, &tok)?),
         None => segments.split_validation(cfg.val_fraction)?,
