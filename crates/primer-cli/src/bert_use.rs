@@ -127,15 +127,22 @@ pub fn embed_texts(a: EmbedArgs) -> Result<()> {
             "--out {}: the file name must end in .safetensors (the format written)",
             out.display()
         );
+        anyhow::ensure!(
+            !out.is_dir(),
+            "--out {} is a directory; name a file in it",
+            out.display()
+        );
         // symlink_metadata: a dangling link is a file there too
         anyhow::ensure!(
             a.overwrite || std::fs::symlink_metadata(out).is_err(),
             "--out {} exists; pass --overwrite to replace it",
             out.display()
         );
+        // the model is read from its weights while the embeddings would replace them
+        let weights = a.model.join("model.safetensors");
         anyhow::ensure!(
-            !out.is_dir(),
-            "--out {} is a directory; name a file in it",
+            !matches!((out.canonicalize(), weights.canonicalize()), (Ok(x), Ok(y)) if x == y),
+            "--out {} is the model's own weights; name another file",
             out.display()
         );
     }

@@ -124,13 +124,15 @@ fn stop_quietly_on_closed_pipe(command: &Command) {
         command,
         Command::Quickstart(_) | Command::Pretrain(_) | Command::Finetune(_)
     );
+    // SAFETY: restores the default action of one signal before any other thread exists.
     #[cfg(unix)]
     if !trains {
-        // SAFETY: restores the default action of one signal before any other thread exists.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    #[cfg(not(unix))]
+    let _ = trains;
 }
 
 fn run() -> Result<()> {

@@ -64,11 +64,21 @@ pub fn run(a: Args) -> Result<()> {
     bert(&a, &corpus)?;
     // as the user started primer: through cargo (which sets CARGO for what it runs), or the binary itself
     let primer = if std::env::var_os("CARGO").is_some() {
-        "cargo run --release --".to_string()
+        let release = if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        };
+        format!("cargo run{release} --")
     } else {
-        std::env::args_os()
+        let program = std::env::args_os()
             .next()
-            .map_or("primer".into(), |p| p.to_string_lossy().into_owned())
+            .map_or("primer".into(), |p| p.to_string_lossy().into_owned());
+        if program.contains(char::is_whitespace) {
+            format!("'{program}'")
+        } else {
+            program
+        }
     };
     primer::tell!(
         "try: {primer} generate --model {0}/gpt --prompt \"The weather\"\n     \

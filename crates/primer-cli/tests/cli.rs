@@ -348,7 +348,8 @@ fn pretrain_with_config_then_generate() {
         longer.to_str().unwrap(),
     ]);
     assert!(
-        !ok && err.contains("bytes") && err.contains("keeps its corpus"),
+        !ok && err.contains("longer.txt: is 11605 bytes, but the run's corpus")
+            && err.contains("corpus.txt, was 11600: not the same file"),
         "{err}"
     );
     let (ok, err) = again(&[
@@ -564,6 +565,46 @@ fn a_training_run_outlives_the_reader_of_its_log() {
     assert!(state.contains("\"step\": 40"), "{state}");
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 5, "{metrics}");
+}
+
+#[test]
+fn a_tiny_quickstart_names_primer_as_it_was_started_and_saves_the_positions() {
+    let d = tmp("quickstart");
+    let qs = d.join("qs");
+    let run = |cmd: &mut Command| {
+        let o = cmd
+            .args([
+                "--threads",
+                "1",
+                "quickstart",
+                "--max-iters",
+                "2",
+                "--bert-iters",
+                "2",
+            ])
+            .args(["--corpus-bytes", "50000", "--overwrite", "--out"])
+            .arg(&qs)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // the binary itself: its hint names it; through cargo (which sets CARGO): cargo run
+    let alone = run(primer().env_remove("CARGO"));
+    let hint = format!("try: {} generate --model", env!("CARGO_BIN_EXE_primer"));
+    assert!(alone.contains(&hint), "{alone}");
+    let via_cargo = run(primer().env("CARGO", "cargo"));
+    assert!(via_cargo.contains("try: cargo run"), "{via_cargo}");
+    // transformers' tokenizer truncates where the model's positions end
+    for (model, positions) in [("gpt", "n_positions"), ("bert", "max_position_embeddings")] {
+        let read = |file: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(qs.join(model).join(file)).unwrap())
+                .unwrap()
+        };
+        let limit = read("tokenizer_config.json")["model_max_length"].clone();
+        assert!(limit.as_u64().is_some_and(|n| n > 0), "{model}: {limit}");
+        assert_eq!(limit, read("config.json")[positions], "{model}");
+    }
 }
 
 #[test]
@@ -967,27 +1008,30 @@ fn pretrain_bert_then_fill_mask_and_embed() {
     let meta = meta.metadata().clone().unwrap();
     assert_eq!(meta["pooling"], "cls");
     assert_eq!(meta["normalize"], "true");
-    // an existing file (here the model's own weights) is refused and left as it was; --overwrite replaces one
+    // an existing file (here the model's own weights) is refused and left as it was, and the model's weights even
+    // with --overwrite; --overwrite replaces another file
     let weights = out.join("model.safetensors");
     let before = std::fs::read(&weights).unwrap();
-    let (ok, err) = outcome(
-        primer()
-            .args(["embed", "--model"])
-            .arg(&out)
-            .arg("--out")
-            .arg(&weights)
-            .arg("x"),
-    );
+    let embed_into = |target: &std::path::Path, overwrite: bool| {
+        let mut cmd = primer();
+        cmd.arg("embed");
+        if overwrite {
+            cmd.arg("--overwrite");
+        }
+        outcome(
+            cmd.arg("--model")
+                .arg(&out)
+                .arg("--out")
+                .arg(target)
+                .arg("x"),
+        )
+    };
+    let (ok, err) = embed_into(&weights, false);
     assert!(!ok && err.contains("exists; pass --overwrite"), "{err}");
+    let (ok, err) = embed_into(&weights, true);
+    assert!(!ok && err.contains("is the model's own weights"), "{err}");
     assert_eq!(std::fs::read(&weights).unwrap(), before);
-    let (ok, err) = outcome(
-        primer()
-            .args(["embed", "--overwrite", "--model"])
-            .arg(&out)
-            .arg("--out")
-            .arg(&file)
-            .arg("x"),
-    );
+    let (ok, err) = embed_into(&file, true);
     assert!(ok && err.contains("wrote 1 embeddings"), "{err}");
     let npy = d.join("embeddings.npy");
     let (ok, err) = outcome(

@@ -258,16 +258,24 @@ impl TensorFile {
         SafeTensors::deserialize(&self.mmap).map_err(|e| self.invalid(e))
     }
 
-    /// The error for a file that does not parse: most likely cut short or damaged (a copy or download that did
-    /// not finish), which the message says before the parser's own words.
+    /// The error for a file that does not parse. One shorter than its header says (a copy or download that did
+    /// not finish) is called truncated, with its size, before the parser's own words ("incomplete metadata").
     fn invalid(&self, e: safetensors::SafeTensorError) -> Error {
-        Error::format(
-            &self.path,
+        use safetensors::SafeTensorError as E;
+        let short = matches!(
+            e,
+            E::HeaderTooSmall | E::InvalidHeaderLength | E::MetadataIncompleteBuffer
+        );
+        let msg = if short {
             format!(
-                "not a valid safetensors file: truncated or corrupt ({} bytes; the parser says: {e})",
+                "not a valid safetensors file: truncated or corrupt ({} bytes, fewer than its header says; the \
+                 parser says: {e})",
                 self.mmap.len()
-            ),
-        )
+            )
+        } else {
+            format!("not a valid safetensors file: {e}")
+        };
+        Error::format(&self.path, msg)
     }
 
     pub fn names(&self) -> Result<Vec<String>> {

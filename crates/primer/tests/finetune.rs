@@ -159,6 +159,15 @@ fn classify_learns_and_reloads() {
         serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["id2label"]["0"], "neg");
     assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+    // transformers' tokenizer truncates where the model's positions end
+    let tok_config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tokenizer_config.json")).unwrap())
+            .unwrap();
+    assert!(config["max_position_embeddings"].as_u64().is_some());
+    assert_eq!(
+        tok_config["model_max_length"],
+        config["max_position_embeddings"]
+    );
     // the saved model gives the same dev scores
     let (m, info, enc) = load_finetuned(&out).unwrap();
     let prep = primer::finetune::data::prepare(&enc, &info, &dv, None, false).unwrap();

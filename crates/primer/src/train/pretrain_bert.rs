@@ -402,7 +402,9 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
         segments.n_tokens(),
         tok.vocab_size()
     );
-    if cfg.nsp && segments.n_documents() > 1 && segments.n_documents() == segments.n_segments() {
+    // a resumed run keeps its --no-nsp, so only a fresh one is pointed to it
+    let one_line = segments.n_documents() > 1 && segments.n_documents() == segments.n_segments();
+    if cfg.nsp && one_line && !resume {
         crate::say!(
             "note: every document of {} is one line, so no pair has a true next segment and next-sentence \
              prediction learns only NotNext: pass --no-nsp to pack whole lines instead (RoBERTa style)",

@@ -17,7 +17,7 @@ use crate::train::checkpoint::{
     progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::GptShards;
-use crate::train::inputs::{check_readable, check_recordable, check_unchanged};
+use crate::train::inputs::{check_readable, check_recordable};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::run_dir::TOKENS_PARTIAL;
@@ -218,9 +218,12 @@ fn check_resumed_corpus(corpus: &Path, state: &TrainerState, out: &Path) -> Resu
         return Ok(());
     };
     let now = meta.len();
+    if now == started {
+        return Ok(());
+    }
     let recorded = absolute(corpus) == absolute(&state.corpus)
         || matches!((corpus.canonicalize(), state.corpus.canonicalize()), (Ok(a), Ok(b)) if a == b);
-    if now != started && recorded {
+    if recorded {
         crate::say!(
             "note: {} is {now} bytes now, but the run started on {started}: a resumed run goes on with the \
              tokens it made of the corpus then ({}); start a new run to train on the changed text",
@@ -229,7 +232,14 @@ fn check_resumed_corpus(corpus: &Path, state: &TrainerState, out: &Path) -> Resu
         );
         return Ok(());
     }
-    check_unchanged(corpus, "corpus", now, Some(started), out)
+    Err(Error::format(
+        corpus,
+        format!(
+            "is {now} bytes, but the run's corpus, {}, was {started}: not the same file, and a resumed run keeps \
+             its corpus (leave --corpus out, or start a new run to use this one)",
+            state.corpus.display()
+        ),
+    ))
 }
 
 /// A finished (or interrupted-and-saved) run: final losses and where it lives.
