@@ -360,6 +360,18 @@ impl TensorFile {
                 ))
             }
         };
+        // a NaN or infinity would run through every output without a word (a damaged file, or one saved from a
+        // run that diverged)
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::format(
+                &self.path,
+                format!(
+                    "tensor `{name}` holds {} at index {i}: every output would be NaN; the checkpoint is damaged \
+                     or comes from a run that diverged",
+                    v[i]
+                ),
+            ));
+        }
         Ok((v, t.shape().to_vec()))
     }
 

@@ -322,6 +322,17 @@ fn bad_checkpoints_are_clear_errors() {
         "{e}"
     );
 
+    // a weight that is NaN: named, rather than NaN in every output
+    let mut broken = Gpt::new(GptConfig::new(11, 8, 1, 2, 8), 0).unwrap();
+    broken.params[3] = f32::NAN;
+    broken.save(&d, &[]).unwrap();
+    std::fs::write(d.join("config.json"), &cfg).unwrap();
+    let e = err_of(Gpt::load(&d));
+    assert!(
+        e.contains("model.safetensors") && e.contains("holds NaN at index"),
+        "{e}"
+    );
+
     // missing safetensors
     std::fs::remove_file(d.join("model.safetensors")).unwrap();
     let e = err_of(Gpt::load(&d));
