@@ -67,17 +67,17 @@ pub fn fill(a: FillMaskArgs) -> Result<()> {
     let all = fm.run(&masked)?;
     for (text, fills) in texts.texts.iter().zip(all) {
         if a.json {
-            println!("{}", serde_json::json!({ "text": text, "masks": fills }));
+            emit!("{}", serde_json::json!({ "text": text, "masks": fills }));
             continue;
         }
-        println!("{text}");
+        emit!("{text}");
         for (i, f) in fills.iter().enumerate() {
             let cands: Vec<String> = f
                 .candidates
                 .iter()
                 .map(|c| format!("{} {}", c.token, probability(c.prob)))
                 .collect();
-            println!(
+            emit!(
                 "  [MASK] {} (token {}): {}",
                 i + 1,
                 f.position,
@@ -138,12 +138,17 @@ pub fn embed_texts(a: EmbedArgs) -> Result<()> {
             "--out {} exists; pass --overwrite to replace it",
             out.display()
         );
-        // the model is read from its weights while the embeddings would replace them
-        let weights = a.model.join("model.safetensors");
+        // a file of the model's directory (its weights, which are read while they would be replaced, or a run's
+        // optimizer state or checkpoint) is not replaced, even with --overwrite; a new file there is fine
+        let inside = matches!(
+            (out.canonicalize(), a.model.canonicalize()),
+            (Ok(x), Ok(model)) if x.starts_with(&model)
+        );
         anyhow::ensure!(
-            !matches!((out.canonicalize(), weights.canonicalize()), (Ok(x), Ok(y)) if x == y),
-            "--out {} is the model's own weights; name another file",
-            out.display()
+            !inside,
+            "--out {} is a file of the model directory {}; name another file",
+            out.display(),
+            a.model.display()
         );
     }
     let texts = Texts::read(&a.input, a.texts)?;
@@ -170,10 +175,10 @@ pub fn embed_texts(a: EmbedArgs) -> Result<()> {
     }
     for (text, v) in texts.texts.iter().zip(&vecs) {
         if a.json {
-            println!("{}", serde_json::json!({ "text": text, "embedding": v }));
+            emit!("{}", serde_json::json!({ "text": text, "embedding": v }));
         } else {
             let nums: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
-            println!("{}", nums.join(" "));
+            emit!("{}", nums.join(" "));
         }
     }
     Ok(())

@@ -418,7 +418,7 @@ pub fn run_eval(a: EvalArgs) -> Result<()> {
     let s = split(info.task, &a.data, ("--articles", a.articles.as_ref()))?;
     let prep = prepare(&enc, &info, &s, None, false)?;
     let outs = run(&model, &enc, &prep.features, a.batch_size)?;
-    println!("{}", serde_json::to_string(&score(&info, &prep, &outs))?);
+    emit!("{}", serde_json::to_string(&score(&info, &prep, &outs))?);
     Ok(())
 }
 
@@ -460,7 +460,7 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
         &|i| texts.whence(i),
     )? {
         if a.json {
-            println!("{}", serde_json::to_string(&p)?);
+            emit!("{}", serde_json::to_string(&p)?);
             continue;
         }
         let spans = |v: &[primer::finetune::predict::Span]| {
@@ -479,22 +479,24 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
                     .iter()
                     .map(|(l, p)| format!("{l} {p:.3}"))
                     .collect();
-                println!("{label}\t{}\t{text}", probs.join(" | "));
+                emit!("{label}\t{}\t{text}", probs.join(" | "));
             }
             Prediction::Entities { text, entities } if entities.is_empty() => {
-                println!("{text}\n  (no entities)");
+                emit!("{text}\n  (no entities)");
             }
             Prediction::Entities { text, entities } => {
-                println!("{text}\n  {}", spans(&entities));
+                emit!("{text}\n  {}", spans(&entities));
             }
             Prediction::Answer {
                 question,
                 answer,
                 probability,
             } => {
-                println!(
+                emit!(
                     "{question}\n  \"{}\" [{}, {}) p={probability:.3}",
-                    answer.text, answer.start, answer.end
+                    answer.text,
+                    answer.start,
+                    answer.end
                 );
             }
             Prediction::Intent {
@@ -508,7 +510,7 @@ pub fn run_predict(a: PredictArgs) -> Result<()> {
                 } else {
                     format!("; {}", spans(&slots))
                 };
-                println!("{text}\n  intent {intent} p={probability:.3}{slots}");
+                emit!("{text}\n  intent {intent} p={probability:.3}{slots}");
             }
         }
     }

@@ -1,5 +1,15 @@
 //! The `primer` command-line tool: a thin layer that parses arguments and calls the library.
 
+/// `println!` for a command's result: a line that cannot be written (a full disk, a closed stdout) is an error
+/// that says so, not a panic. (A closed pipe does not get here: those commands end quietly on SIGPIPE.)
+macro_rules! emit {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+            .map_err(|e| anyhow::anyhow!("writing to standard output: {e}"))?
+    }};
+}
+
 mod bert_use;
 mod finetune;
 mod generate;
@@ -204,13 +214,9 @@ fn dispatch(command: Command) -> Result<()> {
             preset,
             steps,
             warmup,
-        }) => {
-            print_bench(&primer::bench::gpt::train(&preset, steps, warmup)?);
-            Ok(())
-        }
+        }) => print_bench(&primer::bench::gpt::train(&preset, steps, warmup)?),
         Command::Bench(Bench::BertTrain { steps, warmup }) => {
-            print_bench(&primer::bench::bert::train(steps, warmup)?);
-            Ok(())
+            print_bench(&primer::bench::bert::train(steps, warmup)?)
         }
         Command::Bench(Bench::Finetune {
             model,
@@ -227,8 +233,8 @@ fn dispatch(command: Command) -> Result<()> {
                 full: full_rows,
             };
             let r = primer::bench::finetune::train(&model, &data, rows, steps, warmup)?;
-            print_bench(&r);
-            println!(
+            print_bench(&r)?;
+            emit!(
                 "{}",
                 serde_json::json!({"tokens_per_s": r.tokens_per_s, "median_step_ms": r.median_step_ms,
                                    "peak_rss_mib": r.peak_rss_mib})
@@ -243,25 +249,28 @@ fn dispatch(command: Command) -> Result<()> {
         }) => {
             for b in batch {
                 let ms = primer::bench::bert::infer(&model, b, seq, runs, 3)?;
-                println!("{}", serde_json::json!({"batch": b, "seq": seq, "ms": ms}));
+                emit!("{}", serde_json::json!({"batch": b, "seq": seq, "ms": ms}));
             }
             Ok(())
         }
     }
 }
 
-fn print_bench(r: &primer::bench::BenchResult) {
-    println!(
+fn print_bench(r: &primer::bench::BenchResult) -> Result<()> {
+    emit!(
         "params={} threads={} loss_first={:.4} loss_last={:.4}",
         r.params,
         rayon::current_num_threads(),
         r.loss_first,
         r.loss_last
     );
-    println!(
+    emit!(
         "median_step_ms={:.2} tokens_per_s={:.0} peak_rss_mib={:.1}",
-        r.median_step_ms, r.tokens_per_s, r.peak_rss_mib
+        r.median_step_ms,
+        r.tokens_per_s,
+        r.peak_rss_mib
     );
+    Ok(())
 }
 
 /// A count of timed steps or runs: at least one (a median of none would be NaN), at most a million.

@@ -85,7 +85,7 @@ pub fn run(a: PlotArgs) -> Result<()> {
         table.push(format!("| {} | {start} | {x} | {y:.4} |", dir.display()));
         series.entry(start.to_string()).or_default().push((x, y));
     }
-    println!("{}", table.join("\n"));
+    emit!("{}", table.join("\n"));
     let series: Vec<Series> = series
         .into_iter()
         .map(|(name, mut points)| {
@@ -104,6 +104,6 @@ pub fn run(a: PlotArgs) -> Result<()> {
             series: &series,
         },
     )?;
-    println!("wrote {}", a.out.display());
+    emit!("wrote {}", a.out.display());
     Ok(())
 }

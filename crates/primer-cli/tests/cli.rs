@@ -651,16 +651,20 @@ fn missing_files_are_errors_not_panics() {
         .unwrap();
     let err = String::from_utf8_lossy(&gen.stderr);
     assert!(
-        !gen.status.success() && err.contains("config.json") && !err.contains("panicked"),
+        !gen.status.success()
+            && err.contains("none: no such model directory")
+            && !err.contains("panicked"),
         "{err}"
     );
-    // a file given as a model directory, and a directory where a model file should be, are named as such
+    // a file given as a model directory, and a directory where a model file should be, are named as such; so is
+    // a fine-tuned model's (predict)
     let notes = d.join("notes.txt");
     std::fs::write(&notes, "not a model\n").unwrap();
     for command in [
         &["generate"][..],
         &["embed", "x"],
         &["fill-mask", "a [MASK]"],
+        &["predict", "x"],
     ] {
         let (ok, err) = outcome(
             primer()
@@ -1029,7 +1033,10 @@ fn pretrain_bert_then_fill_mask_and_embed() {
     let (ok, err) = embed_into(&weights, false);
     assert!(!ok && err.contains("exists; pass --overwrite"), "{err}");
     let (ok, err) = embed_into(&weights, true);
-    assert!(!ok && err.contains("is the model's own weights"), "{err}");
+    assert!(
+        !ok && err.contains("is a file of the model directory"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&weights).unwrap(), before);
     let (ok, err) = embed_into(&file, true);
     assert!(ok && err.contains("wrote 1 embeddings"), "{err}");
@@ -1128,6 +1135,22 @@ fn pretrain_bert_then_fill_mask_and_embed() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cls or mean"));
+    // output that cannot be written (a full disk) is an error that says so, not a panic
+    if let Ok(full) = std::fs::File::create("/dev/full") {
+        let o = primer()
+            .args(["embed", "--model"])
+            .arg(&out)
+            .arg("x")
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.code() == Some(1) && err.contains("writing to standard output"),
+            "{:?} {err}",
+            o.status
+        );
+    }
     // more tokens than the model has positions
     let (ok, err) = outcome(
         primer()

@@ -252,7 +252,8 @@ fn bad_checkpoints_are_clear_errors() {
     std::fs::write(d.join("config.json"), json.to_string()).unwrap();
     let e = err_of(Gpt::load(&d));
     assert!(
-        e.contains("config.json") && e.contains("layer_norm_epsilon must be positive, got -1"),
+        e.contains("config.json")
+            && e.contains("layer_norm_epsilon must be positive and finite, got -1"),
         "{e}"
     );
     std::fs::write(d.join("config.json"), &cfg).unwrap();

@@ -114,6 +114,7 @@ fn architecture(model: &TaskModel) -> &'static str {
 /// Loads a directory written by [`save_finetuned`], or a Hugging Face model with one of the task heads primer
 /// runs ([`hf_task_info`]).
 pub fn load_finetuned(dir: &Path) -> Result<(TaskModel, TaskInfo, TextEncoder)> {
+    hf::check_model_dir(dir)?;
     let task_path = dir.join("task.json");
     let info: TaskInfo = if !task_path.exists() && dir.join("config.json").exists() {
         hf_task_info(dir)?

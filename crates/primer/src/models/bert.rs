@@ -230,7 +230,7 @@ impl BertConfig {
         // 0 would divide a constant row (all padding, say) by zero; a negative one gives NaN
         if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
             return bad(format!(
-                "layer_norm_eps must be positive, got {}",
+                "layer_norm_eps must be positive and finite, got {}",
                 self.layer_norm_eps
             ));
         }
@@ -2031,7 +2031,7 @@ mod tests {
         cfg.hidden_act = "relu".into();
         let e = cfg.validate().unwrap_err().to_string();
         assert!(e.contains("hidden_act \"relu\""), "{e}");
-        for eps in [0.0, -1.0, f32::NAN] {
+        for eps in [0.0, -1.0, f32::NAN, f32::INFINITY] {
             let mut cfg = BertConfig::new(23, 16, 2, 2, 8);
             cfg.layer_norm_eps = eps;
             let e = cfg.validate().unwrap_err().to_string();

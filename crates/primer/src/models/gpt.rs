@@ -185,7 +185,7 @@ impl GptConfig {
         // 0 would divide a constant row (all padding, say) by zero; a negative one gives NaN
         if !(self.layer_norm_epsilon > 0.0 && self.layer_norm_epsilon.is_finite()) {
             return bad(format!(
-                "layer_norm_epsilon must be positive, got {}",
+                "layer_norm_epsilon must be positive and finite, got {}",
                 self.layer_norm_epsilon
             ));
         }

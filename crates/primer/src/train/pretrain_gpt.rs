@@ -415,8 +415,6 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
     let (tokenizer, state, splits) = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
-        check_resumed_corpus(corpus, &state, out)?;
-        let t = TextTokenizer::from_file(&tok_path)?;
         if !bin_path.exists() {
             return Err(Error::format(
                 &bin_path,
@@ -424,6 +422,8 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
                  started; without it, start the run afresh with --overwrite",
             ));
         }
+        check_resumed_corpus(corpus, &state, out)?;
+        let t = TextTokenizer::from_file(&tok_path)?;
         let splits = Splits::open(&bin_path, cfg.val_fraction, cfg.block_size, corpus)?;
         (t, Some(state), splits)
     } else {

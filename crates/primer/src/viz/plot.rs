@@ -407,13 +407,12 @@ fn scale_for(a: f64) -> Option<Scale> {
     SUFFIXES.into_iter().find(|&(scale, _)| a >= scale.max(1e4))
 }
 
-/// The suffix that all ticks of a linear axis share, so that an axis reaching 10 000 reads 0, 2k, …, 10k rather
-/// than 8000 beside 10k. A log axis gets `None`: each of its decades reads best on its own.
+/// The suffix that all ticks of an axis reaching 10 000 share, so that it reads 0, 2k, …, 10k rather than 8000
+/// beside 10k. A log axis shares one only when its lowest value reaches the suffix too (2k, 6k, 12k); one that
+/// spans decades below it (100, 1000, 10k) reads best with each tick on its own.
 fn axis_scale(r: &Range<f64>, log: bool) -> Option<Scale> {
-    if log {
-        return None;
-    }
-    scale_for(r.start.abs().max(r.end.abs()))
+    let scale = scale_for(r.start.abs().max(r.end.abs()))?;
+    (!log || r.start >= scale.0).then_some(scale)
 }
 
 /// Short tick text: plain decimals, k/M/G/T suffixes for large values (token and step counts, with three
@@ -795,5 +794,9 @@ mod tests {
             "2000"
         );
         assert_eq!(axis_scale(&(100.0..67_349.0), true), None);
+        // a log axis of sizes from 2000 up: 2k, 6k, 12k
+        let sizes = axis_scale(&padded_log([2000.0, 12_000.0].into_iter()), true);
+        assert_eq!(tick_label(2000.0, sizes), "2k");
+        assert_eq!(tick_label(6000.0, sizes), "6k");
     }
 }
