@@ -1,6 +1,6 @@
 //! The `primer` command-line tool: a thin layer that parses arguments and calls the library.
 
-/// `println!` for a command's result: a line that cannot be written (a full disk, a closed stdout) is an error
+/// `println!` for a command's result: a line that cannot be written (a full disk, say) is an error
 /// that says so, not a panic. (A closed pipe does not get here: those commands end quietly on SIGPIPE.)
 macro_rules! emit {
     ($($arg:tt)*) => {{
