@@ -335,30 +335,42 @@ fn pretrain_with_config_then_generate() {
     assert!(!d.join("chars").join("tokens.bin").exists());
     let (ok, err) = again(&["--resume", "--max-iters", "310", "--corpus", corpus_s]);
     assert!(ok, "naming its own corpus again is fine: {err}");
-    // moved away: found where it is now, but another file there (its size tells) is refused, not recorded
+    // moved away: found where it is now, but another file there (by its size, or its bytes) is refused, not
+    // recorded
     let moved = d.join("moved.txt");
     std::fs::rename(&corpus, &moved).unwrap();
+    let resume_on = |file: &std::path::Path| {
+        again(&[
+            "--resume",
+            "--max-iters",
+            "320",
+            "--corpus",
+            file.to_str().unwrap(),
+        ])
+    };
     let longer = d.join("longer.txt");
     std::fs::write(&longer, std::fs::read_to_string(&moved).unwrap() + "more\n").unwrap();
-    let (ok, err) = again(&[
-        "--resume",
-        "--max-iters",
-        "320",
-        "--corpus",
-        longer.to_str().unwrap(),
-    ]);
+    let (ok, err) = resume_on(&longer);
     assert!(
         !ok && err.contains("longer.txt: is 11605 bytes, but the run's corpus")
             && err.contains("corpus.txt, was 11600: not the same file"),
         "{err}"
     );
-    let (ok, err) = again(&[
-        "--resume",
-        "--max-iters",
-        "320",
-        "--corpus",
-        moved.to_str().unwrap(),
-    ]);
+    let same_size = d.join("same-size.txt");
+    std::fs::write(
+        &same_size,
+        std::fs::read_to_string(&moved)
+            .unwrap()
+            .replace("cat", "dog"),
+    )
+    .unwrap();
+    let (ok, err) = resume_on(&same_size);
+    assert!(
+        !ok && err.contains("same-size.txt: has the size of the run's corpus")
+            && err.contains("but other bytes: not the same file"),
+        "{err}"
+    );
+    let (ok, err) = resume_on(&moved);
     assert!(ok, "{err}");
     // changed in place (it is recorded as moved.txt now): the run goes on with the tokens it made then, and
     // says so
@@ -366,7 +378,9 @@ fn pretrain_with_config_then_generate() {
     std::fs::write(&moved, text.clone() + "more\n").unwrap();
     let (ok, err) = again(&["--resume", "--max-iters", "330"]);
     assert!(
-        ok && err.contains("moved.txt is 11605 bytes now") && err.contains("tokens.bin"),
+        ok && err
+            .contains("moved.txt has changed since the run started (11605 bytes now, 11600 then)")
+            && err.contains("tokens.bin"),
         "{err}"
     );
     std::fs::write(&moved, text).unwrap();

@@ -71,6 +71,22 @@ pub(crate) fn check_unchanged(
     }
 }
 
+/// The CRC-32 of a file's bytes, read in pieces (a corpus may be larger than memory), to tell a file from
+/// another of the same size.
+pub(crate) fn content_crc(path: &Path) -> Result<u32> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(Error::io(path))?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(Error::io(path))?;
+        if n == 0 {
+            return Ok(crc.finalize());
+        }
+        crc.update(&buf[..n]);
+    }
+}
+
 /// Whether `given`, on `--resume`, names the input the run recorded as `saved`: the same path, or the same
 /// file by another name (relative to the working directory, through `./` or a link), or any file when the saved
 /// one is no longer there (it has moved).

@@ -17,7 +17,7 @@ use crate::train::checkpoint::{
     progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::GptShards;
-use crate::train::inputs::{check_readable, check_recordable};
+use crate::train::inputs::{check_readable, check_recordable, content_crc};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::run_dir::TOKENS_PARTIAL;
@@ -202,42 +202,60 @@ struct TrainerState {
     rng_state: u64,
     adam_t: u64,
     corpus: PathBuf,
-    /// The corpus's size when the run started (`None` in runs from before it was recorded).
+    /// The corpus's size and CRC-32 when the run started (`None` in runs from before they were recorded).
     #[serde(default)]
     corpus_bytes: Option<u64>,
+    #[serde(default)]
+    corpus_crc32: Option<u32>,
     tokens_seen: u64,
     elapsed_s: f64,
 }
 
 /// A resumed run trains on `OUT/tokens.bin`, made of its corpus when it started; the corpus itself is only
-/// recorded. So a corpus given in another place (the recorded one has moved) must still be that file, as far
-/// as its size tells, and another file is refused; the recorded file changed in place gets a note that the run
+/// recorded. So a corpus given in another place (the recorded one has moved) must still be that file, by its
+/// size and CRC-32, and another file is refused; the recorded file changed in place gets a note that the run
 /// goes on with the text as it was.
 fn check_resumed_corpus(corpus: &Path, state: &TrainerState, out: &Path) -> Result<()> {
     let (Some(started), Ok(meta)) = (state.corpus_bytes, std::fs::metadata(corpus)) else {
         return Ok(());
     };
     let now = meta.len();
-    if now == started {
+    let same_crc = || -> Result<bool> {
+        Ok(match state.corpus_crc32 {
+            Some(crc) => content_crc(corpus)? == crc,
+            None => true,
+        })
+    };
+    if now == started && same_crc()? {
         return Ok(());
     }
     let recorded = absolute(corpus) == absolute(&state.corpus)
         || matches!((corpus.canonicalize(), state.corpus.canonicalize()), (Ok(a), Ok(b)) if a == b);
     if recorded {
         crate::say!(
-            "note: {} is {now} bytes now, but the run started on {started}: a resumed run goes on with the \
-             tokens it made of the corpus then ({}); start a new run to train on the changed text",
+            "note: {} has changed since the run started ({now} bytes now, {started} then): a resumed run goes \
+             on with the tokens it made of the corpus then ({}); start a new run to train on the changed text",
             corpus.display(),
             out.join("tokens.bin").display()
         );
         return Ok(());
     }
+    let differs = if now == started {
+        format!(
+            "has the size of the run's corpus, {}, but other bytes",
+            state.corpus.display()
+        )
+    } else {
+        format!(
+            "is {now} bytes, but the run's corpus, {}, was {started}",
+            state.corpus.display()
+        )
+    };
     Err(Error::format(
         corpus,
         format!(
-            "is {now} bytes, but the run's corpus, {}, was {started}: not the same file, and a resumed run keeps \
-             its corpus (leave --corpus out, or start a new run to use this one)",
-            state.corpus.display()
+            "{differs}: not the same file, and a resumed run keeps its corpus (leave --corpus out, or start a \
+             new run to use this one)"
         ),
     ))
 }
@@ -430,9 +448,12 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
         let (t, splits) = tokenize_fresh(corpus, out, cfg, start)?;
         (t, None, splits)
     };
-    let corpus_bytes = match &state {
-        Some(s) => s.corpus_bytes,
-        None => Some(std::fs::metadata(corpus).map_err(Error::io(corpus))?.len()),
+    let (corpus_bytes, corpus_crc32) = match &state {
+        Some(s) => (s.corpus_bytes, s.corpus_crc32),
+        None => (
+            Some(std::fs::metadata(corpus).map_err(Error::io(corpus))?.len()),
+            Some(content_crc(corpus)?),
+        ),
     };
     let mut model = if resume {
         Gpt::load(out)?
@@ -542,6 +563,7 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
                 adam_t: opt.t,
                 corpus: absolute(corpus),
                 corpus_bytes,
+                corpus_crc32,
                 tokens_seen,
                 elapsed_s: elapsed,
             };
