@@ -715,27 +715,19 @@ fn missing_files_are_errors_not_panics() {
     std::fs::write(&corpus, "some text\n").unwrap();
     let corpus = corpus.to_str().unwrap();
     let bert = format!("pretrain bert --corpus {corpus} --out x");
-    let bad_config = d.join("bad.toml");
-    std::fs::write(&bad_config, "dropout = 1.0\n").unwrap();
-    let bad_config = bad_config.to_str().unwrap();
-    let zero_decay = d.join("zero-decay.toml");
-    std::fs::write(&zero_decay, "lr_decay_iters = 0\n").unwrap();
-    let zero_decay = zero_decay.to_str().unwrap();
-    let zero_ffn = d.join("zero-ffn.toml");
-    std::fs::write(&zero_ffn, "intermediate_size = 0\n").unwrap();
-    let zero_ffn = zero_ffn.to_str().unwrap();
-    let odd_width = d.join("odd-width.toml");
-    std::fs::write(&odd_width, "n_layer = 1\nn_embd = 30\n").unwrap();
-    let odd_width = odd_width.to_str().unwrap();
-    let no_layers = d.join("no-layers.toml");
-    std::fs::write(&no_layers, "n_layer = 0\n").unwrap();
-    let no_layers = no_layers.to_str().unwrap();
-    let no_batch = d.join("no-batch.toml");
-    std::fs::write(&no_batch, "batch_size = 0\nmax_iters = 5\n").unwrap();
-    let no_batch = no_batch.to_str().unwrap();
-    let far_val = d.join("far-val.toml");
-    std::fs::write(&far_val, "val_corpus = \"nope/val.txt\"\n").unwrap();
-    let far_val = far_val.to_str().unwrap();
+    // config files, by path
+    let toml = |name: &str, text: &str| {
+        let path = d.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let bad_config = toml("bad.toml", "dropout = 1.0\n");
+    let zero_decay = toml("zero-decay.toml", "lr_decay_iters = 0\n");
+    let zero_ffn = toml("zero-ffn.toml", "intermediate_size = 0\n");
+    let odd_width = toml("odd-width.toml", "n_layer = 1\nn_embd = 30\n");
+    let no_layers = toml("no-layers.toml", "n_layer = 0\n");
+    let no_batch = toml("no-batch.toml", "batch_size = 0\nmax_iters = 5\n");
+    let far_val = toml("far-val.toml", "val_corpus = \"nope/val.txt\"\n");
     for (args, says) in [
         (
             format!("{bert} --config {far_val}"),

@@ -91,8 +91,9 @@ where
     Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
 }
 
-/// Refuses, as a model directory, a path that is not there, a file (`--model notes.txt`), and the directory of a run that has not written
-/// a model yet: a run writes config.json with its first checkpoint, and train_config.json before its first step.
+/// Refuses, as a model directory, a path that is not there, a file (`--model notes.txt`), and the directory of a
+/// run that has not written a model yet: a run writes config.json with its first checkpoint, and
+/// train_config.json before its first step.
 pub fn check_model_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
         return Err(Error::format(dir, "no such model directory"));

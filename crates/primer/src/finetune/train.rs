@@ -22,6 +22,7 @@ use crate::train::checkpoint::{
     adamw_config, in_run_dir, progress_bar, refuse_file, remove_all, report, restore_optimizer,
     save_checkpoint, Start,
 };
+use crate::train::inputs::crc_update;
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::linear_lr;
 use crate::train::{journal, run_dir, same_input};
@@ -284,9 +285,7 @@ fn fingerprint(split: &Split) -> Option<(u64, u32)> {
         if !is_regular(&file) {
             return None;
         }
-        let data = std::fs::read(&file).ok()?;
-        bytes += data.len() as u64;
-        crc.update(&data);
+        bytes += crc_update(&mut crc, &file).ok()?;
     }
     Some((bytes, crc.finalize()))
 }

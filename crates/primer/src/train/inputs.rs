@@ -71,19 +71,26 @@ pub(crate) fn check_unchanged(
     }
 }
 
-/// The CRC-32 of a file's bytes, read in pieces (a corpus may be larger than memory), to tell a file from
-/// another of the same size.
+/// The CRC-32 of a file's bytes, to tell a file from another of the same size.
 pub(crate) fn content_crc(path: &Path) -> Result<u32> {
+    let mut crc = crc32fast::Hasher::new();
+    crc_update(&mut crc, path)?;
+    Ok(crc.finalize())
+}
+
+/// Feeds a file's bytes to `crc`, read in pieces (a corpus may be larger than memory); returns their number.
+pub(crate) fn crc_update(crc: &mut crc32fast::Hasher, path: &Path) -> Result<u64> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(Error::io(path))?;
-    let mut crc = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
     loop {
         let n = file.read(&mut buf).map_err(Error::io(path))?;
         if n == 0 {
-            return Ok(crc.finalize());
+            return Ok(bytes);
         }
         crc.update(&buf[..n]);
+        bytes += n as u64;
     }
 }
 
@@ -91,10 +98,15 @@ pub(crate) fn content_crc(path: &Path) -> Result<u32> {
 /// file by another name (relative to the working directory, through `./` or a link), or any file when the saved
 /// one is no longer there (it has moved).
 pub fn same_input(saved: &Path, given: &Path) -> bool {
-    if saved == given || absolute(saved) == absolute(given) || !saved.exists() {
-        return true;
-    }
-    matches!((saved.canonicalize(), given.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    !saved.exists() || same_file(saved, given)
+}
+
+/// Whether two paths name one file: the same spelling, the same absolute path, or the same file by another name
+/// (through `./`, `..` or a link).
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    a == b
+        || absolute(a) == absolute(b)
+        || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
 #[cfg(all(test, unix))]

@@ -17,7 +17,7 @@ use crate::train::checkpoint::{
     progress_bar, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::GptShards;
-use crate::train::inputs::{check_readable, check_recordable, content_crc};
+use crate::train::inputs::{check_readable, check_recordable, content_crc, same_file};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::run_dir::TOKENS_PARTIAL;
@@ -220,18 +220,15 @@ fn check_resumed_corpus(corpus: &Path, state: &TrainerState, out: &Path) -> Resu
         return Ok(());
     };
     let now = meta.len();
-    let same_crc = || -> Result<bool> {
-        Ok(match state.corpus_crc32 {
-            Some(crc) => content_crc(corpus)? == crc,
-            None => true,
-        })
-    };
-    if now == started && same_crc()? {
+    // the CRC is read only when the sizes agree (runs from before it was recorded have none to compare)
+    if now == started
+        && state
+            .corpus_crc32
+            .map_or(Ok(true), |crc| Ok(content_crc(corpus)? == crc))?
+    {
         return Ok(());
     }
-    let recorded = absolute(corpus) == absolute(&state.corpus)
-        || matches!((corpus.canonicalize(), state.corpus.canonicalize()), (Ok(a), Ok(b)) if a == b);
-    if recorded {
+    if same_file(corpus, &state.corpus) {
         crate::say!(
             "note: {} has changed since the run started ({now} bytes now, {started} then): a resumed run goes \
              on with the tokens it made of the corpus then ({}); start a new run to train on the changed text",
