@@ -243,7 +243,7 @@ fn blank_out(line: &str, tok: &TextTokenizer) -> Option<(String, String)> {
 mod tests {
     use super::*;
     use clap::Parser;
-    use primer::train::schedule::warmup_warning;
+    use primer::train::schedule::{warmup_warning, DecayFrom};
 
     #[derive(Parser)]
     struct Cli {
@@ -259,11 +259,11 @@ mod tests {
             let a = Cli::parse_from(["q", "--max-iters", steps, "--bert-iters", steps]).args;
             let (g, b) = (gpt_config(&a), bert_config(&a));
             assert!(
-                warmup_warning(g.warmup_iters, g.max_iters, false).is_none(),
+                warmup_warning(g.warmup_iters, g.max_iters, DecayFrom::MaxIters).is_none(),
                 "{steps}"
             );
             assert!(
-                warmup_warning(b.warmup_iters, b.max_iters, false).is_none(),
+                warmup_warning(b.warmup_iters, b.max_iters, DecayFrom::MaxIters).is_none(),
                 "{steps}"
             );
         }

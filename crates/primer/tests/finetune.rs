@@ -196,6 +196,38 @@ fn classify_learns_and_reloads() {
     assert!((total - 1.0).abs() < 1e-4);
 }
 
+/// A run whose loss or weights stop being finite ends with an error that says how to go on: a resumed run keeps
+/// its --lr, so it has to start again.
+#[test]
+fn a_diverging_run_says_to_start_again_with_a_lower_lr() {
+    let dir = common::tmp("ft-diverge");
+    let model = tiny_bert(&dir);
+    let mut rng = Rng::new(4);
+    let (train, dev) = (dir.join("train.tsv"), dir.join("dev.tsv"));
+    classify_file(&train, &mut rng, 16);
+    classify_file(&dev, &mut rng, 8);
+    let (tr, dv) = (Split::file(&train), Split::file(&dev));
+    let mut cfg = config(Task::Classify);
+    (cfg.lr, cfg.epochs) = (1e30, 4);
+    let err = finetune(
+        &model,
+        &dir.join("out"),
+        &train_dev(&tr, &dv),
+        &cfg,
+        Start::Fresh,
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(
+        err.contains("became NaN at step")
+            && err.contains(
+                "a resumed run keeps its --lr: start again with a lower --lr and --overwrite"
+            ),
+        "{err}"
+    );
+}
+
 /// Pairs whose label is the sentiment word of the second text; the first holds a random one to mislead.
 fn pair_file(path: &Path, rng: &mut Rng, n: usize) {
     let mut s = String::from("premise\thypothesis\tlabel\n");

@@ -107,6 +107,34 @@ fn learns_and_resumes_exactly() {
     assert_eq!(Bert::load(&half).unwrap().params, model.params);
 }
 
+/// A run that diverges at an evaluation stops before its checkpoint, which stays the last good one.
+#[test]
+fn a_diverging_run_keeps_its_last_checkpoint() {
+    let dir = tmp("diverge");
+    let corpus = write_corpus(&dir);
+    let out = dir.join("run");
+    let cfg = |max_iters, eval_interval, lr| BertTrainConfig {
+        eval_interval,
+        lr,
+        min_lr: lr / 10.0,
+        ..tiny(max_iters)
+    };
+    pretrain(&corpus, &out, &cfg(4, 4, 2e-3), Start::Fresh).unwrap();
+    let err = pretrain(&corpus, &out, &cfg(8, 1, 1e30), Start::Resume)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("became NaN at step 5") && err.contains("its checkpoint of step 4 is kept"),
+        "{err}"
+    );
+    let state = std::fs::read_to_string(out.join("trainer_state.json")).unwrap();
+    assert!(state.contains("\"step\": 4,"), "{state}");
+    assert_eq!(metric(&out, "val_mlm_loss").last().unwrap().0, 4);
+    pretrain(&corpus, &out, &cfg(8, 4, 2e-3), Start::Resume).unwrap();
+    assert_eq!(metric(&out, "val_mlm_loss").last().unwrap().0, 8);
+}
+
 #[test]
 fn roberta_style_whole_word_run_saves_a_masked_lm() {
     let dir = tmp("mlm-only");

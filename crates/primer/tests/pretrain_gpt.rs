@@ -113,6 +113,72 @@ fn learns_and_resumes_exactly() {
     );
 }
 
+/// A run that diverges at an evaluation stops before its checkpoint, so the last good one stays and a lower
+/// learning rate resumes from it; its NaN losses reach neither metrics.jsonl nor the checkpoint.
+#[test]
+fn a_diverging_run_keeps_its_last_checkpoint() {
+    let d = tmp("diverge");
+    let corpus = write_corpus(&d);
+    let out = d.join("run");
+    pretrain(&corpus, &out, &tiny(10), Start::Fresh).unwrap();
+    let wild = GptTrainConfig {
+        lr: 1e30,
+        min_lr: 1e30,
+        eval_interval: 1,
+        ..tiny(20)
+    };
+    let e = err_of(pretrain(&corpus, &out, &wild, Start::Resume));
+    assert!(
+        e.contains("became NaN at step 11")
+            && e.contains("its checkpoint of step 10 is kept: resume it with a lower --lr"),
+        "{e}"
+    );
+    let state = std::fs::read_to_string(out.join("trainer_state.json")).unwrap();
+    assert!(state.contains("\"step\": 10,"), "{state}");
+    assert_eq!(losses(&out).last().unwrap().0, 10, "no record past step 10");
+    let s = pretrain(&corpus, &out, &tiny(20), Start::Resume).unwrap();
+    assert!(
+        s.steps == 20 && s.val_loss.is_finite(),
+        "{} {}",
+        s.steps,
+        s.val_loss
+    );
+
+    // a fresh run that diverges before its first checkpoint is told to start again
+    let e = err_of(pretrain(&corpus, &d.join("fresh"), &wild, Start::Fresh));
+    assert!(
+        e.contains("it has no checkpoint yet: start it again with a lower --lr and --overwrite"),
+        "{e}"
+    );
+}
+
+/// Weights saved over a run's checkpoint by another program (no step stamp), or left from another step, are not
+/// resumed from, and the error tells the two apart.
+#[test]
+fn weights_not_of_the_last_checkpoint_are_not_resumed_from() {
+    let d = tmp("stamp");
+    let corpus = write_corpus(&d);
+    let out = d.join("run");
+    pretrain(&corpus, &out, &tiny(10), Start::Fresh).unwrap();
+    let model = Gpt::load(&out).unwrap();
+    model.save(&out, &[]).unwrap();
+    let e = err_of(pretrain(&corpus, &out, &tiny(20), Start::Resume));
+    assert!(
+        e.contains("model.safetensors: has no step stamp, so no checkpoint of this run wrote it")
+            && e.contains("--overwrite")
+            && !e.contains("interrupted"),
+        "{e}"
+    );
+    model.save(&out, &[("step", "3".into())]).unwrap();
+    let e = err_of(pretrain(&corpus, &out, &tiny(20), Start::Resume));
+    assert!(
+        e.contains(
+            "holds step 3, but trainer_state.json says 10: the last checkpoint was interrupted"
+        ),
+        "{e}"
+    );
+}
+
 fn err_of(r: primer::Result<impl Sized>) -> String {
     match r {
         Ok(_) => panic!("expected an error"),

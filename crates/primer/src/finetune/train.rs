@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::hf;
 use crate::tasks::datasets::{Columns, JOINT_FILES};
 use crate::train::checkpoint::{
-    adamw_config, in_run_dir, progress_bar, refuse_file, remove_all, report, restore_optimizer,
-    save_checkpoint, Start,
+    adamw_config, ensure_finite, ensure_finite_weights, in_run_dir, progress_bar, refuse_file,
+    remove_all, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::inputs::crc_update;
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
@@ -330,6 +330,12 @@ impl Splits<'_> {
     }
 }
 
+/// What a fine-tuning run whose loss or weights stop being finite can do next (its last checkpoint and best model
+/// are kept as they were): a resumed run keeps its settings, the learning rate among them.
+const WAY_ON: &str =
+    "its last checkpoint and best model are kept, but a resumed run keeps its --lr: start again with a lower --lr \
+     and --overwrite";
+
 /// What a fine-tuning run writes into OUT (`checkpoint` is a directory).
 const RUN_FILES: [&str; 10] = [
     "config.json",
@@ -584,12 +590,7 @@ fn train_in(
             grads.fill(0.0);
             let seed = derive_seed(cfg.seed, &[6, st.step as u64]);
             let o = model.forward_backward(&mut ws, &x, Some(&mut grads), seed)?;
-            if !o.loss.is_finite() {
-                return Err(Error::Config(format!(
-                    "loss became {} at step {}; try a lower --lr",
-                    o.loss, st.step
-                )));
-            }
+            ensure_finite("the training loss", o.loss, st.step, WAY_ON)?;
             clip_grad_norm(&mut grads, cfg.grad_clip);
             let layout = model.backbone.layout().clone();
             opt.step(model.backbone.params_mut(), &grads, &layout, lr);
@@ -626,6 +627,7 @@ fn train_in(
             }))?;
         }
         st.epoch += 1;
+        ensure_finite_weights(model.backbone.params(), st.step, WAY_ON)?;
         let scores = score(&info, &dev, &run(&model, &enc, &dev.features, 64)?);
         let value = scores.get(metric).copied().unwrap_or(0.0);
         let elapsed = elapsed0 + start.elapsed().as_secs_f64();

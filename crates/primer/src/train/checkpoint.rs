@@ -332,14 +332,27 @@ pub(crate) fn restore_optimizer(
     let opt_path = out.join("optimizer.safetensors");
     for path in [out.join("model.safetensors"), opt_path.clone()] {
         let saved = TensorFile::open(&path)?.metadata("step")?;
-        if saved.as_deref() != Some(step.to_string().as_str()) {
-            return Err(Error::format(
-                &path,
-                format!(
-                    "holds step {}, but trainer_state.json says {step}: the last checkpoint was interrupted",
-                    saved.unwrap_or_else(|| "none".into()),
-                ),
-            ));
+        match saved {
+            Some(s) if s == step.to_string() => {}
+            Some(s) => {
+                return Err(Error::format(
+                    &path,
+                    format!(
+                        "holds step {s}, but trainer_state.json says {step}: the last checkpoint was \
+                         interrupted"
+                    ),
+                ))
+            }
+            None => {
+                return Err(Error::format(
+                    &path,
+                    format!(
+                        "has no step stamp, so no checkpoint of this run wrote it (another program saved it \
+                         here, over step {step}'s): the run cannot go on from it; pass --overwrite to start \
+                         afresh"
+                    ),
+                ))
+            }
         }
     }
     let f = TensorFile::open(&opt_path)?;
@@ -352,6 +365,33 @@ pub(crate) fn restore_optimizer(
     }
     (opt.m, opt.v, opt.t) = (m, v, adam_t);
     Ok(())
+}
+
+/// Stops a run whose loss (or weight: `what` names it) is no longer finite before the value reaches a metrics line
+/// or a checkpoint, so the last checkpoint stays one a run can go on from; `way_on` says how.
+pub(crate) fn ensure_finite(what: &str, value: f64, step: usize, way_on: &str) -> Result<()> {
+    if value.is_finite() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "{what} became {value} at step {step}, so the run stops here; {way_on}"
+    )))
+}
+
+/// [`ensure_finite`] for every weight, before a checkpoint or a best model is written.
+pub(crate) fn ensure_finite_weights(params: &[f32], step: usize, way_on: &str) -> Result<()> {
+    match params.iter().find(|w| !w.is_finite()) {
+        Some(&w) => ensure_finite("a weight", w.into(), step, way_on),
+        None => Ok(()),
+    }
+}
+
+/// What a pretraining run that diverged can do next, given the step of its last checkpoint, if any.
+pub(crate) fn pretrain_way_on(saved: Option<usize>) -> String {
+    match saved {
+        Some(s) => format!("its checkpoint of step {s} is kept: resume it with a lower --lr"),
+        None => "it has no checkpoint yet: start it again with a lower --lr and --overwrite".into(),
+    }
 }
 
 /// A progress bar over `len` steps starting at `pos`, hidden when stderr is not a terminal.
@@ -376,5 +416,29 @@ pub(crate) fn report(bar: &ProgressBar, line: String) {
         crate::say!("{line}");
     } else {
         bar.println(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ensure_finite_weights, pretrain_way_on};
+
+    /// Weights with an infinity or a NaN anywhere stop a run, naming the value, the step and the way on; finite
+    /// weights, however large, pass.
+    #[test]
+    fn weights_that_are_not_finite_stop_a_run() {
+        let way_on = pretrain_way_on(Some(40));
+        assert!(ensure_finite_weights(&[0.0, -3e38, f32::MIN_POSITIVE], 41, &way_on).is_ok());
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let e = ensure_finite_weights(&[1.0, 2.0, bad, 3.0], 41, &way_on)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("a weight became {bad} at step 41"))
+                    && e.contains("its checkpoint of step 40 is kept: resume it with a lower --lr"),
+                "{e}"
+            );
+        }
+        assert!(pretrain_way_on(None).contains("no checkpoint yet"));
     }
 }

@@ -24,14 +24,15 @@ use crate::hf;
 use crate::models::bert::{Bert, BertConfig, BertInput, Heads, PretrainStats};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    absolute, adamw_config, check_resume, commit_fresh, in_run_dir, note_vocab_size, prepare_out,
-    progress_bar, report, restore_optimizer, save_checkpoint, Start,
+    absolute, adamw_config, check_resume, commit_fresh, ensure_finite, ensure_finite_weights,
+    in_run_dir, note_vocab_size, prepare_out, pretrain_way_on, progress_bar, report,
+    restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::BertShards;
 use crate::train::inputs::{check_readable, check_recordable, check_unchanged, same_input};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
-use crate::train::schedule::{cosine_lr, past_schedule_note, warmup_warning};
+use crate::train::schedule::{cosine_lr, past_schedule_note, warmup_warning, DecayFrom};
 use crate::viz::plot::plot_jsonl;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -326,6 +327,7 @@ pub fn pretrain(
     start: Start,
 ) -> Result<BertRunSummary> {
     cfg.validate()?;
+    let decay_from = DecayFrom::of(start == Start::Resume, cfg.lr_decay_iters);
     let mut cfg = cfg.clone();
     if cfg.lr_decay_iters == 0 {
         cfg.lr_decay_iters = cfg.max_iters;
@@ -333,10 +335,16 @@ pub fn pretrain(
     // recorded absolute, as the corpus is, so that the run resumes from any working directory
     cfg.val_corpus = cfg.val_corpus.as_deref().map(absolute);
     cfg.tokenizer = cfg.tokenizer.as_deref().map(absolute);
-    in_run_dir(out, || run(corpus, out, &cfg, start))
+    in_run_dir(out, || run(corpus, out, &cfg, start, decay_from))
 }
 
-fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result<BertRunSummary> {
+fn run(
+    corpus: &Path,
+    out: &Path,
+    cfg: &BertTrainConfig,
+    start: Start,
+    decay_from: DecayFrom,
+) -> Result<BertRunSummary> {
     let resume = start == Start::Resume;
     let _lock = prepare_out(out, start)?;
     // the corpus (read again on resume) and the files the settings name
@@ -348,10 +356,6 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
     }
     if let Some(tokenizer) = &cfg.tokenizer {
         check_recordable(tokenizer)?;
-    }
-    // once the run is known to go ahead
-    if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters, resume) {
-        crate::say!("{warning}");
     }
     let tok_path = out.join("tokenizer.json");
     let state_path = out.join("trainer_state.json");
@@ -422,9 +426,14 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
         mc.pad_token_id = specials.pad;
         Bert::new(mc, cfg.heads(), cfg.seed)?
     };
-    // once the resumed run's data and model are read
-    let schedule = (cfg.warmup_iters, cfg.lr_decay_iters);
-    if let Some(note) = past_schedule_note(cfg.max_iters, schedule, cfg.min_lr).filter(|_| resume) {
+    // once the run's data and model are read, so that a run refused for them is not warned of
+    let (warmup, decay) = (cfg.warmup_iters, cfg.lr_decay_iters);
+    if let Some(warning) = warmup_warning(warmup, decay, decay_from) {
+        crate::say!("{warning}");
+    }
+    if let Some(note) =
+        past_schedule_note(cfg.max_iters, (warmup, decay), cfg.min_lr).filter(|_| resume)
+    {
         crate::say!("{note}");
     }
     if model.config.vocab_size != tok.vocab_size() {
@@ -470,6 +479,8 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
     let start = Instant::now();
     let mut window = (Instant::now(), 0u64, PretrainStats::default());
     let mut last = (PretrainStats::default(), 0.0);
+    // the step of the last checkpoint, which a diverging run leaves as it is
+    let mut saved = state.as_ref().map(|s| s.step);
     while step < cfg.max_iters {
         let lr = cosine_lr(
             step,
@@ -509,12 +520,12 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
             )?;
             st.add(&s);
         }
-        if !st.total_loss().is_finite() {
-            return Err(Error::Config(format!(
-                "loss became {} at step {step}; try a lower --lr",
-                st.total_loss()
-            )));
-        }
+        ensure_finite(
+            "the training loss",
+            st.total_loss(),
+            step,
+            &pretrain_way_on(saved),
+        )?;
         let gnorm = clip_grad_norm(&mut grads, cfg.grad_clip);
         opt.step(&mut model.params, &grads, &model.layout, lr);
         step += 1;
@@ -534,6 +545,9 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
         ));
         if step % cfg.eval_interval == 0 || step == cfg.max_iters {
             let v = evaluate(&model, &mut shards, &val_batches)?;
+            let way_on = pretrain_way_on(saved);
+            ensure_finite("the validation loss", v.total_loss(), step, &way_on)?;
+            ensure_finite_weights(&model.params, step, &way_on)?;
             let elapsed = elapsed0 + start.elapsed().as_secs_f64();
             let mut rec = stats_record(step, Some(&window.2), &v);
             rec["lr"] = serde_json::json!(lr);
@@ -556,6 +570,7 @@ fn run(corpus: &Path, out: &Path, cfg: &BertTrainConfig, start: Start) -> Result
                 elapsed_s: elapsed,
             };
             save_checkpoint(out, step, |dir, meta| model.save(dir, meta), &opt, &state)?;
+            saved = Some(step);
             let keys: &[&str] = if cfg.nsp {
                 &["mlm_loss", "val_mlm_loss", "nsp_loss", "val_nsp_loss"]
             } else {

@@ -13,15 +13,16 @@ use crate::hf::{self, TokenIds};
 use crate::models::gpt::{Gpt, GptConfig};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    absolute, adamw_config, check_resume, commit_fresh, in_run_dir, note_vocab_size, prepare_out,
-    progress_bar, report, restore_optimizer, save_checkpoint, Start,
+    absolute, adamw_config, check_resume, commit_fresh, ensure_finite, ensure_finite_weights,
+    in_run_dir, note_vocab_size, prepare_out, pretrain_way_on, progress_bar, report,
+    restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::GptShards;
 use crate::train::inputs::{check_readable, check_recordable, content_crc, same_file};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::run_dir::TOKENS_PARTIAL;
-use crate::train::schedule::{cosine_lr, past_schedule_note, warmup_warning};
+use crate::train::schedule::{cosine_lr, past_schedule_note, warmup_warning, DecayFrom};
 use crate::viz::plot::plot_jsonl;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -404,24 +405,27 @@ pub fn pretrain(
     start: Start,
 ) -> Result<RunSummary> {
     cfg.validate()?;
+    let decay_from = DecayFrom::of(start == Start::Resume, cfg.lr_decay_iters);
     let mut cfg = cfg.clone();
     if cfg.lr_decay_iters == 0 {
         cfg.lr_decay_iters = cfg.max_iters;
     }
-    in_run_dir(out, || run(corpus, out, &cfg, start))
+    in_run_dir(out, || run(corpus, out, &cfg, start, decay_from))
 }
 
-fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<RunSummary> {
+fn run(
+    corpus: &Path,
+    out: &Path,
+    cfg: &GptTrainConfig,
+    start: Start,
+    decay_from: DecayFrom,
+) -> Result<RunSummary> {
     let resume = start == Start::Resume;
     let _lock = prepare_out(out, start)?;
     // a resumed run reads its token file, not the corpus, whose path it only records
     check_recordable(corpus)?;
     if !resume {
         check_readable(corpus, "--corpus", false)?;
-    }
-    // once the run is known to go ahead
-    if let Some(warning) = warmup_warning(cfg.warmup_iters, cfg.lr_decay_iters, resume) {
-        crate::say!("{warning}");
     }
     let tok_path = out.join("tokenizer.json");
     let bin_path = out.join("tokens.bin");
@@ -460,9 +464,14 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
         mc.bos_token_id = TokenIds::one(tokenizer.eos_id());
         Gpt::new(mc, cfg.seed)?
     };
-    // once the resumed run's data and model are read
-    let schedule = (cfg.warmup_iters, cfg.lr_decay_iters);
-    if let Some(note) = past_schedule_note(cfg.max_iters, schedule, cfg.min_lr).filter(|_| resume) {
+    // once the run's data and model are read, so that a run refused for them is not warned of
+    let (warmup, decay) = (cfg.warmup_iters, cfg.lr_decay_iters);
+    if let Some(warning) = warmup_warning(warmup, decay, decay_from) {
+        crate::say!("{warning}");
+    }
+    if let Some(note) =
+        past_schedule_note(cfg.max_iters, (warmup, decay), cfg.min_lr).filter(|_| resume)
+    {
         crate::say!("{note}");
     }
     if splits.tokens.vocab_size() as usize != model.config.vocab_size {
@@ -512,6 +521,8 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
     let start = Instant::now();
     let mut window = (Instant::now(), 0u64);
     let mut last = (f64::NAN, f64::NAN, 0.0);
+    // the step of the last checkpoint, which a diverging run leaves as it is
+    let mut saved = state.as_ref().map(|s| s.step);
     while step < cfg.max_iters {
         let lr = cosine_lr(
             step,
@@ -529,11 +540,7 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
             loss += shards.forward_backward(&model, &x, &y, &mut grads, scale, seed)?
                 / cfg.grad_accum as f64;
         }
-        if !loss.is_finite() {
-            return Err(Error::Config(format!(
-                "loss became {loss} at step {step}; try a lower --lr"
-            )));
-        }
+        ensure_finite("the training loss", loss, step, &pretrain_way_on(saved))?;
         let gnorm = clip_grad_norm(&mut grads, cfg.grad_clip);
         let layout = &model.layout;
         opt.step(&mut model.params, &grads, layout, lr);
@@ -545,6 +552,10 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
         bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {tps:.0} tok/s"));
         if step % cfg.eval_interval == 0 || step == cfg.max_iters {
             let (tl, vl) = estimate_loss(&model, &mut shards, &splits, cfg, &mut x, &mut y)?;
+            let way_on = pretrain_way_on(saved);
+            ensure_finite("the validation loss", vl, step, &way_on)?;
+            ensure_finite("the evaluated training loss", tl, step, &way_on)?;
+            ensure_finite_weights(&model.params, step, &way_on)?;
             let elapsed = elapsed0 + start.elapsed().as_secs_f64();
             metrics.write(&serde_json::json!({
                 "step": step, "train_loss": tl, "val_loss": vl, "lr": lr, "tokens_per_sec": tps,
@@ -565,6 +576,7 @@ fn run(corpus: &Path, out: &Path, cfg: &GptTrainConfig, start: Start) -> Result<
                 elapsed_s: elapsed,
             };
             save_checkpoint(out, step, |dir, meta| model.save(dir, meta), &opt, &state)?;
+            saved = Some(step);
             plot_jsonl(
                 &metrics_path,
                 &out.join("loss.png"),

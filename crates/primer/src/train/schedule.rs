@@ -15,18 +15,40 @@ pub fn cosine_lr(step: usize, lr: f32, min_lr: f32, warmup: usize, decay_steps: 
     min_lr + coeff * (lr - min_lr)
 }
 
+/// Where a run's `--lr-decay-iters` came from, which [`warmup_warning`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecayFrom {
+    /// Left out: the decay ends at `--max-iters`.
+    MaxIters,
+    /// Given, as a flag or in the `--config` file.
+    Given,
+    /// A resumed run's, fixed when it started.
+    Run,
+}
+
+impl DecayFrom {
+    /// For a run that `resume`s or not, with `--lr-decay-iters` as given (0 when left out).
+    pub fn of(resume: bool, lr_decay_iters: usize) -> DecayFrom {
+        match (resume, lr_decay_iters) {
+            (true, _) => DecayFrom::Run,
+            (false, 0) => DecayFrom::MaxIters,
+            (false, _) => DecayFrom::Given,
+        }
+    }
+}
+
 /// A warning for a pretraining schedule whose warm-up does not end before the cosine decay would: the rate then
 /// rises for the whole warm-up and drops to `--min-lr` after it, with no decay (nanoGPT's rule, kept so that
 /// settings carry over).
-pub fn warmup_warning(warmup: usize, decay_steps: usize, resume: bool) -> Option<String> {
-    let decay_from = if resume {
-        "the run's, fixed when it started"
-    } else {
-        "default: --max-iters"
+pub fn warmup_warning(warmup: usize, decay_steps: usize, from: DecayFrom) -> Option<String> {
+    let decay_from = match from {
+        DecayFrom::MaxIters => " (default: --max-iters)",
+        DecayFrom::Given => "",
+        DecayFrom::Run => " (the run's, fixed when it started)",
     };
     (warmup >= decay_steps).then(|| {
         format!(
-            "warning: --warmup-iters {warmup} is not shorter than --lr-decay-iters {decay_steps} ({decay_from}): \
+            "warning: --warmup-iters {warmup} is not shorter than --lr-decay-iters {decay_steps}{decay_from}: \
              the learning rate rises until step {warmup}, then drops straight to --min-lr with no decay between \
              (nanoGPT's rule); lower --warmup-iters for a warm-up, then a decay"
         )
@@ -64,7 +86,7 @@ pub fn linear_lr(step: usize, lr: f32, warmup: usize, total: usize) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{cosine_lr, linear_lr};
+    use super::{cosine_lr, linear_lr, DecayFrom};
 
     #[test]
     fn warmup_peak_and_floor() {
@@ -85,13 +107,20 @@ mod tests {
     fn huge_warmup_stays_finite_and_is_warned_of() {
         let lr = cosine_lr(3, 1e-3, 1e-4, usize::MAX, 10);
         assert!(lr.is_finite() && lr > 0.0 && lr < 1e-3, "{lr}");
-        let w = super::warmup_warning(100, 20, false);
-        assert!(w.is_some_and(
-            |w| w.contains("--warmup-iters 100") && w.contains("default: --max-iters")
-        ));
-        let w = super::warmup_warning(100, 20, true);
+        let warn = |from| super::warmup_warning(100, 20, from);
+        let w = warn(DecayFrom::MaxIters);
+        assert!(w.is_some_and(|w| w.contains(
+            "--warmup-iters 100 is not shorter than --lr-decay-iters 20 \
+             (default: --max-iters):"
+        )));
+        let w = warn(DecayFrom::of(false, 20));
+        assert!(
+            w.is_some_and(|w| w.contains("--lr-decay-iters 20: ")),
+            "given, so no default named"
+        );
+        let w = warn(DecayFrom::of(true, 0));
         assert!(w.is_some_and(|w| w.contains("(the run's, fixed when it started)")));
-        assert!(super::warmup_warning(10, 20, false).is_none());
+        assert!(super::warmup_warning(10, 20, DecayFrom::MaxIters).is_none());
         let note = super::past_schedule_note(60, (5, 20), 1e-4);
         assert!(note.is_some_and(
             |n| n.contains("ends at step 20") && n.contains("the last 40 of the 60 steps")
