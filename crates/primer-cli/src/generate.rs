@@ -110,7 +110,7 @@ pub fn run(a: Args) -> Result<()> {
             a.model.display()
         );
     }
-    let s = settings.sampling(&flags, ids.len(), settings.stop_ids(&model, &tok), a.seed)?;
+    let s = settings.sampling(&flags, ids.len(), settings.stop_ids(&model, &tok)?, a.seed)?;
     check(&model, &tok, &ids, &s)?;
     report_settings(&a.model, &settings, &flags);
     let stdout = std::io::stdout();
@@ -120,7 +120,7 @@ pub fn run(a: Args) -> Result<()> {
         // the best finished texts of one search
         let found = beam_search(&model, &tok, &ids, &s)?;
         for (k, text) in found.iter().take(texts).enumerate() {
-            let continuation = tok.decode(text.text(&s.stop_tokens))?;
+            let continuation = tok.decode_text(text.text(&s.stop_tokens))?;
             writeln!(out, "--- {}/{} score {:.4} ---", k + 1, texts, text.score)?;
             writeln!(out, "{}{continuation}", a.prompt)?;
         }
@@ -220,7 +220,7 @@ pub fn complete(
     let mut err = None;
     let result = generate(model, tok, &ids, s, |t| {
         new_ids.push(t);
-        let text = tok.decode(&new_ids)?;
+        let text = tok.decode_text(&new_ids)?;
         let complete_len = text.trim_end_matches('\u{fffd}').len();
         if complete_len > shown {
             if let Err(e) = emit(&text[shown..complete_len]) {
@@ -236,7 +236,7 @@ pub fn complete(
         return Err(e);
     }
     result?;
-    let text = tok.decode(&new_ids)?;
+    let text = tok.decode_text(&new_ids)?;
     if let Some(rest) = text.get(shown..).filter(|rest| !rest.is_empty()) {
         emit(rest)?;
     }

@@ -136,7 +136,7 @@ fn gpt(a: &Args, corpus: &Path) -> Result<()> {
     primer::tell!("3/5 GPT samples (temperature 0.8):");
     let model = Gpt::load(&out)?;
     let tok = TextTokenizer::from_dir(&out)?;
-    let stop_tokens = GenerationConfig::read(&out)?.stop_ids(&model, &tok);
+    let stop_tokens = GenerationConfig::read(&out)?.stop_ids(&model, &tok)?;
     for (i, prompt) in ["The", "Maria", "Can you"].iter().enumerate() {
         let sampling = Sampling {
             max_new_tokens: 40,

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{fixture, Scratch};
+use primer::hf::TokenIds;
 use primer::infer::beam::{BeamSearch, EarlyStopping};
 use primer::infer::generate::{
     generate, GenerationConfig, Sampling, SamplingFlags, DEFAULT_MAX_NEW_TOKENS,
@@ -45,7 +46,10 @@ fn greedy(max_new_tokens: usize, stop_tokens: Vec<u32>) -> Sampling {
 }
 
 fn stop_ids(dir: &Path, model: &Gpt, tok: &TextTokenizer) -> Vec<u32> {
-    GenerationConfig::read(dir).unwrap().stop_ids(model, tok)
+    GenerationConfig::read(dir)
+        .unwrap()
+        .stop_ids(model, tok)
+        .unwrap()
 }
 
 /// The sampling settings `generation_config.json` text `json` gives with `flags`, after a 4-token prompt.
@@ -283,15 +287,39 @@ fn num_beams_means_beam_search_unless_sampling_is_asked_for() {
     let (s, _, _) = settings("{}", &warm);
     let beam = s.beam.unwrap();
     assert!(beam.do_sample && beam.num_beams == 3 && s.temperature == 0.5);
-    // a file's do_sample false keeps --top-k with --num-beams a beam search, and the note says why
+    // a sampling flag overrides a file's do_sample false, as --temperature does: --top-k with --num-beams is beam
+    // sampling, and without it sampling (the file's beams dropped), at the file's temperature or primer's
     let top_k = SamplingFlags {
         top_k: Some(5),
         num_beams: Some(3),
         ..Default::default()
     };
     let (s, followed, _) = settings(r#"{"do_sample": false}"#, &top_k);
-    assert!(!s.beam.unwrap().do_sample);
-    assert_eq!(followed, ["do_sample false"]);
+    assert!(s.beam.unwrap().do_sample && s.top_k == 5);
+    assert!(followed.is_empty(), "{followed:?}");
+    for flags in [
+        SamplingFlags {
+            top_k: Some(5),
+            ..Default::default()
+        },
+        SamplingFlags {
+            top_p: Some(0.9),
+            ..Default::default()
+        },
+        SamplingFlags {
+            min_p: Some(0.1),
+            ..Default::default()
+        },
+    ] {
+        let json = r#"{"do_sample": false, "num_beams": 3}"#;
+        let (s, followed, _) = settings(json, &flags);
+        assert!(s.beam.is_none() && s.temperature == DEFAULT_TEMPERATURE);
+        assert!(followed.is_empty(), "{followed:?}");
+        let json = r#"{"do_sample": false, "temperature": 0.6}"#;
+        let (s, followed, _) = settings(json, &flags);
+        assert_eq!(s.temperature, 0.6);
+        assert_eq!(followed, ["temperature 0.6"]);
+    }
     // flags that contradict each other are refused, naming them
     let dir = common::tmp("beam-flags");
     let config = GenerationConfig::read(&dir).unwrap();
@@ -379,6 +407,37 @@ fn end_of_text_ids_come_from_generation_config_then_config_then_tokenizer() {
     )
     .unwrap();
     assert_eq!(stop_ids(&dir, &model, &tok), vec![9]);
+    // an end id past the vocabulary could never end a text: an error naming the file it comes from
+    let past = model.config.vocab_size;
+    std::fs::write(
+        dir.join("generation_config.json"),
+        format!(r#"{{"eos_token_id": [9, {past}]}}"#),
+    )
+    .unwrap();
+    let err = GenerationConfig::read(&dir)
+        .unwrap()
+        .stop_ids(&model, &tok)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("generation_config.json")
+            && err.contains(&format!(
+                "eos_token_id {past} is past the model's {past} token ids"
+            )),
+        "{err}"
+    );
+    std::fs::write(dir.join("generation_config.json"), "{}").unwrap();
+    let mut wide = Gpt::load(&dir).unwrap();
+    wide.config.eos_token_id = TokenIds::one(Some(past as u32));
+    let err = GenerationConfig::read(&dir)
+        .unwrap()
+        .stop_ids(&wide, &tok)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("config.json: eos_token_id") && !err.contains("generation_config"),
+        "{err}"
+    );
     // with neither naming one, the tokenizer's <|endoftext|>
     std::fs::remove_file(dir.join("generation_config.json")).unwrap();
     write_config(&dir, &fixture("gpt2_tiny").join("config.json"), |c| {

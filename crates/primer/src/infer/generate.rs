@@ -15,7 +15,7 @@ use crate::models::gpt::{Gpt, KvCache};
 use crate::tokenize::TextTokenizer;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How to pick each next token. The default is primer's: temperature [`DEFAULT_TEMPERATURE`],
 /// [`DEFAULT_MAX_NEW_TOKENS`] tokens, everything else off.
@@ -232,6 +232,9 @@ pub struct GenerationConfig {
     /// The file's other keys.
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
+    /// Where the file is (or would be), for errors.
+    #[serde(skip)]
+    path: PathBuf,
 }
 
 /// Keys of `generation_config.json` that describe the model or the file rather than how to sample.
@@ -250,7 +253,8 @@ impl GenerationConfig {
     /// its range is an error naming the file.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(GENERATION_CONFIG);
-        let config: Self = hf::read_optional_config(&path)?;
+        let mut config: Self = hf::read_optional_config(&path)?;
+        config.path.clone_from(&path);
         check_ranges(
             config.temperature.unwrap_or(1.0),
             config.top_p.unwrap_or(1.0),
@@ -285,11 +289,12 @@ impl GenerationConfig {
         self.num_beams.filter(|&n| n > 1)
     }
 
-    /// The temperature `flags` with this file give: the flag's, else 0 where the file says `do_sample: false`,
-    /// else the file's, else transformers' 1 where the file says `do_sample: true`, else primer's default.
+    /// The temperature `flags` with this file give: the flag's, else 0 where the file says `do_sample: false`
+    /// and no flag asks for sampling (a `--top-k`, `--top-p` or `--min-p` does), else the file's, else
+    /// transformers' 1 where the file says `do_sample: true`, else primer's default.
     fn temperature(&self, flags: &SamplingFlags) -> f32 {
         let file = match self.do_sample {
-            Some(false) => Some(0.0),
+            Some(false) if !flags.asks_for_sampling() => Some(0.0),
             sampled => self.temperature.or((sampled == Some(true)).then_some(1.0)),
         };
         flags.temperature.or(file).unwrap_or(DEFAULT_TEMPERATURE)
@@ -313,16 +318,28 @@ impl GenerationConfig {
     }
 
     /// The ids that end a generated text, as transformers picks them: this file's `eos_token_id` when it names
-    /// one, else `config.json`'s (a number or a list); when neither does, the tokenizer's `<|endoftext|>`.
-    pub fn stop_ids(&self, model: &Gpt, tok: &TextTokenizer) -> Vec<u32> {
-        let mut ids = self.eos_token_id.0.clone();
-        if ids.is_empty() {
-            ids.clone_from(&model.config.eos_token_id.0);
+    /// one, else `config.json`'s (a number or a list); when neither does, the tokenizer's `<|endoftext|>`. An
+    /// id past the model's vocabulary, which could never end a text, is an error naming the file it is from.
+    pub fn stop_ids(&self, model: &Gpt, tok: &TextTokenizer) -> Result<Vec<u32>> {
+        let vocab = model.config.vocab_size;
+        let in_range = |ids: &[u32], path: &Path| match ids.iter().find(|&&id| id as usize >= vocab)
+        {
+            Some(id) => Err(Error::format(
+                path,
+                format!("eos_token_id {id} is past the model's {vocab} token ids"),
+            )),
+            None => Ok(ids.to_vec()),
+        };
+        if !self.eos_token_id.0.is_empty() {
+            return in_range(&self.eos_token_id.0, &self.path);
         }
-        if ids.is_empty() {
-            ids.extend(tok.eos_id());
+        if !model.config.eos_token_id.0.is_empty() {
+            return in_range(
+                &model.config.eos_token_id.0,
+                &self.path.with_file_name("config.json"),
+            );
         }
-        ids
+        Ok(tok.eos_id().into_iter().collect())
     }
 
     /// How to continue a prompt of `prompt_len` tokens: each setting from `flags` when given, else from this
@@ -424,12 +441,17 @@ impl GenerationConfig {
             entry(
                 "do_sample",
                 self.do_sample.map(|v| v.to_string()),
-                flags.temperature.is_some(),
+                match self.do_sample {
+                    Some(false) => flags.asks_for_sampling(),
+                    _ => flags.temperature.is_some(),
+                },
             ),
             entry(
                 "temperature",
                 text(self.temperature),
-                searched || flags.temperature.is_some() || self.do_sample == Some(false),
+                searched
+                    || flags.temperature.is_some()
+                    || (self.do_sample == Some(false) && !flags.asks_for_sampling()),
             ),
             entry(
                 "top_k",

@@ -75,13 +75,13 @@ impl<'a> StopStrings<'a> {
         // their start), or all of them: enough for any stop string that overlaps the last token
         let mut from = before.len().saturating_sub(self.longest);
         let head = loop {
-            let head = self.tok.decode(&before[from..])?;
+            let head = self.tok.decode_text(&before[from..])?;
             if from == 0 || head.trim_start_matches(REPLACEMENT).len() >= self.longest {
                 break head;
             }
             from = from.saturating_sub(self.longest);
         };
-        let whole = self.tok.decode(&text[from..])?;
+        let whole = self.tok.decode_text(&text[from..])?;
         // where the last token's text begins; a character it completes counts as its own
         let seen = head.trim_end_matches(REPLACEMENT).len();
         let bytes = whole.as_bytes();

@@ -7,6 +7,7 @@
 use crate::data::text_chunks::{check_not_blank, TextChunks, DEFAULT_CHUNK_BYTES};
 use crate::error::{Error, Result};
 use crate::train::atomic::write_atomic;
+use added_tokens::SpecialToken;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -234,16 +235,6 @@ impl TextTokenizer {
             add_bos_token: bool,
             bos_token: Option<SpecialToken>,
         }
-        /// A special token in `tokenizer_config.json`: its text, or an object with its text as `content`.
-        #[derive(serde::Deserialize)]
-        #[serde(
-            untagged,
-            expecting = "a token's text, or an object with its text as \"content\""
-        )]
-        enum SpecialToken {
-            Text(String),
-            Added { content: String },
-        }
         let vocab = dir.join("vocab.json");
         let merges = dir.join("merges.txt");
         if !vocab.is_file() || !merges.is_file() {
@@ -268,11 +259,13 @@ impl TextTokenizer {
         if inner.token_to_id(EOS_TOKEN).is_some() {
             inner.add_special_tokens(&[AddedToken::from(EOS_TOKEN, true)]);
         }
+        added_tokens::add(&mut inner, dir)?;
         if config.add_bos_token {
-            let bos = match config.bos_token {
-                Some(SpecialToken::Text(t) | SpecialToken::Added { content: t }) => t,
-                None => EOS_TOKEN.to_string(),
-            };
+            let bos = config
+                .bos_token
+                .as_ref()
+                .map_or(EOS_TOKEN, SpecialToken::text)
+                .to_string();
             let Some(bos_id) = inner.token_to_id(&bos) else {
                 return Err(Error::format(
                     &config_path,
@@ -421,13 +414,24 @@ impl TextTokenizer {
 
     /// The text of `ids` (special tokens included). An id outside the vocabulary is an error.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.decode_skipping(ids, false)
+    }
+
+    /// The text of `ids` as a reader is shown it: special tokens (`<|endoftext|>`, an added `<pad>`…) left out,
+    /// as transformers' text-generation pipeline decodes (`skip_special_tokens=True`). An id outside the
+    /// vocabulary is an error.
+    pub fn decode_text(&self, ids: &[u32]) -> Result<String> {
+        self.decode_skipping(ids, true)
+    }
+
+    fn decode_skipping(&self, ids: &[u32], skip_special: bool) -> Result<String> {
         if let Some(bad) = ids.iter().find(|&&id| !self.has_id(id)) {
             return Err(Error::Tokenizer(format!(
                 "token id {bad} is not in the vocabulary (size {})",
                 self.vocab_size()
             )));
         }
-        self.inner.decode(ids, false).map_err(tok_err)
+        self.inner.decode(ids, skip_special).map_err(tok_err)
     }
 
     /// Whether `id` is in the vocabulary (so that [`Self::decode`] takes it).
@@ -464,6 +468,7 @@ pub(crate) enum EncodeError {
     Other(String),
 }
 
+mod added_tokens;
 mod wordpiece;
 pub use wordpiece::{BertSpecials, BERT_SPECIAL_TOKENS};
 

@@ -113,6 +113,11 @@ fn bpe_trains_to_the_requested_size_and_round_trips() {
     let ids = tok.encode(unseen).unwrap();
     assert_eq!(ids.last(), Some(&eos));
     assert_eq!(tok.decode(&ids).unwrap(), unseen);
+    // the text shown to a reader leaves the special token out, as transformers' generation pipeline does
+    assert_eq!(
+        tok.decode_text(&ids).unwrap(),
+        unseen.trim_end_matches("<|endoftext|>")
+    );
 
     let again = TextTokenizer::train_bpe(&[corpus], 400).unwrap();
     assert_eq!(
@@ -213,6 +218,64 @@ fn gpt2_style_vocab_and_merges_load_from_a_directory() {
     );
     assert_eq!(loaded.eos_id(), bpe.eos_id());
     assert_eq!(loaded.vocab_size(), 300);
+}
+
+/// A `vocab.json` + `merges.txt` directory's added tokens are in its vocabulary, as transformers' tokenizer loads
+/// them (checked by hand with transformers 5.24 on such a directory: the same ids, and the same text with special
+/// tokens skipped): from `added_tokens_decoder`, or from `added_tokens.json`, special when the settings name them.
+#[test]
+fn gpt2_vocab_directories_load_their_added_tokens() {
+    let dir = temp_dir("gpt2-dir-added");
+    let corpus = write(&dir, "corpus.txt", &generated_text(5_000));
+    let bpe = TextTokenizer::train_bpe(&[corpus], 300).unwrap();
+    use tokenizers::Model;
+    bpe.inner().get_model().save(&dir, None).unwrap();
+    let decoder = r#"{"added_tokens_decoder": {
+        "300": {"content": "<pad>", "special": true, "normalized": false},
+        "301": {"content": "<|user|>", "special": false}}}"#;
+    let text = "than <|user|> quing <pad>ever";
+    let want = [
+        bpe.encode("than ").unwrap(),
+        vec![301],
+        bpe.encode(" quing ").unwrap(),
+        vec![300],
+        bpe.encode("ever").unwrap(),
+    ]
+    .concat();
+    for (config, map) in [
+        (decoder, None),
+        (r#"{"pad_token": "<pad>"}"#, None),
+        ("{}", Some(r#"{"pad_token": {"content": "<pad>"}}"#)),
+    ] {
+        write(&dir, "tokenizer_config.json", config);
+        write(
+            &dir,
+            "added_tokens.json",
+            r#"{"<pad>": 300, "<|user|>": 301}"#,
+        );
+        if let Some(map) = map {
+            write(&dir, "special_tokens_map.json", map);
+        }
+        let tok = TextTokenizer::from_dir(&dir).unwrap();
+        assert_eq!(tok.vocab_size(), 302, "{config}");
+        let ids = tok.encode(text).unwrap();
+        assert_eq!(ids, want, "{config}");
+        assert_eq!(tok.decode(&ids).unwrap(), text);
+        assert_eq!(
+            tok.decode_text(&ids).unwrap(),
+            "than <|user|> quing ever",
+            "{config}: the special <pad> is left out of the text shown"
+        );
+    }
+    // an id that does not follow on from the vocabulary is named with its file
+    write(&dir, "added_tokens.json", r#"{"<pad>": 305}"#);
+    write(&dir, "tokenizer_config.json", "{}");
+    let err = TextTokenizer::from_dir(&dir).err().unwrap().to_string();
+    assert!(
+        err.contains("added_tokens.json")
+            && err.contains("added token \"<pad>\" has id 305 here, but it takes id 300"),
+        "{err}"
+    );
 }
 
 /// transformers' `GPT2Tokenizer` reads `add_prefix_space` and `add_bos_token` from `tokenizer_config.json` beside
