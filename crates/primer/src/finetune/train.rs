@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::hf;
 use crate::tasks::datasets::{Columns, JOINT_FILES};
 use crate::train::checkpoint::{
-    adamw_config, ensure_finite, ensure_finite_weights, in_run_dir, progress_bar, refuse_file,
+    adamw_config, ensure_checkpointable, ensure_finite, in_run_dir, progress_bar, refuse_file,
     remove_all, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::inputs::crc_update;
@@ -330,11 +330,15 @@ impl Splits<'_> {
     }
 }
 
-/// What a fine-tuning run whose loss or weights stop being finite can do next (its last checkpoint and best model
-/// are kept as they were): a resumed run keeps its settings, the learning rate among them.
-const WAY_ON: &str =
-    "its last checkpoint and best model are kept, but a resumed run keeps its --lr: start again with a lower --lr \
-     and --overwrite";
+/// What a fine-tuning run whose values stop being finite can do next, given the epoch of its last checkpoint, if
+/// any (kept as it was, with the best model): a resumed run keeps its settings, the learning rate among them.
+fn way_on(saved: Option<usize>) -> String {
+    let kept = match saved {
+        Some(e) => format!("its checkpoint of epoch {e} and its best model are kept, but a resumed run keeps its --lr"),
+        None => "it has no checkpoint yet".into(),
+    };
+    format!("{kept}: start it again with a lower --lr and --overwrite")
+}
 
 /// What a fine-tuning run writes into OUT (`checkpoint` is a directory).
 const RUN_FILES: [&str; 10] = [
@@ -531,6 +535,8 @@ fn train_in(
         },
     };
     st.test = splits.test.map(SplitRecord::of);
+    // the epoch of the last checkpoint, which a diverging run leaves as it is
+    let mut saved = resume.then_some(st.epoch);
     let mut opt = AdamW::new(
         adamw_config((cfg.lr, 0.0), (0.9, 0.999), cfg.weight_decay, cfg.grad_clip)?,
         model.num_params(),
@@ -590,8 +596,9 @@ fn train_in(
             grads.fill(0.0);
             let seed = derive_seed(cfg.seed, &[6, st.step as u64]);
             let o = model.forward_backward(&mut ws, &x, Some(&mut grads), seed)?;
-            ensure_finite("the training loss", o.loss, st.step, WAY_ON)?;
-            clip_grad_norm(&mut grads, cfg.grad_clip);
+            ensure_finite("the training loss", o.loss, st.step, &way_on(saved))?;
+            let gnorm = clip_grad_norm(&mut grads, cfg.grad_clip);
+            ensure_finite("the gradient norm", gnorm, st.step, &way_on(saved))?;
             let layout = model.backbone.layout().clone();
             opt.step(model.backbone.params_mut(), &grads, &layout, lr);
             st.step += 1;
@@ -627,8 +634,18 @@ fn train_in(
             }))?;
         }
         st.epoch += 1;
-        ensure_finite_weights(model.backbone.params(), st.step, WAY_ON)?;
-        let scores = score(&info, &dev, &run(&model, &enc, &dev.features, 64)?);
+        // weights that are finite can still be too large to give finite outputs: both are checked before the
+        // epoch's metrics line, best model and checkpoint
+        ensure_checkpointable(model.backbone.params(), &opt, st.step, &way_on(saved))?;
+        let outputs = run(&model, &enc, &dev.features, 64)?;
+        if let Some(&v) = outputs
+            .iter()
+            .flat_map(|o| o.seq.iter().chain(&o.tok))
+            .find(|v| !v.is_finite())
+        {
+            ensure_finite("a dev output", v.into(), st.step, &way_on(saved))?;
+        }
+        let scores = score(&info, &dev, &outputs);
         let value = scores.get(metric).copied().unwrap_or(0.0);
         let elapsed = elapsed0 + start.elapsed().as_secs_f64();
         let mut rec = json!({
@@ -658,6 +675,7 @@ fn train_in(
         let save_model =
             |dir: &Path, meta: &[(&str, String)]| save_finetuned(&model, &info, &enc, dir, meta);
         save_checkpoint(&ckpt, st.step, save_model, &opt, &st)?;
+        saved = Some(st.epoch);
         plot_jsonl(
             &metrics_path,
             &out.join("curves.png"),

@@ -2,7 +2,7 @@
 //! and keeps it. As in transformers, a stop string counts only where it overlaps the text's last token, so one
 //! that the prompt already holds stops nothing until it comes again; it may begin inside an earlier token and end
 //! inside the last one. transformers matches each token's own text, primer the text that the tokens decode to
-//! together: the same, except that primer also finds a stop string whose characters a byte-level tokenizer split
+//! together (special tokens included, though the text printed leaves them out): the same, except that primer also finds a stop string whose characters a byte-level tokenizer split
 //! between tokens.
 
 use crate::error::Result;
@@ -75,13 +75,13 @@ impl<'a> StopStrings<'a> {
         // their start), or all of them: enough for any stop string that overlaps the last token
         let mut from = before.len().saturating_sub(self.longest);
         let head = loop {
-            let head = self.tok.decode_text(&before[from..])?;
+            let head = self.tok.decode(&before[from..])?;
             if from == 0 || head.trim_start_matches(REPLACEMENT).len() >= self.longest {
                 break head;
             }
             from = from.saturating_sub(self.longest);
         };
-        let whole = self.tok.decode_text(&text[from..])?;
+        let whole = self.tok.decode(&text[from..])?;
         // where the last token's text begins; a character it completes counts as its own
         let seen = head.trim_end_matches(REPLACEMENT).len();
         let bytes = whole.as_bytes();
@@ -136,6 +136,11 @@ mod tests {
         assert_eq!(stops_at(&tok, &text, &["é!"]), [bang]);
         assert_eq!(stops_at(&tok, &text, &["é"]), [bang - 1]);
         assert_eq!(stops_at(&tok, &text, &["! b"]), [text.len()]);
+        // a special token's text is matched too, as transformers matches each token's own text
+        let text = tok.encode("a b<|endoftext|> c").unwrap();
+        let eos = text.iter().position(|&t| Some(t) == tok.eos_id()).unwrap();
+        assert_eq!(stops_at(&tok, &text, &["<|endoftext|>"]), [eos + 1]);
+        assert_eq!(stops_at(&tok, &text, &["b<|end"]), [eos + 1]);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The added tokens of a GPT-2 directory that has `vocab.json` + `merges.txt` rather than `tokenizer.json`: what
 //! transformers' tokenizer adds to the vocabulary when it loads such a directory. They come from
 //! `tokenizer_config.json`'s `added_tokens_decoder` (each with its id, text, whether it is special and how it
-//! matches) and from `added_tokens.json` (text → id); one named only there is special when the tokenizer's
-//! settings name it as a special token (`eos_token`, `pad_token`, `additional_special_tokens`…), in
-//! `tokenizer_config.json` or `special_tokens_map.json`.
+//! matches) or, in a directory saved without one (before transformers 4.34), from `added_tokens.json` (text →
+//! id), where a token is special when the tokenizer's settings name it as one (`eos_token`, `pad_token`,
+//! `additional_special_tokens`, `extra_special_tokens`…) in `tokenizer_config.json` or `special_tokens_map.json`.
 
 use crate::error::{Error, Result};
 use crate::hf;
@@ -45,31 +45,56 @@ struct DecoderEntry {
     normalized: Option<bool>,
 }
 
-/// The keys of `tokenizer_config.json` / `special_tokens_map.json` that name special tokens.
+/// Special tokens in a list, or by name (newer transformers' `extra_special_tokens`).
+#[derive(serde::Deserialize)]
+#[serde(untagged, expecting = "a list of tokens or an object of named tokens")]
+enum TokenList {
+    Listed(Vec<SpecialToken>),
+    Named(BTreeMap<String, SpecialToken>),
+}
+
+impl TokenList {
+    fn tokens(&self) -> Vec<&SpecialToken> {
+        match self {
+            TokenList::Listed(v) => v.iter().collect(),
+            TokenList::Named(m) => m.values().collect(),
+        }
+    }
+}
+
+/// The keys of `tokenizer_config.json` / `special_tokens_map.json` that name special tokens (any may be `null`).
 #[derive(serde::Deserialize, Default)]
 struct SpecialNames {
     bos_token: Option<SpecialToken>,
     eos_token: Option<SpecialToken>,
     unk_token: Option<SpecialToken>,
     pad_token: Option<SpecialToken>,
-    #[serde(default)]
-    additional_special_tokens: Vec<SpecialToken>,
-    #[serde(default)]
-    added_tokens_decoder: BTreeMap<String, DecoderEntry>,
+    sep_token: Option<SpecialToken>,
+    cls_token: Option<SpecialToken>,
+    mask_token: Option<SpecialToken>,
+    additional_special_tokens: Option<TokenList>,
+    extra_special_tokens: Option<TokenList>,
+    added_tokens_decoder: Option<BTreeMap<String, DecoderEntry>>,
 }
 
 impl SpecialNames {
-    fn texts(&self) -> impl Iterator<Item = &str> {
-        [
+    fn texts(&self) -> Vec<&str> {
+        let single = [
             &self.bos_token,
             &self.eos_token,
             &self.unk_token,
             &self.pad_token,
-        ]
-        .into_iter()
-        .flatten()
-        .chain(&self.additional_special_tokens)
-        .map(SpecialToken::text)
+            &self.sep_token,
+            &self.cls_token,
+            &self.mask_token,
+        ];
+        let lists = [&self.additional_special_tokens, &self.extra_special_tokens];
+        single
+            .into_iter()
+            .flatten()
+            .chain(lists.into_iter().flatten().flat_map(TokenList::tokens))
+            .map(SpecialToken::text)
+            .collect()
     }
 }
 
@@ -77,36 +102,35 @@ impl SpecialNames {
 /// the order of their ids. Each must get the id its file gives it: an error names the file otherwise.
 pub(super) fn add(inner: &mut Tokenizer, dir: &Path) -> Result<()> {
     let config_path = dir.join("tokenizer_config.json");
-    let map_path = dir.join("special_tokens_map.json");
-    let list_path = dir.join("added_tokens.json");
     let config: SpecialNames = hf::read_optional_config(&config_path)?;
-    let map: SpecialNames = hf::read_optional_config(&map_path)?;
-    let listed: BTreeMap<String, u32> = hf::read_optional_config(&list_path)?;
-    let special: BTreeSet<&str> = config.texts().chain(map.texts()).collect();
-
     let mut tokens: BTreeMap<u32, (AddedToken, PathBuf)> = BTreeMap::new();
-    for (id, e) in &config.added_tokens_decoder {
-        let id: u32 = id.parse().map_err(|_| {
-            Error::format(
-                &config_path,
-                format!("added_tokens_decoder: {id:?} is not a token id"),
-            )
-        })?;
-        let token = AddedToken::from(e.content.clone(), e.special)
-            .lstrip(e.lstrip)
-            .rstrip(e.rstrip)
-            .single_word(e.single_word)
-            .normalized(e.normalized.unwrap_or(!e.special));
-        tokens.insert(id, (token, config_path.clone()));
-    }
-    for (content, &id) in &listed {
-        let is_special = special.contains(content.as_str());
-        tokens.entry(id).or_insert_with(|| {
-            (
-                AddedToken::from(content.clone(), is_special),
-                list_path.clone(),
-            )
-        });
+    match &config.added_tokens_decoder {
+        Some(decoder) => {
+            for (id, e) in decoder {
+                let id: u32 = id.parse().map_err(|_| {
+                    Error::format(
+                        &config_path,
+                        format!("added_tokens_decoder: {id:?} is not a token id"),
+                    )
+                })?;
+                let token = AddedToken::from(e.content.clone(), e.special)
+                    .lstrip(e.lstrip)
+                    .rstrip(e.rstrip)
+                    .single_word(e.single_word)
+                    .normalized(e.normalized.unwrap_or(!e.special));
+                tokens.insert(id, (token, config_path.clone()));
+            }
+        }
+        None => {
+            let list_path = dir.join("added_tokens.json");
+            let listed: BTreeMap<String, u32> = hf::read_optional_config(&list_path)?;
+            let map: SpecialNames = hf::read_optional_config(&dir.join("special_tokens_map.json"))?;
+            let special: BTreeSet<&str> = config.texts().into_iter().chain(map.texts()).collect();
+            for (content, &id) in &listed {
+                let token = AddedToken::from(content.clone(), special.contains(content.as_str()));
+                tokens.insert(id, (token, list_path.clone()));
+            }
+        }
     }
     for (id, (token, path)) in tokens {
         let content = token.content.clone();

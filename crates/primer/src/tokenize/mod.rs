@@ -269,7 +269,10 @@ impl TextTokenizer {
             let Some(bos_id) = inner.token_to_id(&bos) else {
                 return Err(Error::format(
                     &config_path,
-                    format!("add_bos_token is set but bos_token {bos:?} is not in vocab.json"),
+                    format!(
+                        "add_bos_token is set but bos_token {bos:?} is neither in vocab.json nor an added \
+                         token"
+                    ),
                 ));
             };
             inner.add_special_tokens(&[AddedToken::from(bos.clone(), true)]);

@@ -242,17 +242,21 @@ fn gpt2_vocab_directories_load_their_added_tokens() {
         bpe.encode("ever").unwrap(),
     ]
     .concat();
-    for (config, map) in [
-        (decoder, None),
-        (r#"{"pad_token": "<pad>"}"#, None),
-        ("{}", Some(r#"{"pad_token": {"content": "<pad>"}}"#)),
+    // added_tokens_decoder, where a stale added_tokens.json is not read (as in transformers); else the list, with
+    // the special tokens named in either settings file (null lists allowed)
+    let listed = r#"{"<pad>": 300, "<|user|>": 301}"#;
+    for (config, list, map) in [
+        (decoder, r#"{"<pad>": 307}"#, None),
+        (
+            r#"{"pad_token": "<pad>", "additional_special_tokens": null}"#,
+            listed,
+            None,
+        ),
+        (r#"{"extra_special_tokens": ["<pad>"]}"#, listed, None),
+        ("{}", listed, Some(r#"{"pad_token": {"content": "<pad>"}}"#)),
     ] {
         write(&dir, "tokenizer_config.json", config);
-        write(
-            &dir,
-            "added_tokens.json",
-            r#"{"<pad>": 300, "<|user|>": 301}"#,
-        );
+        write(&dir, "added_tokens.json", list);
         if let Some(map) = map {
             write(&dir, "special_tokens_map.json", map);
         }

@@ -367,8 +367,8 @@ pub(crate) fn restore_optimizer(
     Ok(())
 }
 
-/// Stops a run whose loss (or weight: `what` names it) is no longer finite before the value reaches a metrics line
-/// or a checkpoint, so the last checkpoint stays one a run can go on from; `way_on` says how.
+/// Stops a run whose loss (or another value: `what` names it) is no longer finite before the value reaches a
+/// metrics line or a checkpoint, so the last checkpoint stays one a run can go on from; `way_on` says how.
 pub(crate) fn ensure_finite(what: &str, value: f64, step: usize, way_on: &str) -> Result<()> {
     if value.is_finite() {
         return Ok(());
@@ -378,17 +378,34 @@ pub(crate) fn ensure_finite(what: &str, value: f64, step: usize, way_on: &str) -
     )))
 }
 
-/// [`ensure_finite`] for every weight, before a checkpoint or a best model is written.
-pub(crate) fn ensure_finite_weights(params: &[f32], step: usize, way_on: &str) -> Result<()> {
-    match params.iter().find(|w| !w.is_finite()) {
-        Some(&w) => ensure_finite("a weight", w.into(), step, way_on),
-        None => Ok(()),
+/// [`ensure_finite`] for the weights and the optimizer's moments, before they are checkpointed.
+pub(crate) fn ensure_checkpointable(
+    params: &[f32],
+    opt: &AdamW,
+    step: usize,
+    way_on: &str,
+) -> Result<()> {
+    for (what, values) in [
+        ("a weight", params),
+        ("an optimizer moment", &opt.m[..]),
+        ("an optimizer moment", &opt.v[..]),
+    ] {
+        if let Some(&v) = values.iter().find(|v| !v.is_finite()) {
+            return ensure_finite(what, v.into(), step, way_on);
+        }
     }
+    Ok(())
 }
 
-/// What a pretraining run that diverged can do next, given the step of its last checkpoint, if any.
-pub(crate) fn pretrain_way_on(saved: Option<usize>) -> String {
+/// What a pretraining run whose values stopped being finite at `step` can do next, given the step of its last
+/// checkpoint, if any. A checkpoint taken at `step` itself gives the same values again when resumed, whatever
+/// the learning rate (the step's batch and weights are the checkpoint's), so only a new run helps then.
+pub(crate) fn pretrain_way_on(saved: Option<usize>, step: usize) -> String {
     match saved {
+        Some(s) if s == step => format!(
+            "the checkpoint of step {s} gives it again on resuming, whatever the --lr: start the run again with a \
+             lower --lr and --overwrite"
+        ),
         Some(s) => format!("its checkpoint of step {s} is kept: resume it with a lower --lr"),
         None => "it has no checkpoint yet: start it again with a lower --lr and --overwrite".into(),
     }
@@ -421,16 +438,25 @@ pub(crate) fn report(bar: &ProgressBar, line: String) {
 
 #[cfg(test)]
 mod tests {
-    use super::{ensure_finite_weights, pretrain_way_on};
+    use super::{ensure_checkpointable, pretrain_way_on};
+    use crate::engine::adamw::{AdamW, AdamWConfig};
 
-    /// Weights with an infinity or a NaN anywhere stop a run, naming the value, the step and the way on; finite
-    /// weights, however large, pass.
+    /// A weight or an optimizer moment with an infinity or a NaN stops a run, naming the value, the step and the
+    /// way on; finite values, however large, pass.
     #[test]
-    fn weights_that_are_not_finite_stop_a_run() {
-        let way_on = pretrain_way_on(Some(40));
-        assert!(ensure_finite_weights(&[0.0, -3e38, f32::MIN_POSITIVE], 41, &way_on).is_ok());
+    fn values_that_are_not_finite_stop_a_run() {
+        let config = AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        };
+        let way_on = pretrain_way_on(Some(40), 41);
+        let fine = [0.0, -3e38, f32::MIN_POSITIVE, 3.0];
+        let opt = AdamW::new(config, 4);
+        assert!(ensure_checkpointable(&fine, &opt, 41, &way_on).is_ok());
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            let e = ensure_finite_weights(&[1.0, 2.0, bad, 3.0], 41, &way_on)
+            let e = ensure_checkpointable(&[1.0, 2.0, bad, 3.0], &opt, 41, &way_on)
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -438,7 +464,19 @@ mod tests {
                     && e.contains("its checkpoint of step 40 is kept: resume it with a lower --lr"),
                 "{e}"
             );
+            let mut moments = AdamW::new(config, 4);
+            moments.v[3] = bad;
+            let e = ensure_checkpointable(&fine, &moments, 41, &way_on)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("an optimizer moment became {bad}")),
+                "{e}"
+            );
         }
-        assert!(pretrain_way_on(None).contains("no checkpoint yet"));
+        assert!(pretrain_way_on(None, 3).contains("no checkpoint yet"));
+        assert!(
+            pretrain_way_on(Some(3), 3).contains("gives it again on resuming, whatever the --lr")
+        );
     }
 }

@@ -24,7 +24,7 @@ use crate::hf;
 use crate::models::bert::{Bert, BertConfig, BertInput, Heads, PretrainStats};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
-    absolute, adamw_config, check_resume, commit_fresh, ensure_finite, ensure_finite_weights,
+    absolute, adamw_config, check_resume, commit_fresh, ensure_checkpointable, ensure_finite,
     in_run_dir, note_vocab_size, prepare_out, pretrain_way_on, progress_bar, report,
     restore_optimizer, save_checkpoint, Start,
 };
@@ -520,13 +520,10 @@ fn run(
             )?;
             st.add(&s);
         }
-        ensure_finite(
-            "the training loss",
-            st.total_loss(),
-            step,
-            &pretrain_way_on(saved),
-        )?;
+        let way_on = pretrain_way_on(saved, step);
+        ensure_finite("the training loss", st.total_loss(), step, &way_on)?;
         let gnorm = clip_grad_norm(&mut grads, cfg.grad_clip);
+        ensure_finite("the gradient norm", gnorm, step, &way_on)?;
         opt.step(&mut model.params, &grads, &model.layout, lr);
         step += 1;
         let step_tokens: u64 = batches
@@ -545,9 +542,9 @@ fn run(
         ));
         if step % cfg.eval_interval == 0 || step == cfg.max_iters {
             let v = evaluate(&model, &mut shards, &val_batches)?;
-            let way_on = pretrain_way_on(saved);
+            let way_on = pretrain_way_on(saved, step);
             ensure_finite("the validation loss", v.total_loss(), step, &way_on)?;
-            ensure_finite_weights(&model.params, step, &way_on)?;
+            ensure_checkpointable(&model.params, &opt, step, &way_on)?;
             let elapsed = elapsed0 + start.elapsed().as_secs_f64();
             let mut rec = stats_record(step, Some(&window.2), &v);
             rec["lr"] = serde_json::json!(lr);
