@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Directory with config.json, model.safetensors and tokenizer.json.
+    /// Directory with config.json, model.safetensors and tokenizer.json (or a GPT-2 vocab.json + merges.txt).
     #[arg(long)]
     model: PathBuf,
     #[arg(long, default_value = "")]
@@ -44,8 +44,8 @@ pub struct Args {
     #[arg(long)]
     min_new_tokens: Option<usize>,
     /// Beam search with this many beams (1 = off); prints the likeliest text it finds once it is over. With
-    /// --temperature above 0 (or --top-k, --top-p, --min-p, unless the model's generation_config.json says
-    /// do_sample: false) it is beam sampling: candidates drawn at random, not the best [default: the model's
+    /// --temperature above 0, --top-k, --top-p or --min-p (over the model's generation_config.json, even one that
+    /// says do_sample: false) it is beam sampling: candidates drawn at random, not the best [default: the model's
     /// generation_config.json, else 1]
     #[arg(long)]
     num_beams: Option<usize>,

@@ -239,6 +239,11 @@ fn bad_corpora_are_clear_errors() {
             batch_size: 1 << 61,
             ..tiny(2)
         },
+        GptTrainConfig {
+            tokenizer: "bpe".into(),
+            vocab_size: 1 << 40,
+            ..tiny(2)
+        },
     ] {
         let e = err_of(pretrain(
             &write_corpus(&d),
@@ -247,6 +252,8 @@ fn bad_corpora_are_clear_errors() {
             Start::Fresh,
         ));
         assert!(e.contains("GiB of memory") && e.contains("--n-embd"), "{e}");
+        // --vocab-size is named to lower only where it is a setting: with a BPE tokenizer
+        assert_eq!(e.contains("--vocab-size"), huge.tokenizer == "bpe", "{e}");
         assert!(!d.join("o6").exists(), "a refused run leaves no directory");
     }
     // and a step of more tokens than can be counted

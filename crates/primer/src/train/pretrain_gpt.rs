@@ -141,20 +141,20 @@ impl GptTrainConfig {
     /// Refuses sizes whose weights and activations could not fit in memory, before anything is allocated.
     fn check_memory(&self) -> Result<()> {
         let (c, l) = (self.n_embd, self.n_layer);
-        let vocab = if self.tokenizer == "bpe" {
-            self.vocab_size
-        } else {
-            1
-        };
+        let bpe = self.tokenizer == "bpe";
+        let vocab = if bpe { self.vocab_size } else { 1 };
         // token and position embeddings, and per layer at least the 12·C² of attention and MLP weights
         let params = product(&[vocab.saturating_add(self.block_size), c])
             .saturating_add(product(&[12, l, c, c]));
         // per token and layer, at least eight C-wide activations are kept for backward
         let acts = product(&[self.batch_size, self.block_size, l, 8, c]);
-        check_fits(
-            lower_bound(params, acts),
-            "--n-embd, --n-layer, --vocab-size, --batch-size or --block-size",
-        )?;
+        // --vocab-size is named only where it counts (and is allowed): with a BPE tokenizer
+        let flags = if bpe {
+            "--n-embd, --n-layer, --vocab-size, --batch-size or --block-size"
+        } else {
+            "--n-embd, --n-layer, --batch-size or --block-size"
+        };
+        check_fits(lower_bound(params, acts), flags)?;
         // the micro-batches of a step run one after another, but their tokens are counted together
         if product(&[self.batch_size, self.block_size, self.grad_accum]) > 1 << 48 {
             return Err(Error::Config(
