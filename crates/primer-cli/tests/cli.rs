@@ -1374,6 +1374,16 @@ fn resumed_bert_run_finds_its_files_and_names_its_flags() {
         !ok && err.contains("val.txt") && err.contains("keeps its validation corpus"),
         "{err}"
     );
+    // told by its CRC-32 when its size is the same: here one letter changed
+    let swapped = val_text.replacen('a', "b", 1);
+    assert_ne!(swapped, val_text);
+    std::fs::write(&val, &swapped).unwrap();
+    let (ok, err) = bert(&d, "--resume --out run --max-iters 6");
+    assert!(
+        !ok && err.contains("val.txt: has other bytes than when the run in")
+            && err.contains("at the same size"),
+        "{err}"
+    );
     std::fs::write(&val, &val_text).unwrap();
     // a corpus and a validation file that have moved are named, with the flag that gives where they are now
     std::fs::rename(&val, elsewhere.join("val.txt")).unwrap();

@@ -55,15 +55,25 @@ pub(crate) fn check_unchanged(
     file: &Path,
     what: &str,
     bytes: u64,
-    started: Option<u64>,
+    (started, started_crc): (Option<u64>, Option<u32>),
     out: &Path,
 ) -> Result<()> {
+    let keep = format!(
+        "a resumed run keeps its {what} as it was (start a new run to use the changed one)"
+    );
     match started {
         Some(started) if started != bytes => Err(Error::format(
             file,
             format!(
-                "is {bytes} bytes, but the run in {} started on {started} bytes: a resumed run keeps \
-                 its {what} as it was (start a new run to use the changed one)",
+                "is {bytes} bytes, but the run in {} started on {started} bytes: {keep}",
+                out.display(),
+            ),
+        )),
+        // the CRC is read only when the sizes agree
+        Some(_) if started_crc.is_some() && started_crc != Some(content_crc(file)?) => Err(Error::format(
+            file,
+            format!(
+                "has other bytes than when the run in {} started, at the same size ({bytes} bytes): {keep}",
                 out.display(),
             ),
         )),

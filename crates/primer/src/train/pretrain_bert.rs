@@ -29,7 +29,9 @@ use crate::train::checkpoint::{
     restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::data_parallel::BertShards;
-use crate::train::inputs::{check_readable, check_recordable, check_unchanged, same_input};
+use crate::train::inputs::{
+    check_readable, check_recordable, check_unchanged, content_crc, same_input,
+};
 use crate::train::memory::{check_fits, lower_bound, product};
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
 use crate::train::schedule::{cosine_lr, past_schedule_note, warmup_warning, DecayFrom};
@@ -301,6 +303,13 @@ struct TrainerState {
     /// The same for `--val-corpus`.
     #[serde(default)]
     val_corpus_bytes: Option<u64>,
+    /// The corpus's CRC-32 when the run started, to tell it from another text of the same size (absent in runs
+    /// saved before it was recorded).
+    #[serde(default)]
+    corpus_crc32: Option<u32>,
+    /// The same for `--val-corpus`.
+    #[serde(default)]
+    val_corpus_crc32: Option<u32>,
     tokens_seen: u64,
     elapsed_s: f64,
 }
@@ -366,9 +375,11 @@ fn run(
     let (tok, state) = if resume {
         let state: TrainerState = hf::read_config(&state_path)?;
         check_resume(out, cfg, fixed_on_resume, cfg.max_iters, state.step)?;
-        check_unchanged(corpus, "corpus", corpus_bytes, state.corpus_bytes, out)?;
+        let started = (state.corpus_bytes, state.corpus_crc32);
+        check_unchanged(corpus, "corpus", corpus_bytes, started, out)?;
         if let (Some(val), Some(now)) = (&cfg.val_corpus, val_corpus_bytes) {
-            check_unchanged(val, "validation corpus", now, state.val_corpus_bytes, out)?;
+            let started = (state.val_corpus_bytes, state.val_corpus_crc32);
+            check_unchanged(val, "validation corpus", now, started, out)?;
         }
         (TextTokenizer::from_file(&tok_path)?, Some(state))
     } else {
@@ -392,6 +403,18 @@ fn run(
             }
         };
         (t, None)
+    };
+    // the fingerprints recorded at each checkpoint: the run's own, or (for a run saved before they were
+    // recorded, whose files' sizes have just been found unchanged) the files' now
+    let crc_of =
+        |path: &Path, recorded: Option<u32>| recorded.map_or_else(|| content_crc(path), Ok);
+    let corpus_crc32 = crc_of(corpus, state.as_ref().and_then(|s| s.corpus_crc32))?;
+    let val_corpus_crc32 = match &cfg.val_corpus {
+        Some(val) => Some(crc_of(
+            val,
+            state.as_ref().and_then(|s| s.val_corpus_crc32),
+        )?),
+        None => None,
     };
     // what is wrong with a tokenizer is named by its file
     let specials = tok.bert_specials()?;
@@ -563,6 +586,8 @@ fn run(
                 corpus: absolute(corpus),
                 corpus_bytes: Some(corpus_bytes),
                 val_corpus_bytes,
+                corpus_crc32: Some(corpus_crc32),
+                val_corpus_crc32,
                 tokens_seen,
                 elapsed_s: elapsed,
             };
