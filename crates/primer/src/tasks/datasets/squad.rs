@@ -30,12 +30,25 @@ pub struct Answer {
 /// answer_start}}}`), articles whose index (file order) is in `articles` (None = all). Errors
 /// name the file and, where it applies, the question id: an answer's text not found at its
 /// answer_start in the context, a question without answers (SQuAD v2's unanswerable ones);
-/// JSON that is not SQuAD-shaped (saying which field); no questions selected.
+/// JSON that is not SQuAD-shaped (saying which field); a range of articles reaching past the
+/// file's (which would score fewer than asked, without a word); no questions selected.
 pub fn read_squad(path: &Path, articles: Option<Range<usize>>) -> Result<Vec<QaExample>> {
     let root: Value = serde_json::from_str(&read_utf8(path)?)
         .map_err(|e| Error::format(path, format!("invalid JSON: {e}")))?;
     let json = Json { path };
     let data = json.array(&root, "data", "the top level")?;
+    if let Some(r) = articles.as_ref().filter(|r| r.end > data.len()) {
+        return Err(Error::format(
+            path,
+            format!(
+                "articles {}:{} reach past the file's {} articles (0:{} is all of them)",
+                r.start,
+                r.end,
+                data.len(),
+                data.len()
+            ),
+        ));
+    }
     let mut examples = Vec::new();
     for (a, article) in data.iter().enumerate() {
         if articles.as_ref().is_some_and(|r| !r.contains(&a)) {

@@ -50,14 +50,23 @@ fn answer_starts_become_byte_offsets() {
         [("Zürich", 9), ("in Zürich", 6), ("1999", 25), ("Second", 0)]
     );
 
-    let second = read_squad(&path, Some(1..5)).unwrap();
+    let second = read_squad(&path, Some(1..2)).unwrap();
     assert_eq!(
         (second.len(), second[0].id.as_str(), second[0].article),
         (1, "q3", 1)
     );
-    let err = read_squad(&path, Some(2..4)).unwrap_err().to_string();
+    // a range reaching past the file's articles would score fewer than asked: refused, with the count
+    for range in [1..5, 2..4] {
+        let err = read_squad(&path, Some(range)).unwrap_err().to_string();
+        assert!(
+            err.contains("dev.json: articles ")
+                && err.ends_with("reach past the file's 2 articles (0:2 is all of them)"),
+            "{err}"
+        );
+    }
+    let err = read_squad(&path, Some(2..2)).unwrap_err().to_string();
     assert!(
-        err.ends_with("dev.json: no questions in articles 2..4 (the file has 2)"),
+        err.ends_with("dev.json: no questions in articles 2..2 (the file has 2)"),
         "{err}"
     );
 }
