@@ -414,11 +414,11 @@ fn end_of_text_ids_come_from_generation_config_then_config_then_tokenizer() {
         format!(r#"{{"eos_token_id": [9, {past}]}}"#),
     )
     .unwrap();
-    let err = GenerationConfig::read(&dir)
-        .unwrap()
-        .stop_ids(&model, &tok)
-        .unwrap_err()
-        .to_string();
+    let stop_err = |model: &Gpt| {
+        let config = GenerationConfig::read(&dir).unwrap();
+        config.stop_ids(model, &tok).unwrap_err().to_string()
+    };
+    let err = stop_err(&model);
     assert!(
         err.contains("generation_config.json")
             && err.contains(&format!(
@@ -429,11 +429,7 @@ fn end_of_text_ids_come_from_generation_config_then_config_then_tokenizer() {
     std::fs::write(dir.join("generation_config.json"), "{}").unwrap();
     let mut wide = Gpt::load(&dir).unwrap();
     wide.config.eos_token_id = TokenIds::one(Some(past as u32));
-    let err = GenerationConfig::read(&dir)
-        .unwrap()
-        .stop_ids(&wide, &tok)
-        .unwrap_err()
-        .to_string();
+    let err = stop_err(&wide);
     assert!(
         err.contains("config.json: eos_token_id") && !err.contains("generation_config"),
         "{err}"

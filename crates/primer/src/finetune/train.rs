@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::hf;
 use crate::tasks::datasets::{Columns, JOINT_FILES};
 use crate::train::checkpoint::{
-    adamw_config, ensure_checkpointable, ensure_finite, in_run_dir, progress_bar, refuse_file,
-    remove_all, report, restore_optimizer, save_checkpoint, Start,
+    adamw_config, ensure_all_finite, ensure_checkpointable, ensure_finite, in_run_dir,
+    progress_bar, refuse_file, remove_all, report, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::inputs::crc_update;
 use crate::train::metrics::{truncate_after_step, MetricsWriter};
@@ -596,9 +596,9 @@ fn train_in(
             grads.fill(0.0);
             let seed = derive_seed(cfg.seed, &[6, st.step as u64]);
             let o = model.forward_backward(&mut ws, &x, Some(&mut grads), seed)?;
-            ensure_finite("the training loss", o.loss, st.step, &way_on(saved))?;
+            ensure_finite("the training loss", o.loss, st.step, || way_on(saved))?;
             let gnorm = clip_grad_norm(&mut grads, cfg.grad_clip);
-            ensure_finite("the gradient norm", gnorm, st.step, &way_on(saved))?;
+            ensure_finite("the gradient norm", gnorm, st.step, || way_on(saved))?;
             let layout = model.backbone.layout().clone();
             opt.step(model.backbone.params_mut(), &grads, &layout, lr);
             st.step += 1;
@@ -636,15 +636,10 @@ fn train_in(
         st.epoch += 1;
         // weights that are finite can still be too large to give finite outputs: both are checked before the
         // epoch's metrics line, best model and checkpoint
-        ensure_checkpointable(model.backbone.params(), &opt, st.step, &way_on(saved))?;
+        ensure_checkpointable(model.backbone.params(), &opt, st.step, || way_on(saved))?;
         let outputs = run(&model, &enc, &dev.features, 64)?;
-        if let Some(&v) = outputs
-            .iter()
-            .flat_map(|o| o.seq.iter().chain(&o.tok))
-            .find(|v| !v.is_finite())
-        {
-            ensure_finite("a dev output", v.into(), st.step, &way_on(saved))?;
-        }
+        let dev_outputs = outputs.iter().flat_map(|o| o.seq.iter().chain(&o.tok));
+        ensure_all_finite("a dev output", dev_outputs, st.step, || way_on(saved))?;
         let scores = score(&info, &dev, &outputs);
         let value = scores.get(metric).copied().unwrap_or(0.0);
         let elapsed = elapsed0 + start.elapsed().as_secs_f64();

@@ -2,8 +2,8 @@
 //! and keeps it. As in transformers, a stop string counts only where it overlaps the text's last token, so one
 //! that the prompt already holds stops nothing until it comes again; it may begin inside an earlier token and end
 //! inside the last one. transformers matches each token's own text, primer the text that the tokens decode to
-//! together (special tokens included, though the text printed leaves them out): the same, except that primer also finds a stop string whose characters a byte-level tokenizer split
-//! between tokens.
+//! together (special tokens included, though the text printed leaves them out): the same, except that primer
+//! also finds a stop string whose characters a byte-level tokenizer split between tokens.
 
 use crate::error::Result;
 use crate::tokenize::TextTokenizer;

@@ -332,28 +332,17 @@ pub(crate) fn restore_optimizer(
     let opt_path = out.join("optimizer.safetensors");
     for path in [out.join("model.safetensors"), opt_path.clone()] {
         let saved = TensorFile::open(&path)?.metadata("step")?;
-        match saved {
-            Some(s) if s == step.to_string() => {}
-            Some(s) => {
-                return Err(Error::format(
-                    &path,
-                    format!(
-                        "holds step {s}, but trainer_state.json says {step}: the last checkpoint was \
-                         interrupted"
-                    ),
-                ))
-            }
-            None => {
-                return Err(Error::format(
-                    &path,
-                    format!(
-                        "has no step stamp, so no checkpoint of this run wrote it (another program saved it \
-                         here, over step {step}'s): the run cannot go on from it; pass --overwrite to start \
-                         afresh"
-                    ),
-                ))
-            }
-        }
+        let why = match saved {
+            Some(s) if s == step.to_string() => continue,
+            Some(s) => format!(
+                "holds step {s}, but trainer_state.json says {step}: the last checkpoint was interrupted"
+            ),
+            None => format!(
+                "has no step stamp, so no checkpoint of this run wrote it (another program saved it here, over \
+                 step {step}'s): the run cannot go on from it; pass --overwrite to start afresh"
+            ),
+        };
+        return Err(Error::format(&path, why));
     }
     let f = TensorFile::open(&opt_path)?;
     let (m, v) = (f.get_f32("exp_avg")?.0, f.get_f32("exp_avg_sq")?.0);
@@ -368,33 +357,50 @@ pub(crate) fn restore_optimizer(
 }
 
 /// Stops a run whose loss (or another value: `what` names it) is no longer finite before the value reaches a
-/// metrics line or a checkpoint, so the last checkpoint stays one a run can go on from; `way_on` says how.
-pub(crate) fn ensure_finite(what: &str, value: f64, step: usize, way_on: &str) -> Result<()> {
+/// metrics line or a checkpoint, so the last checkpoint stays one a run can go on from; `way_on` says how (called
+/// only then: the training step checks every loss).
+pub(crate) fn ensure_finite(
+    what: &str,
+    value: f64,
+    step: usize,
+    way_on: impl FnOnce() -> String,
+) -> Result<()> {
     if value.is_finite() {
         return Ok(());
     }
     Err(Error::Config(format!(
-        "{what} became {value} at step {step}, so the run stops here; {way_on}"
+        "{what} became {value} at step {step}, so the run stops here; {}",
+        way_on()
     )))
 }
 
-/// [`ensure_finite`] for the weights and the optimizer's moments, before they are checkpointed.
+/// [`ensure_finite`] for each of `values`, naming the first that is not finite as `what`.
+pub(crate) fn ensure_all_finite<'a>(
+    what: &str,
+    values: impl IntoIterator<Item = &'a f32>,
+    step: usize,
+    way_on: impl FnOnce() -> String,
+) -> Result<()> {
+    match values.into_iter().find(|v| !v.is_finite()) {
+        Some(&v) => ensure_finite(what, v.into(), step, way_on),
+        None => Ok(()),
+    }
+}
+
+/// [`ensure_all_finite`] for the weights and the optimizer's moments, before they are checkpointed.
 pub(crate) fn ensure_checkpointable(
     params: &[f32],
     opt: &AdamW,
     step: usize,
-    way_on: &str,
+    way_on: impl Fn() -> String,
 ) -> Result<()> {
-    for (what, values) in [
-        ("a weight", params),
-        ("an optimizer moment", &opt.m[..]),
-        ("an optimizer moment", &opt.v[..]),
-    ] {
-        if let Some(&v) = values.iter().find(|v| !v.is_finite()) {
-            return ensure_finite(what, v.into(), step, way_on);
-        }
-    }
-    Ok(())
+    ensure_all_finite("a weight", params, step, &way_on)?;
+    ensure_all_finite(
+        "an optimizer moment",
+        opt.m.iter().chain(&opt.v),
+        step,
+        way_on,
+    )
 }
 
 /// What a pretraining run whose values stopped being finite at `step` can do next, given the step of its last
@@ -451,12 +457,12 @@ mod tests {
             eps: 1e-8,
             weight_decay: 0.0,
         };
-        let way_on = pretrain_way_on(Some(40), 41);
+        let way_on = || pretrain_way_on(Some(40), 41);
         let fine = [0.0, -3e38, f32::MIN_POSITIVE, 3.0];
         let opt = AdamW::new(config, 4);
-        assert!(ensure_checkpointable(&fine, &opt, 41, &way_on).is_ok());
+        assert!(ensure_checkpointable(&fine, &opt, 41, way_on).is_ok());
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            let e = ensure_checkpointable(&[1.0, 2.0, bad, 3.0], &opt, 41, &way_on)
+            let e = ensure_checkpointable(&[1.0, 2.0, bad, 3.0], &opt, 41, way_on)
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -466,7 +472,7 @@ mod tests {
             );
             let mut moments = AdamW::new(config, 4);
             moments.v[3] = bad;
-            let e = ensure_checkpointable(&fine, &moments, 41, &way_on)
+            let e = ensure_checkpointable(&fine, &moments, 41, way_on)
                 .unwrap_err()
                 .to_string();
             assert!(

@@ -543,10 +543,10 @@ fn run(
             )?;
             st.add(&s);
         }
-        let way_on = pretrain_way_on(saved, step);
-        ensure_finite("the training loss", st.total_loss(), step, &way_on)?;
+        let way_on = || pretrain_way_on(saved, step);
+        ensure_finite("the training loss", st.total_loss(), step, way_on)?;
         let gnorm = clip_grad_norm(&mut grads, cfg.grad_clip);
-        ensure_finite("the gradient norm", gnorm, step, &way_on)?;
+        ensure_finite("the gradient norm", gnorm, step, way_on)?;
         opt.step(&mut model.params, &grads, &model.layout, lr);
         step += 1;
         let step_tokens: u64 = batches
@@ -565,9 +565,9 @@ fn run(
         ));
         if step % cfg.eval_interval == 0 || step == cfg.max_iters {
             let v = evaluate(&model, &mut shards, &val_batches)?;
-            let way_on = pretrain_way_on(saved, step);
-            ensure_finite("the validation loss", v.total_loss(), step, &way_on)?;
-            ensure_checkpointable(&model.params, &opt, step, &way_on)?;
+            let way_on = || pretrain_way_on(saved, step);
+            ensure_finite("the validation loss", v.total_loss(), step, way_on)?;
+            ensure_checkpointable(&model.params, &opt, step, way_on)?;
             let elapsed = elapsed0 + start.elapsed().as_secs_f64();
             let mut rec = stats_record(step, Some(&window.2), &v);
             rec["lr"] = serde_json::json!(lr);

@@ -540,10 +540,10 @@ fn run(
             loss += shards.forward_backward(&model, &x, &y, &mut grads, scale, seed)?
                 / cfg.grad_accum as f64;
         }
-        let way_on = pretrain_way_on(saved, step);
-        ensure_finite("the training loss", loss, step, &way_on)?;
+        let way_on = || pretrain_way_on(saved, step);
+        ensure_finite("the training loss", loss, step, way_on)?;
         let gnorm = clip_grad_norm(&mut grads, cfg.grad_clip);
-        ensure_finite("the gradient norm", gnorm, step, &way_on)?;
+        ensure_finite("the gradient norm", gnorm, step, way_on)?;
         let layout = &model.layout;
         opt.step(&mut model.params, &grads, layout, lr);
         step += 1;
@@ -554,10 +554,10 @@ fn run(
         bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {tps:.0} tok/s"));
         if step % cfg.eval_interval == 0 || step == cfg.max_iters {
             let (tl, vl) = estimate_loss(&model, &mut shards, &splits, cfg, &mut x, &mut y)?;
-            let way_on = pretrain_way_on(saved, step);
-            ensure_finite("the validation loss", vl, step, &way_on)?;
-            ensure_finite("the evaluated training loss", tl, step, &way_on)?;
-            ensure_checkpointable(&model.params, &opt, step, &way_on)?;
+            let way_on = || pretrain_way_on(saved, step);
+            ensure_finite("the validation loss", vl, step, way_on)?;
+            ensure_finite("the evaluated training loss", tl, step, way_on)?;
+            ensure_checkpointable(&model.params, &opt, step, way_on)?;
             let elapsed = elapsed0 + start.elapsed().as_secs_f64();
             metrics.write(&serde_json::json!({
                 "step": step, "train_loss": tl, "val_loss": vl, "lr": lr, "tokens_per_sec": tps,
