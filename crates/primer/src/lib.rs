@@ -11,6 +11,7 @@ pub mod finetune;
 pub mod hf;
 pub mod infer;
 pub mod models;
+mod progress;
 pub mod tasks;
 pub mod tokenize;
 pub mod train;

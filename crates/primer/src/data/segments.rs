@@ -6,6 +6,7 @@
 //! segments is one slice.
 
 use crate::error::{Error, Result};
+use crate::progress::ReadingBar;
 use crate::tokenize::{EncodeError, TextTokenizer};
 use rayon::prelude::*;
 use std::fs::File;
@@ -58,6 +59,7 @@ impl SegmentCorpus {
     pub fn from_file(path: &Path, tok: &TextTokenizer) -> Result<Self> {
         let mut reader = BufReader::new(File::open(path).map_err(Error::io(path))?);
         let mut corpus = Self::empty(Some(path.to_path_buf()));
+        let bar = ReadingBar::over_file("tokenizing", path)?;
         let mut batch: Vec<(usize, String)> = Vec::new();
         let (mut batch_bytes, mut line_no, mut offset) = (0, 0, 0);
         let mut buf = Vec::new();
@@ -81,6 +83,7 @@ impl SegmentCorpus {
             }
             if read == 0 || batch_bytes >= BATCH_BYTES {
                 corpus.append_lines(path, tok, &batch)?;
+                bar.advance(batch_bytes as u64);
                 batch.clear();
                 batch_bytes = 0;
             }

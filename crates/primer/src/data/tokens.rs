@@ -6,7 +6,8 @@
 
 use crate::data::text_chunks::{check_not_blank, TextChunk, TextChunks, DEFAULT_CHUNK_BYTES};
 use crate::error::{Error, Result};
-use crate::tokenize::{EncodeError, TextTokenizer};
+use crate::progress::ReadingBar;
+use crate::tokenize::{CharIds, EncodeError, TextTokenizer};
 use crate::train::atomic::write_atomic_with;
 use memmap2::Mmap;
 use rayon::prelude::*;
@@ -55,6 +56,8 @@ fn encode_corpus_in_chunks(
         let io_out = Error::io(out);
         writer.write_all(&header(width, vocab, 0)).map_err(io_out)?;
         let mut chunks = TextChunks::open(corpus, chunk_bytes)?;
+        let bar = ReadingBar::over_file("tokenizing", corpus)?;
+        let chars = tok.char_ids();
         let mut bytes = Vec::new();
         loop {
             let texts = chunks.by_ref().take(batch).collect::<Result<Vec<_>>>()?;
@@ -63,7 +66,7 @@ fn encode_corpus_in_chunks(
             }
             let encoded = texts
                 .par_iter()
-                .map(|chunk| encode_chunk(corpus, tok, chunk))
+                .map(|chunk| encode_chunk(corpus, tok, chars.as_ref(), chunk))
                 .collect::<Vec<_>>();
             for (chunk, ids) in texts.iter().zip(encoded) {
                 let ids = ids?;
@@ -82,6 +85,7 @@ fn encode_corpus_in_chunks(
                 writer.write_all(&bytes).map_err(Error::io(out))?;
                 info.tokens += ids.len() as u64;
                 info.bytes += chunk.text.len() as u64;
+                bar.advance(chunk.text.len() as u64);
             }
         }
         writer.flush().map_err(Error::io(out))?;
@@ -93,8 +97,17 @@ fn encode_corpus_in_chunks(
     Ok(info)
 }
 
-fn encode_chunk(corpus: &Path, tok: &TextTokenizer, chunk: &TextChunk) -> Result<Vec<u32>> {
-    tok.encode_at(&chunk.text).map_err(|e| match e {
+fn encode_chunk(
+    corpus: &Path,
+    tok: &TextTokenizer,
+    chars: Option<&CharIds>,
+    chunk: &TextChunk,
+) -> Result<Vec<u32>> {
+    let ids = match chars {
+        Some(chars) => chars.encode_at(&chunk.text),
+        None => tok.encode_at(&chunk.text),
+    };
+    ids.map_err(|e| match e {
         EncodeError::UnknownChar { offset, c } => Error::format(
             corpus,
             format!(

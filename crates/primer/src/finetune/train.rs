@@ -17,10 +17,11 @@ use crate::engine::adamw::{clip_grad_norm, AdamW};
 use crate::engine::rng::{derive_seed, Rng};
 use crate::error::{Error, Result};
 use crate::hf;
+use crate::progress::{progress_bar, report};
 use crate::tasks::datasets::{Columns, JOINT_FILES};
 use crate::train::checkpoint::{
-    adamw_config, ensure_all_finite, ensure_checkpointable, ensure_finite, in_run_dir,
-    progress_bar, refuse_file, remove_all, report, restore_optimizer, save_checkpoint, Start,
+    adamw_config, ensure_all_finite, ensure_checkpointable, ensure_finite, in_run_dir, refuse_file,
+    remove_all, restore_optimizer, save_checkpoint, Start,
 };
 use crate::train::inputs::crc_update;
 use crate::train::metrics::{truncate_after_step, MetricsWriter};

@@ -3,8 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::models::bert::BertInput;
+use crate::progress::progress_bar;
 use crate::tokenize::TextTokenizer;
-use crate::train::checkpoint::progress_bar;
 use indicatif::ProgressBar;
 use tokenizers::models::ModelWrapper;
 use tokenizers::Tokenizer;

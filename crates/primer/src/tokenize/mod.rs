@@ -6,6 +6,7 @@
 
 use crate::data::text_chunks::{check_not_blank, TextChunks, DEFAULT_CHUNK_BYTES};
 use crate::error::{Error, Result};
+use crate::progress::ReadingBar;
 use crate::train::atomic::write_atomic;
 use added_tokens::SpecialToken;
 use std::collections::BTreeSet;
@@ -39,15 +40,23 @@ fn tok_err(e: impl std::fmt::Display) -> Error {
     Error::Tokenizer(e.to_string())
 }
 
-/// The texts of the chunks of `files`, in order (see [`crate::data::text_chunks`]); iteration
-/// stops after the first error.
-fn file_chunks(files: &[PathBuf]) -> impl Iterator<Item = Result<String>> + '_ {
-    files.iter().flat_map(|file| {
+/// The texts of the chunks of `files`, in order (see [`crate::data::text_chunks`]), counted on `bar` as they
+/// are read; iteration stops after the first error.
+fn file_chunks<'a>(
+    files: &'a [PathBuf],
+    bar: &'a ReadingBar,
+) -> impl Iterator<Item = Result<String>> + 'a {
+    files.iter().flat_map(move |file| {
         let (chunks, open_error) = match TextChunks::open(file, DEFAULT_CHUNK_BYTES) {
             Ok(chunks) => (Some(chunks), None),
             Err(e) => (None, Some(Err(e))),
         };
-        let texts = chunks.into_iter().flatten().map(|c| c.map(|c| c.text));
+        let texts = chunks.into_iter().flatten().map(move |c| {
+            c.map(|c| {
+                bar.advance(c.text.len() as u64);
+                c.text
+            })
+        });
         texts.chain(open_error)
     })
 }
@@ -65,32 +74,59 @@ fn train_on_files(
     for file in files {
         check_not_blank(file)?;
     }
+    let bar = ReadingBar::over("training the tokenizer on", files)?;
     let mut failure = None;
-    let texts = file_chunks(files).map_while(|text| match text {
+    let texts = file_chunks(files, &bar).map_while(|text| match text {
         Ok(text) => Some(text),
         Err(e) => {
             failure = Some(e);
             None
         }
     });
-    let trained = inner.train(trainer, texts).map(|_| ());
+    // once the text is read, the trainer chooses its vocabulary, for a time the bar cannot measure
+    let choosing = std::iter::from_fn(|| {
+        bar.then("training the tokenizer: choosing its vocabulary".into());
+        None
+    });
+    let trained = inner.train(trainer, texts.chain(choosing)).map(|_| ());
     if let Some(e) = failure {
         return Err(e);
     }
     trained.map_err(tok_err)
 }
 
+/// The per-character tokenizer's pre-tokenizer: each character is a pre-token of its own.
+fn char_split() -> Result<Split> {
+    // `[\s\S]` matches any one character, newline included, in every regex dialect.
+    Split::new(
+        SplitPattern::Regex(r"[\s\S]".into()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(tok_err)
+}
+
 impl TextTokenizer {
     /// Character-level vocabulary (like nanoGPT shakespeare_char): one token per Unicode char
     /// seen in the corpus files, ids in sorted char order.
     pub fn train_char(files: &[PathBuf]) -> Result<Self> {
-        let mut chars = BTreeSet::new();
         for file in files {
             check_not_blank(file)?;
-            for chunk in TextChunks::open(file, DEFAULT_CHUNK_BYTES)? {
-                chars.extend(chunk?.text.chars());
+        }
+        let bar = ReadingBar::over("reading the characters of", files)?;
+        // ASCII is most text: a table for it, a set for the rest
+        let (mut ascii, mut chars) = ([false; 128], BTreeSet::new());
+        for text in file_chunks(files, &bar) {
+            for c in text?.chars() {
+                match ascii.get_mut(c as usize) {
+                    Some(seen) => *seen = true,
+                    None => {
+                        chars.insert(c);
+                    }
+                }
             }
         }
+        chars.extend((0..128u8).filter(|&b| ascii[b as usize]).map(char::from));
         if chars.is_empty() {
             return Err(Error::Config("no corpus file given".into()));
         }
@@ -104,16 +140,9 @@ impl TextTokenizer {
             .unk_token(CHAR_UNK.into())
             .build()
             .map_err(tok_err)?;
-        // `[\s\S]` matches any one character, newline included, in every regex dialect.
-        let split = Split::new(
-            SplitPattern::Regex(r"[\s\S]".into()),
-            SplitDelimiterBehavior::Isolated,
-            false,
-        )
-        .map_err(tok_err)?;
         let mut inner = Tokenizer::new(model);
         inner
-            .with_pre_tokenizer(Some(split))
+            .with_pre_tokenizer(Some(char_split()?))
             .with_decoder(Some(Fuse::new()));
         Ok(Self {
             inner,
@@ -472,7 +501,9 @@ pub(crate) enum EncodeError {
 }
 
 mod added_tokens;
+mod char_ids;
 mod wordpiece;
+pub(crate) use char_ids::CharIds;
 pub use wordpiece::{BertSpecials, BERT_SPECIAL_TOKENS};
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 use super::{file_chunks, tok_err, train_on_files, TextTokenizer};
 use crate::error::{Error, Result};
 use crate::hf;
+use crate::progress::ReadingBar;
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
@@ -309,19 +311,23 @@ impl TextTokenizer {
 /// words of `files`, ties broken by code point — and, of those, the ones seen inside a word.
 fn word_alphabet(inner: &Tokenizer, files: &[PathBuf]) -> Result<(Vec<char>, Vec<char>)> {
     let mut counts: BTreeMap<char, (u64, bool)> = BTreeMap::new();
-    for text in file_chunks(files) {
-        let mut words = PreTokenizedString::from(text?);
-        if let Some(normalizer) = inner.get_normalizer() {
-            words
-                .normalize(|n| normalizer.normalize(n))
-                .map_err(tok_err)?;
+    let bar = ReadingBar::over("reading the characters of", files)?;
+    let mut chunks = file_chunks(files, &bar);
+    let batch = 2 * rayon::current_num_threads().max(1);
+    loop {
+        let texts = chunks.by_ref().take(batch).collect::<Result<Vec<_>>>()?;
+        if texts.is_empty() {
+            break;
         }
-        BertPreTokenizer.pre_tokenize(&mut words).map_err(tok_err)?;
-        for (word, _, _) in words.get_splits(OffsetReferential::Original, OffsetType::Byte) {
-            for (i, c) in word.chars().enumerate() {
+        let counted = texts
+            .into_par_iter()
+            .map(|text| text_alphabet(inner, text))
+            .collect::<Vec<_>>();
+        for chunk_counts in counted {
+            for (c, (n, i)) in chunk_counts? {
                 let (count, inside) = counts.entry(c).or_default();
-                *count += 1;
-                *inside |= i > 0;
+                *count += n;
+                *inside |= i;
             }
         }
     }
@@ -332,6 +338,26 @@ fn word_alphabet(inner: &Tokenizer, files: &[PathBuf]) -> Result<(Vec<char>, Vec
     by_count.sort_by_key(|&(c, _, _)| c);
     let continued = by_count.iter().filter(|e| e.2).map(|e| e.0).collect();
     Ok((by_count.into_iter().map(|e| e.0).collect(), continued))
+}
+
+/// How often each character occurs in the pre-tokenized words of `text`, and whether inside a word.
+fn text_alphabet(inner: &Tokenizer, text: String) -> Result<BTreeMap<char, (u64, bool)>> {
+    let mut counts: BTreeMap<char, (u64, bool)> = BTreeMap::new();
+    let mut words = PreTokenizedString::from(text);
+    if let Some(normalizer) = inner.get_normalizer() {
+        words
+            .normalize(|n| normalizer.normalize(n))
+            .map_err(tok_err)?;
+    }
+    BertPreTokenizer.pre_tokenize(&mut words).map_err(tok_err)?;
+    for (word, _, _) in words.get_splits(OffsetReferential::Original, OffsetType::Byte) {
+        for (i, c) in word.chars().enumerate() {
+            let (count, inside) = counts.entry(c).or_default();
+            *count += 1;
+            *inside |= i > 0;
+        }
+    }
+    Ok(counts)
 }
 
 /// Whether transformers' `AutoTokenizer` builds a `BertTokenizer` for directory `dir`: the class

@@ -8,10 +8,8 @@ use crate::error::{Error, Result};
 use crate::hf::{self, TensorFile};
 use crate::train::journal;
 use crate::train::run_dir::{open_run_dir, RunLock};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::io::IsTerminal;
 use std::path::Path;
 
 /// The files a pretraining run writes into its directory (other files there are left alone); the first
@@ -414,31 +412,6 @@ pub(crate) fn pretrain_way_on(saved: Option<usize>, step: usize) -> String {
         ),
         Some(s) => format!("its checkpoint of step {s} is kept: resume it with a lower --lr"),
         None => "it has no checkpoint yet: start it again with a lower --lr and --overwrite".into(),
-    }
-}
-
-/// A progress bar over `len` steps starting at `pos`, hidden when stderr is not a terminal.
-pub(crate) fn progress_bar(len: usize, pos: usize) -> Result<ProgressBar> {
-    let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::new(len as u64).with_position(pos as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-        )
-        .map_err(|e| Error::Config(e.to_string()))?,
-    );
-    Ok(bar)
-}
-
-/// Prints an evaluation line above the progress bar, or plainly when there is no terminal to draw it on.
-pub(crate) fn report(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        crate::say!("{line}");
-    } else {
-        bar.println(line);
     }
 }
 

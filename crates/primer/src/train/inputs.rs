@@ -2,6 +2,7 @@
 //! before the run writes anything, and on `--resume` compared as files rather than as spellings of a path.
 
 use crate::error::{Error, Result};
+use crate::progress::ReadingBar;
 use crate::train::checkpoint::absolute;
 use std::path::Path;
 
@@ -92,6 +93,7 @@ pub(crate) fn content_crc(path: &Path) -> Result<u32> {
 pub(crate) fn crc_update(crc: &mut crc32fast::Hasher, path: &Path) -> Result<u64> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(Error::io(path))?;
+    let bar = ReadingBar::over_file("checksumming", path)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut bytes = 0u64;
     loop {
@@ -101,6 +103,7 @@ pub(crate) fn crc_update(crc: &mut crc32fast::Hasher, path: &Path) -> Result<u64
         }
         crc.update(&buf[..n]);
         bytes += n as u64;
+        bar.advance(n as u64);
     }
 }
 

@@ -22,11 +22,12 @@ use crate::engine::xent::IGNORE;
 use crate::error::{Error, Result};
 use crate::hf;
 use crate::models::bert::{Bert, BertConfig, BertInput, Heads, PretrainStats};
+use crate::progress::{progress_bar, report};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
     absolute, adamw_config, check_resume, commit_fresh, ensure_checkpointable, ensure_finite,
-    in_run_dir, note_vocab_size, prepare_out, pretrain_way_on, progress_bar, report,
-    restore_optimizer, save_checkpoint, Start,
+    in_run_dir, note_vocab_size, prepare_out, pretrain_way_on, restore_optimizer, save_checkpoint,
+    Start,
 };
 use crate::train::data_parallel::BertShards;
 use crate::train::inputs::{

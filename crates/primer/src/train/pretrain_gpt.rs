@@ -11,11 +11,12 @@ use crate::engine::rng::{derive_seed, Rng};
 use crate::error::{Error, Result};
 use crate::hf::{self, TokenIds};
 use crate::models::gpt::{Gpt, GptConfig};
+use crate::progress::{progress_bar, report};
 use crate::tokenize::TextTokenizer;
 use crate::train::checkpoint::{
     absolute, adamw_config, check_resume, commit_fresh, ensure_checkpointable, ensure_finite,
-    in_run_dir, note_vocab_size, prepare_out, pretrain_way_on, progress_bar, report,
-    restore_optimizer, save_checkpoint, Start,
+    in_run_dir, note_vocab_size, prepare_out, pretrain_way_on, restore_optimizer, save_checkpoint,
+    Start,
 };
 use crate::train::data_parallel::GptShards;
 use crate::train::inputs::{check_readable, check_recordable, content_crc, same_file};
