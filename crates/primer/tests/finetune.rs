@@ -471,6 +471,42 @@ fn qa_learns_spans_and_windows_long_contexts() {
         panic!("{p:?}")
     };
     assert_eq!((answer.text.as_str(), answer.start), ("lima", 43));
+    // questions asked together (their windows run in shared batches) get the answers each gets alone
+    let questions: Vec<String> = [
+        "who went to lima ?",
+        "where did erin go ?",
+        "what was very a movie ?",
+    ]
+    .map(String::from)
+    .into();
+    let ask =
+        |qs: &[String]| predict(&m, &info, &enc, qs, Some(ctx), &|i| format!("text {i}")).unwrap();
+    let together = ask(&questions);
+    assert_eq!(together.len(), questions.len());
+    for (q, got) in questions.iter().zip(&together) {
+        let alone = ask(std::slice::from_ref(q));
+        let (
+            Prediction::Answer {
+                question,
+                answer,
+                probability,
+            },
+            Prediction::Answer {
+                answer: a1,
+                probability: p1,
+                ..
+            },
+        ) = (got, &alone[0])
+        else {
+            panic!("{got:?}")
+        };
+        assert_eq!(question, q);
+        assert_eq!((&answer.text, answer.start), (&a1.text, a1.start), "{q}");
+        assert!(
+            (probability - p1).abs() < 1e-5,
+            "{q}: {probability} vs {p1}"
+        );
+    }
     // windows that share all they hold could not move on: refused, naming the question, before anything is written
     cfg.doc_stride = 40;
     let other = dir.join("other");

@@ -5,7 +5,9 @@ use super::features::{Feature, QaLimits, TextEncoder};
 use super::model::{Task, TaskModel, Workspace};
 use crate::engine::xent::argmax;
 use crate::error::Result;
+use crate::progress::progress_bar;
 use crate::tasks::metrics;
+use indicatif::ProgressBar;
 use std::collections::BTreeMap;
 
 /// The model's raw outputs for one feature: sequence logits, and token logits (`[len, k]`).
@@ -15,17 +17,39 @@ pub struct Outputs {
     pub tok: Vec<f32>,
 }
 
-/// Eval-mode outputs for every feature, computed in batches of similar length (order kept).
+/// Eval-mode outputs for every feature, computed in batches of similar length (order kept), with a progress bar
+/// over the features on a terminal when there is more than one batch of them.
 pub fn run(
     model: &TaskModel,
     enc: &TextEncoder,
     features: &[Feature],
     batch: usize,
 ) -> Result<Vec<Outputs>> {
+    let bar = if features.len() > batch {
+        progress_bar(features.len(), 0)?
+    } else {
+        ProgressBar::hidden()
+    };
+    let outs = run_telling(model, enc, features, batch, &|done| {
+        bar.set_position(done as u64)
+    });
+    bar.finish_and_clear();
+    outs
+}
+
+/// [`run`], telling `done` the number of features done after each batch instead of drawing a bar.
+pub fn run_telling(
+    model: &TaskModel,
+    enc: &TextEncoder,
+    features: &[Feature],
+    batch: usize,
+    done: &dyn Fn(usize),
+) -> Result<Vec<Outputs>> {
     let mut order: Vec<usize> = (0..features.len()).collect();
     order.sort_by_key(|&i| features[i].ids.len());
     let mut outs = vec![Outputs::default(); features.len()];
     let mut ws = Workspace::default();
+    let mut finished = 0;
     for chunk in order.chunks(batch.max(1)) {
         let items: Vec<&Feature> = chunk.iter().map(|&i| &features[i]).collect();
         let x = enc.batch(&items);
@@ -40,6 +64,8 @@ pub fn run(
                 outs[i].tok = o.tok_logits[r].to_vec();
             }
         }
+        finished += chunk.len();
+        done(finished);
     }
     Ok(outs)
 }

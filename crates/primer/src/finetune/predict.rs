@@ -241,7 +241,9 @@ pub fn predict(
             let Some(context) = context else {
                 return Err(Error::Config("question answering needs --context".into()));
             };
-            let mut out = Vec::new();
+            // every question's windows, run together so that a long list is batched and shows progress
+            let mut feats = Vec::new();
+            let mut windows_of = Vec::with_capacity(texts.len());
             for (i, q) in texts.iter().enumerate() {
                 let ex = QaExample {
                     id: i.to_string(),
@@ -250,11 +252,18 @@ pub fn predict(
                     context: context.to_string(),
                     answers: Vec::new(),
                 };
-                let feats = enc
-                    .qa(&ex, 0, &info.qa_limits(), false)
-                    .map_err(|e| named(i, e))?;
-                let outs = run(model, enc, &feats, 32)?;
-                let windows: Vec<(&Feature, &Outputs)> = feats.iter().zip(&outs).collect();
+                let first = feats.len();
+                feats.extend(
+                    enc.qa(&ex, 0, &info.qa_limits(), false)
+                        .map_err(|e| named(i, e))?,
+                );
+                windows_of.push(first..feats.len());
+            }
+            let outs = run(model, enc, &feats, 32)?;
+            let mut out = Vec::new();
+            for (q, range) in texts.iter().zip(windows_of) {
+                let windows: Vec<(&Feature, &Outputs)> =
+                    feats[range.clone()].iter().zip(&outs[range]).collect();
                 let (span, prob) = match best_span(&windows, &info.qa_limits()) {
                     Some(((a, z), _, p)) => ((a, z), p),
                     None => ((0, 0), 0.0),

@@ -9,7 +9,7 @@
 //! continues a stopped run. Nothing is written before all data has been read and checked.
 
 use super::data::{labels_from_train, prepare, Gold, Prepared, Split, TaskInfo};
-use super::evaluate::{main_metric, run, score};
+use super::evaluate::{main_metric, run, run_telling, score};
 use super::features::Feature;
 use super::load::{load_backbone, load_finetuned, save_finetuned};
 use super::model::{HeadSizes, Task, TaskModel, Workspace};
@@ -638,7 +638,13 @@ fn train_in(
         // weights that are finite can still be too large to give finite outputs: both are checked before the
         // epoch's metrics line, best model and checkpoint
         ensure_checkpointable(model.backbone.params(), &opt, st.step, || way_on(saved))?;
-        let outputs = run(&model, &enc, &dev.features, 64)?;
+        let n_dev = dev.features.len();
+        let epoch = st.epoch;
+        let outputs = run_telling(&model, &enc, &dev.features, 64, &|done| {
+            bar.set_message(format!(
+                "epoch {epoch}: evaluating on dev, {done}/{n_dev} inputs"
+            ))
+        })?;
         let dev_outputs = outputs.iter().flat_map(|o| o.seq.iter().chain(&o.tok));
         ensure_all_finite("a dev output", dev_outputs, st.step, || way_on(saved))?;
         let scores = score(&info, &dev, &outputs);
