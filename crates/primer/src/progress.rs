@@ -90,6 +90,7 @@ impl ReadingBar {
             self.bar.set_style(spinner);
         }
         self.bar.set_message(doing);
+        self.bar.reset_elapsed();
         self.bar.enable_steady_tick(Duration::from_millis(120));
     }
 }

@@ -645,6 +645,7 @@ fn train_in(
                 "epoch {epoch}: evaluating on dev, {done}/{n_dev} inputs"
             ))
         })?;
+        bar.set_message(format!("epoch {epoch}: saving"));
         let dev_outputs = outputs.iter().flat_map(|o| o.seq.iter().chain(&o.tok));
         ensure_all_finite("a dev output", dev_outputs, st.step, || way_on(saved))?;
         let scores = score(&info, &dev, &outputs);

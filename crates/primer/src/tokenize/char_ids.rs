@@ -26,9 +26,13 @@ impl TextTokenizer {
             .inner
             .get_pre_tokenizer()
             .is_some_and(|p| serde_json::to_value(p).ok() == serde_json::to_value(&expected).ok());
+        // an unknown-token entry would stand in for a missing character, where a lookup fails
         let plain = self.inner.get_normalizer().is_none()
             && self.inner.get_post_processor().is_none()
-            && self.inner.get_added_tokens_decoder().is_empty();
+            && self.inner.get_truncation().is_none()
+            && self.inner.get_padding().is_none()
+            && self.inner.get_added_tokens_decoder().is_empty()
+            && model.token_to_id(&model.unk_token).is_none();
         if !same_split || !plain {
             return None;
         }
@@ -113,5 +117,24 @@ mod tests {
             .inner
             .with_normalizer(Some(tokenizers::normalizers::Lowercase));
         assert!(normalized.char_ids().is_none());
+        let mut cut = tok.clone();
+        let truncation = tokenizers::TruncationParams {
+            max_length: 2,
+            ..Default::default()
+        };
+        cut.inner.with_truncation(Some(truncation)).unwrap();
+        assert!(cut.char_ids().is_none());
+        let mut padded = tok.clone();
+        padded.inner.with_padding(Some(Default::default()));
+        assert!(padded.char_ids().is_none());
+        // a vocabulary with its unknown token maps a missing character to it
+        let json = tok.inner.to_string(false).unwrap();
+        let with_unk = json.replacen(r#""vocab":{"#, r#""vocab":{"<unk>":999,"#, 1);
+        assert_ne!(json, with_unk);
+        let unk_tok = TextTokenizer {
+            inner: with_unk.parse().unwrap(),
+            source: None,
+        };
+        assert!(unk_tok.char_ids().is_none());
     }
 }

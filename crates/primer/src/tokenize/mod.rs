@@ -12,6 +12,7 @@ use added_tokens::SpecialToken;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Mutex;
 use tokenizers::decoders::fuse::Fuse;
 use tokenizers::models::bpe::{BpeTrainer, BPE};
 use tokenizers::models::wordlevel::WordLevel;
@@ -75,21 +76,23 @@ fn train_on_files(
         check_not_blank(file)?;
     }
     let bar = ReadingBar::over("training the tokenizer on", files)?;
-    let mut failure = None;
+    let failure = Mutex::new(None);
     let texts = file_chunks(files, &bar).map_while(|text| match text {
         Ok(text) => Some(text),
         Err(e) => {
-            failure = Some(e);
+            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             None
         }
     });
-    // once the text is read, the trainer chooses its vocabulary, for a time the bar cannot measure
+    // once the whole text is read, the trainer chooses its vocabulary, for a time the bar cannot measure
     let choosing = std::iter::from_fn(|| {
-        bar.then("training the tokenizer: choosing its vocabulary".into());
+        if failure.lock().is_ok_and(|f| f.is_none()) {
+            bar.then("training the tokenizer: choosing its vocabulary".into());
+        }
         None
     });
     let trained = inner.train(trainer, texts.chain(choosing)).map(|_| ());
-    if let Some(e) = failure {
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
     trained.map_err(tok_err)
