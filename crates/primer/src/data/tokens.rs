@@ -4,7 +4,9 @@
 //! size, u64 token count, all little-endian — then the tokens, little-endian, u16 when the
 //! vocabulary has at most 65536 tokens and u32 otherwise.
 
-use crate::data::text_chunks::{check_not_blank, TextChunk, TextChunks, DEFAULT_CHUNK_BYTES};
+use crate::data::text_chunks::{
+    check_not_blank, TextChunk, TextChunks, CHUNK_BYTES, LONGEST_CHUNK_BYTES,
+};
 use crate::error::{Error, Result};
 use crate::progress::ReadingBar;
 use crate::tokenize::{CharIds, EncodeError, TextTokenizer};
@@ -34,7 +36,7 @@ pub struct TokenFileInfo {
 /// boundaries (see [`crate::data::text_chunks`]; the tokens equal those of encoding the whole text
 /// at once), encodes the chunks in parallel, in order, and writes `out` atomically.
 pub fn encode_corpus(corpus: &Path, tok: &TextTokenizer, out: &Path) -> Result<TokenFileInfo> {
-    encode_corpus_in_chunks(corpus, tok, out, DEFAULT_CHUNK_BYTES)
+    encode_corpus_in_chunks(corpus, tok, out, CHUNK_BYTES, LONGEST_CHUNK_BYTES)
 }
 
 fn encode_corpus_in_chunks(
@@ -42,12 +44,13 @@ fn encode_corpus_in_chunks(
     tok: &TextTokenizer,
     out: &Path,
     chunk_bytes: usize,
+    longest: usize,
 ) -> Result<TokenFileInfo> {
     check_not_blank(corpus)?;
     let vocab = u32::try_from(tok.vocab_size())
         .map_err(|_| Error::Config(format!("vocab size {} is too large", tok.vocab_size())))?;
     let width = token_width(vocab);
-    let batch = 2 * rayon::current_num_threads().max(1);
+    let batch = 16 * rayon::current_num_threads().max(1);
     let mut info = TokenFileInfo {
         tokens: 0,
         bytes: 0,
@@ -55,7 +58,7 @@ fn encode_corpus_in_chunks(
     write_atomic_with(out, |writer| {
         let io_out = Error::io(out);
         writer.write_all(&header(width, vocab, 0)).map_err(io_out)?;
-        let mut chunks = TextChunks::open(corpus, chunk_bytes)?;
+        let mut chunks = TextChunks::open(corpus, chunk_bytes, longest)?;
         let bar = ReadingBar::over_file("tokenizing", corpus)?;
         let chars = tok.char_ids();
         let mut bytes = Vec::new();
@@ -321,7 +324,8 @@ mod tests {
         // at; smaller chunks would be cut inside words.
         for chunk_bytes in [4, 16, 50, 300, 1 << 20] {
             let out = dir.join(format!("tokens-{chunk_bytes}.bin"));
-            let info = encode_corpus_in_chunks(&corpus, tok, &out, chunk_bytes).unwrap();
+            let info =
+                encode_corpus_in_chunks(&corpus, tok, &out, chunk_bytes, 4 * chunk_bytes).unwrap();
             assert_eq!(
                 info.tokens,
                 whole.len() as u64,
@@ -380,7 +384,7 @@ mod tests {
 
         let unknown = dir.join("unknown.txt");
         std::fs::write(&unknown, "abc\nabd\n").unwrap();
-        let err = encode_corpus_in_chunks(&unknown, &tok, &out, 2)
+        let err = encode_corpus_in_chunks(&unknown, &tok, &out, 2, 8)
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown.txt") && err.contains("'d'"), "{err}");

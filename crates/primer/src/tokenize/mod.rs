@@ -4,7 +4,7 @@
 //! shakespeare_char), a GPT-2 style byte-level BPE and BERT's WordPiece (`wordpiece.rs`). All are
 //! saved as ordinary `tokenizer.json` files, so Python `tokenizers`/`transformers` load them too.
 
-use crate::data::text_chunks::{check_not_blank, TextChunks, DEFAULT_CHUNK_BYTES};
+use crate::data::text_chunks::{check_not_blank, TextChunks, CHUNK_BYTES, LONGEST_CHUNK_BYTES};
 use crate::error::{Error, Result};
 use crate::progress::ReadingBar;
 use crate::train::atomic::write_atomic;
@@ -48,7 +48,7 @@ fn file_chunks<'a>(
     bar: &'a ReadingBar,
 ) -> impl Iterator<Item = Result<String>> + 'a {
     files.iter().flat_map(move |file| {
-        let (chunks, open_error) = match TextChunks::open(file, DEFAULT_CHUNK_BYTES) {
+        let (chunks, open_error) = match TextChunks::open(file, CHUNK_BYTES, LONGEST_CHUNK_BYTES) {
             Ok(chunks) => (Some(chunks), None),
             Err(e) => (None, Some(Err(e))),
         };

@@ -313,7 +313,7 @@ fn word_alphabet(inner: &Tokenizer, files: &[PathBuf]) -> Result<(Vec<char>, Vec
     let mut counts: BTreeMap<char, (u64, bool)> = BTreeMap::new();
     let bar = ReadingBar::over("reading the characters of", files)?;
     let mut chunks = file_chunks(files, &bar);
-    let batch = 2 * rayon::current_num_threads().max(1);
+    let batch = 16 * rayon::current_num_threads().max(1);
     loop {
         let texts = chunks.by_ref().take(batch).collect::<Result<Vec<_>>>()?;
         if texts.is_empty() {
