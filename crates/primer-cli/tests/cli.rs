@@ -21,9 +21,9 @@ fn outcome(cmd: &mut Command) -> (bool, String) {
     )
 }
 
-/// A fresh, empty scratch directory for this test process.
+/// A fresh, empty scratch directory of this test's own.
 fn tmp(name: &str) -> Scratch {
-    Scratch::fresh(std::env::temp_dir().join(format!("primer-cli-{}-{name}", std::process::id())))
+    Scratch::fresh("cli", name)
 }
 
 /// `dir/corpus.txt`: 400 lines of one sentence with ten numbers.

@@ -31,11 +31,9 @@ pub(crate) fn crash_point() {
     }
 }
 
-/// A fresh, empty directory under the system temp dir, unique to this process, `prefix` and `name`.
+/// A fresh, empty directory of this test's own under the system temp dir, named for `prefix` and `name`.
 pub(crate) fn scratch_dir(prefix: &str, name: &str) -> Scratch {
-    Scratch::fresh(
-        std::env::temp_dir().join(format!("primer-{prefix}-{}-{name}", std::process::id())),
-    )
+    Scratch::fresh(prefix, name)
 }
 
 /// The names of the entries of `dir`, sorted.

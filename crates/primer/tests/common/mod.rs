@@ -14,9 +14,9 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A fresh, empty scratch directory for this test process.
+/// A fresh, empty scratch directory of this test's own.
 pub fn tmp(name: &str) -> Scratch {
-    Scratch::fresh(std::env::temp_dir().join(format!("primer-test-{}-{name}", std::process::id())))
+    Scratch::fresh("test", name)
 }
 
 /// Largest absolute difference between two equally long slices.

@@ -3,14 +3,22 @@
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A fresh, empty directory for one test: removed when dropped, but kept for inspection when the test fails
 /// (panics).
 pub struct Scratch(PathBuf);
 
 impl Scratch {
-    /// Empties `dir` (whatever an earlier process of the same id left there) and creates it.
-    pub fn fresh(dir: PathBuf) -> Scratch {
+    /// A directory under the system temp dir named for `kind`, this process, how many this process has made
+    /// before and `name`: tests that run at once get directories of their own even when they ask for the same
+    /// name (two tests sharing one helper's directory used to empty it under each other). Whatever an earlier
+    /// process of the same id left there is removed first.
+    pub fn fresh(kind: &str, name: &str) -> Scratch {
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("primer-{kind}-{}-{n}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
