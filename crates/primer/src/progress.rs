@@ -25,7 +25,7 @@ fn bar(len: u64, pos: u64) -> ProgressBar {
 pub(crate) fn progress_bar(len: usize, pos: usize) -> Result<ProgressBar> {
     let bar = bar(len as u64, pos as u64);
     bar.set_style(style(
-        "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+        "{bar:16} {pos}/{len} [{elapsed_precise}<{eta_precise}] {wide_msg}",
     )?);
     Ok(bar)
 }
@@ -42,7 +42,8 @@ pub(crate) fn report(bar: &ProgressBar, line: String) {
 /// Files smaller than this are read in about a second or less, too soon for a bar to say anything.
 const READING_BAR_BYTES: u64 = 16 << 20;
 
-/// A bar over the bytes of files being read ("tokenizing corpus.txt  ███░░ 1.2 GiB/4.0 GiB [..] 20 MiB/s"),
+/// A bar over the bytes of files being read, under a line saying what is done ("tokenizing corpus.txt", then
+/// "███░░  30% of 4.0 GiB [..] 20 MiB/s"),
 /// hidden when stderr is not a terminal or the files are small, and cleared when dropped, on success and error
 /// alike.
 pub(crate) struct ReadingBar {
@@ -67,7 +68,7 @@ impl ReadingBar {
             bar(bytes, 0)
         };
         bar.set_style(style(
-            "{msg} {bar:30} {bytes}/{total_bytes} [{elapsed_precise}<{eta_precise}] {bytes_per_sec}",
+            "{wide_msg}\n{bar:24} {percent:>3}% of {total_bytes} [{elapsed_precise}<{eta_precise}] {bytes_per_sec}",
         )?);
         bar.set_message(format!("{doing} {names}"));
         Ok(Self { bar })

@@ -120,7 +120,8 @@ impl TextChunks {
             if want >= self.longest && valid > 0 {
                 break valid;
             }
-            want = (want * 2).max(self.buf.len() + 4);
+            // no more than `longest` (unless the buffer already holds that much), so that the cut comes there
+            want = (want * 2).min(self.longest).max(self.buf.len() + 4);
         };
         let rest = self.buf.split_off(cut);
         let bytes = std::mem::replace(&mut self.buf, rest);
@@ -236,6 +237,20 @@ mod tests {
             parts.iter().map(|c| c.text.as_str()).collect::<String>(),
             text
         );
+    }
+
+    /// Text without whitespace is cut once the chunk reaches `longest` bytes, wherever the chunk before it ended:
+    /// a chunk does not grow past `longest` by doubling a longer leftover.
+    #[test]
+    fn text_without_whitespace_is_cut_at_the_longest_chunk() {
+        let text = format!("{} {}\n", "a".repeat(60), "b".repeat(300));
+        let (_dir, path) = temp_file("longest.txt", text.as_bytes());
+        let parts = TextChunks::open(&path, 40, 100)
+            .unwrap()
+            .collect::<Result<Vec<_>>>()
+            .unwrap();
+        let lens: Vec<usize> = parts.iter().map(|c| c.text.len()).collect();
+        assert_eq!(lens, [60, 100, 100, 100, 2], "{lens:?}");
     }
 
     #[test]
