@@ -213,14 +213,17 @@ impl TokenFile {
     /// Errors if a token is not below the vocabulary size.
     fn check_ids(&self) -> Result<()> {
         const BLOCK: usize = 1 << 16;
+        let bar = ReadingBar::over_file("checking the tokens of", &self.path)?;
         let bad = (0..self.len.div_ceil(BLOCK))
             .into_par_iter()
             .find_first(|&b| {
                 let start = b * BLOCK;
                 let mut ids = vec![0; BLOCK.min(self.len - start)];
                 self.read(start, &mut ids);
+                bar.advance((ids.len() * self.width) as u64);
                 ids.iter().any(|&id| id >= self.vocab)
             });
+        drop(bar);
         let Some(block) = bad else { return Ok(()) };
         let start = block * BLOCK;
         let mut ids = vec![0; BLOCK.min(self.len - start)];
