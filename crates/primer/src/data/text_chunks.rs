@@ -169,6 +169,20 @@ fn safe_cut(text: &str) -> Option<usize> {
     other_ws
 }
 
+/// `chunks` in groups to work on in parallel: 16 a thread, so every thread stays busy with 4 KiB chunks. A
+/// group that meets an error is that error.
+pub fn in_batches<T>(
+    mut chunks: impl Iterator<Item = Result<T>>,
+) -> impl Iterator<Item = Result<Vec<T>>> {
+    let batch = 16 * rayon::current_num_threads().max(1);
+    std::iter::from_fn(
+        move || match chunks.by_ref().take(batch).collect::<Result<Vec<_>>>() {
+            Ok(group) if group.is_empty() => None,
+            group => Some(group),
+        },
+    )
+}
+
 /// Errors unless `path` contains at least one non-whitespace character (reads it in chunks).
 pub fn check_not_blank(path: &Path) -> Result<()> {
     for chunk in TextChunks::open(path, CHUNK_BYTES, LONGEST_CHUNK_BYTES)? {

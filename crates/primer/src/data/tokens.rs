@@ -5,7 +5,7 @@
 //! vocabulary has at most 65536 tokens and u32 otherwise.
 
 use crate::data::text_chunks::{
-    check_not_blank, TextChunk, TextChunks, CHUNK_BYTES, LONGEST_CHUNK_BYTES,
+    check_not_blank, in_batches, TextChunk, TextChunks, CHUNK_BYTES, LONGEST_CHUNK_BYTES,
 };
 use crate::error::{Error, Result};
 use crate::progress::ReadingBar;
@@ -50,7 +50,6 @@ fn encode_corpus_in_chunks(
     let vocab = u32::try_from(tok.vocab_size())
         .map_err(|_| Error::Config(format!("vocab size {} is too large", tok.vocab_size())))?;
     let width = token_width(vocab);
-    let batch = 16 * rayon::current_num_threads().max(1);
     let mut info = TokenFileInfo {
         tokens: 0,
         bytes: 0,
@@ -58,15 +57,12 @@ fn encode_corpus_in_chunks(
     write_atomic_with(out, |writer| {
         let io_out = Error::io(out);
         writer.write_all(&header(width, vocab, 0)).map_err(io_out)?;
-        let mut chunks = TextChunks::open(corpus, chunk_bytes, longest)?;
+        let chunks = TextChunks::open(corpus, chunk_bytes, longest)?;
         let bar = ReadingBar::over_file("tokenizing", corpus)?;
         let chars = tok.char_ids();
         let mut bytes = Vec::new();
-        loop {
-            let texts = chunks.by_ref().take(batch).collect::<Result<Vec<_>>>()?;
-            if texts.is_empty() {
-                break;
-            }
+        for texts in in_batches(chunks) {
+            let texts = texts?;
             let encoded = texts
                 .par_iter()
                 .map(|chunk| encode_chunk(corpus, tok, chars.as_ref(), chunk))
@@ -223,7 +219,6 @@ impl TokenFile {
                 bar.advance((ids.len() * self.width) as u64);
                 ids.iter().any(|&id| id >= self.vocab)
             });
-        drop(bar);
         let Some(block) = bad else { return Ok(()) };
         let start = block * BLOCK;
         let mut ids = vec![0; BLOCK.min(self.len - start)];

@@ -7,6 +7,7 @@
 //! `[CLS] A [SEP]` / `[CLS] A [SEP] B [SEP]` (type id 1 for B and its [SEP]).
 
 use super::{file_chunks, tok_err, train_on_files, TextTokenizer};
+use crate::data::text_chunks::in_batches;
 use crate::error::{Error, Result};
 use crate::hf;
 use crate::progress::ReadingBar;
@@ -312,14 +313,8 @@ impl TextTokenizer {
 fn word_alphabet(inner: &Tokenizer, files: &[PathBuf]) -> Result<(Vec<char>, Vec<char>)> {
     let mut counts: BTreeMap<char, (u64, bool)> = BTreeMap::new();
     let bar = ReadingBar::over("reading the characters of", files)?;
-    let mut chunks = file_chunks(files, &bar);
-    let batch = 16 * rayon::current_num_threads().max(1);
-    loop {
-        let texts = chunks.by_ref().take(batch).collect::<Result<Vec<_>>>()?;
-        if texts.is_empty() {
-            break;
-        }
-        let counted = texts
+    for texts in in_batches(file_chunks(files, &bar)) {
+        let counted = texts?
             .into_par_iter()
             .map(|text| text_alphabet(inner, text))
             .collect::<Vec<_>>();

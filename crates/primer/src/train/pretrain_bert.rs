@@ -410,13 +410,11 @@ fn run(
     let crc_of =
         |path: &Path, recorded: Option<u32>| recorded.map_or_else(|| content_crc(path), Ok);
     let corpus_crc32 = crc_of(corpus, state.as_ref().and_then(|s| s.corpus_crc32))?;
-    let val_corpus_crc32 = match &cfg.val_corpus {
-        Some(val) => Some(crc_of(
-            val,
-            state.as_ref().and_then(|s| s.val_corpus_crc32),
-        )?),
-        None => None,
-    };
+    let val_corpus_crc32 = cfg
+        .val_corpus
+        .as_deref()
+        .map(|val| crc_of(val, state.as_ref().and_then(|s| s.val_corpus_crc32)))
+        .transpose()?;
     // what is wrong with a tokenizer is named by its file
     let specials = tok.bert_specials()?;
     let masker = Masker::for_tokenizer(&tok, cfg.mask_config())?;
